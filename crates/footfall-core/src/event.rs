@@ -1,0 +1,97 @@
+//! The stored event and the reasons a hit can be dropped.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the page view event.
+pub const PAGEVIEW: &str = "pageview";
+/// Name of the engagement beacon (time on page, scroll depth). Never a page view or a
+/// custom event; extends visit duration but never un-bounces.
+pub const ENGAGEMENT: &str = "engagement";
+
+/// Attributes of a visit, taken from the session's first event and copied onto every
+/// event of the session (the `visit:*` dimensions).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitAttrs {
+    pub entry_page: String,
+    pub entry_hostname: String,
+    pub referrer: String,
+    pub source: String,
+    pub channel: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub device: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub country: String,
+    pub region: String,
+    pub city: u32,
+    pub country_name: String,
+    pub region_name: String,
+    pub city_name: String,
+    pub org: String,
+}
+
+/// One enriched, identified and sessionized event, exactly as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub site_id: u32,
+    /// Event time, microseconds since the Unix epoch (UTC).
+    pub ts_us: i64,
+    pub event_id: u64,
+    /// `event_id` derives from a client-given id; re-sent ids are not stored twice.
+    pub client_id: bool,
+    pub visitor_id: u64,
+    pub session_id: u64,
+    /// Time of the session's first event, microseconds since the epoch.
+    pub session_start_us: i64,
+    pub name: String,
+    pub interactive: bool,
+    pub hostname: String,
+    pub pathname: String,
+    pub title: String,
+    pub engagement_ms: u32,
+    pub scroll_depth: Option<u8>,
+    pub revenue_amount: Option<f64>,
+    pub revenue_currency: Option<String>,
+    pub props: Vec<(String, String)>,
+    pub visit: VisitAttrs,
+}
+
+impl Event {
+    pub fn is_pageview(&self) -> bool {
+        self.name == PAGEVIEW
+    }
+    pub fn is_engagement(&self) -> bool {
+        self.name == ENGAGEMENT
+    }
+}
+
+/// Why a hit was accepted but not stored (`x-footfall-dropped`, per-site counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    Bot,
+    Headless,
+    SpamReferrer,
+    HostnameNotAllowed,
+    Localhost,
+    NoSession,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Bot => "bot",
+            DropReason::Headless => "headless",
+            DropReason::SpamReferrer => "spam_referrer",
+            DropReason::HostnameNotAllowed => "hostname_not_allowed",
+            DropReason::Localhost => "localhost",
+            DropReason::NoSession => "no_session",
+        }
+    }
+}

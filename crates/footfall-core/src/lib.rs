@@ -1,0 +1,9 @@
+//! footfall's pure domain: events, identity, sessions and the Stats API query model.
+//! No I/O and no async runtime here, so every rule can be unit-tested in isolation.
+
+pub mod event;
+pub mod identity;
+pub mod query;
+pub mod session;
+
+pub use event::{DropReason, Event, VisitAttrs};

@@ -1,0 +1,690 @@
+//! Stats API v2 query model (DESIGN §4, §5): a JSON query is parsed, validated and resolved
+//! (date range in the site's timezone, goals, default order) into a [`Query`] that storage
+//! backends turn into SQL. No I/O here.
+
+mod parse;
+mod time;
+
+pub use parse::{parse_query, site_id_of};
+pub use time::{
+    bucket_label_format, local_day_start, offset_segments, resolve_granularity, time_labels,
+};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// A query the caller got wrong; the message names the bad part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct QueryError {
+    pub message: String,
+}
+
+impl QueryError {
+    pub fn new(message: impl Into<String>) -> Self {
+        QueryError {
+            message: message.into(),
+        }
+    }
+
+    /// Stable error code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        "invalid_query"
+    }
+}
+
+/// What the query needs to know about the site.
+#[derive(Debug, Clone)]
+pub struct SiteContext {
+    pub domain: String,
+    pub timezone: Tz,
+    pub goals: Vec<Goal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoalKind {
+    Page,
+    Event,
+}
+
+/// A configured goal. Custom event names are goals without configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Goal {
+    pub kind: GoalKind,
+    /// Page path with `*` wildcards (page goals) or the event name.
+    pub pattern: String,
+    /// `Visit /blog*` or the event name.
+    pub display_name: String,
+}
+
+/// Converts a page-goal pattern into an anchored regex (RE2 syntax). As in Plausible,
+/// `**` matches anything and `*` anything but `/`.
+pub fn wildcard_to_regex(pattern: &str) -> String {
+    let mut out = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '*' {
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                out.push_str(".*");
+            } else {
+                out.push_str("[^/]*");
+            }
+        } else {
+            if "\\.+?()[]{}|^$".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out.push('$');
+    out
+}
+
+macro_rules! name_enum {
+    ($(#[$m:meta])* $name:ident { $($var:ident => $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($var),* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$var),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $s),* }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+name_enum!(
+    /// A Stats API metric.
+    Metric {
+        Visitors => "visitors",
+        Visits => "visits",
+        Pageviews => "pageviews",
+        ViewsPerVisit => "views_per_visit",
+        BounceRate => "bounce_rate",
+        VisitDuration => "visit_duration",
+        Events => "events",
+        Percentage => "percentage",
+        ConversionRate => "conversion_rate",
+        TimeOnPage => "time_on_page",
+        ScrollDepth => "scroll_depth",
+    }
+);
+
+impl Metric {
+    /// Metrics Plausible refuses to mix with event dimensions other than page/hostname.
+    pub fn is_session_only(self) -> bool {
+        matches!(
+            self,
+            Metric::BounceRate | Metric::ViewsPerVisit | Metric::VisitDuration
+        )
+    }
+
+    /// Metrics computed over visits (sessions starting in range) rather than events.
+    pub fn is_visit_level(self) -> bool {
+        self.is_session_only() || self == Metric::Visits
+    }
+}
+
+impl FromStr for Metric {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, QueryError> {
+        Metric::ALL
+            .iter()
+            .copied()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Metric::ALL.iter().map(|m| m.as_str()).collect();
+                QueryError::new(format!(
+                    "unknown metric '{s}'{}",
+                    parse::suggestion(s, &names)
+                ))
+            })
+    }
+}
+
+name_enum!(
+    /// A `visit:*` attribute (the session's first event's).
+    VisitAttr {
+        EntryPage => "entry_page",
+        EntryPageHostname => "entry_page_hostname",
+        ExitPage => "exit_page",
+        ExitPageHostname => "exit_page_hostname",
+        Source => "source",
+        Referrer => "referrer",
+        Channel => "channel",
+        UtmSource => "utm_source",
+        UtmMedium => "utm_medium",
+        UtmCampaign => "utm_campaign",
+        UtmContent => "utm_content",
+        UtmTerm => "utm_term",
+        Device => "device",
+        Browser => "browser",
+        BrowserVersion => "browser_version",
+        Os => "os",
+        OsVersion => "os_version",
+        Country => "country",
+        Region => "region",
+        City => "city",
+        CountryName => "country_name",
+        RegionName => "region_name",
+        CityName => "city_name",
+        Org => "org",
+    }
+);
+
+/// How a breakdown treats visits whose attribute is empty ('' or city 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyValue {
+    /// Keep the row as stored (source is literally "Direct / None").
+    Keep,
+    /// Leave such visits out of the breakdown (Plausible does this for UTM, referrer and
+    /// location breakdowns: "unknown" is not a useful row there).
+    Exclude,
+    /// Show them as "(not set)" (Plausible's label for unknown browser/OS/device).
+    NotSet,
+}
+
+impl VisitAttr {
+    /// The denormalised `events` column, or None when computed per session (exit page).
+    pub fn column(self) -> Option<&'static str> {
+        use VisitAttr::*;
+        Some(match self {
+            EntryPage => "entry_page",
+            EntryPageHostname => "entry_hostname",
+            ExitPage | ExitPageHostname => return None,
+            Source => "source",
+            Referrer => "referrer",
+            Channel => "channel",
+            UtmSource => "utm_source",
+            UtmMedium => "utm_medium",
+            UtmCampaign => "utm_campaign",
+            UtmContent => "utm_content",
+            UtmTerm => "utm_term",
+            Device => "device",
+            Browser => "browser",
+            BrowserVersion => "browser_version",
+            Os => "os",
+            OsVersion => "os_version",
+            Country => "country",
+            Region => "region",
+            City => "city",
+            CountryName => "country_name",
+            RegionName => "region_name",
+            CityName => "city_name",
+            Org => "org",
+        })
+    }
+
+    pub fn empty_value(self) -> EmptyValue {
+        use VisitAttr::*;
+        match self {
+            Source | EntryPage | ExitPage => EmptyValue::Keep,
+            Device | Browser | BrowserVersion | Os | OsVersion | Channel => EmptyValue::NotSet,
+            _ => EmptyValue::Exclude,
+        }
+    }
+}
+
+name_enum!(
+    /// Bucket size of a time dimension.
+    TimeGranularity {
+        Auto => "time",
+        Hour => "time:hour",
+        Day => "time:day",
+        Week => "time:week",
+        Month => "time:month",
+    }
+);
+
+/// A dimension (group key or filter target).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    EventPage,
+    EventName,
+    EventGoal,
+    EventHostname,
+    EventProps(String),
+    Visit(VisitAttr),
+    Time(TimeGranularity),
+}
+
+impl Dimension {
+    pub fn name(&self) -> String {
+        match self {
+            Dimension::EventPage => "event:page".into(),
+            Dimension::EventName => "event:name".into(),
+            Dimension::EventGoal => "event:goal".into(),
+            Dimension::EventHostname => "event:hostname".into(),
+            Dimension::EventProps(k) => format!("event:props:{k}"),
+            Dimension::Visit(a) => format!("visit:{}", a.as_str()),
+            Dimension::Time(g) => g.as_str().into(),
+        }
+    }
+
+    /// An `event:*` dimension (restricts to matching events rather than visits).
+    pub fn is_event(&self) -> bool {
+        matches!(
+            self,
+            Dimension::EventPage
+                | Dimension::EventName
+                | Dimension::EventGoal
+                | Dimension::EventHostname
+                | Dimension::EventProps(_)
+        )
+    }
+
+    pub fn is_time(&self) -> bool {
+        matches!(self, Dimension::Time(_))
+    }
+}
+
+impl FromStr for Dimension {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, QueryError> {
+        let d = match s {
+            "event:page" => Some(Dimension::EventPage),
+            "event:name" => Some(Dimension::EventName),
+            "event:goal" => Some(Dimension::EventGoal),
+            "event:hostname" => Some(Dimension::EventHostname),
+            // Legacy name of visit:device.
+            "visit:screen" => Some(Dimension::Visit(VisitAttr::Device)),
+            _ => None,
+        };
+        if let Some(d) = d {
+            return Ok(d);
+        }
+        if let Some(key) = s.strip_prefix("event:props:") {
+            if key.is_empty() {
+                return Err(QueryError::new(
+                    "dimension 'event:props:' needs a property name",
+                ));
+            }
+            return Ok(Dimension::EventProps(key.to_string()));
+        }
+        if let Some(attr) = s.strip_prefix("visit:")
+            && let Some(a) = VisitAttr::ALL.iter().find(|a| a.as_str() == attr)
+        {
+            return Ok(Dimension::Visit(*a));
+        }
+        if let Some(g) = TimeGranularity::ALL.iter().find(|g| g.as_str() == s) {
+            return Ok(Dimension::Time(*g));
+        }
+        let mut names: Vec<String> = vec![
+            "event:page".into(),
+            "event:name".into(),
+            "event:goal".into(),
+            "event:hostname".into(),
+        ];
+        names.extend(
+            VisitAttr::ALL
+                .iter()
+                .map(|a| format!("visit:{}", a.as_str())),
+        );
+        names.extend(TimeGranularity::ALL.iter().map(|g| g.as_str().to_string()));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        Err(QueryError::new(format!(
+            "unknown dimension '{s}'{}",
+            parse::suggestion(s, &refs)
+        )))
+    }
+}
+
+name_enum!(
+    /// A filter operator on a dimension.
+    FilterOp {
+        Is => "is",
+        IsNot => "is_not",
+        Contains => "contains",
+        ContainsNot => "contains_not",
+        Matches => "matches",
+        MatchesNot => "matches_not",
+    }
+);
+
+impl FilterOp {
+    pub fn is_negated(self) -> bool {
+        matches!(
+            self,
+            FilterOp::IsNot | FilterOp::ContainsNot | FilterOp::MatchesNot
+        )
+    }
+
+    /// The positive form (is_not -> is, ...).
+    pub fn positive(self) -> FilterOp {
+        match self {
+            FilterOp::IsNot => FilterOp::Is,
+            FilterOp::ContainsNot => FilterOp::Contains,
+            FilterOp::MatchesNot => FilterOp::Matches,
+            op => op,
+        }
+    }
+}
+
+/// The filter AST. Clauses (`values`) of one leaf are OR-ed; negated operators match
+/// when none of the clauses does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    Is {
+        dim: Dimension,
+        values: Vec<String>,
+        case_sensitive: bool,
+    },
+    IsNot {
+        dim: Dimension,
+        values: Vec<String>,
+        case_sensitive: bool,
+    },
+    Contains {
+        dim: Dimension,
+        values: Vec<String>,
+        case_sensitive: bool,
+    },
+    ContainsNot {
+        dim: Dimension,
+        values: Vec<String>,
+        case_sensitive: bool,
+    },
+    Matches {
+        dim: Dimension,
+        values: Vec<String>,
+        case_sensitive: bool,
+    },
+    MatchesNot {
+        dim: Dimension,
+        values: Vec<String>,
+        case_sensitive: bool,
+    },
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+/// A borrowed view of a leaf filter.
+#[derive(Debug, Clone, Copy)]
+pub struct Leaf<'a> {
+    pub op: FilterOp,
+    pub dim: &'a Dimension,
+    pub values: &'a [String],
+    pub case_sensitive: bool,
+}
+
+impl Filter {
+    pub fn leaf(op: FilterOp, dim: Dimension, values: Vec<String>, case_sensitive: bool) -> Filter {
+        match op {
+            FilterOp::Is => Filter::Is {
+                dim,
+                values,
+                case_sensitive,
+            },
+            FilterOp::IsNot => Filter::IsNot {
+                dim,
+                values,
+                case_sensitive,
+            },
+            FilterOp::Contains => Filter::Contains {
+                dim,
+                values,
+                case_sensitive,
+            },
+            FilterOp::ContainsNot => Filter::ContainsNot {
+                dim,
+                values,
+                case_sensitive,
+            },
+            FilterOp::Matches => Filter::Matches {
+                dim,
+                values,
+                case_sensitive,
+            },
+            FilterOp::MatchesNot => Filter::MatchesNot {
+                dim,
+                values,
+                case_sensitive,
+            },
+        }
+    }
+
+    pub fn as_leaf(&self) -> Option<Leaf<'_>> {
+        let (op, dim, values, case_sensitive) = match self {
+            Filter::Is {
+                dim,
+                values,
+                case_sensitive,
+            } => (FilterOp::Is, dim, values, case_sensitive),
+            Filter::IsNot {
+                dim,
+                values,
+                case_sensitive,
+            } => (FilterOp::IsNot, dim, values, case_sensitive),
+            Filter::Contains {
+                dim,
+                values,
+                case_sensitive,
+            } => (FilterOp::Contains, dim, values, case_sensitive),
+            Filter::ContainsNot {
+                dim,
+                values,
+                case_sensitive,
+            } => (FilterOp::ContainsNot, dim, values, case_sensitive),
+            Filter::Matches {
+                dim,
+                values,
+                case_sensitive,
+            } => (FilterOp::Matches, dim, values, case_sensitive),
+            Filter::MatchesNot {
+                dim,
+                values,
+                case_sensitive,
+            } => (FilterOp::MatchesNot, dim, values, case_sensitive),
+            _ => return None,
+        };
+        Some(Leaf {
+            op,
+            dim,
+            values,
+            case_sensitive: *case_sensitive,
+        })
+    }
+
+    /// Whether any leaf satisfies `pred`.
+    pub fn any_leaf(&self, pred: &dyn Fn(&Leaf<'_>) -> bool) -> bool {
+        match self {
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| f.any_leaf(pred)),
+            Filter::Not(f) => f.any_leaf(pred),
+            leaf => leaf.as_leaf().is_some_and(|l| pred(&l)),
+        }
+    }
+
+    /// The filter in Stats API JSON form.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Filter::And(fs) => {
+                serde_json::json!(["and", fs.iter().map(Filter::to_json).collect::<Vec<_>>()])
+            }
+            Filter::Or(fs) => {
+                serde_json::json!(["or", fs.iter().map(Filter::to_json).collect::<Vec<_>>()])
+            }
+            Filter::Not(f) => serde_json::json!(["not", f.to_json()]),
+            leaf => {
+                let Some(l) = leaf.as_leaf() else {
+                    return Value::Null;
+                };
+                let mut v = vec![
+                    Value::from(l.op.as_str()),
+                    Value::from(l.dim.name()),
+                    Value::from(l.values.to_vec()),
+                ];
+                if !l.case_sensitive {
+                    v.push(serde_json::json!({"case_sensitive": false}));
+                }
+                Value::Array(v)
+            }
+        }
+    }
+}
+
+/// What an `order_by` entry sorts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderTarget {
+    Metric(Metric),
+    Dimension(Dimension),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBy {
+    pub target: OrderTarget,
+    pub desc: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pagination {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for Pagination {
+    fn default() -> Self {
+        Pagination {
+            limit: 10_000,
+            offset: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Include {
+    pub time_labels: bool,
+    pub total_rows: bool,
+    /// Accepted for compatibility; footfall has no imported data.
+    pub imports: bool,
+}
+
+/// How the date range was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeKind {
+    /// "day", "7d", ... as given.
+    Shorthand(String),
+    /// [from, to] ISO dates.
+    Dates,
+    /// [from, to] ISO datetimes.
+    DateTimes,
+}
+
+/// The resolved date range: `[start_utc, end_utc)` plus the site-local days it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateRange {
+    pub start_utc: DateTime<Utc>,
+    pub end_utc: DateTime<Utc>,
+    /// Local day of `start_utc`.
+    pub first_day: NaiveDate,
+    /// Local day of the last instant of the range.
+    pub last_day: NaiveDate,
+    pub kind: RangeKind,
+}
+
+impl DateRange {
+    pub fn is_all(&self) -> bool {
+        self.kind == RangeKind::Shorthand("all".into())
+    }
+}
+
+/// A validated, resolved Stats API v2 query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub site_id: String,
+    pub metrics: Vec<Metric>,
+    pub dimensions: Vec<Dimension>,
+    /// Implicit AND.
+    pub filters: Vec<Filter>,
+    /// Always filled (defaults applied).
+    pub order_by: Vec<OrderBy>,
+    pub pagination: Pagination,
+    pub include: Include,
+    pub range: DateRange,
+    pub timezone: Tz,
+    /// The normalised query for the response's `query` key.
+    pub echo: Value,
+}
+
+impl Query {
+    /// Position and resolved (never Auto) granularity of the time dimension, if any.
+    pub fn time_dimension(&self) -> Option<(usize, TimeGranularity)> {
+        self.dimensions
+            .iter()
+            .enumerate()
+            .find_map(|(i, d)| match d {
+                Dimension::Time(g) => Some((i, resolve_granularity(*g, &self.range))),
+                _ => None,
+            })
+    }
+
+    pub fn has_dimension(&self, d: &Dimension) -> bool {
+        self.dimensions.contains(d)
+    }
+
+    /// Whether any filter (at any depth) is on `dim`.
+    pub fn filters_on(&self, pred: &dyn Fn(&Dimension) -> bool) -> bool {
+        self.filters.iter().any(|f| f.any_leaf(&|l| pred(l.dim)))
+    }
+}
+
+/// One result row, values in query order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    pub dimensions: Vec<Value>,
+    pub metrics: Vec<Value>,
+}
+
+impl ResultRow {
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"dimensions": self.dimensions, "metrics": self.metrics})
+    }
+}
+
+/// What a backend returns for a query; the server adds the `query` echo.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryOutput {
+    pub results: Vec<ResultRow>,
+    pub meta: serde_json::Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_regex() {
+        assert_eq!(wildcard_to_regex("/blog*"), "^/blog[^/]*$");
+        assert_eq!(wildcard_to_regex("/blog/**"), "^/blog/.*$");
+        assert_eq!(wildcard_to_regex("/a.b"), "^/a\\.b$");
+    }
+
+    #[test]
+    fn names_roundtrip() {
+        for m in Metric::ALL {
+            assert_eq!(m.as_str().parse::<Metric>(), Ok(*m));
+        }
+        for a in VisitAttr::ALL {
+            let d: Dimension = format!("visit:{a}").parse().expect("visit dim");
+            assert_eq!(d.name(), format!("visit:{a}"));
+        }
+        assert_eq!(
+            "event:props:plan".parse::<Dimension>(),
+            Ok(Dimension::EventProps("plan".into()))
+        );
+        assert_eq!(
+            "time:week".parse::<Dimension>(),
+            Ok(Dimension::Time(TimeGranularity::Week))
+        );
+    }
+}

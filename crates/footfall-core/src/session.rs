@@ -1,0 +1,63 @@
+//! Sessionization rules (DESIGN §3): the events of one (site, visitor) with no gap over the
+//! site's timeout form one visit, decided by event time, not arrival time.
+
+use crate::event::VisitAttrs;
+use std::sync::Arc;
+
+/// Default inactivity timeout: 30 minutes.
+pub const DEFAULT_TIMEOUT_SECS: u32 = 30 * 60;
+
+/// What the sessionizer remembers about an open visit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenSession {
+    pub session_id: u64,
+    pub visitor_id: u64,
+    pub start_us: i64,
+    pub last_us: i64,
+    /// Attributes of the first event, copied onto every later event.
+    pub visit: Arc<VisitAttrs>,
+}
+
+impl OpenSession {
+    /// Whether an event at `ts_us` belongs to this visit. Events slightly out of order
+    /// (earlier than the last one but not before the start) still belong to it.
+    pub fn continues_at(&self, ts_us: i64, timeout_secs: u32) -> bool {
+        let timeout_us = i64::from(timeout_secs) * 1_000_000;
+        ts_us >= self.start_us && ts_us - self.last_us <= timeout_us
+    }
+
+    /// Records an event of this visit.
+    pub fn touch(&mut self, ts_us: i64) {
+        self.last_us = self.last_us.max(ts_us);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(start: i64) -> OpenSession {
+        OpenSession {
+            session_id: 1,
+            visitor_id: 2,
+            start_us: start,
+            last_us: start,
+            visit: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn thirty_minute_gap_is_inclusive() {
+        let s = open(0);
+        assert!(s.continues_at(30 * 60 * 1_000_000, DEFAULT_TIMEOUT_SECS));
+        assert!(!s.continues_at(30 * 60 * 1_000_000 + 1, DEFAULT_TIMEOUT_SECS));
+    }
+
+    #[test]
+    fn sliding_window() {
+        let mut s = open(0);
+        s.touch(20 * 60 * 1_000_000);
+        assert!(s.continues_at(45 * 60 * 1_000_000, DEFAULT_TIMEOUT_SECS));
+        assert!(!s.continues_at(-1, DEFAULT_TIMEOUT_SECS));
+    }
+}

@@ -1,0 +1,190 @@
+//! Acquisition channel (`visit:channel`), following Plausible's GA4-style rules.
+//!
+//! Rules are tried in order; the first that matches wins:
+//! Cross-network, Paid Search, Paid Social, Paid Video, Display, Paid Other,
+//! AI Assistants, Organic Social, Video, Organic Search, Email, Affiliates, Audio,
+//! SMS, Mobile Push Notifications, Referral, Direct.
+
+use crate::referrer::{Category, source_category};
+
+/// Every value [`channel`] can return.
+pub const CHANNELS: &[&str] = &[
+    "Direct",
+    "Organic Search",
+    "Paid Search",
+    "Organic Social",
+    "Paid Social",
+    "Email",
+    "Referral",
+    "AI Assistants",
+    "Display",
+    "Affiliates",
+    "Video",
+    "Paid Video",
+    "Paid Other",
+    "Audio",
+    "SMS",
+    "Mobile Push Notifications",
+    "Cross-network",
+];
+
+/// Source value meaning "no referrer and no utm_source".
+pub const DIRECT_SOURCE: &str = "Direct / None";
+
+/// Channel for a visit. `source` is the visit's canonical source (see
+/// [`crate::referrer`]); `click_id` is the click-id parameter name from the page URL.
+pub fn channel(
+    source: &str,
+    utm_medium: &str,
+    utm_source: &str,
+    utm_campaign: &str,
+    click_id: &str,
+) -> &'static str {
+    let medium = utm_medium.trim().to_ascii_lowercase();
+    let usource = utm_source.trim().to_ascii_lowercase();
+    let campaign = utm_campaign.trim().to_ascii_lowercase();
+    let source = source.trim();
+    let is_direct = source.is_empty() || source == DIRECT_SOURCE;
+    let cat = if is_direct {
+        None
+    } else {
+        source_category(source)
+    };
+    let paid = is_paid_medium(&medium);
+
+    if campaign.contains("cross-network") {
+        return "Cross-network";
+    }
+    if matches!(click_id, "gclid" | "msclkid") || (cat == Some(Category::Search) && paid) {
+        return "Paid Search";
+    }
+    if paid
+        && (cat == Some(Category::Social)
+            || matches!(click_id, "fbclid" | "ttclid" | "li_fat_id" | "twclid"))
+    {
+        return "Paid Social";
+    }
+    if cat == Some(Category::Video) && paid {
+        return "Paid Video";
+    }
+    if matches!(
+        medium.as_str(),
+        "display" | "banner" | "expandable" | "interstitial" | "cpm"
+    ) {
+        return "Display";
+    }
+    if paid {
+        return "Paid Other";
+    }
+    if cat == Some(Category::Ai) {
+        return "AI Assistants";
+    }
+    if cat == Some(Category::Social)
+        || matches!(
+            medium.as_str(),
+            "social" | "social-network" | "social-media" | "sm" | "social network" | "social media"
+        )
+    {
+        return "Organic Social";
+    }
+    if cat == Some(Category::Video) || medium.contains("video") {
+        return "Video";
+    }
+    if cat == Some(Category::Search) || medium == "organic" {
+        return "Organic Search";
+    }
+    if cat == Some(Category::Email) || is_email(&medium) || is_email(&usource) {
+        return "Email";
+    }
+    if medium == "affiliate" || medium == "affiliates" {
+        return "Affiliates";
+    }
+    if medium == "audio" || medium == "podcast" {
+        return "Audio";
+    }
+    if medium == "sms" || usource == "sms" {
+        return "SMS";
+    }
+    if medium.ends_with("push") || medium.contains("mobile") || medium.contains("notification") {
+        return "Mobile Push Notifications";
+    }
+    if matches!(medium.as_str(), "referral" | "app" | "link") || !is_direct {
+        return "Referral";
+    }
+    "Direct"
+}
+
+/// `^(.*cp.*|ppc|retargeting|paid.*)$`
+fn is_paid_medium(m: &str) -> bool {
+    m.contains("cp") || m == "ppc" || m == "retargeting" || m.starts_with("paid")
+}
+
+fn is_email(v: &str) -> bool {
+    matches!(v, "email" | "e-mail" | "e_mail" | "e mail" | "newsletter")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct() {
+        assert_eq!(channel(DIRECT_SOURCE, "", "", "", ""), "Direct");
+        assert_eq!(channel("", "", "", "", ""), "Direct");
+    }
+
+    #[test]
+    fn search() {
+        assert_eq!(channel("Google", "", "", "", ""), "Organic Search");
+        assert_eq!(channel("DuckDuckGo", "", "", "", ""), "Organic Search");
+        assert_eq!(channel("Google", "cpc", "google", "", ""), "Paid Search");
+        assert_eq!(channel("Google", "", "", "", "gclid"), "Paid Search");
+        assert_eq!(channel(DIRECT_SOURCE, "", "", "", "msclkid"), "Paid Search");
+        assert_eq!(
+            channel("news.example", "organic", "", "", ""),
+            "Organic Search"
+        );
+    }
+
+    #[test]
+    fn social() {
+        assert_eq!(channel("Twitter", "", "", "", ""), "Organic Social");
+        assert_eq!(channel("Facebook", "", "", "", "fbclid"), "Organic Social");
+        assert_eq!(
+            channel("Facebook", "paid_social", "fb", "", "fbclid"),
+            "Paid Social"
+        );
+        assert_eq!(
+            channel("newsletter-x", "paid", "", "", "ttclid"),
+            "Paid Social"
+        );
+        assert_eq!(channel("Hacker News", "", "", "", ""), "Organic Social");
+        assert_eq!(channel("foo", "social", "foo", "", ""), "Organic Social");
+    }
+
+    #[test]
+    fn others() {
+        assert_eq!(channel("ChatGPT", "", "", "", ""), "AI Assistants");
+        assert_eq!(channel("Gemini", "", "", "", ""), "AI Assistants");
+        assert_eq!(channel("Gmail", "", "", "", ""), "Email");
+        assert_eq!(channel("weekly", "email", "weekly", "", ""), "Email");
+        assert_eq!(channel("YouTube", "", "", "", ""), "Video");
+        assert_eq!(channel("YouTube", "cpv", "", "", ""), "Paid Video");
+        assert_eq!(channel("ads.example", "display", "", "", ""), "Display");
+        assert_eq!(
+            channel("partner", "affiliate", "partner", "", ""),
+            "Affiliates"
+        );
+        assert_eq!(channel("pod", "audio", "pod", "", ""), "Audio");
+        assert_eq!(channel("sms", "", "sms", "", ""), "SMS");
+        assert_eq!(
+            channel("x", "", "", "summer cross-network", ""),
+            "Cross-network"
+        );
+        assert_eq!(channel("partner", "ppc", "partner", "", ""), "Paid Other");
+        assert_eq!(channel("blog.example.org", "", "", "", ""), "Referral");
+        assert_eq!(channel("GitHub", "", "", "", ""), "Referral");
+        assert_eq!(channel(DIRECT_SOURCE, "referral", "", "", ""), "Referral");
+        assert!(CHANNELS.contains(&channel("a", "b", "c", "d", "e")));
+    }
+}

@@ -1,0 +1,442 @@
+//! Referrer -> source (`visit:source`, `visit:referrer`).
+//!
+//! The host table below is footfall's own. Patterns match a host suffix at label
+//! boundaries ("facebook.com" matches "l.facebook.com"); a pattern ending in `.*`
+//! matches that name under any public suffix of one or two short labels
+//! ("google.*" matches "google.de", "news.google.co.uk"). The longest fixed
+//! pattern wins, and fixed patterns win over `.*` ones, so "gemini.google.com"
+//! is Gemini and "mail.google.com" is Gmail.
+
+use url::Url;
+
+/// Kind of a known source, used by [`crate::channel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Search,
+    Social,
+    Email,
+    Ai,
+    Video,
+    Other,
+}
+
+use Category::*;
+
+/// (host pattern, canonical name, category)
+pub const SOURCES: &[(&str, &str, Category)] = &[
+    // Search
+    ("google.*", "Google", Search),
+    ("com.google.android.googlequicksearchbox", "Google", Search),
+    ("bing.com", "Bing", Search),
+    ("cn.bing.com", "Bing", Search),
+    ("duckduckgo.com", "DuckDuckGo", Search),
+    ("yahoo.*", "Yahoo!", Search),
+    ("yandex.*", "Yandex", Search),
+    ("ya.ru", "Yandex", Search),
+    ("baidu.com", "Baidu", Search),
+    ("ecosia.org", "Ecosia", Search),
+    ("search.brave.com", "Brave", Search),
+    ("qwant.com", "Qwant", Search),
+    ("naver.com", "Naver", Search),
+    ("startpage.com", "Startpage", Search),
+    ("kagi.com", "Kagi", Search),
+    ("search.seznam.cz", "Seznam", Search),
+    ("sogou.com", "Sogou", Search),
+    // AI assistants
+    ("chatgpt.com", "ChatGPT", Ai),
+    ("chat.openai.com", "ChatGPT", Ai),
+    ("perplexity.ai", "Perplexity", Ai),
+    ("claude.ai", "Claude", Ai),
+    ("gemini.google.com", "Gemini", Ai),
+    ("bard.google.com", "Gemini", Ai),
+    ("copilot.microsoft.com", "Copilot", Ai),
+    ("chat.deepseek.com", "DeepSeek", Ai),
+    ("chat.mistral.ai", "Mistral", Ai),
+    // Email
+    ("mail.google.com", "Gmail", Email),
+    ("com.google.android.gm", "Gmail", Email),
+    ("outlook.live.com", "Outlook.com", Email),
+    ("outlook.office.com", "Outlook.com", Email),
+    ("outlook.office365.com", "Outlook.com", Email),
+    ("mail.yahoo.com", "Yahoo! Mail", Email),
+    ("mail.yahoo.co.jp", "Yahoo! Mail", Email),
+    ("mail.proton.me", "Proton Mail", Email),
+    // Social / messaging / communities
+    ("t.co", "Twitter", Social),
+    ("twitter.com", "Twitter", Social),
+    ("x.com", "Twitter", Social),
+    ("com.twitter.android", "Twitter", Social),
+    ("facebook.com", "Facebook", Social),
+    ("fb.com", "Facebook", Social),
+    ("fb.me", "Facebook", Social),
+    ("com.facebook.katana", "Facebook", Social),
+    ("instagram.com", "Instagram", Social),
+    ("linkedin.com", "LinkedIn", Social),
+    ("lnkd.in", "LinkedIn", Social),
+    ("com.linkedin.android", "LinkedIn", Social),
+    ("reddit.com", "Reddit", Social),
+    ("redd.it", "Reddit", Social),
+    ("com.reddit.frontpage", "Reddit", Social),
+    ("news.ycombinator.com", "Hacker News", Social),
+    ("pinterest.*", "Pinterest", Social),
+    ("pin.it", "Pinterest", Social),
+    ("tiktok.com", "TikTok", Social),
+    ("bsky.app", "Bluesky", Social),
+    ("threads.net", "Threads", Social),
+    ("threads.com", "Threads", Social),
+    ("vk.com", "VKontakte", Social),
+    ("weibo.com", "Weibo", Social),
+    ("t.me", "Telegram", Social),
+    ("telegram.org", "Telegram", Social),
+    ("org.telegram.messenger", "Telegram", Social),
+    ("whatsapp.com", "WhatsApp", Social),
+    ("wa.me", "WhatsApp", Social),
+    ("slack.com", "Slack", Social),
+    ("com.slack", "Slack", Social),
+    ("discord.com", "Discord", Social),
+    ("discordapp.com", "Discord", Social),
+    ("quora.com", "Quora", Social),
+    ("producthunt.com", "Product Hunt", Social),
+    ("lobste.rs", "Lobsters", Social),
+    // Video
+    ("youtube.com", "YouTube", Video),
+    ("youtu.be", "YouTube", Video),
+    ("com.google.android.youtube", "YouTube", Video),
+    ("vimeo.com", "Vimeo", Video),
+    ("twitch.tv", "Twitch", Video),
+    // Other well-known referrers
+    ("github.com", "GitHub", Other),
+    ("gitlab.com", "GitLab", Other),
+    ("wikipedia.org", "Wikipedia", Other),
+    ("stackoverflow.com", "Stack Overflow", Other),
+    ("medium.com", "Medium", Other),
+    ("substack.com", "Substack", Other),
+];
+
+/// Extra `utm_source` / `ref` spellings (lowercase) for canonical names. Canonical
+/// names themselves and known hosts are matched too.
+const UTM_ALIASES: &[(&str, &str)] = &[
+    ("fb", "Facebook"),
+    ("ig", "Instagram"),
+    ("x", "Twitter"),
+    ("tw", "Twitter"),
+    ("hn", "Hacker News"),
+    ("hackernews", "Hacker News"),
+    ("ycombinator", "Hacker News"),
+    ("ddg", "DuckDuckGo"),
+    ("yahoo", "Yahoo!"),
+    ("yt", "YouTube"),
+    ("gh", "GitHub"),
+    ("stackoverflow", "Stack Overflow"),
+    ("openai", "ChatGPT"),
+    ("bard", "Gemini"),
+    ("gmail", "Gmail"),
+    ("outlook", "Outlook.com"),
+    ("producthunt", "Product Hunt"),
+    ("wiki", "Wikipedia"),
+    ("brave", "Brave"),
+    ("bluesky", "Bluesky"),
+    ("vk", "VKontakte"),
+];
+
+/// Multi-tenant suffixes whose subdomains belong to different owners.
+const SHARED_SUFFIXES: &[&str] = &[
+    "github.io",
+    "gitlab.io",
+    "vercel.app",
+    "netlify.app",
+    "pages.dev",
+    "workers.dev",
+    "herokuapp.com",
+    "blogspot.com",
+    "wordpress.com",
+    "substack.com",
+    "web.app",
+    "firebaseapp.com",
+    "fly.dev",
+    "onrender.com",
+    "azurewebsites.net",
+    "cloudfront.net",
+    "medium.com",
+];
+
+/// Second-level labels under which ccTLD registrations sit ("example.co.uk").
+const SLD_LABELS: &[&str] = &[
+    "co", "com", "org", "net", "ac", "gov", "edu", "ne", "or", "go", "gob", "nic",
+];
+
+/// Source of a visit derived from its referrer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Source {
+    /// Canonical name ("Google") or the referrer host without `www.`.
+    pub source: String,
+    /// Referrer host + path without scheme, query, fragment or `www.`.
+    pub referrer: String,
+}
+
+/// Source for a referrer URL; `None` when empty, unparsable, host-less, or internal
+/// (same host or same registrable domain as `page_host`).
+pub fn referrer_source(referrer: &str, page_host: &str) -> Option<Source> {
+    let raw = referrer.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let url = match Url::parse(raw) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            Url::parse(&format!("http://{raw}")).ok()?
+        }
+        Err(_) => return None,
+    };
+    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    if host.is_empty() {
+        return None;
+    }
+    let page_host = page_host.trim_end_matches('.').to_ascii_lowercase();
+    let page_host = page_host.strip_prefix("www.").unwrap_or(&page_host);
+    if host == page_host || registrable_domain(host) == registrable_domain(page_host) {
+        return None;
+    }
+    let source = lookup_host(host).map_or_else(|| host.to_string(), |(name, _)| name.to_string());
+    let path = url.path();
+    let path = if path == "/" { "" } else { path };
+    Some(Source {
+        source,
+        referrer: format!("{host}{path}"),
+    })
+}
+
+/// Canonical source name for a `utm_source` / `source` / `ref` value. Known aliases
+/// and hosts map to canonical names; anything else is returned trimmed but otherwise
+/// verbatim.
+pub fn canonical_utm_source(value: &str) -> String {
+    let v = value.trim();
+    if v.is_empty() {
+        return String::new();
+    }
+    let lower = v.to_ascii_lowercase();
+    if let Some((_, name)) = UTM_ALIASES.iter().find(|(a, _)| *a == lower) {
+        return (*name).to_string();
+    }
+    if let Some((_, name, _)) = SOURCES
+        .iter()
+        .find(|(_, n, _)| n.eq_ignore_ascii_case(&lower))
+    {
+        return (*name).to_string();
+    }
+    // A bare word matching a table entry's first label: "google", "reddit", "github".
+    if lower.len() >= 3
+        && !lower.contains(['.', '/', ' '])
+        && let Some((_, name, _)) = SOURCES.iter().find(|(p, _, _)| {
+            p.split('.').next() == Some(lower.as_str()) && p.matches('.').count() == 1
+        })
+    {
+        return (*name).to_string();
+    }
+    // A host or URL: "news.ycombinator.com", "https://t.co/x".
+    if lower.contains('.') {
+        let host_part = lower
+            .split_once("://")
+            .map_or(lower.as_str(), |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("");
+        let host_part = host_part.strip_prefix("www.").unwrap_or(host_part);
+        if let Some((name, _)) = lookup_host(host_part) {
+            return name.to_string();
+        }
+    }
+    v.to_string()
+}
+
+/// Category of a source as stored in `visit:source` (canonical name or host).
+pub fn source_category(source: &str) -> Option<Category> {
+    if let Some((_, _, c)) = SOURCES.iter().find(|(_, n, _)| *n == source) {
+        return Some(*c);
+    }
+    let lower = source.to_ascii_lowercase();
+    lookup_host(lower.strip_prefix("www.").unwrap_or(&lower)).map(|(_, c)| c)
+}
+
+/// Looks a lowercase host up in [`SOURCES`].
+pub fn lookup_host(host: &str) -> Option<(&'static str, Category)> {
+    let mut best: Option<(usize, &'static str, Category)> = None;
+    for (pat, name, cat) in SOURCES {
+        if pat.ends_with(".*") {
+            continue;
+        }
+        if suffix_match(host, pat) && best.is_none_or(|(len, _, _)| pat.len() > len) {
+            best = Some((pat.len(), name, *cat));
+        }
+    }
+    if let Some((_, n, c)) = best {
+        return Some((n, c));
+    }
+    SOURCES.iter().find_map(|(pat, name, cat)| {
+        let stem = pat.strip_suffix(".*")?;
+        wildcard_match(host, stem).then_some((*name, *cat))
+    })
+}
+
+fn suffix_match(host: &str, pat: &str) -> bool {
+    host == pat
+        || host
+            .strip_suffix(pat)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// `stem` (one label) followed by a public suffix of one or two short labels.
+fn wildcard_match(host: &str, stem: &str) -> bool {
+    let labels: Vec<&str> = host.split('.').collect();
+    let n = labels.len();
+    let tld_ok =
+        |l: &str| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_alphabetic());
+    // stem.tld
+    if n >= 2 && labels[n - 2] == stem && tld_ok(labels[n - 1]) {
+        return true;
+    }
+    // stem.sld.cc
+    n >= 3
+        && labels[n - 3] == stem
+        && labels[n - 1].len() == 2
+        && tld_ok(labels[n - 1])
+        && SLD_LABELS.contains(&labels[n - 2])
+}
+
+/// Approximate registrable domain (eTLD+1) without the full public-suffix list.
+pub fn registrable_domain(host: &str) -> &str {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host;
+    }
+    for shared in SHARED_SUFFIXES {
+        if suffix_match(host, shared) && host != *shared {
+            return last_labels(host, shared.matches('.').count() + 2);
+        }
+    }
+    let labels: Vec<&str> = host.rsplit('.').collect();
+    let keep = if labels.len() >= 3 && labels[0].len() == 2 && SLD_LABELS.contains(&labels[1]) {
+        3
+    } else {
+        2
+    };
+    last_labels(host, keep)
+}
+
+fn last_labels(host: &str, n: usize) -> &str {
+    let mut idx = host.len();
+    for _ in 0..n {
+        match host[..idx].rfind('.') {
+            Some(i) => idx = i,
+            None => return host,
+        }
+    }
+    &host[idx + 1..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(r: &str) -> Option<Source> {
+        referrer_source(r, "example.com")
+    }
+
+    fn name(r: &str) -> String {
+        src(r).map(|s| s.source).unwrap_or_default()
+    }
+
+    #[test]
+    fn google_cctlds() {
+        assert_eq!(name("https://www.google.com/"), "Google");
+        assert_eq!(name("https://www.google.co.uk/search?q=x"), "Google");
+        assert_eq!(name("https://google.de"), "Google");
+        assert_eq!(name("https://www.google.com.br/"), "Google");
+        assert_eq!(name("https://news.google.com/x"), "Google");
+        assert_eq!(
+            name("android-app://com.google.android.googlequicksearchbox/"),
+            "Google"
+        );
+        assert_eq!(
+            name("https://googleusercontent.com/"),
+            "googleusercontent.com"
+        );
+        assert_eq!(name("https://notgoogle.com/"), "notgoogle.com");
+    }
+
+    #[test]
+    fn specific_beats_general() {
+        assert_eq!(name("https://gemini.google.com/app"), "Gemini");
+        assert_eq!(name("https://mail.google.com/mail/u/0/"), "Gmail");
+        assert_eq!(name("https://mail.yahoo.com/"), "Yahoo! Mail");
+        assert_eq!(name("https://search.yahoo.co.jp/"), "Yahoo!");
+    }
+
+    #[test]
+    fn social_and_others() {
+        assert_eq!(name("https://t.co/abc"), "Twitter");
+        assert_eq!(name("https://x.com/someone"), "Twitter");
+        assert_eq!(name("https://lm.facebook.com/l.php?u=x"), "Facebook");
+        assert_eq!(name("https://old.reddit.com/r/rust"), "Reddit");
+        assert_eq!(
+            name("https://news.ycombinator.com/item?id=1"),
+            "Hacker News"
+        );
+        assert_eq!(name("https://en.wikipedia.org/wiki/X"), "Wikipedia");
+        assert_eq!(name("https://chatgpt.com/"), "ChatGPT");
+        assert_eq!(name("https://lnkd.in/x"), "LinkedIn");
+    }
+
+    #[test]
+    fn unknown_host_kept() {
+        let s = src("https://www.Blog.Example.org/posts/1?utm=x#y").expect("external");
+        assert_eq!(s.source, "blog.example.org");
+        assert_eq!(s.referrer, "blog.example.org/posts/1");
+        let s = src("https://t.co/").expect("external");
+        assert_eq!(s.referrer, "t.co");
+    }
+
+    #[test]
+    fn internal_referrers() {
+        assert_eq!(src("https://example.com/a"), None);
+        assert_eq!(src("https://www.example.com/a"), None);
+        assert_eq!(src("https://blog.example.com/a"), None);
+        assert_eq!(
+            referrer_source("https://a.example.co.uk/", "b.example.co.uk"),
+            None
+        );
+        assert!(referrer_source("https://other.co.uk/", "example.co.uk").is_some());
+        assert!(referrer_source("https://alice.github.io/", "bob.github.io").is_some());
+        assert_eq!(src(""), None);
+        assert_eq!(src("   "), None);
+        assert_eq!(src("http://"), None);
+    }
+
+    #[test]
+    fn utm_aliases() {
+        assert_eq!(canonical_utm_source("google"), "Google");
+        assert_eq!(canonical_utm_source("fb"), "Facebook");
+        assert_eq!(canonical_utm_source("Facebook"), "Facebook");
+        assert_eq!(canonical_utm_source("twitter"), "Twitter");
+        assert_eq!(canonical_utm_source("x"), "Twitter");
+        assert_eq!(canonical_utm_source("hn"), "Hacker News");
+        assert_eq!(canonical_utm_source("news.ycombinator.com"), "Hacker News");
+        assert_eq!(canonical_utm_source("linkedin"), "LinkedIn");
+        assert_eq!(canonical_utm_source("reddit"), "Reddit");
+        assert_eq!(canonical_utm_source("github"), "GitHub");
+        assert_eq!(canonical_utm_source("duckduckgo"), "DuckDuckGo");
+        assert_eq!(canonical_utm_source("bing"), "Bing");
+        assert_eq!(canonical_utm_source("chatgpt.com"), "ChatGPT");
+        assert_eq!(canonical_utm_source("Newsletter-May"), "Newsletter-May");
+        assert_eq!(canonical_utm_source(""), "");
+    }
+
+    #[test]
+    fn registrable() {
+        assert_eq!(registrable_domain("a.b.example.com"), "example.com");
+        assert_eq!(registrable_domain("a.example.co.uk"), "example.co.uk");
+        assert_eq!(registrable_domain("localhost"), "localhost");
+        assert_eq!(registrable_domain("x.y.github.io"), "y.github.io");
+        assert_eq!(registrable_domain("127.0.0.1"), "127.0.0.1");
+    }
+}

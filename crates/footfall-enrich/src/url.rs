@@ -1,0 +1,259 @@
+//! Page URL parsing (`event:page`, `event:hostname`, UTM and click-id parameters).
+
+use percent_encoding::percent_decode_str;
+use url::Url;
+
+/// Longest accepted page URL, in bytes (Plausible's limit).
+pub const MAX_URL_BYTES: usize = 2000;
+
+/// Click-id query parameters we recognise, in priority order.
+const CLICK_IDS: &[&str] = &[
+    "gclid",
+    "msclkid",
+    "fbclid",
+    "ttclid",
+    "li_fat_id",
+    "twclid",
+];
+
+/// What enrichment needs from a page URL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageUrl {
+    /// Lowercased host without `www.`; `(none)` when the URL has no host.
+    pub hostname: String,
+    /// Percent-decoded path (plus `#fragment` in hash mode); never empty.
+    pub pathname: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    /// Value of `?source=` or else `?ref=` (`utm_source` wins over both when choosing a source).
+    pub source_param: String,
+    /// Name of the first click-id parameter present: "gclid", "msclkid", "fbclid",
+    /// "ttclid", "li_fat_id", "twclid", or "".
+    pub click_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("url is empty")]
+    Empty,
+    #[error("url is longer than {MAX_URL_BYTES} bytes")]
+    TooLong,
+    #[error("data: urls are not accepted")]
+    DataScheme,
+    #[error("invalid url: {0}")]
+    Invalid(#[from] url::ParseError),
+}
+
+/// Parses a page URL as sent by a tracker or server-side call.
+///
+/// Relative URLs ("/about") get host `(none)`; scheme-less ones ("example.com/a")
+/// are read as http. In `hash_mode` the fragment is kept as part of the path.
+pub fn parse_page_url(url: &str, hash_mode: bool) -> Result<PageUrl, UrlError> {
+    if url.len() > MAX_URL_BYTES {
+        return Err(UrlError::TooLong);
+    }
+    let raw = url.trim();
+    if raw.is_empty() {
+        return Err(UrlError::Empty);
+    }
+    if raw
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("data:"))
+    {
+        return Err(UrlError::DataScheme);
+    }
+    let parsed = match Url::parse(raw) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => relative(raw)?,
+        Err(e) => return Err(e.into()),
+    };
+    let relative_input = parsed.host_str() == Some(PLACEHOLDER_HOST);
+
+    let mut out = PageUrl {
+        hostname: if relative_input {
+            "(none)".to_string()
+        } else {
+            normalize_host(parsed.host_str().unwrap_or(""))
+        },
+        ..PageUrl::default()
+    };
+
+    let mut path = decode(parsed.path());
+    if hash_mode
+        && let Some(fragment) = parsed.fragment()
+        && !fragment.is_empty()
+    {
+        path.push('#');
+        path.push_str(&decode(fragment));
+    }
+    let trimmed_len = path.trim_end().len();
+    path.truncate(trimmed_len);
+    if path.is_empty() {
+        path.push('/');
+    } else if !path.starts_with('/') {
+        // Opaque URLs such as "about:blank" have no leading slash.
+        path.insert(0, '/');
+    }
+    out.pathname = path;
+
+    let mut source = String::new();
+    let mut ref_param = String::new();
+    let mut click_rank = usize::MAX;
+    for (k, v) in parsed.query_pairs() {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        let slot = match k.as_ref() {
+            "utm_source" => &mut out.utm_source,
+            "utm_medium" => &mut out.utm_medium,
+            "utm_campaign" => &mut out.utm_campaign,
+            "utm_content" => &mut out.utm_content,
+            "utm_term" => &mut out.utm_term,
+            "source" => &mut source,
+            "ref" => &mut ref_param,
+            other => {
+                if let Some(rank) = CLICK_IDS.iter().position(|c| *c == other)
+                    && rank < click_rank
+                {
+                    click_rank = rank;
+                }
+                continue;
+            }
+        };
+        // First occurrence wins.
+        if slot.is_empty() {
+            slot.push_str(v);
+        }
+    }
+    out.source_param = if source.is_empty() { ref_param } else { source };
+    if let Some(c) = CLICK_IDS.get(click_rank) {
+        out.click_id = (*c).to_string();
+    }
+    Ok(out)
+}
+
+/// Host used internally to parse relative URLs; never reported.
+const PLACEHOLDER_HOST: &str = "relative.footfall.invalid";
+
+fn relative(raw: &str) -> Result<Url, UrlError> {
+    if raw.starts_with('/') && !raw.starts_with("//") {
+        let base = Url::parse(&format!("http://{PLACEHOLDER_HOST}/"))?;
+        return Ok(base.join(raw)?);
+    }
+    if raw.starts_with("//") {
+        return Ok(Url::parse(&format!("http:{raw}"))?);
+    }
+    // "example.com/path": a host-looking first segment.
+    let first = raw.split(['/', '?', '#']).next().unwrap_or("");
+    if first.contains('.') && !first.contains(' ') {
+        return Ok(Url::parse(&format!("http://{raw}"))?);
+    }
+    Err(UrlError::Invalid(url::ParseError::RelativeUrlWithoutBase))
+}
+
+/// Lowercases, drops a trailing dot and a leading `www.`; empty becomes `(none)`.
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    let h = h.strip_prefix("www.").map(str::to_string).unwrap_or(h);
+    if h.is_empty() {
+        "(none)".to_string()
+    } else {
+        h
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(u: &str) -> PageUrl {
+        parse_page_url(u, false).expect("valid url")
+    }
+
+    #[test]
+    fn basic_path_and_host() {
+        let u = p("https://WWW.Example.com/Blog/Post/?a=1#frag");
+        assert_eq!(u.hostname, "example.com");
+        assert_eq!(u.pathname, "/Blog/Post/");
+    }
+
+    #[test]
+    fn empty_path_is_slash() {
+        assert_eq!(p("http://example.com").pathname, "/");
+        assert_eq!(p("http://example.com?x=1").pathname, "/");
+    }
+
+    #[test]
+    fn percent_decoding_and_trailing_space() {
+        assert_eq!(p("https://e.com/caf%C3%A9%20menu").pathname, "/café menu");
+        assert_eq!(p("https://e.com/a%20%20").pathname, "/a");
+        assert_eq!(p("https://e.com/bad%FF").pathname, "/bad\u{FFFD}");
+    }
+
+    #[test]
+    fn hash_mode() {
+        let u = parse_page_url("https://e.com/#/about?x=1", true).expect("valid");
+        assert_eq!(u.pathname, "/#/about?x=1");
+        assert_eq!(p("https://e.com/#/about").pathname, "/");
+        assert_eq!(
+            parse_page_url("https://e.com/app#", true)
+                .expect("valid")
+                .pathname,
+            "/app"
+        );
+    }
+
+    #[test]
+    fn utm_and_source_params() {
+        let u = p(
+            "https://e.com/p?utm_source=news&utm_medium=email&utm_campaign=spring+sale&utm_content=a&utm_term=b&ref=x&gclid=123",
+        );
+        assert_eq!(u.utm_source, "news");
+        assert_eq!(u.utm_medium, "email");
+        assert_eq!(u.utm_campaign, "spring sale");
+        assert_eq!(u.utm_content, "a");
+        assert_eq!(u.utm_term, "b");
+        assert_eq!(u.source_param, "x");
+        assert_eq!(u.click_id, "gclid");
+        assert_eq!(u.pathname, "/p");
+        let u = p("https://e.com/?ref=hn&source=newsletter&fbclid=1&msclkid=2");
+        assert_eq!(u.source_param, "newsletter");
+        assert_eq!(u.click_id, "msclkid");
+    }
+
+    #[test]
+    fn relative_and_odd_urls() {
+        let u = p("/about?utm_source=x");
+        assert_eq!(u.hostname, "(none)");
+        assert_eq!(u.pathname, "/about");
+        assert_eq!(u.utm_source, "x");
+        assert_eq!(p("example.com/a").hostname, "example.com");
+        assert_eq!(p("file:///home/me/index.html").hostname, "(none)");
+        assert_eq!(p("app://localhost/x").hostname, "localhost");
+        assert_eq!(p("about:blank").pathname, "/blank");
+    }
+
+    #[test]
+    fn rejects() {
+        assert!(matches!(
+            parse_page_url("data:text/html,hi", false),
+            Err(UrlError::DataScheme)
+        ));
+        assert!(matches!(parse_page_url("", false), Err(UrlError::Empty)));
+        let long = format!("https://e.com/{}", "a".repeat(2000));
+        assert!(matches!(
+            parse_page_url(&long, false),
+            Err(UrlError::TooLong)
+        ));
+        assert!(parse_page_url("not a url", false).is_err());
+        assert!(parse_page_url("http://", false).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! The per-hit steps, in order (DESIGN §2): cheap drops, URL and referrer, user agent
+//! and bot verdict, identity, de-duplication, sessionization. Pure CPU, no I/O.
+
+use crate::salts::{SaltBook, day_of};
+use crate::sessions::SessionTable;
+use crate::wire::WireEvent;
+use footfall_core::identity::{client_event_id, client_visitor_id, cookieless_visitor_id};
+use footfall_core::session::OpenSession;
+use footfall_core::{DropReason, Event, VisitAttrs, event};
+use footfall_enrich::channel::channel;
+use footfall_enrich::referrer::{canonical_utm_source, referrer_source};
+use footfall_enrich::ua::{BotReason, UaParser};
+use footfall_enrich::url::parse_page_url;
+use footfall_store::Site;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// What became of one hit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HitOutcome {
+    Accepted(Box<Event>),
+    /// A re-sent client id: acknowledged, not stored again.
+    Duplicate,
+    Dropped(DropReason),
+    Rejected(String),
+}
+
+/// Request facts that are not in the body.
+#[derive(Debug, Clone, Default)]
+pub struct HitContext {
+    pub ip: String,
+    pub user_agent: String,
+    pub now_us: i64,
+}
+
+const DEDUP_SHARDS: usize = 16;
+
+/// Event ids that came from client-given ids, to answer re-sends idempotently.
+pub struct Dedup {
+    shards: Vec<Mutex<HashSet<u64>>>,
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup {
+            shards: (0..DEDUP_SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+        }
+    }
+}
+
+impl Dedup {
+    /// Records `id`; false when it was already there.
+    pub fn insert(&self, id: u64) -> bool {
+        self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
+    }
+    pub fn remove(&self, id: u64) {
+        self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id);
+    }
+}
+
+pub struct Pipeline {
+    pub ua: UaParser,
+    pub sessions: SessionTable,
+    pub salts: SaltBook,
+    pub dedup: Dedup,
+}
+
+fn host_allowed(site: &Site, host: &str) -> bool {
+    site.allowed_hostnames.is_empty()
+        || site.allowed_hostnames.iter().any(|allowed| {
+            host == allowed
+                || (host.len() > allowed.len()
+                    && host.ends_with(allowed.as_str())
+                    && host.as_bytes()[host.len() - allowed.len() - 1] == b'.')
+        })
+}
+
+impl Pipeline {
+    pub fn new(salts: SaltBook) -> Self {
+        Pipeline {
+            ua: UaParser::new(),
+            sessions: SessionTable::default(),
+            salts,
+            dedup: Dedup::default(),
+        }
+    }
+
+    /// Runs every step for one hit.
+    pub fn process(&self, site: &Site, hit: WireEvent, ctx: &HitContext) -> HitOutcome {
+        match self.process_inner(site, hit, ctx) {
+            Ok(outcome) => outcome,
+            Err(message) => HitOutcome::Rejected(message),
+        }
+    }
+
+    fn process_inner(
+        &self,
+        site: &Site,
+        hit: WireEvent,
+        ctx: &HitContext,
+    ) -> Result<HitOutcome, String> {
+        let page = parse_page_url(&hit.url, hit.hash_mode).map_err(|e| format!("`url`: {e}"))?;
+        if !host_allowed(site, &page.hostname) {
+            return Ok(HitOutcome::Dropped(DropReason::HostnameNotAllowed));
+        }
+        let user_agent = hit.user_agent.as_deref().unwrap_or(&ctx.user_agent);
+        let ua = self.ua.parse(user_agent);
+        if let Some(reason) = ua.bot {
+            return Ok(HitOutcome::Dropped(match reason {
+                BotReason::Headless => DropReason::Headless,
+                _ => DropReason::Bot,
+            }));
+        }
+        let ts_us = hit.timestamp_us.unwrap_or(ctx.now_us);
+        let ip = hit.ip.as_deref().unwrap_or(&ctx.ip);
+        let timeout = site.session_timeout_secs;
+
+        let visitor_id = match hit.visitor_id.as_deref() {
+            Some(id) => client_visitor_id(site.id, id),
+            None => {
+                let day = day_of(ts_us);
+                let hash = |salt| cookieless_visitor_id(&salt, user_agent, ip, &site.domain, &page.hostname);
+                let current = hash(self.salts.get(day));
+                // A visit that began before midnight UTC carries on under yesterday's salt.
+                match self.salts.existing(day - 1).map(hash) {
+                    Some(previous)
+                        if !self.sessions.continues(site.id, current, ts_us, timeout)
+                            && self.sessions.continues(site.id, previous, ts_us, timeout) =>
+                    {
+                        previous
+                    }
+                    _ => current,
+                }
+            }
+        };
+
+        let (event_id, client_id) = match hit.id.as_deref() {
+            Some(id) => (client_event_id(site.id, id), true),
+            None => (rand::random::<u64>(), false),
+        };
+        if client_id && !self.dedup.insert(event_id) {
+            return Ok(HitOutcome::Duplicate);
+        }
+
+        let is_engagement = hit.name == event::ENGAGEMENT;
+        let outcome = self.sessions.with(site.id, visitor_id, |slot| {
+            match slot {
+                Some(open) if open.continues_at(ts_us, timeout) => {
+                    open.touch(ts_us);
+                    Some((open.session_id, open.start_us, open.visit.clone()))
+                }
+                // Engagement beacons only extend a visit; alone they are not a visit.
+                _ if is_engagement => None,
+                _ => {
+                    let source = self.visit_attrs(&hit, &page, &ua);
+                    let session = OpenSession {
+                        session_id: rand::random::<u64>(),
+                        visitor_id,
+                        start_us: ts_us,
+                        last_us: ts_us,
+                        visit: Arc::new(source),
+                    };
+                    let out = (session.session_id, session.start_us, session.visit.clone());
+                    *slot = Some(session);
+                    Some(out)
+                }
+            }
+        });
+        let Some((session_id, session_start_us, visit)) = outcome else {
+            if client_id {
+                self.dedup.remove(event_id);
+            }
+            return Ok(HitOutcome::Dropped(DropReason::NoSession));
+        };
+        self.sessions.note_time(site.id, ts_us);
+
+        let interactive = hit.interactive.unwrap_or(true) && !is_engagement;
+        Ok(HitOutcome::Accepted(Box::new(Event {
+            site_id: site.id,
+            ts_us,
+            event_id,
+            client_id,
+            visitor_id,
+            session_id,
+            session_start_us,
+            interactive,
+            hostname: page.hostname,
+            pathname: page.pathname,
+            title: hit.title.unwrap_or_default(),
+            engagement_ms: if is_engagement { hit.engaged_ms.unwrap_or(0) } else { 0 },
+            scroll_depth: if is_engagement { hit.scroll_depth } else { None },
+            revenue_amount: hit.revenue.as_ref().map(|r| r.0),
+            revenue_currency: hit.revenue.map(|r| r.1),
+            props: hit.props,
+            name: hit.name,
+            visit: (*visit).clone(),
+        })))
+    }
+
+    /// Visit attributes from the first event of a visit.
+    fn visit_attrs(
+        &self,
+        hit: &WireEvent,
+        page: &footfall_enrich::url::PageUrl,
+        ua: &footfall_enrich::ua::UaInfo,
+    ) -> VisitAttrs {
+        let external = hit
+            .referrer
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .and_then(|r| referrer_source(r, &page.hostname));
+        let source = if !page.utm_source.is_empty() {
+            canonical_utm_source(&page.utm_source)
+        } else if !page.source_param.is_empty() {
+            canonical_utm_source(&page.source_param)
+        } else if let Some(s) = &external {
+            s.source.clone()
+        } else {
+            "Direct / None".to_string()
+        };
+        let channel = channel(
+            &source,
+            &page.utm_medium,
+            &page.utm_source,
+            &page.utm_campaign,
+            &page.click_id,
+        )
+        .to_string();
+        VisitAttrs {
+            entry_page: page.pathname.clone(),
+            entry_hostname: page.hostname.clone(),
+            referrer: external.map(|s| s.referrer).unwrap_or_default(),
+            source,
+            channel,
+            utm_source: page.utm_source.clone(),
+            utm_medium: page.utm_medium.clone(),
+            utm_campaign: page.utm_campaign.clone(),
+            utm_content: page.utm_content.clone(),
+            utm_term: page.utm_term.clone(),
+            device: ua.device.clone(),
+            browser: ua.browser.clone(),
+            browser_version: ua.browser_version.clone(),
+            os: ua.os.clone(),
+            os_version: ua.os_version.clone(),
+            ..VisitAttrs::default()
+        }
+    }
+
+    /// Re-opens a visit known from storage or the log (start-up).
+    pub fn restore(&self, e: &Event) {
+        if e.client_id {
+            self.dedup.insert(e.event_id);
+        }
+        self.sessions.note_time(e.site_id, e.ts_us);
+        self.sessions.with(e.site_id, e.visitor_id, |slot| match slot {
+            Some(open) if open.session_id == e.session_id => open.touch(e.ts_us),
+            Some(open) if open.last_us > e.ts_us => {}
+            _ => {
+                *slot = Some(OpenSession {
+                    session_id: e.session_id,
+                    visitor_id: e.visitor_id,
+                    start_us: e.session_start_us,
+                    last_us: e.ts_us,
+                    visit: Arc::new(e.visit.clone()),
+                })
+            }
+        });
+    }
+}

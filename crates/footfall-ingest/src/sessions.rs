@@ -1,0 +1,115 @@
+//! Open visits per (site, visitor), sharded so concurrent requests rarely contend.
+
+use footfall_core::session::OpenSession;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+const SHARDS: usize = 64;
+
+type Key = (u32, u64);
+
+pub struct SessionTable {
+    shards: Vec<Mutex<HashMap<Key, OpenSession>>>,
+    /// Newest event time seen per site: visits are closed relative to it, so historical
+    /// data sent in time order sessionizes exactly like live traffic.
+    newest: Mutex<HashMap<u32, i64>>,
+    len_hint: AtomicI64,
+}
+
+impl Default for SessionTable {
+    fn default() -> Self {
+        SessionTable {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            newest: Mutex::new(HashMap::new()),
+            len_hint: AtomicI64::new(0),
+        }
+    }
+}
+
+impl SessionTable {
+    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, OpenSession>> {
+        let idx = (key.1 as usize ^ key.0 as usize) % SHARDS;
+        &self.shards[idx]
+    }
+
+    /// Runs `f` with the entry of (site, visitor) locked.
+    pub fn with<R>(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        f: impl FnOnce(&mut Option<OpenSession>) -> R,
+    ) -> R {
+        let key = (site_id, visitor_id);
+        let mut shard = self.shard(&key).lock();
+        let mut slot = shard.remove(&key);
+        let had = slot.is_some();
+        let out = f(&mut slot);
+        if let Some(s) = slot {
+            shard.insert(key, s);
+            if !had {
+                self.len_hint.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if had {
+            self.len_hint.fetch_sub(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Whether (site, visitor) has a visit that an event at `ts_us` would continue.
+    pub fn continues(&self, site_id: u32, visitor_id: u64, ts_us: i64, timeout_secs: u32) -> bool {
+        let key = (site_id, visitor_id);
+        self.shard(&key)
+            .lock()
+            .get(&key)
+            .is_some_and(|s| s.continues_at(ts_us, timeout_secs))
+    }
+
+    pub fn note_time(&self, site_id: u32, ts_us: i64) {
+        let mut newest = self.newest.lock();
+        let entry = newest.entry(site_id).or_insert(ts_us);
+        *entry = (*entry).max(ts_us);
+    }
+
+    /// Forgets visits that can no longer continue: their last event is older than the
+    /// timeout relative to the site's newest event and to `now_us`.
+    pub fn sweep(&self, now_us: i64, timeout_of: impl Fn(u32) -> u32) {
+        let newest = self.newest.lock().clone();
+        for shard in &self.shards {
+            let mut map = shard.lock();
+            let before = map.len();
+            map.retain(|(site, _), s| {
+                let reference = newest.get(site).copied().unwrap_or(now_us).min(now_us);
+                // Keep a 5-minute margin for slightly late events.
+                let keep_us = (i64::from(timeout_of(*site)) + 300) * 1_000_000;
+                reference - s.last_us <= keep_us
+            });
+            self.len_hint
+                .fetch_sub((before - map.len()) as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Number of open visits.
+    pub fn len(&self) -> usize {
+        self.len_hint.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Open visits of one site whose last event is at or after `since_us`.
+    pub fn active(&self, site_id: u32, since_us: i64) -> Vec<OpenSession> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.extend(
+                shard
+                    .lock()
+                    .iter()
+                    .filter(|((site, _), s)| *site == site_id && s.last_us >= since_us)
+                    .map(|(_, s)| s.clone()),
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,88 @@
+//! Configuration: defaults, then an optional TOML file, then `FOOTFALL_*` environment
+//! variables, then command-line flags (each layer overrides the previous).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding the database, the write-ahead log and the admin token.
+    pub data: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: String,
+    /// DuckDB memory limit, e.g. "256MB".
+    pub duckdb_memory_limit: String,
+    /// DuckDB worker threads.
+    pub duckdb_threads: u32,
+    /// Acknowledged-but-unstored events beyond which ingestion answers 503.
+    pub max_backlog: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: PathBuf::from("footfall-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8070)),
+            trusted_proxies: "127.0.0.0/8,::1/128".into(),
+            duckdb_memory_limit: "256MB".into(),
+            duckdb_threads: 2,
+            max_backlog: 2_000_000,
+        }
+    }
+}
+
+impl Config {
+    /// Layers defaults, `file` (if any), the `FOOTFALL_*` variables and `overrides`
+    /// (command-line flags already given as key/value pairs).
+    pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(Env::prefixed("FOOTFALL_").only(&[
+            "data",
+            "listen",
+            "trusted_proxies",
+            "duckdb_memory_limit",
+            "duckdb_threads",
+            "max_backlog",
+        ]));
+        for (key, value) in overrides {
+            fig = fig.merge(Serialized::global(key, value));
+        }
+        fig.extract()
+    }
+
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("invalid trusted proxy CIDR {s:?}"))
+            })
+            .collect()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.join("footfall.duckdb")
+    }
+    pub fn wal_dir(&self) -> PathBuf {
+        self.data.join("wal")
+    }
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data.join("admin-token")
+    }
+    pub fn server_file(&self) -> PathBuf {
+        self.data.join("server.json")
+    }
+}

@@ -1,0 +1,81 @@
+//! Request facts shared by handlers: the client IP behind trusted proxies, the bearer
+//! secret, and body checks that answer with our JSON errors.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::http::{HeaderMap, StatusCode, header};
+use std::net::{IpAddr, SocketAddr};
+
+/// The client's IP: the first valid `X-Forwarded-For` entry when the peer is a trusted
+/// proxy, else the peer itself.
+pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let peer_ip = peer.ip();
+    if !state.trusted_proxies.iter().any(|net| net.contains(&peer_ip)) {
+        return peer_ip;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| list.split(',').find_map(|s| s.trim().parse::<IpAddr>().ok()))
+        .unwrap_or(peer_ip)
+}
+
+pub fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `Authorization: Bearer <secret>` or `X-API-Key: <secret>`.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Accepts JSON bodies sent as `application/json`, `text/plain` (trackers avoid CORS
+/// preflights) or with no content type; `extra` allows e.g. NDJSON.
+pub fn check_content_type(headers: &HeaderMap, extra: &[&str]) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or_default();
+    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if mime.is_empty()
+        || mime == "application/json"
+        || mime == "text/plain"
+        || mime.ends_with("+json")
+        || extra.contains(&mime.as_str())
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("content type {mime:?} is not accepted; send application/json"),
+        ))
+    }
+}
+
+/// Parses a JSON body with an error that says where it broke.
+pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))
+}
+
+/// Reads a body up to `limit` bytes; larger bodies get 413 with our JSON error.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {} KiB", limit / 1024),
+        )
+    })
+}

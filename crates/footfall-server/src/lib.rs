@@ -1,0 +1,151 @@
+//! The HTTP layer: `router(state)` and `serve(config, shutdown)`.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+use anyhow::Context;
+use axum::Router;
+use config::Config;
+use footfall_ingest::{IngestConfig, Ingestor};
+use footfall_store_duckdb::{DuckConfig, DuckStore};
+use rand::RngCore;
+use state::{AppState, Inner, Storage};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::event::router())
+        .merge(routes::bulk::router())
+        .merge(routes::stats::router())
+        .merge(routes::admin::router())
+        .fallback(error::not_found)
+        // Trackers post from other origins.
+        .layer(CorsLayer::permissive())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Opens the embedded store of a data directory.
+pub fn open_embedded(config: &Config) -> anyhow::Result<DuckStore> {
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
+    let duck = DuckConfig {
+        memory_limit: config.duckdb_memory_limit.clone(),
+        threads: config.duckdb_threads,
+    };
+    DuckStore::open(&config.db_path(), &duck).with_context(|| {
+        format!(
+            "cannot open {} (is another footfall server using this data directory?)",
+            config.db_path().display()
+        )
+    })
+}
+
+pub fn storage_of(store: &DuckStore) -> Storage {
+    Storage {
+        events: Arc::new(store.clone()),
+        query: Arc::new(store.clone()),
+        meta: Arc::new(store.clone()),
+    }
+}
+
+/// Reads the admin token of a data directory, creating it (mode 0600) on first use.
+pub fn admin_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        let token = token.trim().to_string();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("ff_admin_{}", hex::encode(bytes));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(path)?, token.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
+/// Builds the application state: storage, recovery, ingestion.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let trusted = config
+        .trusted_proxy_nets()
+        .map_err(anyhow::Error::msg)?;
+    let store = open_embedded(&config)?;
+    let storage = storage_of(&store);
+    let token = admin_token(&config.admin_token_path())?;
+    let max_timeout = storage
+        .meta
+        .sites()
+        .await?
+        .iter()
+        .map(|s| s.session_timeout_secs)
+        .max()
+        .unwrap_or(footfall_core::session::DEFAULT_TIMEOUT_SECS);
+    let ingestor = Ingestor::start(
+        IngestConfig {
+            wal_dir: config.wal_dir(),
+            max_backlog: config.max_backlog,
+            store_batch: 100_000,
+        },
+        storage.events.clone(),
+        storage.meta.clone(),
+        max_timeout,
+    )
+    .await
+    .context("recovering events from the write-ahead log")?;
+    let state = Arc::new(Inner::new(config, storage, ingestor, trusted, &token));
+    state.reload().await?;
+    Ok(state)
+}
+
+/// Serves until `shutdown` resolves. Writes DATA/server.json so the CLI can find us.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let server_file = config.server_file();
+    let state = build_state(config).await?;
+    std::fs::write(
+        &server_file,
+        serde_json::json!({"url": format!("http://{addr}"), "pid": std::process::id()}).to_string(),
+    )
+    .with_context(|| format!("cannot write {}", server_file.display()))?;
+
+    let upkeep = state.clone();
+    let maintenance = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            upkeep.maintain().await;
+        }
+    });
+    let sites = state.indexes.read().sites_by_domain.len();
+    tracing::info!(%addr, sites, "footfall is listening");
+    if sites == 0 {
+        tracing::info!("no sites yet: run `footfall site add example.com` and `footfall key create --site example.com --scope ingest`");
+    }
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    maintenance.abort();
+    state.maintain().await;
+    let _ = std::fs::remove_file(&server_file);
+    Ok(())
+}

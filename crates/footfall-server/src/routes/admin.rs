@@ -1,0 +1,103 @@
+//! `/api/admin/*`: sites and keys, for the CLI while the server runs. Admin token only.
+
+use crate::admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{bearer, parse_json, read_body};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use footfall_store::KeyScope;
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/sites", get(get_sites).post(post_site))
+        .route("/api/admin/sites/{domain}", delete(delete_site))
+        .route("/api/admin/keys", get(get_keys).post(post_key))
+        .route("/api/admin/keys/{id}", delete(delete_key))
+}
+
+fn admin_only(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    let caller = state.authenticate(bearer(headers))?;
+    state.require_admin(&caller)
+}
+
+async fn json_body(body: Body) -> ApiResult<Value> {
+    parse_json(&read_body(body, 64 * 1024).await?)
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> ApiResult<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("invalid_request", format!("`{key}` (string) is required")))
+}
+
+async fn get_sites(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    admin_only(&state, &headers)?;
+    Ok(Json(json!({"sites": state.storage.meta.sites().await?})))
+}
+
+async fn post_site(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    admin_only(&state, &headers)?;
+    let v = json_body(body).await?;
+    let tz = v.get("timezone").and_then(Value::as_str).unwrap_or("UTC");
+    let site = admin::add_site(state.storage.meta.as_ref(), str_field(&v, "domain")?, tz).await?;
+    state.reload().await?;
+    Ok((StatusCode::CREATED, Json(json!(site))))
+}
+
+async fn delete_site(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin_only(&state, &headers)?;
+    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    state.storage.meta.remove_site(&site.domain).await?;
+    state.storage.events.delete_site_events(site.id).await?;
+    state.reload().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_keys(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    admin_only(&state, &headers)?;
+    Ok(Json(json!({"keys": state.storage.meta.keys().await?})))
+}
+
+async fn post_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    admin_only(&state, &headers)?;
+    let v = json_body(body).await?;
+    let scope_name = str_field(&v, "scope")?;
+    let scope = KeyScope::parse(scope_name).ok_or_else(|| {
+        ApiError::bad_request("invalid_request", format!("scope {scope_name:?} must be `ingest` or `stats`"))
+    })?;
+    let site = admin::find_site(state.storage.meta.as_ref(), str_field(&v, "site")?).await?;
+    let name = v.get("name").and_then(Value::as_str).unwrap_or("");
+    let (record, key) = admin::create_key(state.storage.meta.as_ref(), &site, scope, name).await?;
+    state.reload().await?;
+    let mut out = json!(record);
+    out["key"] = json!(key);
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u32>,
+) -> ApiResult<StatusCode> {
+    admin_only(&state, &headers)?;
+    state.storage.meta.revoke_key(id).await?;
+    state.reload().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

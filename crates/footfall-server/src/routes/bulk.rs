@@ -1,0 +1,132 @@
+//! `POST /api/v1/events`: authenticated bulk and server-side ingestion.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{bearer, check_content_type, client_ip, read_body, user_agent};
+use crate::state::{AppState, Caller};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use footfall_ingest::pipeline::{HitContext, HitOutcome};
+use footfall_ingest::wire::{WireEvent, parse_event};
+use footfall_store::KeyScope;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+pub const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events", post(post_events))
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// Splits a body into event values: a JSON array, one object, or NDJSON lines.
+fn split_body(body: &[u8]) -> Result<Vec<Result<Value, String>>, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("request body is not a valid JSON array: {e}"))
+        })?;
+        return Ok(values.into_iter().map(Ok).collect());
+    }
+    let lines: Vec<_> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Value>(l).map_err(|e| format!("invalid JSON: {e}")))
+        .collect();
+    if lines.is_empty() {
+        return Err(ApiError::bad_request("empty_body", "send a JSON array or NDJSON of events"));
+    }
+    if lines.len() == 1 {
+        if let Err(e) = &lines[0] {
+            return Err(ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")));
+        }
+    }
+    Ok(lines)
+}
+
+async fn post_events(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let caller = state.authenticate(bearer(&headers))?;
+    check_content_type(&headers, &["application/x-ndjson", "application/ndjson", "application/jsonl"])?;
+    let body = read_body(body, BULK_BODY_LIMIT).await?;
+    let items = split_body(&body)?;
+
+    let mut rejected = Vec::new();
+    // Events grouped by site, keeping their index for per-event errors.
+    let mut by_site: Vec<(std::sync::Arc<footfall_store::Site>, Vec<(usize, WireEvent)>)> = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let parsed = item.and_then(|v| parse_event(&v));
+        let hit = match parsed {
+            Ok(hit) => hit,
+            Err(error) => {
+                rejected.push(json!({"index": index, "error": error}));
+                continue;
+            }
+        };
+        let site = match (&caller, &hit.domain) {
+            (Caller::Key(key), _) => state.indexes.read().sites_by_id.get(&key.site_id).cloned(),
+            (Caller::Admin, Some(domain)) => state.site(domain),
+            (Caller::Admin, None) => None,
+        };
+        let Some(site) = site else {
+            rejected.push(json!({"index": index, "error": "unknown site: give `domain` (admin token) or use a site key"}));
+            continue;
+        };
+        state.authorize(&caller, &site, KeyScope::Ingest)?;
+        match by_site.iter_mut().find(|(s, _)| s.id == site.id) {
+            Some((_, hits)) => hits.push((index, hit)),
+            None => by_site.push((site, vec![(index, hit)])),
+        }
+    }
+    if let (Caller::Key(key), true) = (&caller, by_site.is_empty()) {
+        // Nothing valid, but the key's scope still decides 403 vs 202.
+        if let Some(site) = state.indexes.read().sites_by_id.get(&key.site_id).cloned() {
+            state.authorize(&caller, &site, KeyScope::Ingest)?;
+        }
+    }
+
+    let ctx = HitContext {
+        ip: client_ip(&state, peer, &headers).to_string(),
+        user_agent: user_agent(&headers),
+        now_us: chrono::Utc::now().timestamp_micros(),
+    };
+    let (mut accepted, mut dropped, mut duplicates) = (0usize, 0usize, 0usize);
+    for (site, hits) in by_site {
+        let (indexes, hits): (Vec<usize>, Vec<WireEvent>) = hits.into_iter().unzip();
+        let ingestor = state.ingestor.clone();
+        let outcomes = ingestor.submit(&site, hits, &ctx).await?;
+        for (index, outcome) in indexes.into_iter().zip(outcomes) {
+            match outcome {
+                HitOutcome::Accepted(_) => accepted += 1,
+                HitOutcome::Duplicate => {
+                    accepted += 1;
+                    duplicates += 1;
+                }
+                HitOutcome::Dropped(_) => {
+                    accepted += 1;
+                    dropped += 1;
+                }
+                HitOutcome::Rejected(error) => rejected.push(json!({"index": index, "error": error})),
+            }
+        }
+    }
+    rejected.sort_by_key(|r| r["index"].as_u64());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "accepted": accepted,
+            "rejected": rejected,
+            "dropped": dropped,
+            "duplicates": duplicates,
+        })),
+    ))
+}

@@ -1,0 +1,7 @@
+//! HTTP routes; each module exposes `router()`.
+
+pub mod admin;
+pub mod bulk;
+pub mod event;
+pub mod health;
+pub mod stats;

@@ -1,0 +1,102 @@
+//! `POST /api/v2/query`: the Plausible Stats API v2, and native stats endpoints.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{bearer, check_content_type, parse_json, read_body};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use footfall_core::query::{SiteContext, parse_query, site_id_of};
+use footfall_store::{KeyScope, Site};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const QUERY_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/query", post(post_query))
+        .route("/api/v1/sites/{site}/drops", get(get_drops))
+        .route("/api/v1/sites/{site}/realtime", get(get_realtime))
+}
+
+/// Resolves the site named in a request and checks the caller may read its stats.
+fn stats_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
+    let caller = state.authenticate(bearer(headers))?;
+    let site = state.site(domain).ok_or_else(|| {
+        ApiError::not_found("unknown_site", format!("site {domain:?} does not exist"))
+    })?;
+    state.authorize(&caller, &site, KeyScope::Stats)?;
+    Ok(site)
+}
+
+pub async fn site_context(state: &AppState, site: &Site) -> ApiResult<SiteContext> {
+    let timezone = site.timezone.parse().unwrap_or(chrono_tz::UTC);
+    Ok(SiteContext {
+        domain: site.domain.clone(),
+        timezone,
+        goals: state.storage.meta.goals(site.id).await?,
+    })
+}
+
+async fn post_query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    check_content_type(&headers, &[])?;
+    let body = read_body(body, QUERY_BODY_LIMIT).await?;
+    let request = parse_json(&body)?;
+    // Authenticate before validating, so an anonymous caller learns nothing.
+    let domain = match site_id_of(&request) {
+        Ok(d) => d.to_string(),
+        Err(e) => {
+            state.authenticate(bearer(&headers))?;
+            return Err(ApiError::bad_request("invalid_query", e.message));
+        }
+    };
+    let site = stats_site(&state, &headers, &domain)?;
+    let ctx = site_context(&state, &site).await?;
+    let query = parse_query(&request, &ctx, chrono::Utc::now())
+        .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
+    let echo = query.echo.clone();
+    let out = state.storage.query.run(site.id, ctx, query).await?;
+    let results: Vec<Value> = out
+        .results
+        .into_iter()
+        .map(|r| json!({"metrics": r.metrics, "dimensions": r.dimensions}))
+        .collect();
+    Ok(Json(json!({"results": results, "meta": out.meta, "query": echo})))
+}
+
+async fn get_drops(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let site = stats_site(&state, &headers, &domain)?;
+    let drops = state.storage.meta.drops(site.id).await?;
+    let total: u64 = drops.iter().map(|d| d.count).sum();
+    Ok(Json(json!({"site": site.domain, "bots_dropped": total, "by_reason": drops})))
+}
+
+/// Visitors seen in the last 5 minutes and visits still open, from the sessionizer.
+async fn get_realtime(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let site = stats_site(&state, &headers, &domain)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let sessions = &state.ingestor.pipeline.sessions;
+    let recent = sessions.active(site.id, now - 5 * 60 * 1_000_000);
+    let open = sessions.active(site.id, now - i64::from(site.session_timeout_secs) * 1_000_000);
+    let visitors: std::collections::HashSet<u64> = recent.iter().map(|s| s.visitor_id).collect();
+    Ok(Json(json!({
+        "site": site.domain,
+        "visitors_last_5_minutes": visitors.len(),
+        "active_sessions": open.len(),
+    })))
+}

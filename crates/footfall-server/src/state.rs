@@ -1,0 +1,172 @@
+//! Shared server state: storage handles, the ingestor, and in-memory indexes of sites and
+//! keys (reloaded whenever the admin API changes them).
+
+use crate::config::Config;
+use crate::error::ApiError;
+use footfall_ingest::Ingestor;
+use footfall_store::{ApiKey, EventQuery, EventSink, KeyScope, MetaStore, Site, StoreResult};
+use ipnet::IpNet;
+use parking_lot::{Mutex, RwLock};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// The storage bundle: one handle per concern (DESIGN §6).
+#[derive(Clone)]
+pub struct Storage {
+    pub events: Arc<dyn EventSink>,
+    pub query: Arc<dyn EventQuery>,
+    pub meta: Arc<dyn MetaStore>,
+}
+
+#[derive(Default)]
+pub struct Indexes {
+    pub sites_by_domain: HashMap<String, Arc<Site>>,
+    pub sites_by_id: HashMap<u32, Arc<Site>>,
+    /// Active keys by the hex SHA-256 of the key.
+    pub keys_by_hash: HashMap<String, ApiKey>,
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub storage: Storage,
+    pub ingestor: Arc<Ingestor>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub indexes: RwLock<Indexes>,
+    admin_token_hash: [u8; 32],
+    /// Uses per key id since the last flush, with the last use time.
+    key_usage: Mutex<HashMap<u32, (u64, i64)>>,
+}
+
+pub type AppState = Arc<Inner>;
+
+/// Who is calling, after authentication.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Admin,
+    Key(ApiKey),
+}
+
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Normalises a site domain as Plausible does: lowercase, no `www.`.
+pub fn normalize_domain(domain: &str) -> String {
+    let d = domain.trim().to_ascii_lowercase();
+    d.strip_prefix("www.").map(str::to_owned).unwrap_or(d)
+}
+
+impl Inner {
+    pub fn new(
+        config: Config,
+        storage: Storage,
+        ingestor: Arc<Ingestor>,
+        trusted_proxies: Vec<IpNet>,
+        admin_token: &str,
+    ) -> Self {
+        Inner {
+            config,
+            storage,
+            ingestor,
+            trusted_proxies,
+            indexes: RwLock::new(Indexes::default()),
+            admin_token_hash: hash_secret(admin_token),
+            key_usage: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reloads sites and keys from the meta store.
+    pub async fn reload(&self) -> StoreResult<()> {
+        let sites = self.storage.meta.sites().await?;
+        let keys = self.storage.meta.keys().await?;
+        let mut idx = Indexes::default();
+        for site in sites {
+            let site = Arc::new(site);
+            idx.sites_by_id.insert(site.id, site.clone());
+            idx.sites_by_domain.insert(site.domain.clone(), site);
+        }
+        for key in keys.into_iter().filter(|k| !k.revoked) {
+            idx.keys_by_hash.insert(key.key_hash.clone(), key);
+        }
+        *self.indexes.write() = idx;
+        Ok(())
+    }
+
+    pub fn site(&self, domain: &str) -> Option<Arc<Site>> {
+        self.indexes
+            .read()
+            .sites_by_domain
+            .get(&normalize_domain(domain))
+            .cloned()
+    }
+
+    pub fn site_timeout(&self, site_id: u32) -> u32 {
+        self.indexes
+            .read()
+            .sites_by_id
+            .get(&site_id)
+            .map(|s| s.session_timeout_secs)
+            .unwrap_or(footfall_core::session::DEFAULT_TIMEOUT_SECS)
+    }
+
+    /// Authenticates a bearer secret: the admin token or an active API key.
+    pub fn authenticate(&self, secret: Option<&str>) -> Result<Caller, ApiError> {
+        let secret = secret.ok_or_else(|| {
+            ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
+        })?;
+        let hash = hash_secret(secret);
+        if bool::from(hash.ct_eq(&self.admin_token_hash)) {
+            return Ok(Caller::Admin);
+        }
+        // The map lookup is on a hash of the secret, which reveals nothing about valid keys.
+        let key = self
+            .indexes
+            .read()
+            .keys_by_hash
+            .get(&hex::encode(hash))
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))?;
+        let mut usage = self.key_usage.lock();
+        let entry = usage.entry(key.id).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = chrono::Utc::now().timestamp_micros();
+        Ok(Caller::Key(key))
+    }
+
+    /// Checks that `caller` may use `scope` on `site`.
+    pub fn authorize(&self, caller: &Caller, site: &Site, scope: KeyScope) -> Result<(), ApiError> {
+        match caller {
+            Caller::Admin => Ok(()),
+            Caller::Key(key) if key.site_id != site.id => Err(ApiError::forbidden(format!(
+                "this key belongs to site {}, not {}",
+                key.site_domain, site.domain
+            ))),
+            Caller::Key(key) if key.scope != scope => Err(ApiError::forbidden(format!(
+                "this key has scope `{}`; this endpoint needs scope `{}`",
+                key.scope.as_str(),
+                scope.as_str()
+            ))),
+            Caller::Key(_) => Ok(()),
+        }
+    }
+
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), ApiError> {
+        match caller {
+            Caller::Admin => Ok(()),
+            Caller::Key(_) => Err(ApiError::forbidden("this endpoint needs the admin token")),
+        }
+    }
+
+    /// Periodic upkeep: ingest maintenance and key usage counters.
+    pub async fn maintain(&self) {
+        self.ingestor.maintain(|site| self.site_timeout(site)).await;
+        let usage = std::mem::take(&mut *self.key_usage.lock());
+        for (id, (uses, last)) in usage {
+            if let Err(e) = self.storage.meta.record_key_usage(id, uses, last).await {
+                tracing::warn!(error = %e, "could not save key usage");
+            }
+        }
+    }
+}

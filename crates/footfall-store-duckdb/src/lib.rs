@@ -1,0 +1,158 @@
+//! Embedded backend: one DuckDB file holds events and metadata (DESIGN §6).
+//!
+//! DuckDB allows one writing process; inside it, connections cloned from one database
+//! share it with MVCC. We keep one connection for the event writer, one for metadata
+//! and a small pool for queries, and run every call on tokio's blocking pool.
+
+mod meta;
+pub mod query;
+mod sink;
+
+use duckdb::Connection;
+use footfall_store::{StoreError, StoreResult};
+use parking_lot::Mutex;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Forward-only migrations, applied in order at open; the applied version is recorded.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// Resource limits handed to DuckDB.
+#[derive(Debug, Clone)]
+pub struct DuckConfig {
+    /// e.g. "256MB".
+    pub memory_limit: String,
+    pub threads: u32,
+}
+
+impl Default for DuckConfig {
+    fn default() -> Self {
+        DuckConfig {
+            memory_limit: "256MB".into(),
+            threads: 2,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) writer: Mutex<Connection>,
+    pub(crate) meta: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    base: Mutex<Connection>,
+}
+
+/// The embedded store; cheap to clone.
+#[derive(Clone)]
+pub struct DuckStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) fn db_err(e: duckdb::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl DuckStore {
+    /// Opens (creating if needed) the database file and runs pending migrations.
+    pub fn open(path: &Path, cfg: &DuckConfig) -> StoreResult<Self> {
+        let config = duckdb::Config::default()
+            .max_memory(&cfg.memory_limit)
+            .and_then(|c| c.threads(i64::from(cfg.threads)))
+            .map_err(db_err)?;
+        let conn = Connection::open_with_flags(path, config).map_err(|e| {
+            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
+        })?;
+        Self::from_connection(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn memory() -> StoreResult<Self> {
+        Self::from_connection(Connection::open_in_memory().map_err(db_err)?)
+    }
+
+    fn from_connection(base: Connection) -> StoreResult<Self> {
+        migrate(&base)?;
+        let writer = base.try_clone().map_err(db_err)?;
+        let meta = base.try_clone().map_err(db_err)?;
+        Ok(DuckStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                meta: Mutex::new(meta),
+                readers: Mutex::new(Vec::new()),
+                base: Mutex::new(base),
+            }),
+        })
+    }
+
+    /// Runs `f` on the blocking pool with `self`.
+    pub(crate) async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Forces a checkpoint so the DuckDB WAL is folded into the main file.
+    pub fn checkpoint_file(&self) -> StoreResult<()> {
+        self.inner
+            .writer
+            .lock()
+            .execute_batch("CHECKPOINT")
+            .map_err(db_err)
+    }
+}
+
+impl Inner {
+    /// Borrows a query connection from the pool (cloning a new one when empty).
+    pub(crate) fn with_reader<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        let conn = match self.readers.lock().pop() {
+            Some(c) => c,
+            None => self.base.lock().try_clone().map_err(db_err)?,
+        };
+        let out = f(&conn);
+        self.readers.lock().push(conn);
+        out
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version UINTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)",
+    )
+    .map_err(db_err)?;
+    let current: u32 = conn
+        .query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))
+        .map_err(db_err)?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; INSERT INTO schema_version VALUES ({version}, now()::TIMESTAMP); COMMIT;"
+        ))
+        .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl footfall_store::EventQuery for DuckStore {
+    async fn run(
+        &self,
+        site_id: u32,
+        site: footfall_core::query::SiteContext,
+        query: footfall_core::query::Query,
+    ) -> StoreResult<footfall_core::query::QueryOutput> {
+        self.blocking(move |inner| {
+            inner.with_reader(|conn| {
+                query::execute(conn, site_id, &site, &query).map_err(|e| match e {
+                    query::ExecError::Invalid(m) => StoreError::Query(m),
+                    other => StoreError::Backend(other.to_string()),
+                })
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,299 @@
+//! `MetaStore` on DuckDB tables of the same file.
+
+use crate::{DuckStore, db_err};
+use async_trait::async_trait;
+use duckdb::{OptionalExt, Row, params};
+use footfall_core::identity::Salt;
+use footfall_core::query::{Goal, GoalKind};
+use footfall_store::{
+    ApiKey, DropCount, IdentityMode, KeyScope, MetaStore, Site, StoreError, StoreResult,
+};
+
+const SITE_COLUMNS: &str =
+    "id, domain, timezone, identity_mode, session_timeout_secs, allowed_hostnames";
+
+fn site_from_row(r: &Row<'_>) -> duckdb::Result<Site> {
+    let mode: String = r.get(3)?;
+    let allowed: String = r.get(5)?;
+    Ok(Site {
+        id: r.get(0)?,
+        domain: r.get(1)?,
+        timezone: r.get(2)?,
+        identity_mode: IdentityMode::parse(&mode).unwrap_or(IdentityMode::Cookieless),
+        session_timeout_secs: r.get(4)?,
+        allowed_hostnames: allowed
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+const KEY_SELECT: &str = "SELECT k.id, k.site_id, s.domain, k.scope, k.name, k.prefix, k.key_hash, \
+     strftime(k.created_at, '%Y-%m-%dT%H:%M:%SZ'), k.revoked_at IS NOT NULL, k.usage_count, \
+     strftime(k.last_used_at, '%Y-%m-%dT%H:%M:%SZ') \
+     FROM api_keys k JOIN sites s ON s.id = k.site_id";
+
+fn key_from_row(r: &Row<'_>) -> duckdb::Result<ApiKey> {
+    let scope: String = r.get(3)?;
+    Ok(ApiKey {
+        id: r.get(0)?,
+        site_id: r.get(1)?,
+        site_domain: r.get(2)?,
+        scope: KeyScope::parse(&scope).unwrap_or(KeyScope::Stats),
+        name: r.get(4)?,
+        prefix: r.get(5)?,
+        key_hash: r.get(6)?,
+        created_at: r.get(7)?,
+        revoked: r.get(8)?,
+        usage_count: r.get(9)?,
+        last_used_at: r.get(10)?,
+    })
+}
+
+#[async_trait]
+impl MetaStore for DuckStore {
+    async fn sites(&self) -> StoreResult<Vec<Site>> {
+        self.blocking(|inner| {
+            let conn = inner.meta.lock();
+            let mut stmt = conn
+                .prepare(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY domain"))
+                .map_err(db_err)?;
+            let rows = stmt.query_map([], site_from_row).map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn add_site(&self, domain: &str, timezone: &str) -> StoreResult<Site> {
+        let (domain, timezone) = (domain.to_owned(), timezone.to_owned());
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let exists: Option<u32> = conn
+                .query_row("SELECT id FROM sites WHERE domain = ?", params![domain], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(db_err)?;
+            if exists.is_some() {
+                return Err(StoreError::Conflict(format!("site {domain} already exists")));
+            }
+            conn.execute(
+                "INSERT INTO sites (id, domain, timezone, created_at) \
+                 SELECT coalesce(max(id), 0) + 1, ?, ?, now()::TIMESTAMP FROM sites",
+                params![domain, timezone],
+            )
+            .map_err(db_err)?;
+            conn.query_row(
+                &format!("SELECT {SITE_COLUMNS} FROM sites WHERE domain = ?"),
+                params![domain],
+                site_from_row,
+            )
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn remove_site(&self, domain: &str) -> StoreResult<()> {
+        let domain = domain.to_owned();
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let id: Option<u32> = conn
+                .query_row("SELECT id FROM sites WHERE domain = ?", params![domain], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(db_err)?;
+            let id = id.ok_or_else(|| StoreError::NotFound(format!("site {domain}")))?;
+            for table in ["api_keys", "goals", "drop_counts"] {
+                conn.execute(&format!("DELETE FROM {table} WHERE site_id = ?"), params![id])
+                    .map_err(db_err)?;
+            }
+            conn.execute("DELETE FROM sites WHERE id = ?", params![id])
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.blocking(|inner| {
+            let conn = inner.meta.lock();
+            let mut stmt = conn
+                .prepare(&format!("{KEY_SELECT} ORDER BY k.id"))
+                .map_err(db_err)?;
+            let rows = stmt.query_map([], key_from_row).map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn add_key(
+        &self,
+        site_id: u32,
+        scope: KeyScope,
+        name: &str,
+        prefix: &str,
+        key_hash: &str,
+    ) -> StoreResult<ApiKey> {
+        let (name, prefix, key_hash) = (name.to_owned(), prefix.to_owned(), key_hash.to_owned());
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            conn.execute(
+                "INSERT INTO api_keys (id, site_id, scope, name, prefix, key_hash, created_at) \
+                 SELECT coalesce(max(id), 0) + 1, ?, ?, ?, ?, ?, now()::TIMESTAMP FROM api_keys",
+                params![site_id, scope.as_str(), name, prefix, key_hash],
+            )
+            .map_err(db_err)?;
+            conn.query_row(
+                &format!("{KEY_SELECT} WHERE k.key_hash = ?"),
+                params![key_hash],
+                key_from_row,
+            )
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: u32) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            let n = inner
+                .meta
+                .lock()
+                .execute(
+                    "UPDATE api_keys SET revoked_at = now()::TIMESTAMP WHERE id = ? AND revoked_at IS NULL",
+                    params![id],
+                )
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("active key {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_key_usage(&self, id: u32, uses: u64, last_used_us: i64) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            inner
+                .meta
+                .lock()
+                .execute(
+                    "UPDATE api_keys SET usage_count = usage_count + ?, \
+                     last_used_at = make_timestamp(?::BIGINT) WHERE id = ?",
+                    params![uses, last_used_us, id],
+                )
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn goals(&self, site_id: u32) -> StoreResult<Vec<Goal>> {
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let mut stmt = conn
+                .prepare("SELECT kind, pattern, display_name FROM goals WHERE site_id = ? ORDER BY id")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![site_id], |r| {
+                    let kind: String = r.get(0)?;
+                    Ok(Goal {
+                        kind: if kind == "page" { GoalKind::Page } else { GoalKind::Event },
+                        pattern: r.get(1)?,
+                        display_name: r.get(2)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn salts(&self) -> StoreResult<Vec<(i32, Salt)>> {
+        self.blocking(|inner| {
+            let conn = inner.meta.lock();
+            let mut stmt = conn
+                .prepare("SELECT (day - DATE '1970-01-01')::INTEGER, salt FROM salts ORDER BY day")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (day, bytes) = row.map_err(db_err)?;
+                if let Ok(salt) = Salt::try_from(bytes.as_slice()) {
+                    out.push((day, salt));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_salt(&self, day: i32, salt: Salt) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            inner
+                .meta
+                .lock()
+                .execute(
+                    "INSERT OR IGNORE INTO salts VALUES (DATE '1970-01-01' + ?::INTEGER, ?)",
+                    params![day, salt.to_vec()],
+                )
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_salts_before(&self, day: i32) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            inner
+                .meta
+                .lock()
+                .execute(
+                    "DELETE FROM salts WHERE day < DATE '1970-01-01' + ?::INTEGER",
+                    params![day],
+                )
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_drops(&self, site_id: u32, reason: &str, count: u64) -> StoreResult<()> {
+        let reason = reason.to_owned();
+        self.blocking(move |inner| {
+            inner
+                .meta
+                .lock()
+                .execute(
+                    "INSERT INTO drop_counts VALUES (?, ?, ?) ON CONFLICT (site_id, reason) \
+                     DO UPDATE SET count = count + excluded.count",
+                    params![site_id, reason, count],
+                )
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn drops(&self, site_id: u32) -> StoreResult<Vec<DropCount>> {
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let mut stmt = conn
+                .prepare("SELECT reason, count FROM drop_counts WHERE site_id = ? ORDER BY reason")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![site_id], |r| {
+                    Ok(DropCount {
+                        reason: r.get(0)?,
+                        count: r.get(1)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+}

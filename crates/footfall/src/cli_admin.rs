@@ -1,0 +1,223 @@
+//! Admin commands. With a server running on the data directory they go through its
+//! admin API (DuckDB allows one writing process); otherwise they open the files.
+
+use crate::{KeyCommand, SiteCommand};
+use anyhow::{Context, bail};
+use footfall_server::config::Config;
+use footfall_server::{admin, admin_token, open_embedded};
+use footfall_store::{KeyScope, MetaStore};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::time::Duration;
+
+/// A running server found through DATA/server.json.
+pub struct RunningServer {
+    pub url: String,
+    pub token: String,
+    client: reqwest::Client,
+}
+
+impl RunningServer {
+    pub async fn discover(config: &Config) -> Option<RunningServer> {
+        let info: Value = serde_json::from_str(&std::fs::read_to_string(config.server_file()).ok()?).ok()?;
+        let url = info.get("url")?.as_str()?.to_string();
+        let token = std::fs::read_to_string(config.admin_token_path()).ok()?.trim().to_string();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .ok()?;
+        let ok = client
+            .get(format!("{url}/api/health"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        ok.then_some(RunningServer { url, token, client })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.context("the server did not answer")?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = value.get("error").and_then(Value::as_str).unwrap_or(&text);
+            bail!("{msg}");
+        }
+        Ok(value)
+    }
+}
+
+fn print_site(site: &Value) {
+    println!(
+        "{}\ttimezone={}\tid={}",
+        site["domain"].as_str().unwrap_or_default(),
+        site["timezone"].as_str().unwrap_or_default(),
+        site["id"]
+    );
+}
+
+pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
+    if let Some(server) = RunningServer::discover(config).await {
+        match cmd {
+            SiteCommand::Add { domain, timezone } => {
+                let site = server
+                    .call(reqwest::Method::POST, "/api/admin/sites", Some(json!({"domain": domain, "timezone": timezone})))
+                    .await?;
+                print_added_site(&site);
+            }
+            SiteCommand::List => {
+                let sites = server.call(reqwest::Method::GET, "/api/admin/sites", None).await?;
+                sites["sites"].as_array().into_iter().flatten().for_each(print_site);
+            }
+            SiteCommand::Remove { domain } => {
+                server
+                    .call(reqwest::Method::DELETE, &format!("/api/admin/sites/{domain}"), None)
+                    .await?;
+                println!("removed {domain}");
+            }
+        }
+        return Ok(());
+    }
+    let store = open_embedded(config)?;
+    let meta: &dyn MetaStore = &store;
+    match cmd {
+        SiteCommand::Add { domain, timezone } => {
+            let site = admin::add_site(meta, domain, timezone).await?;
+            print_added_site(&json!(site));
+        }
+        SiteCommand::List => meta.sites().await?.iter().map(|s| json!(s)).for_each(|s| print_site(&s)),
+        SiteCommand::Remove { domain } => {
+            let site = admin::find_site(meta, domain).await?;
+            meta.remove_site(&site.domain).await?;
+            footfall_store::EventSink::delete_site_events(&store, site.id).await?;
+            println!("removed {}", site.domain);
+        }
+    }
+    Ok(())
+}
+
+fn print_added_site(site: &Value) {
+    let domain = site["domain"].as_str().unwrap_or_default();
+    println!("added site {domain} (timezone {})", site["timezone"].as_str().unwrap_or_default());
+    eprintln!("next: footfall key create --site {domain} --scope ingest   (and --scope stats for the Stats API)");
+}
+
+pub async fn key(config: &Config, cmd: &KeyCommand) -> anyhow::Result<()> {
+    if let Some(server) = RunningServer::discover(config).await {
+        match cmd {
+            KeyCommand::Create { site, scope, name } => {
+                let key = server
+                    .call(
+                        reqwest::Method::POST,
+                        "/api/admin/keys",
+                        Some(json!({"site": site, "scope": scope, "name": name})),
+                    )
+                    .await?;
+                print_created_key(&key, key["key"].as_str().unwrap_or_default());
+            }
+            KeyCommand::List { site } => {
+                let keys = server.call(reqwest::Method::GET, "/api/admin/keys", None).await?;
+                print_keys(keys["keys"].as_array().cloned().unwrap_or_default(), site.as_deref());
+            }
+            KeyCommand::Revoke { id } => {
+                server
+                    .call(reqwest::Method::DELETE, &format!("/api/admin/keys/{id}"), None)
+                    .await?;
+                println!("revoked key {id}");
+            }
+        }
+        return Ok(());
+    }
+    let store = open_embedded(config)?;
+    let meta: &dyn MetaStore = &store;
+    match cmd {
+        KeyCommand::Create { site, scope, name } => {
+            let scope = KeyScope::parse(scope)
+                .with_context(|| format!("scope {scope:?} must be `ingest` or `stats`"))?;
+            let site = admin::find_site(meta, site).await?;
+            let (record, key) = admin::create_key(meta, &site, scope, name).await?;
+            print_created_key(&json!(record), &key);
+        }
+        KeyCommand::List { site } => {
+            let keys = meta.keys().await?.iter().map(|k| json!(k)).collect();
+            print_keys(keys, site.as_deref());
+        }
+        KeyCommand::Revoke { id } => {
+            meta.revoke_key(*id).await?;
+            println!("revoked key {id}");
+        }
+    }
+    Ok(())
+}
+
+fn print_created_key(record: &Value, key: &str) {
+    println!(
+        "created {} key {} for {} (shown once; store it now)",
+        record["scope"].as_str().unwrap_or_default(),
+        record["id"],
+        record["site_domain"].as_str().unwrap_or_default()
+    );
+    println!("{key}");
+}
+
+fn print_keys(keys: Vec<Value>, site: Option<&str>) {
+    println!("id\tsite\tscope\tprefix\tuses\tlast_used\tstatus");
+    for k in keys {
+        if site.is_some_and(|s| k["site_domain"].as_str() != Some(s)) {
+            continue;
+        }
+        println!(
+            "{}\t{}\t{}\t{}…\t{}\t{}\t{}",
+            k["id"],
+            k["site_domain"].as_str().unwrap_or_default(),
+            k["scope"].as_str().unwrap_or_default(),
+            k["prefix"].as_str().unwrap_or_default(),
+            k["usage_count"],
+            k["last_used_at"].as_str().unwrap_or("never"),
+            if k["revoked"].as_bool() == Some(true) { "revoked" } else { "active" },
+        );
+    }
+}
+
+/// Runs `f` against a server on this data directory: the running one, or one started
+/// in-process on a free loopback port for the duration of the call.
+pub async fn with_server<F, Fut>(config: &Config, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(crate::simulate::Target) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    if let Some(server) = RunningServer::discover(config).await {
+        return f(crate::simulate::Target { base_url: server.url, token: server.token }).await;
+    }
+    let mut config = config.clone();
+    config.listen = "127.0.0.1:0".parse()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let _ = std::fs::remove_file(config.server_file());
+    let server = tokio::spawn(footfall_server::serve(config.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let target = loop {
+        if server.is_finished() {
+            return match server.await {
+                Ok(Err(e)) => Err(e),
+                _ => bail!("the in-process server stopped"),
+            };
+        }
+        if let Some(s) = RunningServer::discover(&config).await {
+            break crate::simulate::Target { base_url: s.url, token: admin_token(&config.admin_token_path())? };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let result = f(target).await;
+    let _ = stop_tx.send(());
+    server.await.context("server task")??;
+    result
+}

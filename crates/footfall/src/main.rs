@@ -1,0 +1,170 @@
+//! The `footfall` binary: server, administration, traffic simulation and benchmarks.
+
+mod bench;
+mod cli_admin;
+mod simulate;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use footfall_server::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "footfall",
+    version,
+    about = "Privacy-first visitor analytics server: one binary, embedded store by default.",
+    after_help = "Quick start:\n  footfall serve\n  footfall site add example.com --timezone Europe/Berlin\n  footfall key create --site example.com --scope ingest\n\nAdmin commands talk to a running server on the same data directory, or open its files when none runs."
+)]
+struct Cli {
+    /// Data directory (database, write-ahead log, admin token).
+    #[arg(long, global = true, env = "FOOTFALL_DATA", default_value = "footfall-data")]
+    data: PathBuf,
+    /// Optional TOML configuration file (flags and FOOTFALL_* variables override it).
+    #[arg(long, global = true, env = "FOOTFALL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8070].
+        #[arg(long, env = "FOOTFALL_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Comma-separated CIDRs whose X-Forwarded-For is trusted [default: loopback].
+        #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES")]
+        trusted_proxies: Option<String>,
+    },
+    /// Manage sites.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Generate realistic traffic through the real ingestion pipeline.
+    Simulate(simulate::SimulateArgs),
+    /// Measure ingestion and query performance on this machine.
+    Bench(bench::BenchArgs),
+    /// Minimal HTTP server answering 202, the baseline for `bench`.
+    #[command(hide = true)]
+    BenchBaseline {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Register a site.
+    Add {
+        domain: String,
+        /// IANA timezone used for days and hours in reports.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+    },
+    /// List sites.
+    List,
+    /// Remove a site with its keys and events.
+    Remove { domain: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create a key; the key is printed alone on the last line.
+    Create {
+        #[arg(long)]
+        site: String,
+        /// `ingest` (bulk API) or `stats` (Stats API).
+        #[arg(long)]
+        scope: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys with usage counts.
+    List {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Revoke a key by id.
+    Revoke { id: u32 },
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FOOTFALL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(cli: &Cli, extra: &[(&str, String)]) -> anyhow::Result<Config> {
+    let mut overrides = vec![("data", cli.data.display().to_string())];
+    overrides.extend(extra.iter().cloned());
+    Config::load(cli.config.as_deref(), &overrides).context("invalid configuration")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Serve {
+            listen,
+            trusted_proxies,
+        } => {
+            init_tracing("info");
+            let mut extra = Vec::new();
+            if let Some(l) = listen {
+                extra.push(("listen", l.to_string()));
+            }
+            if let Some(t) = trusted_proxies {
+                extra.push(("trusted_proxies", t.clone()));
+            }
+            let config = load_config(&cli, &extra)?;
+            footfall_server::serve(config, shutdown_signal()).await
+        }
+        Command::Site(cmd) => {
+            init_tracing("warn");
+            cli_admin::site(&load_config(&cli, &[])?, cmd).await
+        }
+        Command::Key(cmd) => {
+            init_tracing("warn");
+            cli_admin::key(&load_config(&cli, &[])?, cmd).await
+        }
+        Command::Simulate(args) => {
+            init_tracing("warn");
+            let config = load_config(&cli, &[])?;
+            cli_admin::with_server(&config, |target| simulate::run(target, args.clone())).await
+        }
+        Command::Bench(args) => {
+            init_tracing("warn");
+            bench::run(args.clone()).await
+        }
+        Command::BenchBaseline { listen } => bench::baseline_server(*listen).await,
+    }
+}

@@ -1,0 +1,794 @@
+//! Several hundred generated visitors over five past days, sent through the bulk API; every
+//! Stats API number is checked against what this test computes from the events it sent
+//! (DESIGN §3 sessions, §4 metric meanings).
+
+mod common;
+
+use chrono::{Duration as ChronoDuration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use common::{CHROME_UA, Server, dimension_values, metric_values, rounds_to};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const SITE: &str = "shop.example.com";
+const DAYS: i64 = 5;
+const VISITORS: usize = 420;
+
+const PAGES: &[(&str, u32)] = &[
+    ("/", 30),
+    ("/pricing", 15),
+    ("/blog/", 10),
+    ("/blog/rust-analytics", 8),
+    ("/blog/privacy-first", 6),
+    ("/docs/getting-started", 8),
+    ("/docs/api", 6),
+    ("/about", 5),
+    ("/contact", 4),
+    ("/signup", 8),
+];
+
+/// How a visitor arrives: referrer sent, utm_source put in the URL, expected source name.
+struct Arrival {
+    referrer: Option<&'static str>,
+    utm_source: Option<&'static str>,
+    source: &'static str,
+    weight: u32,
+}
+
+const ARRIVALS: &[Arrival] = &[
+    Arrival {
+        referrer: Some("https://www.google.com/"),
+        utm_source: None,
+        source: "Google",
+        weight: 30,
+    },
+    Arrival {
+        referrer: None,
+        utm_source: None,
+        source: "Direct / None",
+        weight: 25,
+    },
+    Arrival {
+        referrer: Some("https://t.co/abc"),
+        utm_source: None,
+        source: "Twitter",
+        weight: 15,
+    },
+    Arrival {
+        referrer: Some("https://news.ycombinator.com/"),
+        utm_source: None,
+        source: "Hacker News",
+        weight: 10,
+    },
+    Arrival {
+        referrer: Some("https://blog.example.org/post"),
+        utm_source: None,
+        source: "blog.example.org",
+        weight: 10,
+    },
+    // utm_source overrides the referrer; an unknown utm_source is kept verbatim.
+    Arrival {
+        referrer: Some("https://www.google.com/"),
+        utm_source: Some("newsletter"),
+        source: "newsletter",
+        weight: 10,
+    },
+];
+
+#[derive(Debug, Clone)]
+struct Ev {
+    ts: i64,
+    name: &'static str,
+    path: &'static str,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    visitor: usize,
+    day: NaiveDate,
+    source: &'static str,
+    events: Vec<Ev>,
+}
+
+impl Session {
+    fn pageviews(&self) -> impl Iterator<Item = &Ev> {
+        self.events.iter().filter(|e| e.name == "pageview")
+    }
+    fn pageview_count(&self) -> usize {
+        self.pageviews().count()
+    }
+    fn signups(&self) -> usize {
+        self.events.iter().filter(|e| e.name == "Signup").count()
+    }
+    fn entry(&self) -> &'static str {
+        self.pageviews().next().map(|e| e.path).unwrap_or("")
+    }
+    fn exit(&self) -> &'static str {
+        self.pageviews().last().map(|e| e.path).unwrap_or("")
+    }
+    fn bounced(&self) -> bool {
+        self.pageview_count() == 1 && self.signups() == 0
+    }
+    fn duration(&self) -> i64 {
+        let first = self.events.first().map(|e| e.ts).unwrap_or(0);
+        let last = self.events.last().map(|e| e.ts).unwrap_or(0);
+        last - first
+    }
+    fn has_page(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        self.events.iter().any(|e| pred(e.path))
+    }
+}
+
+fn pick<'a, T>(rng: &mut StdRng, items: &'a [T], weight: impl Fn(&T) -> u32) -> &'a T {
+    let total: u32 = items.iter().map(&weight).sum();
+    let mut r = rng.random_range(0..total);
+    for it in items {
+        let w = weight(it);
+        if r < w {
+            return it;
+        }
+        r -= w;
+    }
+    &items[items.len() - 1]
+}
+
+/// Generates the visitors' sessions. Every session lies inside one UTC day (starts before
+/// 21:00, lasts at most 2.25 h); events inside a session are < 30 min apart; sessions of a
+/// visitor are > 30 min apart.
+fn generate(seed: u64, first_day: NaiveDate) -> (Vec<Session>, Vec<&'static Arrival>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sessions = Vec::new();
+    let mut arrivals = Vec::new();
+    for v in 0..VISITORS {
+        let arrival = pick(&mut rng, ARRIVALS, |a| a.weight);
+        arrivals.push(arrival);
+        let nsess = match rng.random_range(0..100) {
+            0..55 => 1,
+            55..85 => 2,
+            _ => 3,
+        };
+        let mut day = rng.random_range(0..DAYS);
+        let mut t: i64 = rng.random_range(0..14 * 3600);
+        for _ in 0..nsess {
+            if t > 21 * 3600 {
+                day += 1;
+                t = rng.random_range(0..10 * 3600);
+            }
+            if day >= DAYS {
+                break;
+            }
+            let date = first_day + ChronoDuration::days(day);
+            let midnight = Utc
+                .from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+                .timestamp();
+            let npv = rng.random_range(1..=6);
+            let mut events = Vec::new();
+            let mut ts = midnight + t;
+            for i in 0..npv {
+                if i > 0 {
+                    ts += rng.random_range(5..1500);
+                }
+                let page = pick(&mut rng, PAGES, |p| p.1).0;
+                events.push(Ev {
+                    ts,
+                    name: "pageview",
+                    path: page,
+                });
+            }
+            // Some sessions sign up, on the page of one of their page views and before the
+            // next page view (so the signup never changes entry or exit page).
+            if rng.random_bool(0.18) {
+                let k = rng.random_range(0..npv);
+                let at = events[k].ts;
+                let until = events.get(k + 1).map(|e| e.ts).unwrap_or(at + 600);
+                let sts = if until - at >= 2 {
+                    rng.random_range(at + 1..until)
+                } else {
+                    at
+                };
+                let path = events[k].path;
+                events.insert(
+                    k + 1,
+                    Ev {
+                        ts: sts,
+                        name: "Signup",
+                        path,
+                    },
+                );
+            }
+            let last = events.last().map(|e| e.ts).unwrap_or(ts);
+            sessions.push(Session {
+                visitor: v,
+                day: date,
+                source: arrival.source,
+                events,
+            });
+            // Next session: same day after a > 30 min pause, or a later day.
+            if rng.random_bool(0.5) {
+                t = last - midnight + rng.random_range(31 * 60..3 * 3600);
+            } else {
+                day += rng.random_range(1..3);
+                t = rng.random_range(0..20 * 3600);
+            }
+        }
+    }
+    (sessions, arrivals)
+}
+
+/// The JSON events sent for the sessions, sorted by time (historical data in time order).
+fn to_json_events(sessions: &[Session], arrivals: &[&Arrival]) -> Vec<Value> {
+    let mut out: Vec<(i64, Value)> = Vec::new();
+    let mut n = 0usize;
+    for s in sessions {
+        let arrival = arrivals[s.visitor];
+        let mut prev_path: Option<&str> = None;
+        for (i, e) in s.events.iter().enumerate() {
+            let mut url = format!("https://{SITE}{}", e.path);
+            let mut ev = json!({
+                "id": format!("acc-{n:06}"),
+                "name": e.name,
+                "domain": SITE,
+                "timestamp": Utc.timestamp_opt(e.ts, 0).single().expect("ts")
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+                "visitor_id": format!("visitor-{}", s.visitor),
+                "user_agent": CHROME_UA,
+            });
+            if i == 0 {
+                if let Some(u) = arrival.utm_source {
+                    url.push_str(&format!("?utm_source={u}&utm_medium=email"));
+                }
+                if let Some(r) = arrival.referrer {
+                    ev["referrer"] = json!(r);
+                }
+            } else if e.name == "pageview"
+                && let Some(p) = prev_path
+            {
+                // Internal navigation: the referrer is our own previous page.
+                ev["referrer"] = json!(format!("https://{SITE}{p}"));
+            }
+            ev["url"] = json!(url);
+            if e.name == "pageview" {
+                prev_path = Some(e.path);
+            }
+            out.push((e.ts, ev));
+            n += 1;
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1["id"].as_str().cmp(&b.1["id"].as_str())));
+    out.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Expected metric values over a set of sessions, computed from what was sent.
+struct Expect {
+    visitors: f64,
+    visits: f64,
+    pageviews: f64,
+    events: f64,
+    views_per_visit: f64,
+    bounce_rate: f64,
+    visit_duration: f64,
+}
+
+fn expect(sessions: &[&Session]) -> Expect {
+    let visitors: BTreeSet<usize> = sessions.iter().map(|s| s.visitor).collect();
+    let visits = sessions.len() as f64;
+    let pageviews: usize = sessions.iter().map(|s| s.pageview_count()).sum();
+    let events: usize = sessions.iter().map(|s| s.events.len()).sum();
+    let bounces = sessions.iter().filter(|s| s.bounced()).count();
+    let dur: i64 = sessions.iter().map(|s| s.duration()).sum();
+    let div = |a: f64| if visits > 0.0 { a / visits } else { 0.0 };
+    Expect {
+        visitors: visitors.len() as f64,
+        visits,
+        pageviews: pageviews as f64,
+        events: events as f64,
+        views_per_visit: div(pageviews as f64),
+        bounce_rate: div(bounces as f64) * 100.0,
+        visit_duration: div(dur as f64),
+    }
+}
+
+/// Compares one metric: counts exactly, derived values as the exact value rounded to
+/// `decimals` (views_per_visit 2, bounce_rate 0, visit_duration 0, percentage 1, ...).
+fn check(errors: &mut Vec<String>, label: &str, got: f64, exact: f64, decimals: Option<i32>) {
+    let ok = match decimals {
+        None => got == exact,
+        Some(d) => rounds_to(got, exact, d),
+    };
+    if !ok {
+        errors.push(format!("{label}: got {got}, expected {exact}"));
+    }
+}
+
+fn finish(errors: Vec<String>) {
+    assert!(
+        errors.is_empty(),
+        "{} mismatches:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
+
+struct Fixture {
+    server: Server,
+    stats_key: String,
+    sessions: Vec<Session>,
+    range: Value,
+    days: Vec<NaiveDate>,
+}
+
+fn setup() -> Fixture {
+    let server = Server::start();
+    server.add_site(SITE, "UTC");
+    let ingest = server.create_key(SITE, "ingest");
+    let stats_key = server.create_key(SITE, "stats");
+
+    let today = Utc::now().date_naive();
+    let first_day = today - ChronoDuration::days(6);
+    let days: Vec<NaiveDate> = (0..DAYS).map(|d| first_day + ChronoDuration::days(d)).collect();
+    let (sessions, arrivals) = generate(0x00f0_07fa_11, first_day);
+    let events = to_json_events(&sessions, &arrivals);
+    assert!(events.len() > 1000, "generator made too few events");
+
+    for chunk in events.chunks(500) {
+        let r = server.bulk(&ingest, &Value::Array(chunk.to_vec()));
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap_or(Value::Null);
+        assert_eq!(status, 202, "bulk answered {status}: {body}");
+        assert_eq!(
+            body["accepted"].as_u64(),
+            Some(chunk.len() as u64),
+            "all events of the batch must be accepted: {body}"
+        );
+        assert_eq!(
+            body["rejected"].as_array().map(Vec::len),
+            Some(0),
+            "no event may be rejected: {body}"
+        );
+    }
+
+    let range = json!([
+        days[0].format("%Y-%m-%d").to_string(),
+        days[days.len() - 1].format("%Y-%m-%d").to_string()
+    ]);
+    let sent = events.len() as f64;
+    let got = server.wait_for_metric(
+        &stats_key,
+        SITE,
+        &range,
+        "events",
+        sent,
+        Duration::from_secs(30),
+    );
+    assert_eq!(got, sent, "events stored and queryable within 30 s");
+    Fixture {
+        server,
+        stats_key,
+        sessions,
+        range,
+        days,
+    }
+}
+
+const ALL_METRICS: [&str; 7] = [
+    "visitors",
+    "visits",
+    "pageviews",
+    "events",
+    "views_per_visit",
+    "bounce_rate",
+    "visit_duration",
+];
+
+fn check_all(errors: &mut Vec<String>, label: &str, got: &[f64], e: &Expect) {
+    assert_eq!(got.len(), 7, "{label}: seven metrics expected, got {got:?}");
+    check(errors, &format!("{label} visitors"), got[0], e.visitors, None);
+    check(errors, &format!("{label} visits"), got[1], e.visits, None);
+    check(errors, &format!("{label} pageviews"), got[2], e.pageviews, None);
+    check(errors, &format!("{label} events"), got[3], e.events, None);
+    check(
+        errors,
+        &format!("{label} views_per_visit"),
+        got[4],
+        e.views_per_visit,
+        Some(2),
+    );
+    check(
+        errors,
+        &format!("{label} bounce_rate"),
+        got[5],
+        e.bounce_rate,
+        Some(0),
+    );
+    check(
+        errors,
+        &format!("{label} visit_duration"),
+        got[6],
+        e.visit_duration,
+        Some(0),
+    );
+}
+
+/// Result rows keyed by their first dimension value.
+fn rows_by_dim(rows: &[Value]) -> BTreeMap<String, Vec<f64>> {
+    rows.iter()
+        .map(|r| {
+            let d = dimension_values(r);
+            (d.first().cloned().unwrap_or_default(), metric_values(r))
+        })
+        .collect()
+}
+
+fn breakdown(f: &Fixture, dim: &str, metrics: &[&str], filters: Value) -> BTreeMap<String, Vec<f64>> {
+    let q = json!({
+        "site_id": SITE, "metrics": metrics, "date_range": f.range,
+        "dimensions": [dim], "filters": filters,
+    });
+    let rows = f.server.query_ok(&f.stats_key, &q);
+    let map = rows_by_dim(&rows);
+    assert_eq!(map.len(), rows.len(), "duplicate {dim} rows: {rows:?}");
+    map
+}
+
+/// Checks a breakdown: the set of row names and each row's values.
+fn check_breakdown(
+    errors: &mut Vec<String>,
+    label: &str,
+    got: &BTreeMap<String, Vec<f64>>,
+    want: &BTreeMap<String, Vec<(f64, Option<i32>)>>,
+) {
+    let got_names: BTreeSet<&String> = got.keys().collect();
+    let want_names: BTreeSet<&String> = want.keys().collect();
+    if got_names != want_names {
+        errors.push(format!(
+            "{label}: rows {got_names:?}, expected {want_names:?}"
+        ));
+    }
+    for (name, vals) in want {
+        let Some(g) = got.get(name) else { continue };
+        assert_eq!(g.len(), vals.len(), "{label} {name}: metric count");
+        for (i, (exact, dec)) in vals.iter().enumerate() {
+            check(errors, &format!("{label} [{name}] metric {i}"), g[i], *exact, *dec);
+        }
+    }
+}
+
+#[test]
+fn stats_api_matches_independently_computed_numbers() {
+    let f = setup();
+    let all: Vec<&Session> = f.sessions.iter().collect();
+    let total = expect(&all);
+    let mut errors = Vec::new();
+
+    // --- aggregate ---
+    let got = f
+        .server
+        .aggregate(&f.stats_key, SITE, &f.range, &ALL_METRICS);
+    check_all(&mut errors, "aggregate", &got, &total);
+
+    // --- daily timeseries, with time_labels ---
+    let q = json!({
+        "site_id": SITE, "metrics": ["visitors", "visits", "pageviews"],
+        "date_range": f.range, "dimensions": ["time:day"],
+        "include": {"time_labels": true},
+    });
+    let (status, body) = f.server.query(&f.stats_key, &q);
+    assert_eq!(status, 200, "timeseries: {body}");
+    let rows = body["results"].as_array().cloned().unwrap_or_default();
+    let mut got_days = BTreeMap::new();
+    for r in &rows {
+        let d = dimension_values(r);
+        let day = d.first().cloned().unwrap_or_default();
+        // time:day values are dates (YYYY-MM-DD).
+        got_days.insert(day.chars().take(10).collect::<String>(), metric_values(r));
+    }
+    let mut want_days = BTreeMap::new();
+    for day in &f.days {
+        let ss: Vec<&Session> = f.sessions.iter().filter(|s| s.day == *day).collect();
+        if ss.is_empty() {
+            continue;
+        }
+        let e = expect(&ss);
+        want_days.insert(
+            day.format("%Y-%m-%d").to_string(),
+            vec![(e.visitors, None), (e.visits, None), (e.pageviews, None)],
+        );
+    }
+    assert_eq!(want_days.len(), f.days.len(), "generator covers every day");
+    check_breakdown(&mut errors, "time:day", &got_days, &want_days);
+    let labels: Vec<String> = body["meta"]["time_labels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or_default().chars().take(10).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    let want_labels: Vec<String> = f.days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+    if labels != want_labels {
+        errors.push(format!(
+            "meta.time_labels: got {labels:?}, expected {want_labels:?} (body meta: {})",
+            body["meta"]
+        ));
+    }
+    // The daily rows come in time order by default.
+    let order: Vec<String> = rows
+        .iter()
+        .map(|r| dimension_values(r).first().cloned().unwrap_or_default())
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    if order != sorted {
+        errors.push(format!("time:day rows not in ascending order: {order:?}"));
+    }
+
+    // --- breakdown by event:page (visitors, pageviews) ---
+    let mut want = BTreeMap::new();
+    for (page, _) in PAGES {
+        let visitors: BTreeSet<usize> = f
+            .sessions
+            .iter()
+            .filter(|s| s.pageviews().any(|e| e.path == *page))
+            .map(|s| s.visitor)
+            .collect();
+        let pvs: usize = f
+            .sessions
+            .iter()
+            .map(|s| s.pageviews().filter(|e| e.path == *page).count())
+            .sum();
+        if pvs > 0 {
+            want.insert(
+                page.to_string(),
+                vec![(visitors.len() as f64, None), (pvs as f64, None)],
+            );
+        }
+    }
+    let got = breakdown(&f, "event:page", &["visitors", "pageviews"], json!([]));
+    check_breakdown(&mut errors, "event:page", &got, &want);
+
+    // --- breakdown by visit:source (visitors, visits, percentage) ---
+    // Each visitor always arrives the same way, so the per-source visitor counts sum to the
+    // total and `percentage` has one meaning.
+    let mut want = BTreeMap::new();
+    for a in ARRIVALS {
+        let ss: Vec<&Session> = f.sessions.iter().filter(|s| s.source == a.source).collect();
+        if ss.is_empty() {
+            continue;
+        }
+        let e = expect(&ss);
+        want.insert(
+            a.source.to_string(),
+            vec![
+                (e.visitors, None),
+                (e.visits, None),
+                (e.visitors / total.visitors * 100.0, Some(1)),
+            ],
+        );
+    }
+    let got = breakdown(&f, "visit:source", &["visitors", "visits", "percentage"], json!([]));
+    check_breakdown(&mut errors, "visit:source", &got, &want);
+
+    // --- breakdown by visit:entry_page (visits, visitors, bounce_rate) ---
+    let mut want = BTreeMap::new();
+    for (page, _) in PAGES {
+        let ss: Vec<&Session> = f.sessions.iter().filter(|s| s.entry() == *page).collect();
+        if ss.is_empty() {
+            continue;
+        }
+        let e = expect(&ss);
+        want.insert(
+            page.to_string(),
+            vec![(e.visits, None), (e.visitors, None), (e.bounce_rate, Some(0))],
+        );
+    }
+    let got = breakdown(
+        &f,
+        "visit:entry_page",
+        &["visits", "visitors", "bounce_rate"],
+        json!([]),
+    );
+    check_breakdown(&mut errors, "visit:entry_page", &got, &want);
+
+    // --- breakdown by visit:exit_page (visits) ---
+    let mut want = BTreeMap::new();
+    for (page, _) in PAGES {
+        let n = f.sessions.iter().filter(|s| s.exit() == *page).count();
+        if n > 0 {
+            want.insert(page.to_string(), vec![(n as f64, None)]);
+        }
+    }
+    let got = breakdown(&f, "visit:exit_page", &["visits"], json!([]));
+    check_breakdown(&mut errors, "visit:exit_page", &got, &want);
+
+    finish(errors);
+}
+
+/// Expected (visitors, visits, pageviews, bounce_rate) for an `event:page` filter: visitors
+/// and visits that contain a matching page view, page views on matching pages, bounce rate
+/// over the visits that entered on a matching page.
+fn page_filter_expect(f: &Fixture, pred: &dyn Fn(&str) -> bool) -> [(f64, Option<i32>); 4] {
+    let containing: Vec<&Session> = f.sessions.iter().filter(|s| s.has_page(pred)).collect();
+    let visitors: BTreeSet<usize> = containing.iter().map(|s| s.visitor).collect();
+    let pvs: usize = f
+        .sessions
+        .iter()
+        .map(|s| s.pageviews().filter(|e| pred(e.path)).count())
+        .sum();
+    let entered: Vec<&Session> = f.sessions.iter().filter(|s| pred(s.entry())).collect();
+    let e = expect(&entered);
+    [
+        (visitors.len() as f64, None),
+        (containing.len() as f64, None),
+        (pvs as f64, None),
+        (e.bounce_rate, Some(0)),
+    ]
+}
+
+#[test]
+fn filters_and_goals_match_independently_computed_numbers() {
+    let f = setup();
+    let all: Vec<&Session> = f.sessions.iter().collect();
+    let total = expect(&all);
+    let mut errors = Vec::new();
+    let page_metrics = ["visitors", "visits", "pageviews", "bounce_rate"];
+
+    let page_case = |errors: &mut Vec<String>, label: &str, filters: Value, pred: &dyn Fn(&str) -> bool| {
+        let got = f
+            .server
+            .aggregate_filtered(&f.stats_key, SITE, &f.range, &page_metrics, &filters);
+        let want = page_filter_expect(&f, pred);
+        for (i, (exact, dec)) in want.iter().enumerate() {
+            check(errors, &format!("{label} {}", page_metrics[i]), got[i], *exact, *dec);
+        }
+    };
+
+    // is, one value
+    page_case(
+        &mut errors,
+        "is event:page /pricing",
+        json!([["is", "event:page", ["/pricing"]]]),
+        &|p| p == "/pricing",
+    );
+    // is, several values (OR-ed)
+    page_case(
+        &mut errors,
+        "is event:page [/about,/contact]",
+        json!([["is", "event:page", ["/about", "/contact"]]]),
+        &|p| p == "/about" || p == "/contact",
+    );
+    // contains
+    page_case(
+        &mut errors,
+        "contains event:page /blog",
+        json!([["contains", "event:page", ["/blog"]]]),
+        &|p| p.contains("/blog"),
+    );
+
+    // is_not on visit:source: all metrics over the visits from other sources.
+    let ss: Vec<&Session> = f.sessions.iter().filter(|s| s.source != "Google").collect();
+    let got = f.server.aggregate_filtered(
+        &f.stats_key,
+        SITE,
+        &f.range,
+        &ALL_METRICS,
+        &json!([["is_not", "visit:source", ["Google"]]]),
+    );
+    check_all(&mut errors, "is_not visit:source Google", &got, &expect(&ss));
+
+    // not(is) on visit:source
+    let ss: Vec<&Session> = f
+        .sessions
+        .iter()
+        .filter(|s| s.source != "Direct / None")
+        .collect();
+    let got = f.server.aggregate_filtered(
+        &f.stats_key,
+        SITE,
+        &f.range,
+        &ALL_METRICS,
+        &json!([["not", ["is", "visit:source", ["Direct / None"]]]]),
+    );
+    check_all(&mut errors, "not is visit:source Direct", &got, &expect(&ss));
+
+    // or of two visit:source filters
+    let ss: Vec<&Session> = f
+        .sessions
+        .iter()
+        .filter(|s| s.source == "Twitter" || s.source == "Hacker News")
+        .collect();
+    let got = f.server.aggregate_filtered(
+        &f.stats_key,
+        SITE,
+        &f.range,
+        &ALL_METRICS,
+        &json!([["or", [["is", "visit:source", ["Twitter"]], ["is", "visit:source", ["Hacker News"]]]]]),
+    );
+    check_all(&mut errors, "or visit:source Twitter|HN", &got, &expect(&ss));
+
+    // Visit filter with an event breakdown: pages seen by visits that came from Google.
+    let mut want = BTreeMap::new();
+    for (page, _) in PAGES {
+        let ss: Vec<&Session> = f.sessions.iter().filter(|s| s.source == "Google").collect();
+        let visitors: BTreeSet<usize> = ss
+            .iter()
+            .filter(|s| s.pageviews().any(|e| e.path == *page))
+            .map(|s| s.visitor)
+            .collect();
+        let pvs: usize = ss
+            .iter()
+            .map(|s| s.pageviews().filter(|e| e.path == *page).count())
+            .sum();
+        if pvs > 0 {
+            want.insert(page.to_string(), vec![(visitors.len() as f64, None), (pvs as f64, None)]);
+        }
+    }
+    let got = breakdown(
+        &f,
+        "event:page",
+        &["visitors", "pageviews"],
+        json!([["is", "visit:source", ["Google"]]]),
+    );
+    check_breakdown(&mut errors, "event:page where source=Google", &got, &want);
+
+    // Event filter with a visit breakdown: sources of the visits that viewed /pricing.
+    let mut want = BTreeMap::new();
+    for a in ARRIVALS {
+        let ss: Vec<&Session> = f
+            .sessions
+            .iter()
+            .filter(|s| s.source == a.source && s.has_page(&|p| p == "/pricing"))
+            .collect();
+        if ss.is_empty() {
+            continue;
+        }
+        let visitors: BTreeSet<usize> = ss.iter().map(|s| s.visitor).collect();
+        want.insert(
+            a.source.to_string(),
+            vec![(visitors.len() as f64, None), (ss.len() as f64, None)],
+        );
+    }
+    let got = breakdown(
+        &f,
+        "visit:source",
+        &["visitors", "visits"],
+        json!([["is", "event:page", ["/pricing"]]]),
+    );
+    check_breakdown(&mut errors, "visit:source where page=/pricing", &got, &want);
+
+    // Goal: every custom event name is a goal. Conversion rate over all visitors.
+    let converted: BTreeSet<usize> = f
+        .sessions
+        .iter()
+        .filter(|s| s.signups() > 0)
+        .map(|s| s.visitor)
+        .collect();
+    let signups: usize = f.sessions.iter().map(|s| s.signups()).sum();
+    assert!(signups > 0, "generator made signups");
+    let rate = converted.len() as f64 / total.visitors * 100.0;
+    let got = f.server.aggregate_filtered(
+        &f.stats_key,
+        SITE,
+        &f.range,
+        &["visitors", "events", "conversion_rate"],
+        &json!([["is", "event:goal", ["Signup"]]]),
+    );
+    check(&mut errors, "goal Signup visitors", got[0], converted.len() as f64, None);
+    check(&mut errors, "goal Signup events", got[1], signups as f64, None);
+    check(&mut errors, "goal Signup conversion_rate", got[2], rate, Some(1));
+
+    let got = breakdown(&f, "event:goal", &["visitors", "events", "conversion_rate"], json!([]));
+    let mut want = BTreeMap::new();
+    want.insert(
+        "Signup".to_string(),
+        vec![
+            (converted.len() as f64, None),
+            (signups as f64, None),
+            (rate, Some(1)),
+        ],
+    );
+    check_breakdown(&mut errors, "event:goal", &got, &want);
+
+    finish(errors);
+}
