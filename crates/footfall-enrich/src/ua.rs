@@ -15,8 +15,12 @@ const REGEXES_YAML: &str = include_str!("../data/regexes.yaml");
 
 /// Longer user agents are cut (at a char boundary) before parsing and caching.
 const MAX_UA_BYTES: usize = 1024;
+/// Only UAs up to this length are cached (real ones are 100-300 bytes), which bounds
+/// the cache at roughly SHARDS * SHARD_CAP * (512 + ~150) bytes even under junk traffic.
+const MAX_CACHED_UA_BYTES: usize = 512;
 const SHARDS: usize = 16;
-const SHARD_CAP: usize = 10_000;
+/// Entries per shard; a full shard is cleared (cheap, and hot UAs come back at once).
+const SHARD_CAP: usize = 4096;
 
 /// uap-core browser family -> display name (anything not listed is kept).
 pub const BROWSER_NAMES: &[(&str, &str)] = &[
@@ -368,6 +372,9 @@ impl UaParser {
     /// Parses (or fetches from cache) a user agent.
     pub fn parse(&self, ua: &str) -> Arc<UaInfo> {
         let ua = truncate(ua.trim(), MAX_UA_BYTES);
+        if ua.len() > MAX_CACHED_UA_BYTES {
+            return Arc::new(self.parse_uncached(ua));
+        }
         let shard = &self.shards[(self.hasher.hash_one(ua) as usize) % SHARDS];
         if let Some(hit) = shard.lock().get(ua) {
             return Arc::clone(hit);
@@ -492,7 +499,7 @@ fn device_kind(lower: &str, dev_family: &str, os: &str) -> &'static str {
     if fam.contains("ipad")
         || fam.contains("tablet")
         || fam.contains("kindle")
-        || lower.contains("tablet")
+        || (lower.contains("tablet") && !lower.contains("tablet pc"))
         || lower.contains("ipad")
         || lower.contains("kindle")
         || lower.contains("silk/")
@@ -648,6 +655,15 @@ mod tests {
             (i.browser.as_str(), i.os.as_str(), i.device.as_str()),
             ("Firefox", "GNU/Linux", "Desktop")
         );
+        let ie_tablet_pc =
+            "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1; Trident/4.0; Tablet PC 2.0)";
+        assert_eq!(p.parse(ie_tablet_pc).device, "Desktop");
+        let fb_app = "Mozilla/5.0 (iPhone; CPU iPhone OS 11_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15G77 [FBAN/FBIOS;FBCR/OrangeBotswana;FBID/phone]";
+        assert_eq!(p.parse(fb_app).bot, None);
+        let fire_tv = "Mozilla/5.0 (Linux; Android 9; AFTMM Build/PS7233) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/88.0.4324.152 Mobile Safari/537.36";
+        assert_eq!(p.parse(fire_tv).device, "TV");
+        let long = format!("{WIN_CHROME} {}", "x".repeat(3000));
+        assert_eq!(p.parse(&long).browser, "Chrome");
         for ua in [MAC_EDGE, WIN_CHROME, IPHONE, IPAD, ANDROID, LINUX_FF] {
             assert_eq!(p.parse(ua).bot, None, "{ua}");
         }

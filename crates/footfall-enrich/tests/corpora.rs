@@ -247,7 +247,9 @@ fn access_log_bot_share() {
     let mut total = 0usize;
     for line in text.lines() {
         // Combined log format: the UA is the last quoted field.
-        let Some(ua) = line.rsplit('"').nth(1) else { continue };
+        let Some(ua) = line.rsplit('"').nth(1) else {
+            continue;
+        };
         total += 1;
         let info = p.parse(ua);
         let key = info.bot.map_or("human", |r| r.as_str());

@@ -63,6 +63,9 @@ impl DropCounter {
     }
 }
 
+/// Batches up to this size are processed on the calling task.
+const INLINE_HITS: usize = 256;
+
 pub struct Ingestor {
     pub pipeline: Arc<Pipeline>,
     wal: Wal,
@@ -109,7 +112,7 @@ impl Ingestor {
         if !records.is_empty() {
             tracing::info!(records = records.len(), events = replayed, "replaying write-ahead log");
             for record in records {
-                sink.append(record.events, record.lsn).await?;
+                sink.append(Arc::new(record.events), record.lsn).await?;
             }
         }
         tracing::info!(open_visits = pipeline.sessions.len(), "sessions restored");
@@ -154,14 +157,29 @@ impl Ingestor {
         if self.backlog() >= self.max_backlog {
             return Err(IngestError::Overloaded);
         }
-        let mut outcomes: Vec<HitOutcome> = hits
-            .into_iter()
-            .map(|hit| self.pipeline.process(site, hit, ctx))
-            .collect();
+        let mut outcomes: Vec<HitOutcome> = if hits.len() <= INLINE_HITS {
+            hits.into_iter()
+                .map(|hit| self.pipeline.process(site, hit, ctx))
+                .collect()
+        } else {
+            // Large bulk bodies: keep the CPU work off the async worker threads.
+            let (pipeline, site, ctx) = (self.pipeline.clone(), site.clone(), ctx.clone());
+            tokio::task::spawn_blocking(move || {
+                hits.into_iter()
+                    .map(|hit| pipeline.process(&site, hit, &ctx))
+                    .collect()
+            })
+            .await
+            .map_err(|e| IngestError::Wal(wal::WalError::Io(std::io::Error::other(e))))?
+        };
         let mut events: Vec<Event> = Vec::new();
         for outcome in &mut outcomes {
             match outcome {
-                HitOutcome::Accepted(e) => events.push((**e).clone()),
+                HitOutcome::Accepted(_) => {
+                    if let HitOutcome::Accepted(e) = std::mem::replace(outcome, HitOutcome::Stored) {
+                        events.push(*e);
+                    }
+                }
                 HitOutcome::Dropped(reason) => self.drops.add(site.id, *reason),
                 _ => {}
             }
@@ -238,6 +256,7 @@ async fn store_writer(
             }
         }
         let n = events.len();
+        let events = Arc::new(events);
         let mut delay = Duration::from_millis(100);
         loop {
             match sink.append(events.clone(), lsn).await {

@@ -20,6 +20,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub enum HitOutcome {
     Accepted(Box<Event>),
+    /// Accepted and handed to the write-ahead log (the event moved there).
+    Stored,
     /// A re-sent client id: acknowledged, not stored again.
     Duplicate,
     Dropped(DropReason),
@@ -32,6 +34,9 @@ pub struct HitContext {
     pub ip: String,
     pub user_agent: String,
     pub now_us: i64,
+    /// Server-side sending (bulk API): the request's own user agent is the sender's HTTP
+    /// client, so only a per-event `user_agent` counts and a missing one is no bot.
+    pub server_side: bool,
 }
 
 const DEDUP_SHARDS: usize = 16;
@@ -104,8 +109,16 @@ impl Pipeline {
         if !host_allowed(site, &page.hostname) {
             return Ok(HitOutcome::Dropped(DropReason::HostnameNotAllowed));
         }
-        let user_agent = hit.user_agent.as_deref().unwrap_or(&ctx.user_agent);
-        let ua = self.ua.parse(user_agent);
+        let user_agent = match (&hit.user_agent, ctx.server_side) {
+            (Some(ua), _) => ua.as_str(),
+            (None, false) => ctx.user_agent.as_str(),
+            (None, true) => "",
+        };
+        let ua = if user_agent.is_empty() && ctx.server_side {
+            Arc::new(footfall_enrich::ua::UaInfo::default())
+        } else {
+            self.ua.parse(user_agent)
+        };
         if let Some(reason) = ua.bot {
             return Ok(HitOutcome::Dropped(match reason {
                 BotReason::Headless => DropReason::Headless,
@@ -266,5 +279,109 @@ impl Pipeline {
                 })
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footfall_store::IdentityMode;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+    const MIN_US: i64 = 60 * 1_000_000;
+
+    fn site() -> Site {
+        Site {
+            id: 1,
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            identity_mode: IdentityMode::Cookieless,
+            session_timeout_secs: 1800,
+            allowed_hostnames: vec![],
+        }
+    }
+
+    fn hit(name: &str, path: &str, ts_us: i64) -> WireEvent {
+        WireEvent {
+            name: name.into(),
+            url: format!("https://example.com{path}"),
+            timestamp_us: Some(ts_us),
+            ..WireEvent::default()
+        }
+    }
+
+    fn ctx(ua: &str) -> HitContext {
+        HitContext {
+            ip: "203.0.113.9".into(),
+            user_agent: ua.into(),
+            now_us: 0,
+            server_side: false,
+        }
+    }
+
+    fn accepted(outcome: HitOutcome) -> Event {
+        match outcome {
+            HitOutcome::Accepted(e) => *e,
+            other => panic!("expected an accepted event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_visit_survives_midnight_but_other_user_agents_are_other_visitors() {
+        let p = Pipeline::new(SaltBook::default());
+        let midnight = 20_000 * crate::salts::DAY_US;
+        let a = accepted(p.process(&site(), hit("pageview", "/", midnight - 10 * MIN_US), &ctx(CHROME)));
+        let b = accepted(p.process(&site(), hit("pageview", "/b", midnight + 10 * MIN_US), &ctx(CHROME)));
+        let c = accepted(p.process(&site(), hit("pageview", "/", midnight + 10 * MIN_US), &ctx(FIREFOX)));
+        assert_eq!(a.visitor_id, b.visitor_id);
+        assert_eq!(a.session_id, b.session_id);
+        assert_eq!(b.session_start_us, a.ts_us);
+        assert_eq!(b.visit.entry_page, "/");
+        assert_ne!(a.visitor_id, c.visitor_id);
+    }
+
+    #[test]
+    fn gaps_over_the_timeout_start_a_new_visit() {
+        let p = Pipeline::new(SaltBook::default());
+        let t0 = 20_000 * crate::salts::DAY_US + 60 * MIN_US;
+        let a = accepted(p.process(&site(), hit("pageview", "/", t0), &ctx(CHROME)));
+        let b = accepted(p.process(&site(), hit("pageview", "/", t0 + 30 * MIN_US), &ctx(CHROME)));
+        let c = accepted(p.process(&site(), hit("pageview", "/", t0 + 61 * MIN_US), &ctx(CHROME)));
+        assert_eq!(a.session_id, b.session_id);
+        assert_ne!(b.session_id, c.session_id);
+        assert_eq!(a.visitor_id, c.visitor_id);
+    }
+
+    #[test]
+    fn engagement_needs_a_visit_and_never_counts_as_interactive() {
+        let p = Pipeline::new(SaltBook::default());
+        let t0 = 20_000 * crate::salts::DAY_US;
+        let mut eng = hit("engagement", "/", t0);
+        eng.engaged_ms = Some(5000);
+        assert_eq!(
+            p.process(&site(), eng.clone(), &ctx(CHROME)),
+            HitOutcome::Dropped(DropReason::NoSession)
+        );
+        accepted(p.process(&site(), hit("pageview", "/", t0), &ctx(CHROME)));
+        eng.timestamp_us = Some(t0 + MIN_US);
+        let e = accepted(p.process(&site(), eng, &ctx(CHROME)));
+        assert!(!e.interactive);
+        assert_eq!(e.engagement_ms, 5000);
+    }
+
+    #[test]
+    fn client_ids_are_stored_once_and_bots_dropped() {
+        let p = Pipeline::new(SaltBook::default());
+        let mut h = hit("pageview", "/", 0);
+        h.id = Some("evt-1".into());
+        h.visitor_id = Some("user-1".into());
+        accepted(p.process(&site(), h.clone(), &ctx(CHROME)));
+        assert_eq!(p.process(&site(), h, &ctx(CHROME)), HitOutcome::Duplicate);
+        let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        assert!(matches!(
+            p.process(&site(), hit("pageview", "/", 0), &ctx(bot)),
+            HitOutcome::Dropped(DropReason::Bot)
+        ));
     }
 }

@@ -51,6 +51,8 @@ pub fn check_content_type(headers: &HeaderMap, extra: &[&str]) -> Result<(), Api
         || mime == "application/json"
         || mime == "text/plain"
         || mime.ends_with("+json")
+        // curl's default for `-d`; the body is still parsed as JSON.
+        || mime == "application/x-www-form-urlencoded"
         || extra.contains(&mime.as_str())
     {
         Ok(())

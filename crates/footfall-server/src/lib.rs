@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::stats::router())
         .merge(routes::admin::router())
         .fallback(error::not_found)
+        .layer(axum::middleware::map_response(error::json_errors))
         // Trackers post from other origins.
         .layer(CorsLayer::permissive())
         .layer(TraceLayer::new_for_http())

@@ -58,9 +58,8 @@ impl DuckStore {
             .max_memory(&cfg.memory_limit)
             .and_then(|c| c.threads(i64::from(cfg.threads)))
             .map_err(db_err)?;
-        let conn = Connection::open_with_flags(path, config).map_err(|e| {
-            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let conn = Connection::open_with_flags(path, config)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         Self::from_connection(conn)
     }
 
@@ -126,7 +125,11 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     )
     .map_err(db_err)?;
     let current: u32 = conn
-        .query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
         .map_err(db_err)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         conn.execute_batch(&format!(

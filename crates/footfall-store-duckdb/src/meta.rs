@@ -70,13 +70,17 @@ impl MetaStore for DuckStore {
         self.blocking(move |inner| {
             let conn = inner.meta.lock();
             let exists: Option<u32> = conn
-                .query_row("SELECT id FROM sites WHERE domain = ?", params![domain], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT id FROM sites WHERE domain = ?",
+                    params![domain],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(db_err)?;
             if exists.is_some() {
-                return Err(StoreError::Conflict(format!("site {domain} already exists")));
+                return Err(StoreError::Conflict(format!(
+                    "site {domain} already exists"
+                )));
             }
             conn.execute(
                 "INSERT INTO sites (id, domain, timezone, created_at) \
@@ -99,15 +103,20 @@ impl MetaStore for DuckStore {
         self.blocking(move |inner| {
             let conn = inner.meta.lock();
             let id: Option<u32> = conn
-                .query_row("SELECT id FROM sites WHERE domain = ?", params![domain], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT id FROM sites WHERE domain = ?",
+                    params![domain],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(db_err)?;
             let id = id.ok_or_else(|| StoreError::NotFound(format!("site {domain}")))?;
             for table in ["api_keys", "goals", "drop_counts"] {
-                conn.execute(&format!("DELETE FROM {table} WHERE site_id = ?"), params![id])
-                    .map_err(db_err)?;
+                conn.execute(
+                    &format!("DELETE FROM {table} WHERE site_id = ?"),
+                    params![id],
+                )
+                .map_err(db_err)?;
             }
             conn.execute("DELETE FROM sites WHERE id = ?", params![id])
                 .map_err(db_err)?;
@@ -193,13 +202,19 @@ impl MetaStore for DuckStore {
         self.blocking(move |inner| {
             let conn = inner.meta.lock();
             let mut stmt = conn
-                .prepare("SELECT kind, pattern, display_name FROM goals WHERE site_id = ? ORDER BY id")
+                .prepare(
+                    "SELECT kind, pattern, display_name FROM goals WHERE site_id = ? ORDER BY id",
+                )
                 .map_err(db_err)?;
             let rows = stmt
                 .query_map(params![site_id], |r| {
                     let kind: String = r.get(0)?;
                     Ok(Goal {
-                        kind: if kind == "page" { GoalKind::Page } else { GoalKind::Event },
+                        kind: if kind == "page" {
+                            GoalKind::Page
+                        } else {
+                            GoalKind::Event
+                        },
                         pattern: r.get(1)?,
                         display_name: r.get(2)?,
                     })

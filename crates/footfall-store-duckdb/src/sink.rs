@@ -109,7 +109,7 @@ GROUP BY e.site_id, e.visitor_id, e.session_id";
 
 #[async_trait]
 impl EventSink for DuckStore {
-    async fn append(&self, events: Vec<Event>, lsn: u64) -> StoreResult<()> {
+    async fn append(&self, events: std::sync::Arc<Vec<Event>>, lsn: u64) -> StoreResult<()> {
         self.blocking(move |inner| inner.append_with_lsn(&events, lsn))
             .await
     }
@@ -235,8 +235,11 @@ impl EventSink for DuckStore {
     async fn delete_site_events(&self, site_id: u32) -> StoreResult<()> {
         self.blocking(move |inner| {
             let conn = inner.writer.lock();
-            conn.execute("DELETE FROM event_props WHERE site_id = ?", params![site_id])
-                .map_err(db_err)?;
+            conn.execute(
+                "DELETE FROM event_props WHERE site_id = ?",
+                params![site_id],
+            )
+            .map_err(db_err)?;
             conn.execute("DELETE FROM events WHERE site_id = ?", params![site_id])
                 .map_err(db_err)?;
             Ok(())

@@ -130,7 +130,7 @@ pub struct RecentSession {
 #[async_trait]
 pub trait EventSink: Send + Sync {
     /// Stores `events` and records `lsn` as applied, atomically.
-    async fn append(&self, events: Vec<Event>, lsn: u64) -> StoreResult<()>;
+    async fn append(&self, events: std::sync::Arc<Vec<Event>>, lsn: u64) -> StoreResult<()>;
     /// Highest WAL position already applied.
     async fn checkpoint(&self) -> StoreResult<u64>;
     /// Event ids that came from client-given ids (for de-duplication after restarts).

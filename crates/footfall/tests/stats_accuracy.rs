@@ -256,7 +256,10 @@ fn to_json_events(sessions: &[Session], arrivals: &[&Arrival]) -> Vec<Value> {
             n += 1;
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1["id"].as_str().cmp(&b.1["id"].as_str())));
+    out.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1["id"].as_str().cmp(&b.1["id"].as_str()))
+    });
     out.into_iter().map(|(_, v)| v).collect()
 }
 
@@ -327,8 +330,10 @@ fn setup() -> Fixture {
 
     let today = Utc::now().date_naive();
     let first_day = today - ChronoDuration::days(6);
-    let days: Vec<NaiveDate> = (0..DAYS).map(|d| first_day + ChronoDuration::days(d)).collect();
-    let (sessions, arrivals) = generate(0x00f0_07fa_11, first_day);
+    let days: Vec<NaiveDate> = (0..DAYS)
+        .map(|d| first_day + ChronoDuration::days(d))
+        .collect();
+    let (sessions, arrivals) = generate(0x0000_f007_fa11, first_day);
     let events = to_json_events(&sessions, &arrivals);
     assert!(events.len() > 1000, "generator made too few events");
 
@@ -384,9 +389,21 @@ const ALL_METRICS: [&str; 7] = [
 
 fn check_all(errors: &mut Vec<String>, label: &str, got: &[f64], e: &Expect) {
     assert_eq!(got.len(), 7, "{label}: seven metrics expected, got {got:?}");
-    check(errors, &format!("{label} visitors"), got[0], e.visitors, None);
+    check(
+        errors,
+        &format!("{label} visitors"),
+        got[0],
+        e.visitors,
+        None,
+    );
     check(errors, &format!("{label} visits"), got[1], e.visits, None);
-    check(errors, &format!("{label} pageviews"), got[2], e.pageviews, None);
+    check(
+        errors,
+        &format!("{label} pageviews"),
+        got[2],
+        e.pageviews,
+        None,
+    );
     check(errors, &format!("{label} events"), got[3], e.events, None);
     check(
         errors,
@@ -421,7 +438,12 @@ fn rows_by_dim(rows: &[Value]) -> BTreeMap<String, Vec<f64>> {
         .collect()
 }
 
-fn breakdown(f: &Fixture, dim: &str, metrics: &[&str], filters: Value) -> BTreeMap<String, Vec<f64>> {
+fn breakdown(
+    f: &Fixture,
+    dim: &str,
+    metrics: &[&str],
+    filters: Value,
+) -> BTreeMap<String, Vec<f64>> {
     let q = json!({
         "site_id": SITE, "metrics": metrics, "date_range": f.range,
         "dimensions": [dim], "filters": filters,
@@ -450,7 +472,13 @@ fn check_breakdown(
         let Some(g) = got.get(name) else { continue };
         assert_eq!(g.len(), vals.len(), "{label} {name}: metric count");
         for (i, (exact, dec)) in vals.iter().enumerate() {
-            check(errors, &format!("{label} [{name}] metric {i}"), g[i], *exact, *dec);
+            check(
+                errors,
+                &format!("{label} [{name}] metric {i}"),
+                g[i],
+                *exact,
+                *dec,
+            );
         }
     }
 }
@@ -506,7 +534,11 @@ fn stats_api_matches_independently_computed_numbers() {
                 .collect()
         })
         .unwrap_or_default();
-    let want_labels: Vec<String> = f.days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+    let want_labels: Vec<String> = f
+        .days
+        .iter()
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .collect();
     if labels != want_labels {
         errors.push(format!(
             "meta.time_labels: got {labels:?}, expected {want_labels:?} (body meta: {})",
@@ -567,7 +599,12 @@ fn stats_api_matches_independently_computed_numbers() {
             ],
         );
     }
-    let got = breakdown(&f, "visit:source", &["visitors", "visits", "percentage"], json!([]));
+    let got = breakdown(
+        &f,
+        "visit:source",
+        &["visitors", "visits", "percentage"],
+        json!([]),
+    );
     check_breakdown(&mut errors, "visit:source", &got, &want);
 
     // --- breakdown by visit:entry_page (visits, visitors, bounce_rate) ---
@@ -580,7 +617,11 @@ fn stats_api_matches_independently_computed_numbers() {
         let e = expect(&ss);
         want.insert(
             page.to_string(),
-            vec![(e.visits, None), (e.visitors, None), (e.bounce_rate, Some(0))],
+            vec![
+                (e.visits, None),
+                (e.visitors, None),
+                (e.bounce_rate, Some(0)),
+            ],
         );
     }
     let got = breakdown(
@@ -634,15 +675,22 @@ fn filters_and_goals_match_independently_computed_numbers() {
     let mut errors = Vec::new();
     let page_metrics = ["visitors", "visits", "pageviews", "bounce_rate"];
 
-    let page_case = |errors: &mut Vec<String>, label: &str, filters: Value, pred: &dyn Fn(&str) -> bool| {
-        let got = f
-            .server
-            .aggregate_filtered(&f.stats_key, SITE, &f.range, &page_metrics, &filters);
-        let want = page_filter_expect(&f, pred);
-        for (i, (exact, dec)) in want.iter().enumerate() {
-            check(errors, &format!("{label} {}", page_metrics[i]), got[i], *exact, *dec);
-        }
-    };
+    let page_case =
+        |errors: &mut Vec<String>, label: &str, filters: Value, pred: &dyn Fn(&str) -> bool| {
+            let got =
+                f.server
+                    .aggregate_filtered(&f.stats_key, SITE, &f.range, &page_metrics, &filters);
+            let want = page_filter_expect(&f, pred);
+            for (i, (exact, dec)) in want.iter().enumerate() {
+                check(
+                    errors,
+                    &format!("{label} {}", page_metrics[i]),
+                    got[i],
+                    *exact,
+                    *dec,
+                );
+            }
+        };
 
     // is, one value
     page_case(
@@ -675,7 +723,12 @@ fn filters_and_goals_match_independently_computed_numbers() {
         &ALL_METRICS,
         &json!([["is_not", "visit:source", ["Google"]]]),
     );
-    check_all(&mut errors, "is_not visit:source Google", &got, &expect(&ss));
+    check_all(
+        &mut errors,
+        "is_not visit:source Google",
+        &got,
+        &expect(&ss),
+    );
 
     // not(is) on visit:source
     let ss: Vec<&Session> = f
@@ -690,7 +743,12 @@ fn filters_and_goals_match_independently_computed_numbers() {
         &ALL_METRICS,
         &json!([["not", ["is", "visit:source", ["Direct / None"]]]]),
     );
-    check_all(&mut errors, "not is visit:source Direct", &got, &expect(&ss));
+    check_all(
+        &mut errors,
+        "not is visit:source Direct",
+        &got,
+        &expect(&ss),
+    );
 
     // or of two visit:source filters
     let ss: Vec<&Session> = f
@@ -703,9 +761,20 @@ fn filters_and_goals_match_independently_computed_numbers() {
         SITE,
         &f.range,
         &ALL_METRICS,
-        &json!([["or", [["is", "visit:source", ["Twitter"]], ["is", "visit:source", ["Hacker News"]]]]]),
+        &json!([[
+            "or",
+            [
+                ["is", "visit:source", ["Twitter"]],
+                ["is", "visit:source", ["Hacker News"]]
+            ]
+        ]]),
     );
-    check_all(&mut errors, "or visit:source Twitter|HN", &got, &expect(&ss));
+    check_all(
+        &mut errors,
+        "or visit:source Twitter|HN",
+        &got,
+        &expect(&ss),
+    );
 
     // Visit filter with an event breakdown: pages seen by visits that came from Google.
     let mut want = BTreeMap::new();
@@ -721,7 +790,10 @@ fn filters_and_goals_match_independently_computed_numbers() {
             .map(|s| s.pageviews().filter(|e| e.path == *page).count())
             .sum();
         if pvs > 0 {
-            want.insert(page.to_string(), vec![(visitors.len() as f64, None), (pvs as f64, None)]);
+            want.insert(
+                page.to_string(),
+                vec![(visitors.len() as f64, None), (pvs as f64, None)],
+            );
         }
     }
     let got = breakdown(
@@ -774,11 +846,34 @@ fn filters_and_goals_match_independently_computed_numbers() {
         &["visitors", "events", "conversion_rate"],
         &json!([["is", "event:goal", ["Signup"]]]),
     );
-    check(&mut errors, "goal Signup visitors", got[0], converted.len() as f64, None);
-    check(&mut errors, "goal Signup events", got[1], signups as f64, None);
-    check(&mut errors, "goal Signup conversion_rate", got[2], rate, Some(1));
+    check(
+        &mut errors,
+        "goal Signup visitors",
+        got[0],
+        converted.len() as f64,
+        None,
+    );
+    check(
+        &mut errors,
+        "goal Signup events",
+        got[1],
+        signups as f64,
+        None,
+    );
+    check(
+        &mut errors,
+        "goal Signup conversion_rate",
+        got[2],
+        rate,
+        Some(1),
+    );
 
-    let got = breakdown(&f, "event:goal", &["visitors", "events", "conversion_rate"], json!([]));
+    let got = breakdown(
+        &f,
+        "event:goal",
+        &["visitors", "events", "conversion_rate"],
+        json!([]),
+    );
     let mut want = BTreeMap::new();
     want.insert(
         "Signup".to_string(),
@@ -791,4 +886,49 @@ fn filters_and_goals_match_independently_computed_numbers() {
     check_breakdown(&mut errors, "event:goal", &got, &want);
 
     finish(errors);
+}
+
+/// The generator itself keeps the rules the expectations rely on (no server needed).
+#[test]
+fn generated_sessions_follow_the_30_minute_rule() {
+    let first_day = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+    let (sessions, arrivals) = generate(0x0000_f007_fa11, first_day);
+    assert_eq!(arrivals.len(), VISITORS);
+    let mut by_visitor: BTreeMap<usize, Vec<&Session>> = BTreeMap::new();
+    for s in &sessions {
+        assert_eq!(
+            s.events[0].name, "pageview",
+            "a session starts with a page view"
+        );
+        for w in s.events.windows(2) {
+            let gap = w[1].ts - w[0].ts;
+            assert!((0..30 * 60).contains(&gap), "in-session gap {gap}");
+        }
+        let first = s.events[0].ts;
+        let last = s.events[s.events.len() - 1].ts;
+        let day_of = |t: i64| Utc.timestamp_opt(t, 0).single().expect("ts").date_naive();
+        assert_eq!(day_of(first), s.day, "session starts on its day");
+        assert_eq!(day_of(last), s.day, "session ends on its day");
+        by_visitor.entry(s.visitor).or_default().push(s);
+    }
+    for ss in by_visitor.values() {
+        for w in ss.windows(2) {
+            let gap = w[1].events[0].ts - w[0].events[w[0].events.len() - 1].ts;
+            assert!(gap > 30 * 60, "gap between sessions {gap}");
+        }
+    }
+    let days: BTreeSet<NaiveDate> = sessions.iter().map(|s| s.day).collect();
+    assert_eq!(days.len() as i64, DAYS, "every day has sessions");
+    assert!(sessions.iter().any(|s| s.bounced()));
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.signups() > 0 && s.pageview_count() == 1)
+    );
+    let events: usize = sessions.iter().map(|s| s.events.len()).sum();
+    assert!(events > 1000, "{events} events");
+    let json = to_json_events(&sessions, &arrivals);
+    assert_eq!(json.len(), events);
+    let ids: BTreeSet<&str> = json.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), events, "ids are unique");
 }

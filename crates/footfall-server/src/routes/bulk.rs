@@ -98,6 +98,7 @@ async fn post_events(
         ip: client_ip(&state, peer, &headers).to_string(),
         user_agent: user_agent(&headers),
         now_us: chrono::Utc::now().timestamp_micros(),
+        server_side: true,
     };
     let (mut accepted, mut dropped, mut duplicates) = (0usize, 0usize, 0usize);
     for (site, hits) in by_site {
@@ -106,7 +107,7 @@ async fn post_events(
         let outcomes = ingestor.submit(&site, hits, &ctx).await?;
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
             match outcome {
-                HitOutcome::Accepted(_) => accepted += 1,
+                HitOutcome::Accepted(_) | HitOutcome::Stored => accepted += 1,
                 HitOutcome::Duplicate => {
                     accepted += 1;
                     duplicates += 1;

@@ -50,6 +50,7 @@ async fn post_event(
         ip: client_ip(&state, peer, &headers).to_string(),
         user_agent: user_agent(&headers),
         now_us: chrono::Utc::now().timestamp_micros(),
+        server_side: false,
     };
     let mut dropped = None;
     for site in sites {
@@ -58,7 +59,7 @@ async fn post_event(
             match outcome {
                 HitOutcome::Rejected(msg) => return Err(ApiError::bad_request("invalid_event", msg)),
                 HitOutcome::Dropped(reason) => dropped = Some(reason),
-                HitOutcome::Accepted(_) | HitOutcome::Duplicate => {}
+                HitOutcome::Accepted(_) | HitOutcome::Stored | HitOutcome::Duplicate => {}
             }
         }
     }

@@ -317,7 +317,8 @@ impl Server {
         metrics: &[&str],
         filters: &Value,
     ) -> Vec<f64> {
-        let q = json!({"site_id": site, "metrics": metrics, "date_range": range, "filters": filters});
+        let q =
+            json!({"site_id": site, "metrics": metrics, "date_range": range, "filters": filters});
         let rows = self.query_ok(key, &q);
         assert_eq!(rows.len(), 1, "aggregate must return one row: {rows:?}");
         metric_values(&rows[0])
@@ -420,7 +421,10 @@ pub fn dimension_values(row: &Value) -> Vec<String> {
 pub fn assert_json_error(what: &str, r: Response, status: u16) -> Value {
     let got = r.status().as_u16();
     let text = r.text().unwrap_or_default();
-    assert_eq!(got, status, "{what}: expected status {status}, got {got}: {text}");
+    assert_eq!(
+        got, status,
+        "{what}: expected status {status}, got {got}: {text}"
+    );
     assert_error_body(what, &text)
 }
 

@@ -1,0 +1,1697 @@
+//! Stats API v2 on DuckDB: a validated [`Query`] becomes one SQL statement (CTEs) with
+//! every user value bound as a parameter (DESIGN §4 is the contract).
+//!
+//! Shape of the statement:
+//! - `r_ev` / `r_vis` / `r_tot`: event rows of the range (by `ts`, by `session_start`, and
+//!   by `ts` without goal filters), each with `m` = "the row matches the filters" and the
+//!   group keys `d0..`;
+//! - `ev`: event metrics grouped by the keys; `sess` -> `vis`: visit metrics over sessions
+//!   with at least one matching event; `eng` / `sd`: time on page and scroll depth;
+//! - the parts are FULL OUTER JOINed on the keys, ordered, paginated.
+
+use duckdb::types::Value as DbValue;
+use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
+use footfall_core::query::{
+    Dimension, EmptyValue, Filter, FilterOp, GoalKind, Leaf, Metric, OrderTarget, Query,
+    QueryOutput, ResultRow, SiteContext, TimeGranularity, VisitAttr, bucket_label_format,
+    local_day_start, offset_segments, time_labels, wildcard_to_regex,
+};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("database error: {0}")]
+    Db(#[from] duckdb::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// SQL text plus its positional parameters, appended together so they stay in order.
+#[derive(Debug, Clone, Default)]
+struct Sql {
+    text: String,
+    params: Vec<DbValue>,
+}
+
+impl Sql {
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    fn bind(&mut self, v: DbValue) -> &mut Self {
+        self.text.push('?');
+        self.params.push(v);
+        self
+    }
+
+    fn bind_str(&mut self, s: &str) -> &mut Self {
+        self.bind(DbValue::Text(s.to_string()))
+    }
+
+    fn append(&mut self, other: Sql) -> &mut Self {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// Events with `ts` in range.
+    Events,
+    /// All events of the sessions starting in range.
+    Visits,
+}
+
+struct Builder<'a> {
+    q: &'a Query,
+    site: &'a SiteContext,
+    site_id: u32,
+    start_us: i64,
+    end_us: i64,
+    /// Property keys joined as p0, p1, ... (from dimensions and filters).
+    prop_keys: Vec<String>,
+    need_exits: bool,
+}
+
+fn collect_prop_keys(f: &Filter, out: &mut Vec<String>) {
+    match f {
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| collect_prop_keys(f, out)),
+        Filter::Not(f) => collect_prop_keys(f, out),
+        leaf => {
+            if let Some(Leaf {
+                dim: Dimension::EventProps(k),
+                ..
+            }) = leaf.as_leaf()
+                && !out.contains(k)
+            {
+                out.push(k.clone());
+            }
+        }
+    }
+}
+
+/// Top-level filters minus goal (and property) leaves: the conversion-rate denominator.
+fn strip_goal_filters(filters: &[Filter]) -> Vec<Filter> {
+    filters
+        .iter()
+        .filter(|f| {
+            !f.as_leaf()
+                .is_some_and(|l| matches!(l.dim, Dimension::EventGoal | Dimension::EventProps(_)))
+        })
+        .cloned()
+        .collect()
+}
+
+impl<'a> Builder<'a> {
+    fn new(q: &'a Query, site: &'a SiteContext, site_id: u32) -> Self {
+        let mut prop_keys = Vec::new();
+        for d in &q.dimensions {
+            if let Dimension::EventProps(k) = d
+                && !prop_keys.contains(k)
+            {
+                prop_keys.push(k.clone());
+            }
+        }
+        for f in &q.filters {
+            collect_prop_keys(f, &mut prop_keys);
+        }
+        let is_exit = |d: &Dimension| {
+            matches!(
+                d,
+                Dimension::Visit(VisitAttr::ExitPage | VisitAttr::ExitPageHostname)
+            )
+        };
+        let need_exits = q.dimensions.iter().any(is_exit) || q.filters_on(&is_exit);
+        Builder {
+            q,
+            site,
+            site_id,
+            start_us: q.range.start_utc.timestamp_micros(),
+            end_us: q.range.end_utc.timestamp_micros(),
+            prop_keys,
+            need_exits,
+        }
+    }
+
+    fn has_metric(&self, pred: impl Fn(Metric) -> bool) -> bool {
+        self.q.metrics.iter().any(|m| pred(*m))
+    }
+
+    fn dims(&self) -> &[Dimension] {
+        &self.q.dimensions
+    }
+
+    fn dim_cols(&self) -> String {
+        (0..self.dims().len())
+            .map(|i| format!("d{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn group_by(&self) -> String {
+        if self.dims().is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", self.dim_cols())
+        }
+    }
+
+    fn bind_site(&self, sql: &mut Sql) {
+        sql.bind(DbValue::BigInt(i64::from(self.site_id)));
+    }
+
+    fn bind_ts(&self, sql: &mut Sql, us: i64) {
+        sql.push("make_timestamp(")
+            .bind(DbValue::BigInt(us))
+            .push(")");
+    }
+
+    /// `col` shifted to site-local time. Offsets and transition instants are computed
+    /// integers (not user input), so they are written into the text.
+    fn local_time(&self, col: &str) -> String {
+        let segs = offset_segments(
+            self.q.timezone,
+            self.q.range.start_utc,
+            self.q.range.end_utc,
+        );
+        if let [(_, off)] = segs.as_slice() {
+            return if *off == 0 {
+                col.to_string()
+            } else {
+                format!("({col} + to_seconds({off}))")
+            };
+        }
+        let mut case = String::from("CASE");
+        for w in segs.windows(2) {
+            case.push_str(&format!(
+                " WHEN {col} < make_timestamp({}) THEN {}",
+                w[1].0.timestamp_micros(),
+                w[0].1
+            ));
+        }
+        let last = segs.last().map(|s| s.1).unwrap_or(0);
+        case.push_str(&format!(" ELSE {last} END"));
+        format!("({col} + to_seconds({case}))")
+    }
+
+    fn time_bucket(&self, g: TimeGranularity, col: &str) -> String {
+        let g = footfall_core::query::resolve_granularity(g, &self.q.range);
+        let unit = match g {
+            TimeGranularity::Hour | TimeGranularity::Auto => "hour",
+            TimeGranularity::Day => "day",
+            TimeGranularity::Week => "week",
+            TimeGranularity::Month => "month",
+        };
+        format!(
+            "strftime(date_trunc('{unit}', {}), '{}')",
+            self.local_time(col),
+            bucket_label_format(g)
+        )
+    }
+
+    fn prop_alias(&self, key: &str) -> String {
+        let i = self.prop_keys.iter().position(|k| k == key).unwrap_or(0);
+        format!("p{i}")
+    }
+
+    /// Row-level expression of a (non-goal, non-time) dimension for filtering.
+    fn filter_expr(&self, d: &Dimension) -> String {
+        match d {
+            Dimension::EventPage => "e.pathname".into(),
+            Dimension::EventHostname => "e.hostname".into(),
+            Dimension::EventName => "e.name".into(),
+            Dimension::EventProps(k) => format!("COALESCE({}.value, '(none)')", self.prop_alias(k)),
+            Dimension::Visit(VisitAttr::ExitPage) => "x.exit_page".into(),
+            Dimension::Visit(VisitAttr::ExitPageHostname) => "x.exit_hostname".into(),
+            Dimension::Visit(VisitAttr::City) => "CAST(e.city AS VARCHAR)".into(),
+            Dimension::Visit(a) => format!("e.{}", a.column().unwrap_or("entry_page")),
+            // Rejected by the parser; never matches.
+            Dimension::EventGoal | Dimension::Time(_) => "NULL".into(),
+        }
+    }
+
+    /// Row-level group key of a dimension (goal handled separately).
+    fn dim_expr(&self, d: &Dimension, window: Window) -> String {
+        match d {
+            Dimension::Time(g) => self.time_bucket(
+                *g,
+                if window == Window::Visits {
+                    "e.session_start"
+                } else {
+                    "e.ts"
+                },
+            ),
+            Dimension::Visit(VisitAttr::City) => "e.city".into(),
+            Dimension::Visit(a) if a.empty_value() == EmptyValue::NotSet => {
+                let c = self.filter_expr(d);
+                format!("CASE WHEN {c} = '' THEN '(not set)' ELSE {c} END")
+            }
+            other => self.filter_expr(other),
+        }
+    }
+
+    /// Group-stage condition leaving out empty attribute values (see `EmptyValue`).
+    fn exclude_empty(&self) -> String {
+        let mut out = String::new();
+        for (i, d) in self.dims().iter().enumerate() {
+            if let Dimension::Visit(a) = d
+                && a.empty_value() == EmptyValue::Exclude
+            {
+                if *a == VisitAttr::City {
+                    out.push_str(&format!(" AND d{i} <> 0"));
+                } else {
+                    out.push_str(&format!(" AND d{i} <> ''"));
+                }
+            }
+        }
+        out
+    }
+
+    fn leaf_cond(&self, l: &Leaf<'_>, expr: &str, sql: &mut Sql) {
+        let positive = l.op.positive();
+        let cs = l.case_sensitive;
+        sql.push(if l.op.is_negated() {
+            "NOT COALESCE("
+        } else {
+            "COALESCE("
+        });
+        match positive {
+            FilterOp::Is => {
+                sql.push(&if cs {
+                    format!("{expr} IN (")
+                } else {
+                    format!("lower({expr}) IN (")
+                });
+                for (i, v) in l.values.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    if cs {
+                        sql.bind_str(v);
+                    } else {
+                        sql.push("lower(").bind_str(v).push(")");
+                    }
+                }
+                sql.push(")");
+            }
+            _ => {
+                sql.push("(");
+                for (i, v) in l.values.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(" OR ");
+                    }
+                    match (positive, cs) {
+                        (FilterOp::Contains, true) => {
+                            sql.push(&format!("contains({expr}, "))
+                                .bind_str(v)
+                                .push(")");
+                        }
+                        (FilterOp::Contains, false) => {
+                            sql.push(&format!("contains(lower({expr}), lower("))
+                                .bind_str(v)
+                                .push("))");
+                        }
+                        (_, true) => {
+                            sql.push(&format!("regexp_matches({expr}, "))
+                                .bind_str(v)
+                                .push(")");
+                        }
+                        (_, false) => {
+                            sql.push(&format!("regexp_matches({expr}, "))
+                                .bind_str(v)
+                                .push(", 'i')");
+                        }
+                    }
+                }
+                sql.push(")");
+            }
+        }
+        sql.push(", false)");
+    }
+
+    /// A row completed one of the goals named by an `event:goal` leaf.
+    fn goal_cond(&self, l: &Leaf<'_>, sql: &mut Sql) {
+        let cs = l.case_sensitive;
+        let norm = |s: &str| if cs { s.to_string() } else { s.to_lowercase() };
+        let mut parts: Vec<Sql> = Vec::new();
+        let page = |pattern: &str| {
+            let mut s = Sql::default();
+            s.push(&format!(
+                "(e.name = '{PAGEVIEW}' AND regexp_full_match(e.pathname, "
+            ))
+            .bind_str(&wildcard_to_regex(pattern))
+            .push("))");
+            s
+        };
+        for v in l.values {
+            let nv = norm(v);
+            if l.op.positive() == FilterOp::Contains {
+                for g in &self.site.goals {
+                    if g.kind == GoalKind::Page && norm(&g.display_name).contains(&nv) {
+                        parts.push(page(&g.pattern));
+                    }
+                }
+                let mut s = Sql::default();
+                s.push(&format!(
+                    "(e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') AND contains({}, {}",
+                    if cs { "e.name" } else { "lower(e.name)" },
+                    if cs { "" } else { "lower(" }
+                ))
+                .bind_str(v)
+                .push(if cs { "))" } else { ")))" });
+                parts.push(s);
+                continue;
+            }
+            let configured = self.site.goals.iter().find(|g| norm(&g.display_name) == nv);
+            match configured {
+                Some(g) if g.kind == GoalKind::Page => parts.push(page(&g.pattern)),
+                None if v.starts_with("Visit ") => parts.push(page(&v["Visit ".len()..])),
+                other => {
+                    let name = other.map(|g| g.pattern.as_str()).unwrap_or(v);
+                    let mut s = Sql::default();
+                    s.push(&format!(
+                        "(e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') AND {} = {}",
+                        if cs { "e.name" } else { "lower(e.name)" },
+                        if cs { "" } else { "lower(" }
+                    ))
+                    .bind_str(name)
+                    .push(if cs { ")" } else { "))" });
+                    parts.push(s);
+                }
+            }
+        }
+        sql.push("(");
+        for (i, p) in parts.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            sql.append(p);
+        }
+        sql.push(")");
+    }
+
+    fn cond(&self, f: &Filter, sql: &mut Sql) {
+        match f {
+            Filter::And(fs) | Filter::Or(fs) => {
+                let op = if matches!(f, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                sql.push("(");
+                for (i, sub) in fs.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(op);
+                    }
+                    self.cond(sub, sql);
+                }
+                sql.push(")");
+            }
+            Filter::Not(inner) => {
+                sql.push("(NOT ");
+                self.cond(inner, sql);
+                sql.push(")");
+            }
+            leaf => {
+                let Some(l) = leaf.as_leaf() else { return };
+                if *l.dim == Dimension::EventGoal {
+                    self.goal_cond(&l, sql);
+                } else {
+                    let expr = self.filter_expr(l.dim);
+                    self.leaf_cond(&l, &expr, sql);
+                }
+            }
+        }
+    }
+
+    fn filters_cond(&self, filters: &[Filter], sql: &mut Sql) {
+        if filters.is_empty() {
+            sql.push("true");
+            return;
+        }
+        sql.push("(");
+        for (i, f) in filters.iter().enumerate() {
+            if i > 0 {
+                sql.push(" AND ");
+            }
+            self.cond(f, sql);
+        }
+        sql.push(")");
+    }
+
+    fn goal_dim_index(&self) -> Option<usize> {
+        self.dims().iter().position(|d| *d == Dimension::EventGoal)
+    }
+
+    /// The list of goals a row completed (unnested later): its custom event name and
+    /// every configured page goal its pathname matches.
+    fn goal_list(&self, sql: &mut Sql) {
+        sql.push(&format!(
+            "[CASE WHEN e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') THEN e.name END"
+        ));
+        for g in self.site.goals.iter().filter(|g| g.kind == GoalKind::Page) {
+            sql.push(&format!(
+                ", CASE WHEN e.name = '{PAGEVIEW}' AND regexp_full_match(e.pathname, "
+            ))
+            .bind_str(&wildcard_to_regex(&g.pattern))
+            .push(") THEN ")
+            .bind_str(&g.display_name)
+            .push(" END");
+        }
+        sql.push("]");
+    }
+
+    fn exits_cte(&self, sql: &mut Sql) {
+        sql.push(&format!(
+            "exits AS (SELECT session_id, \
+             COALESCE(arg_max(pathname, ts) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(pathname, ts)) AS exit_page, \
+             COALESCE(arg_max(hostname, ts) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(hostname, ts)) AS exit_hostname \
+             FROM events WHERE site_id = "
+        ));
+        self.bind_site(sql);
+        sql.push(" AND session_id IN (SELECT session_id FROM events WHERE site_id = ");
+        self.bind_site(sql);
+        sql.push(" AND ((ts >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" AND ts < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(") OR (session_start >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" AND session_start < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push("))) GROUP BY session_id)");
+    }
+
+    /// `name AS (...)`: event rows of the window with `m` and the group keys. With a goal
+    /// dimension a second CTE `name_g` holds one row per (event, goal).
+    fn rows_cte(&self, sql: &mut Sql, name: &str, window: Window, filters: &[Filter], gap: bool) {
+        sql.push(&format!(
+            "{name} AS (SELECT e.session_id, e.visitor_id, e.ts, e.session_start, e.name, \
+             e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, \
+             e.entry_page, e.entry_hostname, "
+        ));
+        self.filters_cond(filters, sql);
+        sql.push(" AS m");
+        for (i, d) in self.dims().iter().enumerate() {
+            sql.push(", ");
+            if *d == Dimension::EventGoal {
+                self.goal_list(sql);
+            } else {
+                sql.push(&self.dim_expr(d, window));
+            }
+            sql.push(&format!(" AS d{i}"));
+        }
+        if gap {
+            // Seconds to the session's next page view (legacy time on page).
+            sql.push(&format!(
+                ", CASE WHEN e.name = '{PAGEVIEW}' THEN (epoch_us(lead(e.ts) OVER \
+                 (PARTITION BY e.session_id, e.name = '{PAGEVIEW}' ORDER BY e.ts)) - epoch_us(e.ts)) / 1e6 END AS gap"
+            ));
+        }
+        sql.push(" FROM events e");
+        if self.need_exits {
+            sql.push(" LEFT JOIN exits x ON x.session_id = e.session_id");
+        }
+        for (i, k) in self.prop_keys.iter().enumerate() {
+            sql.push(&format!(
+                " LEFT JOIN event_props p{i} ON p{i}.site_id = e.site_id AND p{i}.event_id = e.event_id AND p{i}.key = "
+            ))
+            .bind_str(k);
+        }
+        sql.push(" WHERE e.site_id = ");
+        self.bind_site(sql);
+        let col = match window {
+            Window::Events => "e.ts",
+            Window::Visits => "e.session_start",
+        };
+        sql.push(&format!(" AND {col} >= "));
+        self.bind_ts(sql, self.start_us);
+        sql.push(&format!(" AND {col} < "));
+        self.bind_ts(sql, self.end_us);
+        sql.push(")");
+
+        if let Some(gi) = self.goal_dim_index() {
+            sql.push(&format!(
+                ", {name}_g AS (SELECT * FROM (SELECT * EXCLUDE (d{gi}), unnest(d{gi}) AS d{gi} FROM {name}) WHERE d{gi} IS NOT NULL"
+            ));
+            // Goal filters also pick which goal rows are shown.
+            for f in &self.q.filters {
+                if let Some(l) = f.as_leaf()
+                    && *l.dim == Dimension::EventGoal
+                {
+                    sql.push(" AND ");
+                    let expr = format!("d{gi}");
+                    self.leaf_cond(&l, &expr, sql);
+                }
+            }
+            sql.push(")");
+        }
+    }
+
+    /// Rows CTE name to group on (the per-goal one with a goal dimension).
+    fn grouped(&self, name: &str) -> String {
+        if self.goal_dim_index().is_some() {
+            format!("{name}_g")
+        } else {
+            name.to_string()
+        }
+    }
+
+    fn needs_events(&self) -> bool {
+        self.has_metric(|m| {
+            matches!(
+                m,
+                Metric::Visitors
+                    | Metric::Pageviews
+                    | Metric::Events
+                    | Metric::Percentage
+                    | Metric::ConversionRate
+            )
+        })
+    }
+
+    fn needs_engagement(&self) -> bool {
+        self.has_metric(|m| m == Metric::TimeOnPage)
+    }
+
+    fn needs_scroll(&self) -> bool {
+        self.has_metric(|m| m == Metric::ScrollDepth)
+    }
+
+    fn needs_visits(&self) -> bool {
+        self.has_metric(Metric::is_visit_level)
+    }
+
+    fn event_dims(&self) -> bool {
+        self.dims().iter().any(Dimension::is_event)
+    }
+
+    /// Condition on `sess` for bounce rate: with `event:page` filters, visits that
+    /// entered on a matching page (Plausible).
+    fn entry_cond(&self, sql: &mut Sql) {
+        let mut any = false;
+        for f in &self.q.filters {
+            if let Some(l) = f.as_leaf()
+                && *l.dim == Dimension::EventPage
+            {
+                if any {
+                    sql.push(" AND ");
+                }
+                self.leaf_cond(&l, "entry_page", sql);
+                any = true;
+            }
+        }
+        if !any {
+            sql.push("true");
+        }
+    }
+
+    /// Every CTE plus `final AS (...)` with columns d0.., m0.. (unordered).
+    fn build(&self) -> Sql {
+        let mut sql = Sql::default();
+        let mut ctes: Vec<Sql> = Vec::new();
+        let gb = self.group_by();
+        let dc = self.dim_cols();
+        let dsel = if dc.is_empty() {
+            String::new()
+        } else {
+            format!("{dc}, ")
+        };
+        let excl = self.exclude_empty();
+
+        if self.need_exits {
+            let mut s = Sql::default();
+            self.exits_cte(&mut s);
+            ctes.push(s);
+        }
+        let mut parts: Vec<&str> = Vec::new();
+        if self.needs_events() || self.needs_engagement() || self.needs_scroll() {
+            let mut s = Sql::default();
+            self.rows_cte(
+                &mut s,
+                "r_ev",
+                Window::Events,
+                &self.q.filters,
+                self.needs_engagement(),
+            );
+            ctes.push(s);
+            let src = self.grouped("r_ev");
+            let mut s = Sql::default();
+            s.push(&format!(
+                "tot AS (SELECT count(DISTINCT visitor_id) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
+            ));
+            ctes.push(s);
+            if self.needs_events() {
+                let mut s = Sql::default();
+                s.push(&format!(
+                    "ev AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors, \
+                     count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, count(*) AS events \
+                     FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb})"
+                ));
+                ctes.push(s);
+                parts.push("ev");
+            }
+            if self.needs_engagement() {
+                let mut s = Sql::default();
+                s.push(&format!(
+                    "eng AS (SELECT {dsel}sum(engagement_ms) FILTER (WHERE name = '{ENGAGEMENT}') AS eng_ms, \
+                     count(DISTINCT session_id) FILTER (WHERE name = '{ENGAGEMENT}' AND engagement_ms > 0) AS eng_sessions, \
+                     avg(gap) FILTER (WHERE name = '{PAGEVIEW}') AS gap_avg \
+                     FROM {src} WHERE m{excl}{gb})"
+                ));
+                ctes.push(s);
+                parts.push("eng");
+            }
+            if self.needs_scroll() {
+                let mut s = Sql::default();
+                s.push(&format!(
+                    "sd AS (SELECT {dsel}avg(max_sd) AS sd FROM (SELECT {dsel}session_id, max(scroll_depth) AS max_sd \
+                     FROM {src} WHERE m AND name = '{ENGAGEMENT}' AND scroll_depth IS NOT NULL AND scroll_depth <= 100{excl} \
+                     GROUP BY {dsel}session_id){gb})"
+                ));
+                ctes.push(s);
+                parts.push("sd");
+            }
+        }
+        if self.has_metric(|m| m == Metric::ConversionRate) {
+            let stripped = strip_goal_filters(&self.q.filters);
+            let mut s = Sql::default();
+            self.rows_cte(&mut s, "r_tot", Window::Events, &stripped, false);
+            s.push(&format!(
+                ", tot_c AS (SELECT count(DISTINCT visitor_id) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
+            ));
+            ctes.push(s);
+        }
+        if self.needs_visits() {
+            let mut s = Sql::default();
+            self.rows_cte(&mut s, "r_vis", Window::Visits, &self.q.filters, false);
+            // Per session; group keys: visit/time keys are constant within a session, event
+            // page/hostname keys become the entry page/hostname (bounce rate and duration
+            // of a page are those of the visits that entered on it).
+            s.push(&format!(
+                ", sess AS (SELECT session_id, min(ts) AS first_ts, max(ts) AS last_ts, \
+                 count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pv, \
+                 count(*) FILTER (WHERE name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') AND interactive) AS inter, \
+                 any_value(entry_page) AS entry_page"
+            ));
+            for (i, d) in self.dims().iter().enumerate() {
+                let v = match d {
+                    Dimension::EventPage => "any_value(entry_page)".to_string(),
+                    Dimension::EventHostname => "any_value(entry_hostname)".to_string(),
+                    // Unused (visits per event key come from `vk`); typed so the join keys agree.
+                    d if d.is_event() => "CAST(NULL AS VARCHAR)".to_string(),
+                    _ => format!("any_value(d{i})"),
+                };
+                s.push(&format!(", {v} AS d{i}"));
+            }
+            s.push(&format!(
+                " FROM r_vis GROUP BY session_id HAVING count(*) FILTER (WHERE m AND name <> '{ENGAGEMENT}') > 0)"
+            ));
+            s.push(&format!(
+                ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
+                 count(*) FILTER (WHERE pv <= 1 AND inter = 0 AND "
+            ));
+            self.entry_cond(&mut s);
+            s.push(") AS s_bounces, count(*) FILTER (WHERE ");
+            self.entry_cond(&mut s);
+            s.push(&format!(
+                ") AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
+                 FROM sess WHERE true{excl}{gb})"
+            ));
+            if self.event_dims() {
+                // Visits per event key: sessions with a matching event carrying the key
+                // (a page view, for page and hostname keys).
+                let only_pv = self
+                    .dims()
+                    .iter()
+                    .any(|d| matches!(d, Dimension::EventPage | Dimension::EventHostname));
+                let pv_cond = if only_pv {
+                    format!(" AND name = '{PAGEVIEW}'")
+                } else {
+                    String::new()
+                };
+                let src = self.grouped("r_vis");
+                // Keys come from events inside the range (a page seen after the range
+                // ended is not a row), as for event metrics.
+                s.push(&format!(
+                    ", vk AS (SELECT {dsel}count(DISTINCT session_id) AS visits FROM {src} \
+                     WHERE m AND name <> '{ENGAGEMENT}'{pv_cond}{excl} AND ts >= "
+                ));
+                self.bind_ts(&mut s, self.start_us);
+                s.push(" AND ts < ");
+                self.bind_ts(&mut s, self.end_us);
+                s.push(&format!("{gb})"));
+                s.push(&format!(
+                    ", vis AS (SELECT * FROM vk LEFT JOIN vs USING ({dc}))"
+                ));
+            } else {
+                s.push(", vis AS (SELECT *, s_visits AS visits FROM vs)");
+            }
+            ctes.push(s);
+            parts.push("vis");
+        }
+
+        // Final select.
+        let mut from = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            if i == 0 {
+                from.push_str(p);
+            } else if dc.is_empty() {
+                from.push_str(&format!(" CROSS JOIN {p}"));
+            } else {
+                from.push_str(&format!(" FULL OUTER JOIN {p} USING ({dc})"));
+            }
+        }
+        let mut fin = Sql::default();
+        fin.push("final AS (SELECT ");
+        for i in 0..self.dims().len() {
+            fin.push(&format!("d{i}, "));
+        }
+        let metric_sql: Vec<String> = self
+            .q
+            .metrics
+            .iter()
+            .enumerate()
+            .map(|(j, m)| format!("{} AS m{j}", metric_expr(*m)))
+            .collect();
+        fin.push(&metric_sql.join(", "));
+        fin.push(&format!(" FROM {from})"));
+        ctes.push(fin);
+
+        sql.push("WITH ");
+        for (i, c) in ctes.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.append(c);
+        }
+        sql
+    }
+
+    fn order_by(&self) -> String {
+        let mut keys: Vec<String> = Vec::new();
+        let mut used_dims: Vec<usize> = Vec::new();
+        for o in &self.q.order_by {
+            let col = match &o.target {
+                OrderTarget::Metric(m) => self
+                    .q
+                    .metrics
+                    .iter()
+                    .position(|x| x == m)
+                    .map(|j| format!("m{j}")),
+                OrderTarget::Dimension(d) => self.dims().iter().position(|x| x == d).map(|i| {
+                    used_dims.push(i);
+                    format!("d{i}")
+                }),
+            };
+            if let Some(c) = col {
+                keys.push(format!(
+                    "{c} {} NULLS LAST",
+                    if o.desc { "DESC" } else { "ASC" }
+                ));
+            }
+        }
+        // Ties broken by the dimension values, for stable pages.
+        for i in 0..self.dims().len() {
+            if !used_dims.contains(&i) {
+                keys.push(format!("d{i} ASC"));
+            }
+        }
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", keys.join(", "))
+        }
+    }
+}
+
+fn metric_expr(m: Metric) -> &'static str {
+    match m {
+        Metric::Visitors => "CAST(COALESCE(visitors, 0) AS BIGINT)",
+        Metric::Pageviews => "CAST(COALESCE(pageviews, 0) AS BIGINT)",
+        Metric::Events => "CAST(COALESCE(events, 0) AS BIGINT)",
+        Metric::Visits => "CAST(COALESCE(visits, 0) AS BIGINT)",
+        Metric::ViewsPerVisit => {
+            "CASE WHEN COALESCE(s_visits, 0) = 0 THEN 0.0 ELSE round(s_pv / s_visits, 2) END"
+        }
+        Metric::BounceRate => {
+            "CASE WHEN COALESCE(s_bounce_base, 0) = 0 THEN 0 \
+             ELSE CAST(round(100.0 * s_bounces / s_bounce_base) AS BIGINT) END"
+        }
+        Metric::VisitDuration => "CAST(COALESCE(round(s_dur), 0) AS BIGINT)",
+        Metric::Percentage => {
+            "COALESCE(round(100.0 * COALESCE(visitors, 0) / NULLIF((SELECT n FROM tot), 0), 1), 0.0)"
+        }
+        Metric::ConversionRate => {
+            "COALESCE(round(100.0 * COALESCE(visitors, 0) / NULLIF((SELECT n FROM tot_c), 0), 1), 0.0)"
+        }
+        Metric::TimeOnPage => {
+            "CAST(CASE WHEN COALESCE(eng_sessions, 0) > 0 THEN round(eng_ms / 1000.0 / eng_sessions) \
+             ELSE round(gap_avg) END AS BIGINT)"
+        }
+        Metric::ScrollDepth => "CAST(round(sd) AS BIGINT)",
+    }
+}
+
+fn to_json(v: DbValue) -> Value {
+    match v {
+        DbValue::Null => Value::Null,
+        DbValue::Boolean(b) => Value::Bool(b),
+        DbValue::TinyInt(n) => n.into(),
+        DbValue::SmallInt(n) => n.into(),
+        DbValue::Int(n) => n.into(),
+        DbValue::BigInt(n) => n.into(),
+        DbValue::HugeInt(n) => i64::try_from(n).map(Value::from).unwrap_or(Value::Null),
+        DbValue::UTinyInt(n) => n.into(),
+        DbValue::USmallInt(n) => n.into(),
+        DbValue::UInt(n) => n.into(),
+        DbValue::UBigInt(n) => n.into(),
+        DbValue::Float(f) => serde_json::Number::from_f64(f64::from(f))
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        DbValue::Double(f) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        DbValue::Text(s) => Value::String(s),
+        other => Value::String(format!("{other:?}")),
+    }
+}
+
+fn collect_regexes<'f>(f: &'f Filter, out: &mut Vec<&'f str>) {
+    match f {
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| collect_regexes(f, out)),
+        Filter::Not(f) => collect_regexes(f, out),
+        leaf => {
+            if let Some(l) = leaf.as_leaf()
+                && l.op.positive() == FilterOp::Matches
+            {
+                out.extend(l.values.iter().map(String::as_str));
+            }
+        }
+    }
+}
+
+/// A bad user regex is the caller's mistake (400), not a server fault: try each one
+/// with DuckDB's own RE2 before running the query.
+fn check_regexes(conn: &duckdb::Connection, q: &Query) -> Result<(), ExecError> {
+    let mut res = Vec::new();
+    for f in &q.filters {
+        collect_regexes(f, &mut res);
+    }
+    for re in res {
+        if let Err(e) = conn.query_row("SELECT regexp_matches('', ?)", [re], |r| {
+            r.get::<_, Option<bool>>(0)
+        }) {
+            return Err(ExecError::Invalid(format!(
+                "invalid regular expression '{re}' in filters: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `q` for the site with numeric id `site_id`.
+pub fn execute(
+    conn: &duckdb::Connection,
+    site_id: u32,
+    site: &SiteContext,
+    q: &Query,
+) -> Result<QueryOutput, ExecError> {
+    check_regexes(conn, q)?;
+    let b = Builder::new(q, site, site_id);
+    let base = b.build();
+
+    let mut main = base.clone();
+    main.push(" SELECT * FROM final");
+    main.push(&b.order_by());
+    main.push(" LIMIT ")
+        .bind(DbValue::BigInt(i64::from(q.pagination.limit)))
+        .push(" OFFSET ")
+        .bind(DbValue::BigInt(
+            i64::try_from(q.pagination.offset).unwrap_or(i64::MAX),
+        ));
+
+    let ndims = q.dimensions.len();
+    let nmetrics = q.metrics.len();
+    let mut results = Vec::new();
+    {
+        let mut stmt = conn.prepare(&main.text)?;
+        let mut rows = stmt.query(duckdb::params_from_iter(main.params.iter()))?;
+        while let Some(row) = rows.next()? {
+            let mut dims = Vec::with_capacity(ndims);
+            for i in 0..ndims {
+                dims.push(to_json(row.get::<_, DbValue>(i)?));
+            }
+            let mut metrics = Vec::with_capacity(nmetrics);
+            for j in 0..nmetrics {
+                metrics.push(to_json(row.get::<_, DbValue>(ndims + j)?));
+            }
+            results.push(ResultRow {
+                dimensions: dims,
+                metrics,
+            });
+        }
+    }
+
+    let mut meta = serde_json::Map::new();
+    if q.include.total_rows {
+        let mut count = base;
+        count.push(" SELECT count(*) FROM final");
+        let n: i64 = conn.query_row(
+            &count.text,
+            duckdb::params_from_iter(count.params.iter()),
+            |r| r.get(0),
+        )?;
+        meta.insert("total_rows".into(), n.into());
+    }
+    if q.include.time_labels
+        && let Some((_, g)) = q.time_dimension()
+    {
+        let mut range = q.range.clone();
+        if range.is_all() {
+            // "all" starts at the site's first event, not at the 2000-01-01 bound.
+            let first: Option<i64> = conn.query_row(
+                "SELECT epoch_us(min(ts)) FROM events WHERE site_id = ?",
+                [i64::from(site_id)],
+                |r| r.get(0),
+            )?;
+            if let Some(us) = first
+                && let Some(t) = chrono::DateTime::from_timestamp_micros(us)
+                && t > range.start_utc
+                && t < range.end_utc
+            {
+                range.first_day = t.with_timezone(&q.timezone).date_naive();
+                range.start_utc = local_day_start(q.timezone, range.first_day);
+            }
+        }
+        // `g` is resolved on the full range, as the SQL buckets are.
+        let labels = time_labels(g, &range, q.timezone);
+        meta.insert(
+            "time_labels".into(),
+            Value::Array(labels.into_iter().map(Value::String).collect()),
+        );
+    }
+    Ok(QueryOutput { results, meta })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fixture (site 1, America/New_York; DST starts 2024-03-10 07:00 UTC). Range used by
+    //! most tests: ["2024-03-09", "2024-03-11"] local = [03-09 05:00Z, 03-12 04:00Z).
+    //!
+    //! | sess | visitor | source        | events (UTC)                                                    |
+    //! |------|---------|---------------|-----------------------------------------------------------------|
+    //! | S1   | V1      | Google        | 03-09 15:00 pv /, 15:01 pv /blog/a, 15:02 engagement /blog/a    |
+    //! |      |         |               | (30 s, scroll 50), 15:03 Signup /blog/a (interactive, plan=pro) |
+    //! | S2   | V2      | Direct / None | 03-10 04:30 pv /blog/a (local 03-09 23:30 EST), 04:30:20         |
+    //! |      |         |               | engagement /blog/a (10 s, scroll 80)                            |
+    //! | S3   | V1      | Google        | 03-10 16:00 pv /pricing, 16:00:40 pv /, 16:01 Outbound /        |
+    //! |      |         |               | (non-interactive), 16:05 pv /blog/b                             |
+    //! | S4   | V3      | Twitter       | 03-11 04:30 pv /blog/b (local 03-11 00:30 EDT; 03-10 in EST),   |
+    //! |      |         |               | 04:31 Signup /blog/b (interactive, plan=free)                   |
+    //! | S5   | V4      | Google        | 03-11 14:00 pv /                                                |
+    //! | S6   | V5, V6  | -             | 03-12 05:00 pv / and 03-09 04:00 pv /: both outside the range   |
+    //! | S7   | V7      | Direct / None | 03-09 04:50 pv / (before range), 05:10 pv /pricing (in range)   |
+    //! | S8   | V8      | Direct / None | 03-12 03:50 pv / (local 03-11 23:50), 04:10 pv /about (after)   |
+    //!
+    //! Totals over events in range (engagement excluded): visitors V1 V2 V3 V4 V7 V8 = 6;
+    //! pageviews S1 2 + S2 1 + S3 3 + S4 1 + S5 1 + S7 1 + S8 1 = 10; events = 10 + Signup x2
+    //! + Outbound = 13. Visits = sessions starting in range: S1 S2 S3 S4 S5 S8 = 6 (S7 began
+    //! before). Per visit (pv, bounce, duration): S1 (2, no, 180 s), S2 (1, yes, 20 s: the
+    //! engagement extends it), S3 (3, no, 300), S4 (1, no: interactive Signup, 60), S5 (1,
+    //! yes, 0), S8 (2, no, 1200: events after the range count). bounce_rate = 2/6 = 33;
+    //! visit_duration = 1760/6 = 293; views_per_visit = 10/6 = 1.67.
+    use super::*;
+    use footfall_core::query::{Goal, parse_query};
+    use serde_json::json;
+
+    struct Sess {
+        id: u64,
+        visitor: u64,
+        source: &'static str,
+        device: &'static str,
+        country: &'static str,
+        city: u32,
+        entry: &'static str,
+    }
+
+    /// (ts UTC, name, pathname, interactive, engagement ms, scroll, prop)
+    type Ev = (
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        u32,
+        Option<u8>,
+        Option<(&'static str, &'static str)>,
+    );
+
+    fn insert(conn: &duckdb::Connection, site: u32, s: &Sess, evs: &[Ev]) {
+        let start = evs[0].0;
+        for (i, (ts, name, path, interactive, ms, scroll, prop)) in evs.iter().enumerate() {
+            let event_id = s.id * 100 + i as u64;
+            conn.execute(
+                "INSERT INTO events (site_id, ts, event_id, client_id, visitor_id, session_id, \
+                 session_start, name, interactive, hostname, pathname, title, engagement_ms, \
+                 scroll_depth, revenue_amount, revenue_currency, has_props, entry_page, \
+                 entry_hostname, referrer, source, channel, utm_source, utm_medium, utm_campaign, \
+                 utm_content, utm_term, device, browser, browser_version, os, os_version, \
+                 country, region, city, country_name, region_name, city_name, org) VALUES \
+                 (?, CAST(? AS TIMESTAMP), ?, false, ?, ?, CAST(? AS TIMESTAMP), ?, ?, \
+                 'example.com', ?, '', ?, ?, NULL, NULL, ?, ?, 'example.com', '', ?, '', '', '', \
+                 '', '', '', ?, 'Chrome', '', '', '', ?, '', ?, '', '', '', '')",
+                duckdb::params![
+                    site,
+                    ts,
+                    event_id,
+                    s.visitor,
+                    s.id,
+                    start,
+                    name,
+                    interactive,
+                    path,
+                    ms,
+                    scroll,
+                    prop.is_some(),
+                    s.entry,
+                    s.source,
+                    s.device,
+                    s.country,
+                    s.city
+                ],
+            )
+            .expect("insert event");
+            if let Some((k, v)) = prop {
+                conn.execute(
+                    "INSERT INTO event_props VALUES (?, ?, ?, ?)",
+                    duckdb::params![site, event_id, k, v],
+                )
+                .expect("insert prop");
+            }
+        }
+    }
+
+    const NYC: u32 = 5128581;
+    const LONDON: u32 = 2643743;
+
+    fn fixture() -> duckdb::Connection {
+        let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .expect("migration");
+        let pv = |ts, path| -> Ev { (ts, "pageview", path, true, 0, None, None) };
+        let s = |id, visitor, source, device, country, city, entry| Sess {
+            id,
+            visitor,
+            source,
+            device,
+            country,
+            city,
+            entry,
+        };
+        let google = |id, visitor, entry| s(id, visitor, "Google", "Desktop", "US", NYC, entry);
+        insert(
+            &conn,
+            1,
+            &google(1, 1, "/"),
+            &[
+                pv("2024-03-09 15:00:00", "/"),
+                pv("2024-03-09 15:01:00", "/blog/a"),
+                (
+                    "2024-03-09 15:02:00",
+                    "engagement",
+                    "/blog/a",
+                    false,
+                    30_000,
+                    Some(50),
+                    None,
+                ),
+                (
+                    "2024-03-09 15:03:00",
+                    "Signup",
+                    "/blog/a",
+                    true,
+                    0,
+                    None,
+                    Some(("plan", "pro")),
+                ),
+            ],
+        );
+        insert(
+            &conn,
+            1,
+            &s(2, 2, "Direct / None", "Mobile", "", 0, "/blog/a"),
+            &[
+                pv("2024-03-10 04:30:00", "/blog/a"),
+                (
+                    "2024-03-10 04:30:20",
+                    "engagement",
+                    "/blog/a",
+                    false,
+                    10_000,
+                    Some(80),
+                    None,
+                ),
+            ],
+        );
+        insert(
+            &conn,
+            1,
+            &google(3, 1, "/pricing"),
+            &[
+                pv("2024-03-10 16:00:00", "/pricing"),
+                pv("2024-03-10 16:00:40", "/"),
+                ("2024-03-10 16:01:00", "Outbound", "/", false, 0, None, None),
+                pv("2024-03-10 16:05:00", "/blog/b"),
+            ],
+        );
+        insert(
+            &conn,
+            1,
+            &s(4, 3, "Twitter", "Mobile", "GB", LONDON, "/blog/b"),
+            &[
+                pv("2024-03-11 04:30:00", "/blog/b"),
+                (
+                    "2024-03-11 04:31:00",
+                    "Signup",
+                    "/blog/b",
+                    true,
+                    0,
+                    None,
+                    Some(("plan", "free")),
+                ),
+            ],
+        );
+        insert(
+            &conn,
+            1,
+            &google(5, 4, "/"),
+            &[pv("2024-03-11 14:00:00", "/")],
+        );
+        insert(
+            &conn,
+            1,
+            &google(6, 5, "/"),
+            &[pv("2024-03-12 05:00:00", "/")],
+        );
+        insert(
+            &conn,
+            1,
+            &google(9, 6, "/"),
+            &[pv("2024-03-09 04:00:00", "/")],
+        );
+        insert(
+            &conn,
+            1,
+            &s(7, 7, "Direct / None", "Desktop", "", 0, "/"),
+            &[
+                pv("2024-03-09 04:50:00", "/"),
+                pv("2024-03-09 05:10:00", "/pricing"),
+            ],
+        );
+        insert(
+            &conn,
+            1,
+            &s(8, 8, "Direct / None", "", "", 0, "/"),
+            &[
+                pv("2024-03-12 03:50:00", "/"),
+                pv("2024-03-12 04:10:00", "/about"),
+            ],
+        );
+        // Another site's event never shows up.
+        insert(
+            &conn,
+            2,
+            &google(10, 1, "/"),
+            &[pv("2024-03-10 16:00:00", "/")],
+        );
+        conn
+    }
+
+    fn site() -> SiteContext {
+        SiteContext {
+            domain: "example.com".into(),
+            timezone: chrono_tz::America::New_York,
+            goals: vec![Goal {
+                kind: GoalKind::Page,
+                pattern: "/blog/*".into(),
+                display_name: "Visit /blog/*".into(),
+            }],
+        }
+    }
+
+    fn run_out(conn: &duckdb::Connection, extra: Value) -> QueryOutput {
+        let mut body =
+            json!({"site_id": "example.com", "date_range": ["2024-03-09", "2024-03-11"]});
+        if let (Some(o), Value::Object(e)) = (body.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        let now = chrono::DateTime::parse_from_rfc3339("2024-03-15T12:00:00Z")
+            .expect("now")
+            .with_timezone(&chrono::Utc);
+        let q = parse_query(&body, &site(), now).expect("valid query");
+        execute(conn, 1, &site(), &q).expect("query runs")
+    }
+
+    /// Results as [[dims], [metrics]] pairs.
+    fn run(conn: &duckdb::Connection, extra: Value) -> Value {
+        let out = run_out(conn, extra);
+        Value::Array(
+            out.results
+                .iter()
+                .map(|r| json!([r.dimensions, r.metrics]))
+                .collect(),
+        )
+    }
+
+    fn metrics(conn: &duckdb::Connection, extra: Value) -> Value {
+        let rows = run(conn, extra);
+        rows[0][1].clone()
+    }
+
+    const ALL: [&str; 7] = [
+        "visitors",
+        "visits",
+        "pageviews",
+        "events",
+        "views_per_visit",
+        "bounce_rate",
+        "visit_duration",
+    ];
+
+    #[test]
+    fn aggregate_metrics() {
+        let c = fixture();
+        assert_eq!(
+            run(&c, json!({"metrics": ALL})),
+            json!([[[], [6, 6, 10, 13, 1.67, 33, 293]]])
+        );
+    }
+
+    #[test]
+    fn daily_timeseries_in_new_york_across_dst() {
+        let c = fixture();
+        // 03-09: S1, S2 (23:30 EST), S7's /pricing -> visitors V1 V2 V7, pv 2+1+1, visits
+        // S1 S2. 03-10: S3 -> 1, 3, 1. 03-11: S4 (00:30 EDT), S5, S8 (23:50 EDT) -> 3, 3, 3.
+        let out = run_out(
+            &c,
+            json!({"metrics": ["visitors", "pageviews", "visits"], "dimensions": ["time:day"],
+                   "include": {"time_labels": true}}),
+        );
+        let rows: Vec<Value> = out
+            .results
+            .iter()
+            .map(|r| json!([r.dimensions, r.metrics]))
+            .collect();
+        assert_eq!(
+            Value::Array(rows),
+            json!([
+                [["2024-03-09"], [3, 4, 2]],
+                [["2024-03-10"], [1, 3, 1]],
+                [["2024-03-11"], [3, 3, 3]],
+            ])
+        );
+        assert_eq!(
+            out.meta["time_labels"],
+            json!(["2024-03-09", "2024-03-10", "2024-03-11"])
+        );
+        // "time" over three days means days too.
+        assert_eq!(
+            run(&c, json!({"metrics": ["visitors"], "dimensions": ["time"]}))[2],
+            json!([["2024-03-11"], [3]])
+        );
+    }
+
+    #[test]
+    fn hourly_weekly_monthly_buckets() {
+        let c = fixture();
+        // Only S3 falls on local 2024-03-10 (12:00 EDT); labels: 23 hours on the DST day.
+        let out = run_out(
+            &c,
+            json!({"metrics": ["visitors", "pageviews"], "dimensions": ["time:hour"],
+                   "date_range": ["2024-03-10", "2024-03-10"], "include": {"time_labels": true}}),
+        );
+        assert_eq!(out.results.len(), 1);
+        assert_eq!(
+            out.results[0].dimensions,
+            vec![json!("2024-03-10 12:00:00")]
+        );
+        assert_eq!(out.results[0].metrics, vec![json!(1), json!(3)]);
+        assert_eq!(out.meta["time_labels"].as_array().map(Vec::len), Some(23));
+        // 03-09 (Sat) and 03-10 are in the week of Monday 03-04: V1 V2 V7; 03-11 starts a
+        // new week: V3 V4 V8.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["time:week"]})
+            ),
+            json!([[["2024-03-04"], [3]], [["2024-03-11"], [3]]])
+        );
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["time:month"]})
+            ),
+            json!([[["2024-03-01"], [6]]])
+        );
+    }
+
+    #[test]
+    fn page_breakdown() {
+        let c = fixture();
+        // Non-engagement events per page: / S1 pv, S3 pv + Outbound, S5, S8 -> V1 V4 V8,
+        // 4 pv; /blog/a S1 pv + Signup, S2 -> V1 V2, 2 pv; /blog/b S3, S4 (+Signup) -> V1 V3;
+        // /pricing S3, S7 -> V1 V7. Visits with a page view of the page (in range): / S1 S3
+        // S5 S8; /blog/a S1 S2; /blog/b S3 S4; /pricing S3 (S7 began before the range).
+        // Bounce/duration over visits entering there: / S1 S5 S8 -> 1/3 = 33, 1380/3 = 460;
+        // /blog/a S2 -> 100, 20; /blog/b S4 -> 0, 60; /pricing S3 -> 0, 300.
+        // percentage = visitors / 6.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors", "pageviews", "visits", "bounce_rate", "visit_duration", "percentage"],
+                           "dimensions": ["event:page"]})
+            ),
+            json!([
+                [["/"], [3, 4, 4, 33, 460, 50.0]],
+                [["/blog/a"], [2, 2, 2, 100, 20, 33.3]],
+                [["/blog/b"], [2, 2, 2, 0, 60, 33.3]],
+                [["/pricing"], [2, 2, 1, 0, 300, 33.3]],
+            ])
+        );
+    }
+
+    #[test]
+    fn source_entry_exit_breakdowns() {
+        let c = fixture();
+        // Direct / None: S2 S7 S8 -> V2 V7 V8; visits S2 S8, bounce S2 -> 50.
+        // Google: S1 S3 S5 -> V1 V4; visits 3, bounce S5 -> 33. Twitter: S4 -> 1, 1, 0.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors", "visits", "bounce_rate"], "dimensions": ["visit:source"]})
+            ),
+            json!([
+                [["Direct / None"], [3, 2, 50]],
+                [["Google"], [2, 3, 33]],
+                [["Twitter"], [1, 1, 0]],
+            ])
+        );
+        // Entry pages of the 6 visits: / S1 S5 S8; /blog/a S2; /pricing S3; /blog/b S4.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visits"], "dimensions": ["visit:entry_page"]})
+            ),
+            json!([
+                [["/"], [3]],
+                [["/blog/a"], [1]],
+                [["/blog/b"], [1]],
+                [["/pricing"], [1]]
+            ])
+        );
+        // Last page view per visit: S1 /blog/a (the later Signup is no page view), S2
+        // /blog/a, S3 /blog/b, S4 /blog/b, S5 /, S8 /about (after the range, still its exit).
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visits"], "dimensions": ["visit:exit_page"]})
+            ),
+            json!([
+                [["/blog/a"], [2]],
+                [["/blog/b"], [2]],
+                [["/"], [1]],
+                [["/about"], [1]]
+            ])
+        );
+        // Exit page as a filter: S3 (V1) and S4 (V3).
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visits", "visitors"], "filters": [["is", "visit:exit_page", ["/blog/b"]]]})
+            ),
+            json!([2, 2])
+        );
+    }
+
+    #[test]
+    fn empty_values_and_city() {
+        let c = fixture();
+        // Unknown country ('' for S2 S7 S8) is left out; US: V1 V4, GB: V3.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:country"]})
+            ),
+            json!([[["US"], [2]], [["GB"], [1]]])
+        );
+        // City is a GeoName id (integer); 0 left out.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:city"]})
+            ),
+            json!([[[NYC], [2]], [[LONDON], [1]]])
+        );
+        // S8's empty device shows as "(not set)". Desktop: S1 S3 S5 S7 -> V1 V4 V7;
+        // Mobile: S2 S4 -> V2 V3.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:device"]})
+            ),
+            json!([[["Desktop"], [3]], [["Mobile"], [2]], [["(not set)"], [1]]])
+        );
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors"], "filters": [["is", "visit:city", [LONDON]]]})
+            ),
+            json!([1])
+        );
+    }
+
+    #[test]
+    fn filter_operators() {
+        let c = fixture();
+        let m = |f: Value| {
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "pageviews"], "filters": [f]}),
+            )
+        };
+        // /blog/a: S1 pv + Signup (V1), S2 pv (V2).
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "pageviews", "visits", "bounce_rate"],
+                               "filters": [["is", "event:page", ["/blog/a"]]]})
+            ),
+            // visits S1 S2; bounce over those entering on /blog/a: S2 bounced -> 100.
+            json!([2, 2, 2, 100])
+        );
+        // Not / or /pricing: /blog/a (V1 V2) and /blog/b (V1 V3) -> 3 visitors, 4 pv.
+        assert_eq!(
+            m(json!(["is_not", "event:page", ["/", "/pricing"]])),
+            json!([3, 4])
+        );
+        assert_eq!(
+            m(json!(["contains", "event:page", ["blog"]])),
+            json!([3, 4])
+        );
+        assert_eq!(
+            m(json!(["contains", "event:page", ["BLOG"]])),
+            json!([0, 0])
+        );
+        assert_eq!(
+            m(json!(["contains", "event:page", ["BLOG"], {"case_sensitive": false}])),
+            json!([3, 4])
+        );
+        assert_eq!(
+            m(json!(["is", "event:page", ["/BLOG/A"], {"case_sensitive": false}])),
+            json!([2, 2])
+        );
+        // / (V1 V4 V8, 4 pv) and /pricing (V1 V7, 2 pv) -> 4 visitors, 6 pv.
+        assert_eq!(
+            m(json!(["contains_not", "event:page", ["blog"]])),
+            json!([4, 6])
+        );
+        assert_eq!(
+            m(json!(["matches", "event:page", ["^/blog/[ab]$"]])),
+            json!([3, 4])
+        );
+        assert_eq!(
+            m(json!(["matches_not", "event:page", ["^/blog/"]])),
+            json!([4, 6])
+        );
+        // Google visits' events in range: S1 (2 pv + Signup), S3 (3 pv + Outbound), S5 (1 pv).
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "pageviews", "events", "visits"],
+                               "filters": [["is", "visit:source", ["Google"]]]})
+            ),
+            json!([2, 6, 8, 3])
+        );
+        assert_eq!(
+            m(json!(["contains", "visit:source", ["goo"], {"case_sensitive": false}])),
+            json!([2, 6])
+        );
+        assert_eq!(m(json!(["is", "event:name", ["Signup"]])), json!([2, 0]));
+        // plan=pro: S1's Signup only.
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "events"], "filters": [["is", "event:props:plan", ["pro"]]]})
+            ),
+            json!([1, 1])
+        );
+    }
+
+    #[test]
+    fn logical_filters() {
+        let c = fixture();
+        // Per event: S4 (Twitter: pv + Signup, V3) or a /pricing event (S3 V1, S7 V7).
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "pageviews"], "filters": [["or", [
+                ["is", "visit:source", ["Twitter"]], ["is", "event:page", ["/pricing"]]]]]})
+            ),
+            json!([3, 3])
+        );
+        // Not Google: S2 (1 pv), S4 (pv + Signup), S7 (1 pv in range), S8 (1 pv in range);
+        // visits S2 S4 S8.
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "pageviews", "events", "visits"],
+                               "filters": [["not", ["is", "visit:source", ["Google"]]]]})
+            ),
+            json!([4, 4, 5, 3])
+        );
+        // Google and page /: S1 pv, S3 pv + Outbound, S5 pv -> V1 V4, 3 pv.
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "pageviews"], "filters": [["and", [
+                ["is", "visit:source", ["Google"]], ["is", "event:page", ["/"]]]]]})
+            ),
+            json!([2, 3])
+        );
+    }
+
+    #[test]
+    fn goals_and_conversion_rate() {
+        let c = fixture();
+        // Signup: S1 (V1), S4 (V3) -> 2/6 = 33.3 %. Outbound: S3 (V1) -> 16.7 %.
+        // Visit /blog/*: page views of /blog/a (S1 V1, S2 V2) and /blog/b (S3 V1, S4 V3)
+        // -> 3 visitors, 4 events, 50 %.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors", "events", "conversion_rate"], "dimensions": ["event:goal"]})
+            ),
+            json!([
+                [["Visit /blog/*"], [3, 4, 50.0]],
+                [["Signup"], [2, 2, 33.3]],
+                [["Outbound"], [1, 1, 16.7]],
+            ])
+        );
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "conversion_rate"], "filters": [["is", "event:goal", ["Signup"]]]})
+            ),
+            json!([2, 33.3])
+        );
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors", "conversion_rate"], "filters": [["contains", "event:goal", ["blog"]]]})
+            ),
+            json!([3, 50.0])
+        );
+        // Goal filter with goal dimension keeps only the filtered goal.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["event:goal"], "filters": [["is", "event:goal", ["Signup"]]]})
+            ),
+            json!([[["Signup"], [2]]])
+        );
+        // Props breakdown: plan=free (S4 V3), plan=pro (S1 V1); every visitor has events
+        // without the key.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["event:props:plan"]})
+            ),
+            json!([[["(none)"], [6]], [["free"], [1]], [["pro"], [1]]])
+        );
+    }
+
+    #[test]
+    fn time_on_page_and_scroll_depth() {
+        let c = fixture();
+        // /blog/a: engagement 30 s (S1) + 10 s (S2) over 2 visits = 20 s; scroll (50 + 80)/2.
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["time_on_page", "scroll_depth"], "filters": [["is", "event:page", ["/blog/a"]]]})
+            ),
+            json!([20, 65])
+        );
+        // Without engagement: gap to the next page view. /: S1 60 s, S3 260 s (S5 and S8
+        // have no next page view in range) -> 160; /pricing: S3 40 s; /blog/b: none.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["time_on_page"], "dimensions": ["event:page"]})
+            ),
+            json!([
+                [["/"], [160]],
+                [["/pricing"], [40]],
+                [["/blog/a"], [20]],
+                [["/blog/b"], [null]]
+            ])
+        );
+    }
+
+    #[test]
+    fn pagination_total_rows_and_order() {
+        let c = fixture();
+        let out = run_out(
+            &c,
+            json!({"metrics": ["visitors"], "dimensions": ["visit:source"],
+                   "pagination": {"limit": 1, "offset": 1}, "include": {"total_rows": true}}),
+        );
+        assert_eq!(out.results.len(), 1);
+        assert_eq!(out.results[0].dimensions, vec![json!("Google")]);
+        assert_eq!(out.meta["total_rows"], json!(3));
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:source"], "order_by": [["visit:source", "desc"]]})
+            ),
+            json!([
+                [["Twitter"], [1]],
+                [["Google"], [2]],
+                [["Direct / None"], [3]]
+            ])
+        );
+    }
+
+    #[test]
+    fn bad_regex_is_invalid() {
+        let c = fixture();
+        let body = json!({"site_id": "example.com", "date_range": "all", "metrics": ["visitors"],
+                          "filters": [["matches", "event:page", ["("]]]});
+        let q = parse_query(&body, &site(), chrono::Utc::now()).expect("valid query");
+        assert!(matches!(
+            execute(&c, 1, &site(), &q),
+            Err(ExecError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,397 @@
+//! Bad input gets the right status and a JSON `{"error", "code"}` body, and the server
+//! keeps serving (DESIGN §5, §7; issue 2 point 8).
+
+mod common;
+
+use common::{CHROME_UA, Server, assert_error_body, assert_json_error, recent_range};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SITE: &str = "errors.example.com";
+const OTHER: &str = "other.example.com";
+
+struct Keys {
+    ingest: String,
+    stats: String,
+    other_stats: String,
+}
+
+fn setup() -> (Server, Keys) {
+    let s = Server::start();
+    s.add_site(SITE, "UTC");
+    s.add_site(OTHER, "UTC");
+    let keys = Keys {
+        ingest: s.create_key(SITE, "ingest"),
+        stats: s.create_key(SITE, "stats"),
+        other_stats: s.create_key(OTHER, "stats"),
+    };
+    (s, keys)
+}
+
+fn post(
+    s: &Server,
+    path: &str,
+    key: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::blocking::Response {
+    let mut rb = s
+        .http
+        .post(s.url(path))
+        .header("User-Agent", CHROME_UA)
+        .header("Content-Type", content_type)
+        .body(body);
+    if let Some(k) = key {
+        rb = rb.bearer_auth(k);
+    }
+    rb.send()
+        .unwrap_or_else(|e| panic!("POST {path}: no HTTP answer ({e})"))
+}
+
+fn still_serving(s: &Server, stats: &str) {
+    let r = s.http.get(s.url("/api/health")).send().expect("health");
+    assert_eq!(r.status().as_u16(), 200, "health after bad input");
+    let body: Value = r.json().unwrap_or(Value::Null);
+    assert_eq!(body["status"], json!("ok"), "health body");
+    let (status, body) = s.query(
+        stats,
+        &json!({"site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": recent_range()}),
+    );
+    assert_eq!(status, 200, "valid query after bad input: {body}");
+    assert!(body["results"].is_array(), "results array: {body}");
+}
+
+fn event(path: &str) -> Value {
+    json!({"name": "pageview", "url": format!("https://{SITE}{path}"), "domain": SITE})
+}
+
+#[test]
+fn bad_ingestion_input_gets_the_right_status_and_json_error() {
+    let (s, k) = setup();
+    let ev = event("/").to_string().into_bytes();
+
+    // Malformed JSON.
+    assert_json_error(
+        "malformed JSON on /api/event",
+        post(
+            &s,
+            "/api/event",
+            None,
+            "application/json",
+            b"{\"name\": ".to_vec(),
+        ),
+        400,
+    );
+    assert_json_error(
+        "malformed JSON on bulk",
+        post(
+            &s,
+            "/api/v1/events",
+            Some(&k.ingest),
+            "application/json",
+            b"[{\"name\": ]".to_vec(),
+        ),
+        400,
+    );
+
+    // Wrong types.
+    let wrong = json!({"name": {}, "url": format!("https://{SITE}/"), "domain": SITE});
+    assert_json_error(
+        "\"name\": {} on /api/event",
+        post(
+            &s,
+            "/api/event",
+            None,
+            "application/json",
+            wrong.to_string().into_bytes(),
+        ),
+        400,
+    );
+    let wrong = json!({"name": "pageview", "url": 42, "domain": SITE});
+    assert_json_error(
+        "\"url\": 42 on /api/event",
+        post(
+            &s,
+            "/api/event",
+            None,
+            "application/json",
+            wrong.to_string().into_bytes(),
+        ),
+        400,
+    );
+
+    // Oversize bodies: > 1 MiB single, > 16 MiB bulk.
+    let big = json!({"name": "pageview", "url": format!("https://{SITE}/"), "domain": SITE,
+                     "props": {"pad": "x".repeat(1024 * 1024 + 100)}});
+    assert_json_error(
+        "/api/event body over 1 MiB",
+        post(
+            &s,
+            "/api/event",
+            None,
+            "application/json",
+            big.to_string().into_bytes(),
+        ),
+        413,
+    );
+    let one = json!({"name": "pageview", "url": format!("https://{SITE}/{}", "p".repeat(1000)),
+                     "domain": SITE, "user_agent": CHROME_UA})
+    .to_string();
+    let n = (17 * 1024 * 1024) / one.len() + 1;
+    let mut bulk = String::with_capacity(n * (one.len() + 1) + 2);
+    bulk.push('[');
+    for i in 0..n {
+        if i > 0 {
+            bulk.push(',');
+        }
+        bulk.push_str(&one);
+    }
+    bulk.push(']');
+    assert!(bulk.len() > 16 * 1024 * 1024);
+    assert_json_error(
+        "bulk body over 16 MiB",
+        post(
+            &s,
+            "/api/v1/events",
+            Some(&k.ingest),
+            "application/json",
+            bulk.into_bytes(),
+        ),
+        413,
+    );
+
+    // Wrong content type.
+    assert_json_error(
+        "application/xml on /api/event",
+        post(&s, "/api/event", None, "application/xml", ev.clone()),
+        415,
+    );
+    assert_json_error(
+        "application/xml on bulk",
+        post(
+            &s,
+            "/api/v1/events",
+            Some(&k.ingest),
+            "application/xml",
+            format!("[{}]", event("/")).into_bytes(),
+        ),
+        415,
+    );
+
+    // Unknown site.
+    let unknown = json!({"name": "pageview", "url": "https://nobody.example.net/", "domain": "nobody.example.net"});
+    assert_json_error(
+        "unknown site on /api/event",
+        post(
+            &s,
+            "/api/event",
+            None,
+            "application/json",
+            unknown.to_string().into_bytes(),
+        ),
+        404,
+    );
+
+    // Keys on the bulk API: missing 401, unknown 401, wrong scope 403.
+    let arr = format!("[{}]", event("/")).into_bytes();
+    assert_json_error(
+        "bulk without a key",
+        post(&s, "/api/v1/events", None, "application/json", arr.clone()),
+        401,
+    );
+    assert_json_error(
+        "bulk with an unknown key",
+        post(
+            &s,
+            "/api/v1/events",
+            Some("ff_not_a_real_key_0123456789"),
+            "application/json",
+            arr.clone(),
+        ),
+        401,
+    );
+    assert_json_error(
+        "bulk with a stats-scope key",
+        post(
+            &s,
+            "/api/v1/events",
+            Some(&k.stats),
+            "application/json",
+            arr.clone(),
+        ),
+        403,
+    );
+
+    // Keys on the Stats API: missing 401, ingest scope 403, another site's key 403.
+    let q = json!({"site_id": SITE, "metrics": ["visitors"], "date_range": "7d"}).to_string();
+    assert_json_error(
+        "query without a key",
+        post(
+            &s,
+            "/api/v2/query",
+            None,
+            "application/json",
+            q.clone().into_bytes(),
+        ),
+        401,
+    );
+    assert_json_error(
+        "query with an ingest-scope key",
+        post(
+            &s,
+            "/api/v2/query",
+            Some(&k.ingest),
+            "application/json",
+            q.clone().into_bytes(),
+        ),
+        403,
+    );
+    assert_json_error(
+        "query on another site's id",
+        post(
+            &s,
+            "/api/v2/query",
+            Some(&k.other_stats),
+            "application/json",
+            q.into_bytes(),
+        ),
+        403,
+    );
+
+    // Nothing of the above was stored; the server still works.
+    still_serving(&s, &k.stats);
+    let got = s.aggregate(&k.stats, SITE, &recent_range(), &["events"]);
+    assert_eq!(got, vec![0.0], "rejected input must not be stored");
+}
+
+#[test]
+fn bulk_rejects_bad_events_one_by_one_and_keeps_the_good_ones() {
+    let (s, k) = setup();
+    let body = json!([
+        event("/ok-0"),
+        {"name": {}, "url": format!("https://{SITE}/bad-1"), "domain": SITE},
+        event("/ok-2"),
+        {"name": "pageview", "domain": SITE},
+        {"name": "pageview", "url": format!("https://{SITE}/bad-4"), "timestamp": "not a time"},
+        event("/ok-5"),
+    ]);
+    let r = s.bulk(&k.ingest, &body);
+    let status = r.status().as_u16();
+    let text = r.text().unwrap_or_default();
+    assert_eq!(status, 202, "bulk with some bad events: {text}");
+    let v: Value = serde_json::from_str(&text).expect("bulk answer is JSON");
+    assert_eq!(v["accepted"], json!(3), "accepted count: {v}");
+    let rejected = v["rejected"].as_array().expect("rejected array");
+    let mut idx: Vec<u64> = rejected
+        .iter()
+        .map(|r| r["index"].as_u64().expect("rejected[].index"))
+        .collect();
+    idx.sort();
+    assert_eq!(idx, vec![1, 3, 4], "rejected indexes: {v}");
+    for r in rejected {
+        assert!(
+            r["error"].as_str().is_some_and(|e| !e.trim().is_empty()),
+            "rejected[].error is a message: {r}"
+        );
+    }
+    let got = s.wait_for_metric(
+        &k.stats,
+        SITE,
+        &recent_range(),
+        "pageviews",
+        3.0,
+        Duration::from_secs(30),
+    );
+    assert_eq!(got, 3.0, "the three valid events are stored");
+    still_serving(&s, &k.stats);
+}
+
+#[test]
+fn stats_api_validation_errors_name_the_bad_part() {
+    let (s, k) = setup();
+    let base = || json!({"site_id": SITE, "metrics": ["visitors"], "date_range": "7d"});
+    let with = |key: &str, v: Value| {
+        let mut q = base();
+        q[key] = v;
+        q
+    };
+    // (what, query, every one of these must appear in the message, or any of `alt`)
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "unknown metric",
+            with("metrics", json!(["visitor"])),
+            vec!["visitor", "visitors"],
+        ),
+        (
+            "unknown dimension",
+            with("dimensions", json!(["event:pagee"])),
+            vec!["event:pagee"],
+        ),
+        (
+            "bad operator",
+            with("filters", json!([["iz", "event:page", ["/"]]])),
+            vec!["iz"],
+        ),
+        (
+            "bad filter dimension",
+            with("filters", json!([["is", "visit:sauce", ["Google"]]])),
+            vec!["visit:sauce"],
+        ),
+        (
+            "bad date_range shorthand",
+            with("date_range", json!("7days")),
+            vec!["date_range|7days"],
+        ),
+        (
+            "bad date_range array",
+            with("date_range", json!(["2024-01-10"])),
+            vec!["date_range"],
+        ),
+        (
+            "bad date_range date",
+            with("date_range", json!(["2024-02-30", "2024-03-01"])),
+            vec!["date_range|2024-02-30"],
+        ),
+        ("empty metrics", with("metrics", json!([])), vec!["metrics"]),
+        (
+            "order_by not in query",
+            with("order_by", json!([["pageviews", "desc"]])),
+            vec!["pageviews", "order_by"],
+        ),
+        (
+            "missing site_id",
+            json!({"metrics": ["visitors"], "date_range": "7d"}),
+            vec!["site_id"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, q, needles) in cases {
+        let (status, body) = s.query(&k.stats, &q);
+        if status != 400 {
+            failures.push(format!("{what}: status {status}, expected 400: {body}"));
+            continue;
+        }
+        let text = body.to_string();
+        let parsed = assert_error_body(what, &text);
+        let msg = parsed["error"].as_str().unwrap_or_default();
+        for needle in needles {
+            // "a|b": either spelling names the bad part.
+            if !needle.split('|').any(|n| msg.contains(n)) {
+                failures.push(format!("{what}: message {msg:?} does not name {needle:?}"));
+            }
+        }
+    }
+    // Malformed JSON body.
+    let r = s
+        .http
+        .post(s.url("/api/v2/query"))
+        .bearer_auth(&k.stats)
+        .header("Content-Type", "application/json")
+        .body("{\"site_id\": ")
+        .send()
+        .expect("query");
+    assert_json_error("malformed query JSON", r, 400);
+
+    still_serving(&s, &k.stats);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,409 @@
+//! The Plausible Events API (`POST /api/event`, DESIGN §5) and cookieless identity (§3):
+//! what real trackers send is accepted, bots are dropped with a header, client IPs come
+//! from X-Forwarded-For only behind a trusted proxy, and a visit survives midnight.
+
+mod common;
+
+use chrono::{Duration as ChronoDuration, SecondsFormat, TimeZone, Timelike, Utc};
+use common::{
+    CHROME_UA, FIREFOX_UA, Server, assert_json_error, dimension_values, metric_values,
+    recent_range, site_with_stats_key,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn accepted(what: &str, r: reqwest::blocking::Response) {
+    let status = r.status().as_u16();
+    let dropped = r
+        .headers()
+        .get("x-footfall-dropped")
+        .map(|v| v.to_str().unwrap_or("?").to_string());
+    let body = r.text().unwrap_or_default();
+    assert_eq!(status, 202, "{what}: expected 202, got {status}: {body}");
+    assert_eq!(dropped, None, "{what}: a normal hit must not be dropped");
+}
+
+/// Polls `metric` until it equals `want`; then, to catch late extra events, checks it is
+/// still `want` a moment later.
+fn settle(s: &Server, key: &str, site: &str, metric: &str, want: f64) {
+    let range = recent_range();
+    let got = s.wait_for_metric(key, site, &range, metric, want, WAIT);
+    assert_eq!(got, want, "{metric} for {site}");
+    std::thread::sleep(Duration::from_millis(700));
+    let again = s.aggregate(key, site, &recent_range(), &[metric]);
+    assert_eq!(again[0], want, "{metric} for {site} changed after settling");
+}
+
+#[test]
+fn accepts_long_keys_short_keys_text_plain_null_referrer_and_unknown_keys() {
+    let s = Server::start();
+    let site = "events.example.com";
+    let key = site_with_stats_key(&s, site);
+
+    let long = json!({
+        "name": "pageview", "url": format!("https://{site}/"), "domain": site,
+        "referrer": "https://www.google.com/", "props": {"plan": "pro"}
+    });
+    accepted(
+        "long keys, application/json",
+        s.post_event(
+            &long.to_string(),
+            CHROME_UA,
+            Some("203.0.113.1"),
+            "application/json",
+        ),
+    );
+
+    let short = json!({
+        "n": "pageview", "u": format!("https://{site}/short?utm_source=newsletter"), "d": site,
+        "r": "https://t.co/abc", "p": {"plan": "free"}, "h": 0
+    });
+    accepted(
+        "short keys, text/plain",
+        s.post_event(
+            &short.to_string(),
+            CHROME_UA,
+            Some("203.0.113.2"),
+            "text/plain",
+        ),
+    );
+
+    // What Plausible's tracker sends when there is no referrer.
+    let null_ref =
+        json!({"n": "pageview", "u": format!("https://{site}/nullref"), "d": site, "r": null});
+    accepted(
+        "\"r\": null, text/plain",
+        s.post_event(
+            &null_ref.to_string(),
+            CHROME_UA,
+            Some("203.0.113.3"),
+            "text/plain;charset=UTF-8",
+        ),
+    );
+
+    let unknown = json!({
+        "name": "pageview", "url": format!("https://{site}/unknown"), "domain": site,
+        "v": 27, "some_future_field": {"nested": [1, 2]}, "w": 1280
+    });
+    accepted(
+        "unknown keys ignored",
+        s.post_event(
+            &unknown.to_string(),
+            CHROME_UA,
+            Some("203.0.113.4"),
+            "application/json",
+        ),
+    );
+
+    let custom = json!({
+        "n": "Download", "u": format!("https://{site}/short"), "d": site, "r": null,
+        "p": {"file": "report.pdf"}
+    });
+    accepted(
+        "custom event, short keys",
+        s.post_event(
+            &custom.to_string(),
+            CHROME_UA,
+            Some("203.0.113.2"),
+            "text/plain",
+        ),
+    );
+
+    settle(&s, &key, site, "events", 5.0);
+    let got = s.aggregate(&key, site, &recent_range(), &["pageviews", "visitors"]);
+    assert_eq!(got, vec![4.0, 4.0], "pageviews and visitors");
+
+    // Each variant landed on its page (query string dropped from the path).
+    let rows = s.query_ok(
+        &key,
+        &json!({"site_id": site, "metrics": ["pageviews"], "date_range": recent_range(),
+                "dimensions": ["event:page"], "filters": [["is", "event:name", ["pageview"]]]}),
+    );
+    let pages: BTreeMap<String, f64> = rows
+        .iter()
+        .map(|r| (dimension_values(r)[0].clone(), metric_values(r)[0]))
+        .collect();
+    let want: BTreeMap<String, f64> = [
+        ("/", 1.0),
+        ("/short", 1.0),
+        ("/nullref", 1.0),
+        ("/unknown", 1.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(pages, want, "pageviews by page");
+
+    // Sources: referrer (long key), utm_source over the short-key referrer, null = direct.
+    let rows = s.query_ok(
+        &key,
+        &json!({"site_id": site, "metrics": ["visitors"], "date_range": recent_range(),
+                "dimensions": ["visit:source"]}),
+    );
+    let sources: BTreeMap<String, f64> = rows
+        .iter()
+        .map(|r| (dimension_values(r)[0].clone(), metric_values(r)[0]))
+        .collect();
+    let want: BTreeMap<String, f64> =
+        [("Google", 1.0), ("newsletter", 1.0), ("Direct / None", 2.0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+    assert_eq!(sources, want, "visitors by source");
+
+    // Props sent with the short key `p` are queryable.
+    let rows = s.query_ok(
+        &key,
+        &json!({"site_id": site, "metrics": ["events"], "date_range": recent_range(),
+                "dimensions": ["event:props:plan"], "filters": [["is", "event:props:plan", ["pro", "free"]]]}),
+    );
+    let plans: BTreeMap<String, f64> = rows
+        .iter()
+        .map(|r| (dimension_values(r)[0].clone(), metric_values(r)[0]))
+        .collect();
+    let want: BTreeMap<String, f64> = [("pro", 1.0), ("free", 1.0)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(plans, want, "events by props.plan");
+}
+
+#[test]
+fn hash_mode_keeps_the_fragment_only_when_asked() {
+    let s = Server::start();
+    let site = "spa.example.com";
+    let key = site_with_stats_key(&s, site);
+    let hashed =
+        json!({"n": "pageview", "u": format!("https://{site}/app#/settings"), "d": site, "h": 1});
+    accepted(
+        "hash mode",
+        s.post_event(
+            &hashed.to_string(),
+            CHROME_UA,
+            Some("203.0.113.9"),
+            "text/plain",
+        ),
+    );
+    let plain = json!({"n": "pageview", "u": format!("https://{site}/app#/other"), "d": site});
+    accepted(
+        "no hash mode",
+        s.post_event(
+            &plain.to_string(),
+            CHROME_UA,
+            Some("203.0.113.9"),
+            "text/plain",
+        ),
+    );
+    settle(&s, &key, site, "pageviews", 2.0);
+    let rows = s.query_ok(
+        &key,
+        &json!({"site_id": site, "metrics": ["pageviews"], "date_range": recent_range(),
+                "dimensions": ["event:page"]}),
+    );
+    let mut pages: Vec<String> = rows
+        .iter()
+        .map(|r| dimension_values(r)[0].clone())
+        .collect();
+    pages.sort();
+    assert_eq!(
+        pages,
+        vec!["/app".to_string(), "/app#/settings".to_string()]
+    );
+}
+
+#[test]
+fn bots_are_answered_202_with_the_dropped_header_and_not_counted() {
+    let s = Server::start();
+    let site = "bots.example.com";
+    let key = site_with_stats_key(&s, site);
+    let body =
+        json!({"name": "pageview", "url": format!("https://{site}/"), "domain": site}).to_string();
+
+    for ua in [
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "curl/8.0",
+    ] {
+        let r = s.post_event(&body, ua, Some("203.0.113.20"), "application/json");
+        assert_eq!(
+            r.status().as_u16(),
+            202,
+            "bot {ua:?} answered {}",
+            r.status()
+        );
+        let reason = r
+            .headers()
+            .get("x-footfall-dropped")
+            .map(|v| v.to_str().unwrap_or_default().to_string());
+        assert!(
+            reason.as_deref().is_some_and(|v| !v.is_empty()),
+            "bot {ua:?} must carry a non-empty x-footfall-dropped header, got {reason:?}"
+        );
+    }
+    accepted(
+        "human",
+        s.post_event(&body, CHROME_UA, Some("203.0.113.21"), "application/json"),
+    );
+    settle(&s, &key, site, "events", 1.0);
+}
+
+#[test]
+fn unknown_domain_is_404_and_malformed_json_is_400() {
+    let s = Server::start();
+    let site = "known.example.com";
+    site_with_stats_key(&s, site);
+
+    let unknown = json!({"name": "pageview", "url": "https://unknown.example.net/", "domain": "unknown.example.net"});
+    assert_json_error(
+        "unknown domain",
+        s.post_event(&unknown.to_string(), CHROME_UA, None, "application/json"),
+        404,
+    );
+    assert_json_error(
+        "malformed JSON",
+        s.post_event(
+            "{\"name\": \"pageview\", \"url\": ",
+            CHROME_UA,
+            None,
+            "application/json",
+        ),
+        400,
+    );
+    assert_json_error(
+        "malformed JSON as text/plain",
+        s.post_event("not json at all", CHROME_UA, None, "text/plain"),
+        400,
+    );
+}
+
+/// Sends one page view through /api/event from the given X-Forwarded-For and UA.
+fn hit(s: &Server, site: &str, path: &str, ua: &str, xff: &str) {
+    let body = json!({"name": "pageview", "url": format!("https://{site}{path}"), "domain": site});
+    accepted(
+        &format!("{path} from {xff}"),
+        s.post_event(&body.to_string(), ua, Some(xff), "application/json"),
+    );
+}
+
+#[test]
+fn cookieless_identity_same_ip_and_ua_is_one_visitor_different_ua_is_two() {
+    let s = Server::start();
+    let site = "ident.example.com";
+    let key = site_with_stats_key(&s, site);
+
+    hit(&s, site, "/", CHROME_UA, "203.0.113.7");
+    hit(&s, site, "/pricing", CHROME_UA, "203.0.113.7");
+    settle(&s, &key, site, "pageviews", 2.0);
+    let got = s.aggregate(&key, site, &recent_range(), &["visitors", "visits"]);
+    assert_eq!(
+        got,
+        vec![1.0, 1.0],
+        "same IP + same UA: one visitor, one visit"
+    );
+
+    hit(&s, site, "/", FIREFOX_UA, "203.0.113.7");
+    settle(&s, &key, site, "pageviews", 3.0);
+    let got = s.aggregate(&key, site, &recent_range(), &["visitors", "visits"]);
+    assert_eq!(
+        got,
+        vec![2.0, 2.0],
+        "same IP + another UA: a second visitor"
+    );
+}
+
+#[test]
+fn x_forwarded_for_is_honoured_from_a_trusted_proxy() {
+    // Default configuration: loopback is a trusted proxy, so two forwarded client IPs with
+    // the same UA are two visitors.
+    let s = Server::start();
+    let site = "trusted.example.com";
+    let key = site_with_stats_key(&s, site);
+    hit(&s, site, "/", CHROME_UA, "203.0.113.7");
+    hit(&s, site, "/", CHROME_UA, "198.51.100.23");
+    // A list: the first valid address is the client.
+    hit(&s, site, "/", CHROME_UA, "192.0.2.44, 10.1.2.3");
+    settle(&s, &key, site, "pageviews", 3.0);
+    let got = s.aggregate(&key, site, &recent_range(), &["visitors"]);
+    assert_eq!(
+        got,
+        vec![3.0],
+        "three forwarded client IPs, one UA: three visitors"
+    );
+}
+
+#[test]
+fn x_forwarded_for_is_ignored_from_an_untrusted_peer() {
+    // Only 10.0.0.0/8 is trusted: requests from 127.0.0.1 are the client themselves and
+    // their X-Forwarded-For is ignored, so the same UA is one visitor.
+    let s = Server::start_with(&["--trusted-proxies", "10.0.0.0/8"]);
+    let site = "untrusted.example.com";
+    let key = site_with_stats_key(&s, site);
+    hit(&s, site, "/", CHROME_UA, "203.0.113.7");
+    hit(&s, site, "/about", CHROME_UA, "198.51.100.23");
+    settle(&s, &key, site, "pageviews", 2.0);
+    let got = s.aggregate(&key, site, &recent_range(), &["visitors", "visits"]);
+    assert_eq!(
+        got,
+        vec![1.0, 1.0],
+        "spoofed X-Forwarded-For must not split a visitor"
+    );
+}
+
+#[test]
+fn a_visit_survives_the_midnight_salt_change() {
+    let s = Server::start();
+    let site = "midnight.example.com";
+    s.add_site(site, "UTC");
+    let stats = s.create_key(site, "stats");
+    let ingest = s.create_key(site, "ingest");
+
+    // The last midnight (UTC) that has at least 15 minutes after it in the past.
+    let now = Utc::now();
+    let mut midnight_day = now.date_naive();
+    if now.hour() == 0 && now.minute() < 15 {
+        midnight_day -= ChronoDuration::days(1);
+    }
+    let midnight = Utc.from_utc_datetime(&midnight_day.and_hms_opt(0, 0, 0).expect("midnight"));
+    let ts = |d: ChronoDuration| (midnight + d).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let ev = |t: String, path: &str, ua: &str| {
+        json!({"name": "pageview", "url": format!("https://{site}{path}"), "domain": site,
+               "timestamp": t, "ip": "203.0.113.50", "user_agent": ua})
+    };
+    let before = ev(ts(-ChronoDuration::minutes(10)), "/", CHROME_UA);
+    let after = ev(ts(ChronoDuration::minutes(10)), "/pricing", CHROME_UA);
+    let r = s.bulk(&ingest, &json!([before, after]));
+    let status = r.status().as_u16();
+    let body: Value = r.json().unwrap_or(Value::Null);
+    assert_eq!(status, 202, "bulk: {body}");
+    assert_eq!(body["accepted"], json!(2), "bulk: {body}");
+
+    let range = json!([
+        (midnight_day - ChronoDuration::days(1))
+            .format("%Y-%m-%d")
+            .to_string(),
+        midnight_day.format("%Y-%m-%d").to_string()
+    ]);
+    let got = s.wait_for_metric(&stats, site, &range, "pageviews", 2.0, WAIT);
+    assert_eq!(got, 2.0);
+    let got = s.aggregate(
+        &stats,
+        site,
+        &range,
+        &["visitors", "visits", "visit_duration"],
+    );
+    assert_eq!(
+        got,
+        vec![1.0, 1.0, 1200.0],
+        "23:50 and 00:10 from the same IP + UA: one visitor, one 20-minute visit"
+    );
+
+    let other = ev(ts(ChronoDuration::minutes(10)), "/", FIREFOX_UA);
+    let r = s.bulk(&ingest, &json!([other]));
+    assert_eq!(r.status().as_u16(), 202);
+    let got = s.wait_for_metric(&stats, site, &range, "pageviews", 3.0, WAIT);
+    assert_eq!(got, 3.0);
+    let got = s.aggregate(&stats, site, &range, &["visitors", "visits"]);
+    assert_eq!(got, vec![2.0, 2.0], "another UA at 00:10: a second visitor");
+}
