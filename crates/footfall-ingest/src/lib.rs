@@ -110,15 +110,25 @@ impl Ingestor {
             }
         }
         if !records.is_empty() {
-            tracing::info!(records = records.len(), events = replayed, "replaying write-ahead log");
+            tracing::info!(
+                records = records.len(),
+                events = replayed,
+                "replaying write-ahead log"
+            );
             for record in records {
                 sink.append(Arc::new(record.events), record.lsn).await?;
             }
         }
+        // Everything in the log is now in the store (checkpointed with it).
+        wal::remove_all(&cfg.wal_dir)?;
         tracing::info!(open_visits = pipeline.sessions.len(), "sessions restored");
 
         let (applied_tx, applied_rx) = tokio::sync::mpsc::unbounded_channel();
-        let wal = Wal::start(cfg.wal_dir.clone(), last_lsn.max(checkpoint) + 1, applied_tx)?;
+        let wal = Wal::start(
+            cfg.wal_dir.clone(),
+            last_lsn.max(checkpoint) + 1,
+            applied_tx,
+        )?;
         let backlog = Arc::new(AtomicUsize::new(0));
         let stored = Arc::new(AtomicU64::new(0));
         tokio::spawn(store_writer(
@@ -176,7 +186,8 @@ impl Ingestor {
         for outcome in &mut outcomes {
             match outcome {
                 HitOutcome::Accepted(_) => {
-                    if let HitOutcome::Accepted(e) = std::mem::replace(outcome, HitOutcome::Stored) {
+                    if let HitOutcome::Accepted(e) = std::mem::replace(outcome, HitOutcome::Stored)
+                    {
                         events.push(*e);
                     }
                 }
@@ -186,7 +197,11 @@ impl Ingestor {
         }
         if !events.is_empty() {
             let n = events.len();
-            let ids: Vec<u64> = events.iter().filter(|e| e.client_id).map(|e| e.event_id).collect();
+            let ids: Vec<u64> = events
+                .iter()
+                .filter(|e| e.client_id)
+                .map(|e| e.event_id)
+                .collect();
             self.backlog.fetch_add(n, Ordering::Relaxed);
             if let Err(e) = self.wal.append(events).await {
                 self.backlog.fetch_sub(n, Ordering::Relaxed);
@@ -204,10 +219,10 @@ impl Ingestor {
         let today = day_of(chrono::Utc::now().timestamp_micros());
         for (day, salt) in self.pipeline.salts.take_unsaved() {
             // Salts of older days (historical imports) stay in memory only.
-            if day >= today - 1 {
-                if let Err(e) = self.meta.put_salt(day, salt).await {
-                    tracing::warn!(error = %e, "could not save a salt");
-                }
+            if day >= today - 1
+                && let Err(e) = self.meta.put_salt(day, salt).await
+            {
+                tracing::warn!(error = %e, "could not save a salt");
             }
         }
     }

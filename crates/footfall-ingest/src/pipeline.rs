@@ -49,7 +49,9 @@ pub struct Dedup {
 impl Default for Dedup {
     fn default() -> Self {
         Dedup {
-            shards: (0..DEDUP_SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            shards: (0..DEDUP_SHARDS)
+                .map(|_| Mutex::new(HashSet::new()))
+                .collect(),
         }
     }
 }
@@ -133,7 +135,9 @@ impl Pipeline {
             Some(id) => client_visitor_id(site.id, id),
             None => {
                 let day = day_of(ts_us);
-                let hash = |salt| cookieless_visitor_id(&salt, user_agent, ip, &site.domain, &page.hostname);
+                let hash = |salt| {
+                    cookieless_visitor_id(&salt, user_agent, ip, &site.domain, &page.hostname)
+                };
                 let current = hash(self.salts.get(day));
                 // A visit that began before midnight UTC carries on under yesterday's salt.
                 match self.salts.existing(day - 1).map(hash) {
@@ -201,8 +205,16 @@ impl Pipeline {
             hostname: page.hostname,
             pathname: page.pathname,
             title: hit.title.unwrap_or_default(),
-            engagement_ms: if is_engagement { hit.engaged_ms.unwrap_or(0) } else { 0 },
-            scroll_depth: if is_engagement { hit.scroll_depth } else { None },
+            engagement_ms: if is_engagement {
+                hit.engaged_ms.unwrap_or(0)
+            } else {
+                0
+            },
+            scroll_depth: if is_engagement {
+                hit.scroll_depth
+            } else {
+                None
+            },
             revenue_amount: hit.revenue.as_ref().map(|r| r.0),
             revenue_currency: hit.revenue.map(|r| r.1),
             props: hit.props,
@@ -266,19 +278,20 @@ impl Pipeline {
             self.dedup.insert(e.event_id);
         }
         self.sessions.note_time(e.site_id, e.ts_us);
-        self.sessions.with(e.site_id, e.visitor_id, |slot| match slot {
-            Some(open) if open.session_id == e.session_id => open.touch(e.ts_us),
-            Some(open) if open.last_us > e.ts_us => {}
-            _ => {
-                *slot = Some(OpenSession {
-                    session_id: e.session_id,
-                    visitor_id: e.visitor_id,
-                    start_us: e.session_start_us,
-                    last_us: e.ts_us,
-                    visit: Arc::new(e.visit.clone()),
-                })
-            }
-        });
+        self.sessions
+            .with(e.site_id, e.visitor_id, |slot| match slot {
+                Some(open) if open.session_id == e.session_id => open.touch(e.ts_us),
+                Some(open) if open.last_us > e.ts_us => {}
+                _ => {
+                    *slot = Some(OpenSession {
+                        session_id: e.session_id,
+                        visitor_id: e.visitor_id,
+                        start_us: e.session_start_us,
+                        last_us: e.ts_us,
+                        visit: Arc::new(e.visit.clone()),
+                    })
+                }
+            });
     }
 }
 
@@ -331,9 +344,21 @@ mod tests {
     fn a_visit_survives_midnight_but_other_user_agents_are_other_visitors() {
         let p = Pipeline::new(SaltBook::default());
         let midnight = 20_000 * crate::salts::DAY_US;
-        let a = accepted(p.process(&site(), hit("pageview", "/", midnight - 10 * MIN_US), &ctx(CHROME)));
-        let b = accepted(p.process(&site(), hit("pageview", "/b", midnight + 10 * MIN_US), &ctx(CHROME)));
-        let c = accepted(p.process(&site(), hit("pageview", "/", midnight + 10 * MIN_US), &ctx(FIREFOX)));
+        let a = accepted(p.process(
+            &site(),
+            hit("pageview", "/", midnight - 10 * MIN_US),
+            &ctx(CHROME),
+        ));
+        let b = accepted(p.process(
+            &site(),
+            hit("pageview", "/b", midnight + 10 * MIN_US),
+            &ctx(CHROME),
+        ));
+        let c = accepted(p.process(
+            &site(),
+            hit("pageview", "/", midnight + 10 * MIN_US),
+            &ctx(FIREFOX),
+        ));
         assert_eq!(a.visitor_id, b.visitor_id);
         assert_eq!(a.session_id, b.session_id);
         assert_eq!(b.session_start_us, a.ts_us);
@@ -346,8 +371,16 @@ mod tests {
         let p = Pipeline::new(SaltBook::default());
         let t0 = 20_000 * crate::salts::DAY_US + 60 * MIN_US;
         let a = accepted(p.process(&site(), hit("pageview", "/", t0), &ctx(CHROME)));
-        let b = accepted(p.process(&site(), hit("pageview", "/", t0 + 30 * MIN_US), &ctx(CHROME)));
-        let c = accepted(p.process(&site(), hit("pageview", "/", t0 + 61 * MIN_US), &ctx(CHROME)));
+        let b = accepted(p.process(
+            &site(),
+            hit("pageview", "/", t0 + 30 * MIN_US),
+            &ctx(CHROME),
+        ));
+        let c = accepted(p.process(
+            &site(),
+            hit("pageview", "/", t0 + 61 * MIN_US),
+            &ctx(CHROME),
+        ));
         assert_eq!(a.session_id, b.session_id);
         assert_ne!(b.session_id, c.session_id);
         assert_eq!(a.visitor_id, c.visitor_id);

@@ -121,6 +121,14 @@ pub fn replay(dir: &Path, after: u64) -> Result<(Vec<Durable>, u64), WalError> {
     Ok((out, last_lsn))
 }
 
+/// Deletes every segment: called once their records are all in the store.
+pub fn remove_all(dir: &Path) -> Result<(), WalError> {
+    for (_, path) in segments(dir)? {
+        fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
 impl Wal {
     /// Starts the writer thread. `next_lsn` continues after the highest LSN on disk;
     /// durable batches are handed to `applied` in LSN order.
@@ -218,10 +226,10 @@ impl Writer {
                     }
                 }
             }
-            if let Some(lsn) = truncate_rx.try_iter().max() {
-                if let Err(e) = self.remove_applied(lsn) {
-                    tracing::warn!(error = %e, "could not remove applied log segments");
-                }
+            if let Some(lsn) = truncate_rx.try_iter().max()
+                && let Err(e) = self.remove_applied(lsn)
+            {
+                tracing::warn!(error = %e, "could not remove applied log segments");
             }
         }
     }
@@ -242,7 +250,11 @@ impl Writer {
                 .extend_from_slice(&(first_lsn + i as u64).to_le_bytes());
             self.buf.extend_from_slice(&payload);
         }
-        if let Err(e) = self.file.write_all(&self.buf).and_then(|()| self.file.sync_data()) {
+        if let Err(e) = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data())
+        {
             // A partial write must not be followed by good records: cut back and retry later.
             let _ = self.file.set_len(self.file_len);
             let _ = self.file.seek(SeekFrom::End(0));
@@ -293,13 +305,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let wal = Wal::start(dir.path().to_path_buf(), 1, tx).expect("start");
-        assert_eq!(wal.append(vec![event(1), event(2)]).await.expect("append"), 1);
+        assert_eq!(
+            wal.append(vec![event(1), event(2)]).await.expect("append"),
+            1
+        );
         assert_eq!(wal.append(vec![event(3)]).await.expect("append"), 2);
         assert_eq!(rx.recv().await.map(|d| d.lsn), Some(1));
         drop(wal);
 
         // Simulate a crash in the middle of a record.
-        let (_, last) = segments(dir.path()).expect("segments").pop().expect("one segment");
+        let (_, last) = segments(dir.path())
+            .expect("segments")
+            .pop()
+            .expect("one segment");
         let mut f = OpenOptions::new().append(true).open(&last).expect("open");
         f.write_all(&[200, 0, 0, 0, 1, 2]).expect("write");
 

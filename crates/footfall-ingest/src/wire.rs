@@ -39,11 +39,18 @@ fn field<'a>(obj: &'a Map<String, Value>, long: &str, short: &str) -> Option<&'a
         .filter(|v| !v.is_null())
 }
 
-fn string_field(obj: &Map<String, Value>, long: &str, short: &str) -> Result<Option<String>, String> {
+fn string_field(
+    obj: &Map<String, Value>,
+    long: &str,
+    short: &str,
+) -> Result<Option<String>, String> {
     match field(obj, long, short) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("`{long}` must be a string, got {}", type_name(other))),
+        Some(other) => Err(format!(
+            "`{long}` must be a string, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -80,12 +87,19 @@ fn parse_props(v: &Value) -> Result<Vec<(String, String)>, String> {
                 _ => return Err("`props` must be an object".into()),
             }
         }
-        other => return Err(format!("`props` must be an object, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "`props` must be an object, got {}",
+                type_name(other)
+            ));
+        }
     };
     let mut out = Vec::new();
     for (k, val) in obj {
         // Lists, maps and empty values are dropped, as Plausible does.
-        let Some(s) = scalar_to_string(val) else { continue };
+        let Some(s) = scalar_to_string(val) else {
+            continue;
+        };
         if k.is_empty() {
             continue;
         }
@@ -93,7 +107,9 @@ fn parse_props(v: &Value) -> Result<Vec<(String, String)>, String> {
             return Err(format!("property key longer than {MAX_PROP_KEY} bytes"));
         }
         if s.len() > MAX_PROP_VALUE {
-            return Err(format!("property `{k}` value longer than {MAX_PROP_VALUE} bytes"));
+            return Err(format!(
+                "property `{k}` value longer than {MAX_PROP_VALUE} bytes"
+            ));
         }
         out.push((k.clone(), s));
     }
@@ -133,7 +149,9 @@ pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
         .ok_or_else(|| format!("an event must be a JSON object, got {}", type_name(v)))?;
     let name = match field(obj, "name", "n") {
         None => return Err("`name` is required".into()),
-        Some(Value::String(s)) if s.trim().is_empty() => return Err("`name` must not be empty".into()),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err("`name` must not be empty".into());
+        }
         Some(Value::String(s)) => s.trim().to_string(),
         // The tracker sends 404 as a number.
         Some(Value::Number(n)) => n.to_string(),
@@ -142,20 +160,24 @@ pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
     if name.chars().count() > MAX_NAME {
         return Err(format!("`name` longer than {MAX_NAME} characters"));
     }
-    let name = if name == "pageleave" { "engagement".to_string() } else { name };
+    let name = if name == "pageleave" {
+        "engagement".to_string()
+    } else {
+        name
+    };
     let url = string_field(obj, "url", "u")?.ok_or("`url` is required")?;
     if url.len() > MAX_URL {
         return Err(format!("`url` longer than {MAX_URL} bytes"));
     }
     let mut referrer = string_field(obj, "referrer", "r")?;
-    if let Some(r) = referrer.as_mut() {
-        if r.len() > MAX_REFERRER {
-            let mut cut = MAX_REFERRER;
-            while !r.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            r.truncate(cut);
+    if let Some(r) = referrer.as_mut()
+        && r.len() > MAX_REFERRER
+    {
+        let mut cut = MAX_REFERRER;
+        while !r.is_char_boundary(cut) {
+            cut -= 1;
         }
+        r.truncate(cut);
     }
     let props = match field(obj, "props", "p").or_else(|| field(obj, "meta", "m")) {
         Some(p) => parse_props(p)?,
@@ -204,7 +226,9 @@ pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
         props,
         revenue: field(obj, "revenue", "$").and_then(parse_revenue),
         interactive: field(obj, "interactive", "i").and_then(parse_bool),
-        hash_mode: field(obj, "hashMode", "h").and_then(parse_bool).unwrap_or(false),
+        hash_mode: field(obj, "hashMode", "h")
+            .and_then(parse_bool)
+            .unwrap_or(false),
         scroll_depth,
         engaged_ms,
         timestamp_us,
@@ -233,20 +257,40 @@ mod tests {
 
     #[test]
     fn props_as_json_string_and_numbers() {
-        let e = parse_event(&json!({"n": 404, "u": "https://a.com/", "m": "{\"a\":1,\"b\":[1],\"c\":\"\"}"}))
-            .expect("valid");
+        let e = parse_event(
+            &json!({"n": 404, "u": "https://a.com/", "m": "{\"a\":1,\"b\":[1],\"c\":\"\"}"}),
+        )
+        .expect("valid");
         assert_eq!(e.name, "404");
         assert_eq!(e.props, vec![("a".to_string(), "1".to_string())]);
     }
 
     #[test]
     fn errors_name_the_field() {
-        assert!(parse_event(&json!({"u": "x"})).unwrap_err().contains("name"));
-        assert!(parse_event(&json!({"name": {}, "url": "x"})).unwrap_err().contains("name"));
-        assert!(parse_event(&json!({"name": "a"})).unwrap_err().contains("url"));
-        assert!(parse_event(&json!({"name": "engagement", "url": "x"})).unwrap_err().contains("sd"));
-        assert!(parse_event(&json!({"name": "a", "url": "x", "timestamp": "yesterday"}))
-            .unwrap_err()
-            .contains("timestamp"));
+        assert!(
+            parse_event(&json!({"u": "x"}))
+                .unwrap_err()
+                .contains("name")
+        );
+        assert!(
+            parse_event(&json!({"name": {}, "url": "x"}))
+                .unwrap_err()
+                .contains("name")
+        );
+        assert!(
+            parse_event(&json!({"name": "a"}))
+                .unwrap_err()
+                .contains("url")
+        );
+        assert!(
+            parse_event(&json!({"name": "engagement", "url": "x"}))
+                .unwrap_err()
+                .contains("sd")
+        );
+        assert!(
+            parse_event(&json!({"name": "a", "url": "x", "timestamp": "yesterday"}))
+                .unwrap_err()
+                .contains("timestamp")
+        );
     }
 }

@@ -14,7 +14,9 @@ pub async fn add_site(meta: &dyn MetaStore, domain: &str, timezone: &str) -> Sto
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
     if !valid {
-        return Err(StoreError::Invalid(format!("{domain:?} is not a valid domain")));
+        return Err(StoreError::Invalid(format!(
+            "{domain:?} is not a valid domain"
+        )));
     }
     if timezone.parse::<chrono_tz::Tz>().is_err() {
         return Err(StoreError::Invalid(format!(
@@ -36,7 +38,13 @@ pub async fn create_key(
     let key = format!("ff_{}_{}", scope.as_str(), hex::encode(bytes));
     let prefix: String = key.chars().take(14).collect();
     let record = meta
-        .add_key(site.id, scope, name, &prefix, &hex::encode(hash_secret(&key)))
+        .add_key(
+            site.id,
+            scope,
+            name,
+            &prefix,
+            &hex::encode(hash_secret(&key)),
+        )
         .await?;
     Ok((record, key))
 }
@@ -48,5 +56,9 @@ pub async fn find_site(meta: &dyn MetaStore, domain: &str) -> StoreResult<Site> 
         .await?
         .into_iter()
         .find(|s| s.domain == domain)
-        .ok_or_else(|| StoreError::NotFound(format!("site {domain:?}; list sites with `footfall site list`")))
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "site {domain:?}; list sites with `footfall site list`"
+            ))
+        })
 }

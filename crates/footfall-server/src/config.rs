@@ -41,7 +41,10 @@ impl Default for Config {
 impl Config {
     /// Layers defaults, `file` (if any), the `FOOTFALL_*` variables and `overrides`
     /// (command-line flags already given as key/value pairs).
-    pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, figment::Error> {
+    pub fn load(
+        file: Option<&Path>,
+        overrides: &[(&str, String)],
+    ) -> Result<Config, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             fig = fig.merge(Toml::file_exact(path));
@@ -57,7 +60,7 @@ impl Config {
         for (key, value) in overrides {
             fig = fig.merge(Serialized::global(key, value));
         }
-        fig.extract()
+        fig.extract::<Config>().map_err(Box::new)
     }
 
     pub fn trusted_proxy_nets(&self) -> Result<Vec<IpNet>, String> {

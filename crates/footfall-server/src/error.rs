@@ -48,7 +48,14 @@ impl IntoResponse for ApiError {
             Json(json!({"error": self.message, "code": self.code})),
         )
             .into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was not read: the connection cannot be reused.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -80,7 +87,10 @@ impl From<IngestError> for ApiError {
 
 /// Fallback for unknown routes.
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("route_not_found", "no such endpoint; see /api/docs or docs/API.md")
+    ApiError::not_found(
+        "route_not_found",
+        "no such endpoint; see /api/docs or docs/API.md",
+    )
 }
 
 /// Gives framework-made errors (405, path rejections, …) our JSON shape too.
@@ -94,7 +104,9 @@ pub async fn json_errors(resp: Response) -> Response {
         return resp;
     }
     let (parts, body) = resp.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
     let message = match String::from_utf8_lossy(&text).trim() {
         "" => status.canonical_reason().unwrap_or("error").to_string(),
         t => t.to_string(),

@@ -10,13 +10,20 @@ use std::net::{IpAddr, SocketAddr};
 /// proxy, else the peer itself.
 pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     let peer_ip = peer.ip();
-    if !state.trusted_proxies.iter().any(|net| net.contains(&peer_ip)) {
+    if !state
+        .trusted_proxies
+        .iter()
+        .any(|net| net.contains(&peer_ip))
+    {
         return peer_ip;
     }
     headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
-        .and_then(|list| list.split(',').find_map(|s| s.trim().parse::<IpAddr>().ok()))
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|s| s.trim().parse::<IpAddr>().ok())
+        })
         .unwrap_or(peer_ip)
 }
 
@@ -33,7 +40,10 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -46,7 +56,12 @@ pub fn check_content_type(headers: &HeaderMap, extra: &[&str]) -> Result<(), Api
         return Ok(());
     };
     let ct = ct.to_str().unwrap_or_default();
-    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if mime.is_empty()
         || mime == "application/json"
         || mime == "text/plain"
@@ -67,12 +82,19 @@ pub fn check_content_type(headers: &HeaderMap, extra: &[&str]) -> Result<(), Api
 
 /// Parses a JSON body with an error that says where it broke.
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })
 }
 
 /// Reads a body up to `limit` bytes; larger bodies get 413 with our JSON error.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+pub async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -83,9 +83,7 @@ pub fn admin_token(path: &Path) -> anyhow::Result<String> {
 
 /// Builds the application state: storage, recovery, ingestion.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let trusted = config
-        .trusted_proxy_nets()
-        .map_err(anyhow::Error::msg)?;
+    let trusted = config.trusted_proxy_nets().map_err(anyhow::Error::msg)?;
     let store = open_embedded(&config)?;
     let storage = storage_of(&store);
     let token = admin_token(&config.admin_token_path())?;
@@ -115,7 +113,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// Serves until `shutdown` resolves. Writes DATA/server.json so the CLI can find us.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -139,7 +140,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let sites = state.indexes.read().sites_by_domain.len();
     tracing::info!(%addr, sites, "footfall is listening");
     if sites == 0 {
-        tracing::info!("no sites yet: run `footfall site add example.com` and `footfall key create --site example.com --scope ingest`");
+        tracing::info!(
+            "no sites yet: run `footfall site add example.com` and `footfall key create --site example.com --scope ingest`"
+        );
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

@@ -998,31 +998,31 @@ pub fn execute(
 
 #[cfg(test)]
 mod tests {
-    //! Fixture (site 1, America/New_York; DST starts 2024-03-10 07:00 UTC). Range used by
-    //! most tests: ["2024-03-09", "2024-03-11"] local = [03-09 05:00Z, 03-12 04:00Z).
-    //!
-    //! | sess | visitor | source        | events (UTC)                                                    |
-    //! |------|---------|---------------|-----------------------------------------------------------------|
-    //! | S1   | V1      | Google        | 03-09 15:00 pv /, 15:01 pv /blog/a, 15:02 engagement /blog/a    |
-    //! |      |         |               | (30 s, scroll 50), 15:03 Signup /blog/a (interactive, plan=pro) |
-    //! | S2   | V2      | Direct / None | 03-10 04:30 pv /blog/a (local 03-09 23:30 EST), 04:30:20         |
-    //! |      |         |               | engagement /blog/a (10 s, scroll 80)                            |
-    //! | S3   | V1      | Google        | 03-10 16:00 pv /pricing, 16:00:40 pv /, 16:01 Outbound /        |
-    //! |      |         |               | (non-interactive), 16:05 pv /blog/b                             |
-    //! | S4   | V3      | Twitter       | 03-11 04:30 pv /blog/b (local 03-11 00:30 EDT; 03-10 in EST),   |
-    //! |      |         |               | 04:31 Signup /blog/b (interactive, plan=free)                   |
-    //! | S5   | V4      | Google        | 03-11 14:00 pv /                                                |
-    //! | S6   | V5, V6  | -             | 03-12 05:00 pv / and 03-09 04:00 pv /: both outside the range   |
-    //! | S7   | V7      | Direct / None | 03-09 04:50 pv / (before range), 05:10 pv /pricing (in range)   |
-    //! | S8   | V8      | Direct / None | 03-12 03:50 pv / (local 03-11 23:50), 04:10 pv /about (after)   |
-    //!
-    //! Totals over events in range (engagement excluded): visitors V1 V2 V3 V4 V7 V8 = 6;
-    //! pageviews S1 2 + S2 1 + S3 3 + S4 1 + S5 1 + S7 1 + S8 1 = 10; events = 10 + Signup x2
-    //! + Outbound = 13. Visits = sessions starting in range: S1 S2 S3 S4 S5 S8 = 6 (S7 began
-    //! before). Per visit (pv, bounce, duration): S1 (2, no, 180 s), S2 (1, yes, 20 s: the
-    //! engagement extends it), S3 (3, no, 300), S4 (1, no: interactive Signup, 60), S5 (1,
-    //! yes, 0), S8 (2, no, 1200: events after the range count). bounce_rate = 2/6 = 33;
-    //! visit_duration = 1760/6 = 293; views_per_visit = 10/6 = 1.67.
+    // Fixture (site 1, America/New_York; DST starts 2024-03-10 07:00 UTC). Range used by
+    // most tests: ["2024-03-09", "2024-03-11"] local = [03-09 05:00Z, 03-12 04:00Z).
+    //
+    // | sess | visitor | source        | events (UTC)                                                    |
+    // |------|---------|---------------|-----------------------------------------------------------------|
+    // | S1   | V1      | Google        | 03-09 15:00 pv /, 15:01 pv /blog/a, 15:02 engagement /blog/a    |
+    // |      |         |               | (30 s, scroll 50), 15:03 Signup /blog/a (interactive, plan=pro) |
+    // | S2   | V2      | Direct / None | 03-10 04:30 pv /blog/a (local 03-09 23:30 EST), 04:30:20         |
+    // |      |         |               | engagement /blog/a (10 s, scroll 80)                            |
+    // | S3   | V1      | Google        | 03-10 16:00 pv /pricing, 16:00:40 pv /, 16:01 Outbound /        |
+    // |      |         |               | (non-interactive), 16:05 pv /blog/b                             |
+    // | S4   | V3      | Twitter       | 03-11 04:30 pv /blog/b (local 03-11 00:30 EDT; 03-10 in EST),   |
+    // |      |         |               | 04:31 Signup /blog/b (interactive, plan=free)                   |
+    // | S5   | V4      | Google        | 03-11 14:00 pv /                                                |
+    // | S6   | V5, V6  | -             | 03-12 05:00 pv / and 03-09 04:00 pv /: both outside the range   |
+    // | S7   | V7      | Direct / None | 03-09 04:50 pv / (before range), 05:10 pv /pricing (in range)   |
+    // | S8   | V8      | Direct / None | 03-12 03:50 pv / (local 03-11 23:50), 04:10 pv /about (after)   |
+    //
+    // Totals over events in range (engagement excluded): visitors V1 V2 V3 V4 V7 V8 = 6;
+    // pageviews S1 2 + S2 1 + S3 3 + S4 1 + S5 1 + S7 1 + S8 1 = 10; events = 10 + Signup x2
+    // + Outbound = 13. Visits = sessions starting in range: S1 S2 S3 S4 S5 S8 = 6 (S7 began
+    // before). Per visit (pv, bounce, duration): S1 (2, no, 180 s), S2 (1, yes, 20 s: the
+    // engagement extends it), S3 (3, no, 300), S4 (1, no: interactive Signup, 60), S5 (1,
+    // yes, 0), S8 (2, no, 1200: events after the range count). bounce_rate = 2/6 = 33;
+    // visit_duration = 1760/6 = 293; views_per_visit = 10/6 = 1.67.
     use super::*;
     use footfall_core::query::{Goal, parse_query};
     use serde_json::json;

@@ -179,9 +179,13 @@ async fn start_footfall(exe: &Path, data: &Path, log: &Path) -> anyhow::Result<P
         "--listen".into(),
         addr.to_string().into(),
     ];
-    eprintln!("starting footfall server on {addr} (data {})", data.display());
+    eprintln!(
+        "starting footfall server on {addr} (data {})",
+        data.display()
+    );
     let mut p = Proc::spawn("footfall server", exe, &args, addr, log)?;
-    p.wait_ready("/api/health", true, Duration::from_secs(120)).await?;
+    p.wait_ready("/api/health", true, Duration::from_secs(120))
+        .await?;
     Ok(p)
 }
 
@@ -254,7 +258,9 @@ async fn events_api(
         addr,
         &work.join("baseline.log"),
     )?;
-    baseline.wait_ready("/", false, Duration::from_secs(20)).await?;
+    baseline
+        .wait_ready("/", false, Duration::from_secs(20))
+        .await?;
     let reqs = Arc::new(load::build_requests(EVENTS_SITE, 8192, 7)?);
     let duration = args.duration.map(Duration::from_secs_f64);
 
@@ -266,7 +272,11 @@ async fn events_api(
     let (mut ff, mut base) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
         // Alternate the order so drift (page cache, thermal) hits both alike.
-        let order: [bool; 2] = if run % 2 == 0 { [true, false] } else { [false, true] };
+        let order: [bool; 2] = if run % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         for is_ff in order {
             let p = if is_ff { server } else { &baseline };
             server.wait_idle(Duration::from_secs(15)).await;
@@ -425,7 +435,12 @@ async fn bulk(args: &BenchArgs, server: &Proc, target: &Target) -> anyhow::Resul
         }
         rates.push(rate);
         rejected += s.rejected;
-        samples.extend(s.rejection_samples.iter().take(5 - samples.len().min(5)).cloned());
+        samples.extend(
+            s.rejection_samples
+                .iter()
+                .take(5 - samples.len().min(5))
+                .cloned(),
+        );
         expected += s.non_engagement;
         let stored = if s.rejected == 0 {
             wait_queryable(&client, target, BULK_SITE, &range, expected, start).await
@@ -505,7 +520,11 @@ async fn wait_queryable(
     None
 }
 
-async fn stats_query(client: &reqwest::Client, target: &Target, q: &Value) -> anyhow::Result<Value> {
+async fn stats_query(
+    client: &reqwest::Client,
+    target: &Target,
+    q: &Value,
+) -> anyhow::Result<Value> {
     let resp = client
         .post(format!("{}/api/v2/query", target.base_url))
         .bearer_auth(&target.token)
@@ -588,11 +607,23 @@ fn dashboard(site: &str, filters: &Value) -> Vec<NamedQuery> {
     };
     q(
         "aggregate",
-        json!(["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "views_per_visit"]),
+        json!([
+            "visitors",
+            "visits",
+            "pageviews",
+            "bounce_rate",
+            "visit_duration",
+            "views_per_visit"
+        ]),
         None,
         false,
     );
-    q("timeseries (time:day)", json!(["visitors", "pageviews"]), Some("time:day"), false);
+    q(
+        "timeseries (time:day)",
+        json!(["visitors", "pageviews"]),
+        Some("time:day"),
+        false,
+    );
     for dim in [
         "event:page",
         "visit:source",
@@ -602,7 +633,12 @@ fn dashboard(site: &str, filters: &Value) -> Vec<NamedQuery> {
         "visit:device",
         "visit:entry_page",
     ] {
-        q(&format!("breakdown {dim}"), json!(["visitors"]), Some(dim), true);
+        q(
+            &format!("breakdown {dim}"),
+            json!(["visitors"]),
+            Some(dim),
+            true,
+        );
     }
     out
 }
@@ -650,8 +686,15 @@ async fn queries(
         .checked_sub(loaded.elapsed)
         .unwrap_or_else(Instant::now);
     let queryable = if loaded.rejected == 0 {
-        wait_queryable(&client, target, QUERY_SITE, &range, loaded.non_engagement, load_start)
-            .await
+        wait_queryable(
+            &client,
+            target,
+            QUERY_SITE,
+            &range,
+            loaded.non_engagement,
+            load_start,
+        )
+        .await
     } else {
         None
     };
@@ -677,9 +720,12 @@ async fn queries(
         })
         .collect();
     // times[set][query] = ms per run; rows and first error likewise.
-    let mut times: Vec<Vec<Vec<f64>>> =
-        sets_def.iter().map(|s| vec![Vec::new(); s.2.len()]).collect();
-    let mut rows: Vec<Vec<Option<usize>>> = sets_def.iter().map(|s| vec![None; s.2.len()]).collect();
+    let mut times: Vec<Vec<Vec<f64>>> = sets_def
+        .iter()
+        .map(|s| vec![Vec::new(); s.2.len()])
+        .collect();
+    let mut rows: Vec<Vec<Option<usize>>> =
+        sets_def.iter().map(|s| vec![None; s.2.len()]).collect();
     let mut errors: Vec<Vec<Option<String>>> =
         sets_def.iter().map(|s| vec![None; s.2.len()]).collect();
     // Run 0 warms the server up and is not counted.
@@ -706,7 +752,10 @@ async fn queries(
         }
         if run > 0 {
             let total: f64 = times.iter().flatten().filter_map(|t| t.last()).sum();
-            eprintln!("  query run {}/{}: all sets {:.1} ms", run, args.runs, total);
+            eprintln!(
+                "  query run {}/{}: all sets {:.1} ms",
+                run, args.runs, total
+            );
         }
     }
     let sets = sets_def
@@ -902,7 +951,10 @@ fn print_human(r: &Report) {
             mib(b.server_peak_rss_bytes)
         );
         if b.rejected > 0 {
-            println!("   {} events rejected, e.g. {:?}", b.rejected, b.rejection_samples);
+            println!(
+                "   {} events rejected, e.g. {:?}",
+                b.rejected, b.rejection_samples
+            );
         }
     }
 
@@ -1013,7 +1065,11 @@ fn median(xs: &[f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 #[cfg(test)]

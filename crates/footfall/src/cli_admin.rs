@@ -19,9 +19,13 @@ pub struct RunningServer {
 
 impl RunningServer {
     pub async fn discover(config: &Config) -> Option<RunningServer> {
-        let info: Value = serde_json::from_str(&std::fs::read_to_string(config.server_file()).ok()?).ok()?;
+        let info: Value =
+            serde_json::from_str(&std::fs::read_to_string(config.server_file()).ok()?).ok()?;
         let url = info.get("url")?.as_str()?.to_string();
-        let token = std::fs::read_to_string(config.admin_token_path()).ok()?.trim().to_string();
+        let token = std::fs::read_to_string(config.admin_token_path())
+            .ok()?
+            .trim()
+            .to_string();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -35,7 +39,12 @@ impl RunningServer {
         ok.then_some(RunningServer { url, token, client })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.url))
@@ -69,17 +78,31 @@ pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
         match cmd {
             SiteCommand::Add { domain, timezone } => {
                 let site = server
-                    .call(reqwest::Method::POST, "/api/admin/sites", Some(json!({"domain": domain, "timezone": timezone})))
+                    .call(
+                        reqwest::Method::POST,
+                        "/api/admin/sites",
+                        Some(json!({"domain": domain, "timezone": timezone})),
+                    )
                     .await?;
                 print_added_site(&site);
             }
             SiteCommand::List => {
-                let sites = server.call(reqwest::Method::GET, "/api/admin/sites", None).await?;
-                sites["sites"].as_array().into_iter().flatten().for_each(print_site);
+                let sites = server
+                    .call(reqwest::Method::GET, "/api/admin/sites", None)
+                    .await?;
+                sites["sites"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .for_each(print_site);
             }
             SiteCommand::Remove { domain } => {
                 server
-                    .call(reqwest::Method::DELETE, &format!("/api/admin/sites/{domain}"), None)
+                    .call(
+                        reqwest::Method::DELETE,
+                        &format!("/api/admin/sites/{domain}"),
+                        None,
+                    )
                     .await?;
                 println!("removed {domain}");
             }
@@ -93,7 +116,12 @@ pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
             let site = admin::add_site(meta, domain, timezone).await?;
             print_added_site(&json!(site));
         }
-        SiteCommand::List => meta.sites().await?.iter().map(|s| json!(s)).for_each(|s| print_site(&s)),
+        SiteCommand::List => meta
+            .sites()
+            .await?
+            .iter()
+            .map(|s| json!(s))
+            .for_each(|s| print_site(&s)),
         SiteCommand::Remove { domain } => {
             let site = admin::find_site(meta, domain).await?;
             meta.remove_site(&site.domain).await?;
@@ -106,8 +134,13 @@ pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
 
 fn print_added_site(site: &Value) {
     let domain = site["domain"].as_str().unwrap_or_default();
-    println!("added site {domain} (timezone {})", site["timezone"].as_str().unwrap_or_default());
-    eprintln!("next: footfall key create --site {domain} --scope ingest   (and --scope stats for the Stats API)");
+    println!(
+        "added site {domain} (timezone {})",
+        site["timezone"].as_str().unwrap_or_default()
+    );
+    eprintln!(
+        "next: footfall key create --site {domain} --scope ingest   (and --scope stats for the Stats API)"
+    );
 }
 
 pub async fn key(config: &Config, cmd: &KeyCommand) -> anyhow::Result<()> {
@@ -124,12 +157,21 @@ pub async fn key(config: &Config, cmd: &KeyCommand) -> anyhow::Result<()> {
                 print_created_key(&key, key["key"].as_str().unwrap_or_default());
             }
             KeyCommand::List { site } => {
-                let keys = server.call(reqwest::Method::GET, "/api/admin/keys", None).await?;
-                print_keys(keys["keys"].as_array().cloned().unwrap_or_default(), site.as_deref());
+                let keys = server
+                    .call(reqwest::Method::GET, "/api/admin/keys", None)
+                    .await?;
+                print_keys(
+                    keys["keys"].as_array().cloned().unwrap_or_default(),
+                    site.as_deref(),
+                );
             }
             KeyCommand::Revoke { id } => {
                 server
-                    .call(reqwest::Method::DELETE, &format!("/api/admin/keys/{id}"), None)
+                    .call(
+                        reqwest::Method::DELETE,
+                        &format!("/api/admin/keys/{id}"),
+                        None,
+                    )
                     .await?;
                 println!("revoked key {id}");
             }
@@ -182,20 +224,35 @@ fn print_keys(keys: Vec<Value>, site: Option<&str>) {
             k["prefix"].as_str().unwrap_or_default(),
             k["usage_count"],
             k["last_used_at"].as_str().unwrap_or("never"),
-            if k["revoked"].as_bool() == Some(true) { "revoked" } else { "active" },
+            if k["revoked"].as_bool() == Some(true) {
+                "revoked"
+            } else {
+                "active"
+            },
         );
     }
 }
 
 /// Runs `f` against a server on this data directory: the running one, or one started
 /// in-process on a free loopback port for the duration of the call.
-pub async fn with_server<F, Fut>(config: &Config, f: F) -> anyhow::Result<()>
+pub async fn with_server<F, Fut>(
+    config: &Config,
+    explicit: Option<crate::simulate::Target>,
+    f: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(crate::simulate::Target) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    if let Some(target) = explicit {
+        return f(target).await;
+    }
     if let Some(server) = RunningServer::discover(config).await {
-        return f(crate::simulate::Target { base_url: server.url, token: server.token }).await;
+        return f(crate::simulate::Target {
+            base_url: server.url,
+            token: server.token,
+        })
+        .await;
     }
     let mut config = config.clone();
     config.listen = "127.0.0.1:0".parse()?;
@@ -212,7 +269,10 @@ where
             };
         }
         if let Some(s) = RunningServer::discover(&config).await {
-            break crate::simulate::Target { base_url: s.url, token: admin_token(&config.admin_token_path())? };
+            break crate::simulate::Target {
+                base_url: s.url,
+                token: admin_token(&config.admin_token_path())?,
+            };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

@@ -19,7 +19,12 @@ use std::path::PathBuf;
 )]
 struct Cli {
     /// Data directory (database, write-ahead log, admin token).
-    #[arg(long, global = true, env = "FOOTFALL_DATA", default_value = "footfall-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "FOOTFALL_DATA",
+        default_value = "footfall-data"
+    )]
     data: PathBuf,
     /// Optional TOML configuration file (flags and FOOTFALL_* variables override it).
     #[arg(long, global = true, env = "FOOTFALL_CONFIG")]
@@ -113,13 +118,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -160,7 +166,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => {
             init_tracing("warn");
             let config = load_config(&cli, &[])?;
-            cli_admin::with_server(&config, |target| simulate::run(target, args.clone())).await
+            let explicit = args.explicit_target()?;
+            cli_admin::with_server(&config, explicit, |target| {
+                simulate::run(target, args.clone())
+            })
+            .await
         }
         Command::Bench(args) => {
             init_tracing("warn");

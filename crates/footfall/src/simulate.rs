@@ -522,7 +522,9 @@ impl Generator {
         }
         let mut weights = Vec::with_capacity(hours);
         for h in 0..hours {
-            let hour_of_day = (start_ms + h as i64 * HOUR_MS).div_euclid(HOUR_MS).rem_euclid(24);
+            let hour_of_day = (start_ms + h as i64 * HOUR_MS)
+                .div_euclid(HOUR_MS)
+                .rem_euclid(24);
             // Peak mid-afternoon UTC (Europe's afternoon, America's morning).
             let phase = (hour_of_day as f64 - 14.0) / 24.0 * std::f64::consts::TAU;
             let diurnal = 0.3 + 0.7 * (0.5 + 0.5 * phase.cos());
@@ -574,7 +576,11 @@ impl Generator {
         let mut out = Vec::with_capacity(budget as usize + self.carry.len());
         let mut keep = Vec::new();
         for ev in self.carry.drain(..) {
-            if ev.ts < we { out.push(ev) } else { keep.push(ev) }
+            if ev.ts < we {
+                out.push(ev)
+            } else {
+                keep.push(ev)
+            }
         }
         self.carry = keep;
         while budget > 0 {
@@ -587,7 +593,11 @@ impl Generator {
                 self.last_ts[visitor as usize] = last.ts;
             }
             for ev in self.scratch.drain(..) {
-                if ev.ts < we { out.push(ev) } else { self.carry.push(ev) }
+                if ev.ts < we {
+                    out.push(ev)
+                } else {
+                    self.carry.push(ev)
+                }
             }
         }
         out.sort_unstable_by_key(|e| (e.ts, e.seq));
@@ -1005,26 +1015,26 @@ pub(crate) const UAS: &[&str] = &[
 
 /// IPv4 ranges (first address, size, weight).
 const IP_RANGES: &[([u8; 4], u32, f64)] = &[
-    ([73, 0, 0, 0], 1 << 24, 16.0),      // US, Comcast
-    ([12, 81, 96, 0], 1 << 13, 4.0),     // US, AT&T
-    ([216, 160, 83, 56], 8, 2.0),        // US (MaxMind test network)
-    ([99, 224, 0, 0], 1 << 21, 3.0),     // CA, Rogers
-    ([86, 128, 0, 0], 1 << 22, 6.0),     // GB, BT
-    ([81, 2, 69, 160], 32, 3.0),         // GB (MaxMind test network)
-    ([2, 125, 160, 216], 8, 1.0),        // GB (MaxMind test network)
-    ([79, 192, 0, 0], 1 << 22, 8.0),     // DE, Deutsche Telekom
-    ([90, 0, 0, 0], 1 << 23, 5.0),       // FR, Orange
-    ([77, 160, 0, 0], 1 << 20, 3.0),     // NL, KPN
-    ([83, 32, 0, 0], 1 << 21, 3.0),      // ES, Telefonica
-    ([83, 0, 0, 0], 1 << 21, 2.0),       // PL, Orange Polska
-    ([89, 160, 20, 128], 128, 3.0),      // SE (MaxMind test network)
-    ([126, 0, 0, 0], 1 << 24, 4.0),      // JP, SoftBank
-    ([49, 36, 0, 0], 1 << 18, 5.0),      // IN, Reliance Jio
-    ([177, 0, 0, 0], 1 << 22, 4.0),      // BR
-    ([1, 128, 0, 0], 1 << 21, 3.0),      // AU, Telstra
-    ([175, 16, 199, 0], 256, 2.0),       // CN (MaxMind test network)
-    ([202, 196, 224, 0], 1 << 12, 1.0),  // PH (MaxMind test network)
-    ([67, 43, 156, 0], 256, 0.5),        // BT (MaxMind test network)
+    ([73, 0, 0, 0], 1 << 24, 16.0),     // US, Comcast
+    ([12, 81, 96, 0], 1 << 13, 4.0),    // US, AT&T
+    ([216, 160, 83, 56], 8, 2.0),       // US (MaxMind test network)
+    ([99, 224, 0, 0], 1 << 21, 3.0),    // CA, Rogers
+    ([86, 128, 0, 0], 1 << 22, 6.0),    // GB, BT
+    ([81, 2, 69, 160], 32, 3.0),        // GB (MaxMind test network)
+    ([2, 125, 160, 216], 8, 1.0),       // GB (MaxMind test network)
+    ([79, 192, 0, 0], 1 << 22, 8.0),    // DE, Deutsche Telekom
+    ([90, 0, 0, 0], 1 << 23, 5.0),      // FR, Orange
+    ([77, 160, 0, 0], 1 << 20, 3.0),    // NL, KPN
+    ([83, 32, 0, 0], 1 << 21, 3.0),     // ES, Telefonica
+    ([83, 0, 0, 0], 1 << 21, 2.0),      // PL, Orange Polska
+    ([89, 160, 20, 128], 128, 3.0),     // SE (MaxMind test network)
+    ([126, 0, 0, 0], 1 << 24, 4.0),     // JP, SoftBank
+    ([49, 36, 0, 0], 1 << 18, 5.0),     // IN, Reliance Jio
+    ([177, 0, 0, 0], 1 << 22, 4.0),     // BR
+    ([1, 128, 0, 0], 1 << 21, 3.0),     // AU, Telstra
+    ([175, 16, 199, 0], 256, 2.0),      // CN (MaxMind test network)
+    ([202, 196, 224, 0], 1 << 12, 1.0), // PH (MaxMind test network)
+    ([67, 43, 156, 0], 256, 0.5),       // BT (MaxMind test network)
 ];
 
 /// A random address from the weighted ranges (never .0 or .255 in the last byte).
@@ -1071,7 +1081,15 @@ fn build_pools() -> Pools {
     .map(|(p, t)| (p.to_string(), t.to_string()))
     .collect();
     let adjectives = [
-        "why", "how", "simple", "private", "fast", "honest", "lightweight", "open", "better",
+        "why",
+        "how",
+        "simple",
+        "private",
+        "fast",
+        "honest",
+        "lightweight",
+        "open",
+        "better",
         "cookieless",
     ];
     let topics = [
@@ -1085,28 +1103,80 @@ fn build_pools() -> Pools {
     ];
     for a in adjectives {
         for t in topics {
-            pages.push((format!("/blog/{a}-{t}"), format!("{a} {t}").replace('-', " ")));
+            pages.push((
+                format!("/blog/{a}-{t}"),
+                format!("{a} {t}").replace('-', " "),
+            ));
         }
     }
-    let sections = ["getting-started", "api", "tracker", "self-hosting", "integrations"];
+    let sections = [
+        "getting-started",
+        "api",
+        "tracker",
+        "self-hosting",
+        "integrations",
+    ];
     let doc_topics = [
-        "overview", "install", "configuration", "events", "goals", "filters", "sessions",
-        "bots", "countries", "keys", "limits", "upgrade", "backup", "proxy", "spa", "faq",
+        "overview",
+        "install",
+        "configuration",
+        "events",
+        "goals",
+        "filters",
+        "sessions",
+        "bots",
+        "countries",
+        "keys",
+        "limits",
+        "upgrade",
+        "backup",
+        "proxy",
+        "spa",
+        "faq",
     ];
     for s in sections {
         for t in doc_topics {
-            pages.push((format!("/docs/{s}/{t}"), format!("{t} - {s}").replace('-', " ")));
+            pages.push((
+                format!("/docs/{s}/{t}"),
+                format!("{t} - {s}").replace('-', " "),
+            ));
         }
     }
     for n in [
-        "wordpress", "shopify", "nextjs", "hugo", "gatsby", "ghost", "webflow", "django",
-        "rails", "laravel", "vue", "svelte", "astro", "jekyll", "docusaurus",
+        "wordpress",
+        "shopify",
+        "nextjs",
+        "hugo",
+        "gatsby",
+        "ghost",
+        "webflow",
+        "django",
+        "rails",
+        "laravel",
+        "vue",
+        "svelte",
+        "astro",
+        "jekyll",
+        "docusaurus",
     ] {
         pages.push((format!("/integrations/{n}"), format!("{n} integration")));
     }
     for n in [
-        "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "cyberdyne",
-        "soylent", "wonka", "gringotts", "aperture", "monarch", "vandelay",
+        "acme",
+        "globex",
+        "initech",
+        "umbrella",
+        "hooli",
+        "stark",
+        "wayne",
+        "tyrell",
+        "cyberdyne",
+        "soylent",
+        "wonka",
+        "gringotts",
+        "aperture",
+        "monarch",
+        "vandelay",
     ] {
         pages.push((format!("/customers/{n}"), format!("{n} case study")));
     }
@@ -1253,9 +1323,16 @@ mod tests {
             assert!(t >= start && t < end, "{ts} outside the window");
             prev = ts;
             assert!(ids.insert(e["id"].as_str().expect("id").to_string()));
-            assert!(e["url"].as_str().expect("url").starts_with("https://sim.example/"));
+            assert!(
+                e["url"]
+                    .as_str()
+                    .expect("url")
+                    .starts_with("https://sim.example/")
+            );
             assert_eq!(e["domain"], "sim.example");
-            *kinds.entry(e["name"].as_str().expect("name").into()).or_default() += 1;
+            *kinds
+                .entry(e["name"].as_str().expect("name").into())
+                .or_default() += 1;
             if e["name"] == "engagement" {
                 assert!(e["e"].as_u64().is_some() && e["sd"].as_u64().expect("sd") <= 100);
             }
@@ -1277,7 +1354,10 @@ mod tests {
                 .timestamp_millis();
             let ua = e["user_agent"].as_str().expect("ua").to_string();
             let is_entry = e["name"] == "pageview"
-                && !e["referrer"].as_str().expect("ref").starts_with("https://sim.example");
+                && !e["referrer"]
+                    .as_str()
+                    .expect("ref")
+                    .starts_with("https://sim.example");
             if let Some((prev_t, prev_ua)) = last.get(&v) {
                 let gap = t - prev_t;
                 assert_eq!(&ua, prev_ua, "a visitor keeps its browser");
@@ -1298,7 +1378,10 @@ mod tests {
         }
         let returning = visits.values().filter(|&&n| n > 1).count();
         let visitors = visits.len();
-        assert!(returning * 10 > visitors, "{returning} of {visitors} return");
+        assert!(
+            returning * 10 > visitors,
+            "{returning} of {visitors} return"
+        );
         assert!(visitors > 1000);
     }
 

@@ -35,6 +35,7 @@ fn post(
     content_type: &str,
     body: Vec<u8>,
 ) -> reqwest::blocking::Response {
+    let len = body.len();
     let mut rb = s
         .http
         .post(s.url(path))
@@ -44,8 +45,12 @@ fn post(
     if let Some(k) = key {
         rb = rb.bearer_auth(k);
     }
-    rb.send()
-        .unwrap_or_else(|e| panic!("POST {path}: no HTTP answer ({e})"))
+    rb.send().unwrap_or_else(|e| {
+        // Seen when an earlier answer (e.g. a 413 sent before the whole body was read)
+        // left a keep-alive connection that the server then closed without saying
+        // `Connection: close`.
+        panic!("POST {path} ({content_type}, {len} bytes): no HTTP answer ({e:?})")
+    })
 }
 
 fn still_serving(s: &Server, stats: &str) {

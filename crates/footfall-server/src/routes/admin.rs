@@ -30,9 +30,9 @@ async fn json_body(body: Body) -> ApiResult<Value> {
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> ApiResult<&'a str> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("invalid_request", format!("`{key}` (string) is required")))
+    v.get(key).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::bad_request("invalid_request", format!("`{key}` (string) is required"))
+    })
 }
 
 async fn get_sites(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
@@ -80,7 +80,10 @@ async fn post_key(
     let v = json_body(body).await?;
     let scope_name = str_field(&v, "scope")?;
     let scope = KeyScope::parse(scope_name).ok_or_else(|| {
-        ApiError::bad_request("invalid_request", format!("scope {scope_name:?} must be `ingest` or `stats`"))
+        ApiError::bad_request(
+            "invalid_request",
+            format!("scope {scope_name:?} must be `ingest` or `stats`"),
+        )
     })?;
     let site = admin::find_site(state.storage.meta.as_ref(), str_field(&v, "site")?).await?;
     let name = v.get("name").and_then(Value::as_str).unwrap_or("");

@@ -14,6 +14,12 @@ use footfall_store::KeyScope;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
+/// A site's share of a bulk body: each hit with its index in the body.
+type SiteHits = (
+    std::sync::Arc<footfall_store::Site>,
+    Vec<(usize, WireEvent)>,
+);
+
 pub const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
@@ -29,7 +35,10 @@ fn split_body(body: &[u8]) -> Result<Vec<Result<Value, String>>, ApiError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("request body is not a valid JSON array: {e}"))
+            ApiError::bad_request(
+                "invalid_json",
+                format!("request body is not a valid JSON array: {e}"),
+            )
         })?;
         return Ok(values.into_iter().map(Ok).collect());
     }
@@ -39,12 +48,18 @@ fn split_body(body: &[u8]) -> Result<Vec<Result<Value, String>>, ApiError> {
         .map(|l| serde_json::from_str::<Value>(l).map_err(|e| format!("invalid JSON: {e}")))
         .collect();
     if lines.is_empty() {
-        return Err(ApiError::bad_request("empty_body", "send a JSON array or NDJSON of events"));
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "send a JSON array or NDJSON of events",
+        ));
     }
-    if lines.len() == 1 {
-        if let Err(e) = &lines[0] {
-            return Err(ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")));
-        }
+    if lines.len() == 1
+        && let Err(e) = &lines[0]
+    {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        ));
     }
     Ok(lines)
 }
@@ -56,13 +71,20 @@ async fn post_events(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let caller = state.authenticate(bearer(&headers))?;
-    check_content_type(&headers, &["application/x-ndjson", "application/ndjson", "application/jsonl"])?;
+    check_content_type(
+        &headers,
+        &[
+            "application/x-ndjson",
+            "application/ndjson",
+            "application/jsonl",
+        ],
+    )?;
     let body = read_body(body, BULK_BODY_LIMIT).await?;
     let items = split_body(&body)?;
 
     let mut rejected = Vec::new();
     // Events grouped by site, keeping their index for per-event errors.
-    let mut by_site: Vec<(std::sync::Arc<footfall_store::Site>, Vec<(usize, WireEvent)>)> = Vec::new();
+    let mut by_site: Vec<SiteHits> = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let parsed = item.and_then(|v| parse_event(&v));
         let hit = match parsed {
@@ -116,7 +138,9 @@ async fn post_events(
                     accepted += 1;
                     dropped += 1;
                 }
-                HitOutcome::Rejected(error) => rejected.push(json!({"index": index, "error": error})),
+                HitOutcome::Rejected(error) => {
+                    rejected.push(json!({"index": index, "error": error}))
+                }
             }
         }
     }

@@ -3,12 +3,12 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_content_type, client_ip, parse_json, read_body, user_agent};
 use crate::state::{AppState, normalize_domain};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
 use footfall_ingest::pipeline::{HitContext, HitOutcome};
 use footfall_ingest::wire::parse_event;
 use std::net::SocketAddr;
@@ -33,7 +33,11 @@ async fn post_event(
     let hit = parse_event(&value).map_err(|m| ApiError::bad_request("invalid_event", m))?;
     // `domain` may list several sites; without it, the URL's host names the site.
     let domains: Vec<String> = match &hit.domain {
-        Some(d) => d.split(',').map(normalize_domain).filter(|d| !d.is_empty()).collect(),
+        Some(d) => d
+            .split(',')
+            .map(normalize_domain)
+            .filter(|d| !d.is_empty())
+            .collect(),
         None => url_host(&hit.url).into_iter().collect(),
     };
     let sites: Vec<_> = domains.iter().filter_map(|d| state.site(d)).collect();
@@ -54,10 +58,15 @@ async fn post_event(
     };
     let mut dropped = None;
     for site in sites {
-        let outcomes = state.ingestor.submit(&site, vec![hit.clone()], &ctx).await?;
+        let outcomes = state
+            .ingestor
+            .submit(&site, vec![hit.clone()], &ctx)
+            .await?;
         for outcome in outcomes {
             match outcome {
-                HitOutcome::Rejected(msg) => return Err(ApiError::bad_request("invalid_event", msg)),
+                HitOutcome::Rejected(msg) => {
+                    return Err(ApiError::bad_request("invalid_event", msg));
+                }
                 HitOutcome::Dropped(reason) => dropped = Some(reason),
                 HitOutcome::Accepted(_) | HitOutcome::Stored | HitOutcome::Duplicate => {}
             }
@@ -65,8 +74,10 @@ async fn post_event(
     }
     let mut resp = (StatusCode::ACCEPTED, "ok").into_response();
     if let Some(reason) = dropped {
-        resp.headers_mut()
-            .insert("x-footfall-dropped", HeaderValue::from_static(reason.as_str()));
+        resp.headers_mut().insert(
+            "x-footfall-dropped",
+            HeaderValue::from_static(reason.as_str()),
+        );
     }
     Ok(resp)
 }

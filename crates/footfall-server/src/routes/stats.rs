@@ -68,7 +68,9 @@ async fn post_query(
         .into_iter()
         .map(|r| json!({"metrics": r.metrics, "dimensions": r.dimensions}))
         .collect();
-    Ok(Json(json!({"results": results, "meta": out.meta, "query": echo})))
+    Ok(Json(
+        json!({"results": results, "meta": out.meta, "query": echo}),
+    ))
 }
 
 async fn get_drops(
@@ -79,7 +81,9 @@ async fn get_drops(
     let site = stats_site(&state, &headers, &domain)?;
     let drops = state.storage.meta.drops(site.id).await?;
     let total: u64 = drops.iter().map(|d| d.count).sum();
-    Ok(Json(json!({"site": site.domain, "bots_dropped": total, "by_reason": drops})))
+    Ok(Json(
+        json!({"site": site.domain, "bots_dropped": total, "by_reason": drops}),
+    ))
 }
 
 /// Visitors seen in the last 5 minutes and visits still open, from the sessionizer.
@@ -92,7 +96,10 @@ async fn get_realtime(
     let now = chrono::Utc::now().timestamp_micros();
     let sessions = &state.ingestor.pipeline.sessions;
     let recent = sessions.active(site.id, now - 5 * 60 * 1_000_000);
-    let open = sessions.active(site.id, now - i64::from(site.session_timeout_secs) * 1_000_000);
+    let open = sessions.active(
+        site.id,
+        now - i64::from(site.session_timeout_secs) * 1_000_000,
+    );
     let visitors: std::collections::HashSet<u64> = recent.iter().map(|s| s.visitor_id).collect();
     Ok(Json(json!({
         "site": site.domain,

@@ -59,15 +59,19 @@ pub struct PreReq {
 
 /// Realistic mixed Events API traffic for `domain`: per simulated visitor (own UA and
 /// client IP) an entry page view with an external referrer, sometimes more page views,
-/// engagement beacons and custom events, in that order.
+/// engagement beacons and custom events, in that order. The list is laid out in rounds
+/// (every visitor's 1st request, then every visitor's 2nd, ...) so a visitor's requests
+/// are thousands of requests apart, as they are seconds apart in real traffic: with many
+/// connections in flight, an engagement beacon never overtakes its page view.
 pub fn build_requests(domain: &str, visitors: usize, seed: u64) -> anyhow::Result<Vec<PreReq>> {
     let pools = simulate::pools();
     let ip_cdf = simulate::ip_range_cdf();
     let mut rng = SmallRng::seed_from_u64(seed);
     let d = serde_json::to_string(domain)?;
     let origin = format!("https://{}", &d[1..d.len() - 1]);
-    let mut out = Vec::with_capacity(visitors * 3);
+    let mut scripts: Vec<Vec<PreReq>> = Vec::with_capacity(visitors);
     for _ in 0..visitors {
+        let mut out = Vec::new();
         let ua = HeaderValue::from_str(pools.sample_ua(rng.random()))?;
         let ip = simulate::random_ip(&mut rng, &ip_cdf);
         let xff = HeaderValue::from_str(&ip)?;
@@ -113,6 +117,13 @@ pub fn build_requests(domain: &str, visitors: usize, seed: u64) -> anyhow::Resul
             ));
             views += 1;
         }
+        scripts.push(out);
+    }
+    let total = scripts.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(total);
+    let mut iters: Vec<_> = scripts.into_iter().map(Vec::into_iter).collect();
+    while out.len() < total {
+        out.extend(iters.iter_mut().filter_map(Iterator::next));
     }
     Ok(out)
 }
@@ -203,7 +214,8 @@ async fn connection(
         lat_us: Vec::with_capacity((spec.requests as usize / spec.connections.max(1)) + 16),
         ..Default::default()
     };
-    let host = HeaderValue::from_str(&spec.addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"));
+    let host = HeaderValue::from_str(&spec.addr.to_string())
+        .unwrap_or(HeaderValue::from_static("localhost"));
     let text = HeaderValue::from_static("text/plain");
     let mut consecutive_failures = 0;
     'connect: while consecutive_failures < 20 {
@@ -307,12 +319,22 @@ mod tests {
         for r in &reqs {
             let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
             assert_eq!(v["d"], "bench.example");
-            assert!(v["u"].as_str().expect("u").starts_with("https://bench.example/"));
+            assert!(
+                v["u"]
+                    .as_str()
+                    .expect("u")
+                    .starts_with("https://bench.example/")
+            );
             *names.entry(v["n"].as_str().expect("n").into()).or_default() += 1;
             uas.insert(r.ua.clone());
             ips.insert(r.xff.clone());
         }
-        assert!(uas.len() > 15 && ips.len() > 400, "{} UAs, {} IPs", uas.len(), ips.len());
+        assert!(
+            uas.len() > 15 && ips.len() > 400,
+            "{} UAs, {} IPs",
+            uas.len(),
+            ips.len()
+        );
         assert!(names["pageview"] > names["engagement"] && names["Signup"] > 5);
     }
 

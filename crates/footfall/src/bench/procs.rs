@@ -32,7 +32,8 @@ impl Proc {
         addr: SocketAddr,
         log: &Path,
     ) -> anyhow::Result<Proc> {
-        let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let out =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(exe);
         cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
@@ -55,7 +56,12 @@ impl Proc {
 
     /// Waits until `GET path` answers (with 200 when `need_ok`), failing early when the
     /// process exits.
-    pub async fn wait_ready(&mut self, path: &str, need_ok: bool, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_ready(
+        &mut self,
+        path: &str,
+        need_ok: bool,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
@@ -230,7 +236,12 @@ pub fn dir_size(dir: &Path) -> (u64, Vec<(String, u64)>) {
     let mut entries: Vec<(String, u64)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .map(|e| (e.file_name().to_string_lossy().into_owned(), walk(&e.path())))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        walk(&e.path()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
