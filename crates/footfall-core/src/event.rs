@@ -1,6 +1,7 @@
 //! The stored event and the reasons a hit can be dropped.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Name of the page view event.
 pub const PAGEVIEW: &str = "pageview";
@@ -59,7 +60,24 @@ pub struct Event {
     pub revenue_amount: Option<f64>,
     pub revenue_currency: Option<String>,
     pub props: Vec<(String, String)>,
-    pub visit: VisitAttrs,
+    /// Shared by every event of the visit: copied into storage, never per event in memory.
+    #[serde(with = "shared_visit")]
+    pub visit: Arc<VisitAttrs>,
+}
+
+/// Serde for `Arc<VisitAttrs>` without serde's `rc` feature (which would change the
+/// feature set, and so the build, of every crate depending on serde).
+mod shared_visit {
+    use super::VisitAttrs;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Arc<VisitAttrs>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<VisitAttrs>, D::Error> {
+        VisitAttrs::deserialize(d).map(Arc::new)
+    }
 }
 
 impl Event {

@@ -63,6 +63,9 @@ impl DropCounter {
     }
 }
 
+/// How long the store writer gathers durable batches before one store transaction.
+const STORE_LINGER: Duration = Duration::from_millis(200);
+
 /// Batches up to this size are processed on the calling task.
 const INLINE_HITS: usize = 256;
 
@@ -261,13 +264,16 @@ async fn store_writer(
     while let Some(first) = rx.recv().await {
         let mut lsn = first.lsn;
         let mut events = first.events;
+        // Each DuckDB commit has a fixed cost (and writes DuckDB's own log), so gather for
+        // a short while: the events are already durable, only their visibility waits.
+        let deadline = tokio::time::Instant::now() + STORE_LINGER;
         while events.len() < max_batch {
-            match rx.try_recv() {
-                Ok(next) => {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(next)) => {
                     lsn = next.lsn;
                     events.extend(next.events);
                 }
-                Err(_) => break,
+                Ok(None) | Err(_) => break,
             }
         }
         let n = events.len();

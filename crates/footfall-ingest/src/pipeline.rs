@@ -219,7 +219,7 @@ impl Pipeline {
             revenue_currency: hit.revenue.map(|r| r.1),
             props: hit.props,
             name: hit.name,
-            visit: (*visit).clone(),
+            visit,
         })))
     }
 
@@ -288,7 +288,7 @@ impl Pipeline {
                         visitor_id: e.visitor_id,
                         start_us: e.session_start_us,
                         last_us: e.ts_us,
-                        visit: Arc::new(e.visit.clone()),
+                        visit: e.visit.clone(),
                     })
                 }
             });

@@ -14,6 +14,8 @@ use tokio::sync::oneshot;
 
 const HEADER: usize = 16;
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// How often an idle log thread looks for segments it can delete.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// Upper bound on one record (a 16 MiB bulk body enriches to somewhat more).
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
@@ -198,7 +200,19 @@ impl Writer {
         truncate_rx: std_mpsc::Receiver<u64>,
         applied: tokio::sync::mpsc::UnboundedSender<Durable>,
     ) {
-        while let Ok(first) = rx.recv() {
+        let mut applied_lsn = 0;
+        loop {
+            let first = match rx.recv_timeout(IDLE_TICK) {
+                Ok(first) => first,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    applied_lsn = applied_lsn.max(truncate_rx.try_iter().max().unwrap_or(0));
+                    if let Err(e) = self.retire_if_applied(applied_lsn) {
+                        tracing::warn!(error = %e, "could not remove applied log segments");
+                    }
+                    continue;
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut group = vec![first];
             // Group commit: everything that queued while the last fsync ran goes together.
             while group.len() < 4096 {
@@ -226,10 +240,11 @@ impl Writer {
                     }
                 }
             }
-            if let Some(lsn) = truncate_rx.try_iter().max()
-                && let Err(e) = self.remove_applied(lsn)
-            {
-                tracing::warn!(error = %e, "could not remove applied log segments");
+            if let Some(lsn) = truncate_rx.try_iter().max() {
+                applied_lsn = applied_lsn.max(lsn);
+                if let Err(e) = self.remove_applied(applied_lsn) {
+                    tracing::warn!(error = %e, "could not remove applied log segments");
+                }
             }
         }
     }
@@ -274,6 +289,15 @@ impl Writer {
         Ok(())
     }
 
+    /// When idle and everything written is in the store, starts a fresh segment so the
+    /// current one can go too: an idle server keeps no log.
+    fn retire_if_applied(&mut self, applied_lsn: u64) -> Result<(), WalError> {
+        if self.file_len > 0 && applied_lsn + 1 == self.next_lsn {
+            self.roll()?;
+        }
+        self.remove_applied(applied_lsn)
+    }
+
     /// Deletes segments whose every record is at or below `lsn`.
     fn remove_applied(&mut self, lsn: u64) -> Result<(), WalError> {
         let segs = segments(&self.dir)?;
@@ -298,6 +322,23 @@ mod tests {
             name: "pageview".into(),
             ..Event::default()
         }
+    }
+
+    #[tokio::test]
+    async fn an_idle_log_deletes_what_the_store_has() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let wal = Wal::start(dir.path().to_path_buf(), 1, tx).expect("start");
+        let lsn = wal.append(vec![event(1)]).await.expect("append");
+        wal.applied_up_to(lsn);
+        tokio::time::sleep(IDLE_TICK * 3).await;
+        let bytes: u64 = segments(dir.path())
+            .expect("segments")
+            .iter()
+            .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        assert_eq!(bytes, 0, "applied records should be gone");
+        assert_eq!(wal.append(vec![event(2)]).await.expect("append"), lsn + 1);
     }
 
     #[tokio::test]

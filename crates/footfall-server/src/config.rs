@@ -33,7 +33,7 @@ impl Default for Config {
             trusted_proxies: "127.0.0.0/8,::1/128".into(),
             duckdb_memory_limit: "256MB".into(),
             duckdb_threads: 2,
-            max_backlog: 2_000_000,
+            max_backlog: 200_000,
         }
     }
 }

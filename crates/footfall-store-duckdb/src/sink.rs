@@ -178,7 +178,7 @@ impl EventSink for DuckStore {
                                 session_id: r.get(2)?,
                                 session_start_us: start_us,
                                 ts_us: last_us,
-                                visit,
+                                visit: std::sync::Arc::new(visit),
                                 ..Event::default()
                             },
                             start_us,
