@@ -1,5 +1,10 @@
 //! The `footfall` binary: server, administration, traffic simulation and benchmarks.
 
+/// mimalloc instead of glibc malloc: ingestion allocates many short-lived strings and
+/// glibc's arenas both cost CPU (malloc_consolidate) and keep resident memory high.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod cli_admin;
 mod simulate;
