@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::bulk::router())
         .merge(routes::stats::router())
         .merge(routes::admin::router())
+        .merge(routes::docs::router())
         .fallback(error::not_found)
         .layer(axum::middleware::map_response(error::json_errors))
         // Trackers post from other origins.

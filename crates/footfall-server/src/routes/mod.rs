@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bulk;
+pub mod docs;
 pub mod event;
 pub mod health;
 pub mod stats;
