@@ -89,7 +89,7 @@ impl From<IngestError> for ApiError {
 pub async fn not_found() -> ApiError {
     ApiError::not_found(
         "route_not_found",
-        "no such endpoint; see /api/docs or docs/API.md",
+        "no such endpoint; see /api/openapi.json or docs/API.md",
     )
 }
 

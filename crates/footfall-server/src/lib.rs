@@ -29,8 +29,12 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::bulk::router())
         .merge(routes::stats::router())
         .merge(routes::admin::router())
+        .merge(routes::privacy::router())
         .merge(routes::docs::router())
         .fallback(error::not_found)
+        // A bug in one request answers 500 (as JSON, via json_errors) instead of
+        // dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::map_response(error::json_errors))
         // Trackers post from other origins.
         .layer(CorsLayer::permissive())

@@ -55,6 +55,19 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Erase every event of one visitor (GDPR), by the visitor id the site sent.
+    EraseVisitor {
+        #[arg(long)]
+        site: String,
+        visitor_id: String,
+    },
+    /// Delete a site's events older than N days (retention).
+    Prune {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        older_than_days: u32,
+    },
     /// Generate realistic traffic through the real ingestion pipeline.
     Simulate(simulate::SimulateArgs),
     /// Measure ingestion and query performance on this machine.
@@ -167,6 +180,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Key(cmd) => {
             init_tracing("warn");
             cli_admin::key(&load_config(&cli, &[])?, cmd).await
+        }
+        Command::EraseVisitor { site, visitor_id } => {
+            init_tracing("warn");
+            cli_admin::erase_visitor(&load_config(&cli, &[])?, site, visitor_id).await
+        }
+        Command::Prune {
+            site,
+            older_than_days,
+        } => {
+            init_tracing("warn");
+            cli_admin::prune(&load_config(&cli, &[])?, site, *older_than_days).await
         }
         Command::Simulate(args) => {
             init_tracing("warn");

@@ -5,4 +5,5 @@ pub mod bulk;
 pub mod docs;
 pub mod event;
 pub mod health;
+pub mod privacy;
 pub mod stats;

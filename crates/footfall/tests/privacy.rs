@@ -1,0 +1,74 @@
+//! Retention and GDPR erasure through the API and the CLI (DESIGN §7).
+
+mod common;
+
+use common::{Server, assert_json_error};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SITE: &str = "privacy.example";
+
+fn ev(id: &str, visitor: &str, days_ago: i64) -> Value {
+    let ts = chrono::Utc::now() - chrono::Duration::days(days_ago);
+    json!({"name": "pageview", "url": format!("https://{SITE}/p"), "id": id,
+           "visitor_id": visitor, "timestamp": ts.to_rfc3339(), "user_agent": common::CHROME_UA})
+}
+
+#[test]
+fn erase_and_prune_delete_exactly_what_they_name() {
+    let s = Server::start();
+    s.add_site(SITE, "UTC");
+    let ingest = s.create_key(SITE, "ingest");
+    let stats = s.create_key(SITE, "stats");
+    // alice: 2 events (1 and 40 days ago); bob: 3 events (2, 50 and 60 days ago).
+    let events = json!([
+        ev("a1", "alice", 40),
+        ev("b1", "bob", 60),
+        ev("b2", "bob", 50),
+        ev("a2", "alice", 1),
+        ev("b3", "bob", 2)
+    ]);
+    assert_eq!(s.bulk(&ingest, &events).status().as_u16(), 202);
+    let all = json!("all");
+    assert_eq!(
+        s.wait_for_metric(&stats, SITE, &all, "events", 5.0, Duration::from_secs(20)),
+        5.0
+    );
+
+    // Erasing needs the admin token: a stats key is refused.
+    let url = s.url(&format!("/api/v1/sites/{SITE}/visitors/alice"));
+    let r = s
+        .http
+        .delete(&url)
+        .bearer_auth(&stats)
+        .send()
+        .expect("delete");
+    assert_json_error("erase with a stats key", r, 403);
+    let r = s
+        .http
+        .delete(&url)
+        .bearer_auth(s.admin_token())
+        .send()
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().expect("json");
+    assert_eq!(body["deleted_events"], 2);
+    assert_eq!(
+        s.aggregate(&stats, SITE, &all, &["events", "visitors"]),
+        vec![3.0, 1.0]
+    );
+
+    // Retention through the CLI (server running): bob's 50- and 60-day-old events go.
+    let out = s.cli(&["prune", "--site", SITE, "--older-than-days", "30"]);
+    assert!(out.contains("deleted 2 events"), "{out}");
+    assert_eq!(s.aggregate(&stats, SITE, &all, &["events"]), vec![1.0]);
+
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/sites/{SITE}/prune")))
+        .bearer_auth(s.admin_token())
+        .json(&json!({"older_than_days": 0}))
+        .send()
+        .expect("prune");
+    assert_json_error("prune with 0 days", r, 400);
+}
