@@ -96,10 +96,16 @@ impl Ingestor {
                 .await
                 .map_err(|e| IngestError::Wal(wal::WalError::Io(std::io::Error::other(e))))??;
 
+        let started = std::time::Instant::now();
         let pipeline = Arc::new(Pipeline::new(SaltBook::load(meta.salts().await?)));
-        for id in sink.client_event_ids().await? {
-            pipeline.dedup.insert(id);
-        }
+        let ids = sink.client_event_ids().await?;
+        let id_count = ids.len();
+        pipeline.dedup.extend(ids);
+        tracing::info!(
+            ids = id_count,
+            ms = started.elapsed().as_millis() as u64,
+            "loaded client event ids"
+        );
         for open in sink.recent_sessions(max_timeout_secs + 300).await? {
             let mut e = open.event;
             e.session_start_us = open.start_us;
@@ -124,7 +130,11 @@ impl Ingestor {
         }
         // Everything in the log is now in the store (checkpointed with it).
         wal::remove_all(&cfg.wal_dir)?;
-        tracing::info!(open_visits = pipeline.sessions.len(), "sessions restored");
+        tracing::info!(
+            open_visits = pipeline.sessions.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "sessions restored"
+        );
 
         let (applied_tx, applied_rx) = tokio::sync::mpsc::unbounded_channel();
         let wal = Wal::start(

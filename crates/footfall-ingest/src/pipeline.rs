@@ -61,6 +61,18 @@ impl Dedup {
     pub fn insert(&self, id: u64) -> bool {
         self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
     }
+    /// Bulk load at start-up: each shard is sized once instead of growing step by step.
+    pub fn extend(&self, ids: Vec<u64>) {
+        let mut per_shard: Vec<Vec<u64>> = vec![Vec::new(); DEDUP_SHARDS];
+        for id in ids {
+            per_shard[id as usize % DEDUP_SHARDS].push(id);
+        }
+        for (shard, ids) in self.shards.iter().zip(per_shard) {
+            let mut set = shard.lock();
+            set.reserve(ids.len());
+            set.extend(ids);
+        }
+    }
     pub fn remove(&self, id: u64) {
         self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id);
     }

@@ -89,7 +89,9 @@ pub fn admin_token(path: &Path) -> anyhow::Result<String> {
 /// Builds the application state: storage, recovery, ingestion.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let trusted = config.trusted_proxy_nets().map_err(anyhow::Error::msg)?;
+    let started = std::time::Instant::now();
     let store = open_embedded(&config)?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "store opened");
     let storage = storage_of(&store);
     let token = admin_token(&config.admin_token_path())?;
     let max_timeout = storage
