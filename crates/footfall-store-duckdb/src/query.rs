@@ -933,6 +933,8 @@ pub fn execute(
             i64::try_from(q.pagination.offset).unwrap_or(i64::MAX),
         ));
 
+    // `FOOTFALL_LOG=footfall_store_duckdb=debug` shows the SQL of every Stats API query.
+    tracing::debug!(sql = %main.text, params = main.params.len(), "stats query");
     let ndims = q.dimensions.len();
     let nmetrics = q.metrics.len();
     let mut results = Vec::new();
