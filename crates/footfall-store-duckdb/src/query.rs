@@ -204,11 +204,20 @@ impl<'a> Builder<'a> {
             TimeGranularity::Week => "week",
             TimeGranularity::Month => "month",
         };
-        format!(
-            "strftime(date_trunc('{unit}', {}), '{}')",
-            self.local_time(col),
-            bucket_label_format(g)
-        )
+        // Grouped as timestamps; formatted as labels only in `final` (per group, not per
+        // row: formatting 3M rows cost half of a 30-day timeseries at 10M events).
+        format!("date_trunc('{unit}', {})", self.local_time(col))
+    }
+
+    /// The output column of dimension `i` in `final`: time buckets become labels.
+    fn dim_output(&self, i: usize, d: &Dimension) -> String {
+        match d {
+            Dimension::Time(g) => {
+                let g = footfall_core::query::resolve_granularity(*g, &self.q.range);
+                format!("strftime(d{i}, '{}') AS d{i}", bucket_label_format(g))
+            }
+            _ => format!("d{i}"),
+        }
     }
 
     fn prop_alias(&self, key: &str) -> String {
@@ -772,8 +781,8 @@ impl<'a> Builder<'a> {
         }
         let mut fin = Sql::default();
         fin.push("final AS (SELECT ");
-        for i in 0..self.dims().len() {
-            fin.push(&format!("d{i}, "));
+        for (i, d) in self.dims().iter().enumerate() {
+            fin.push(&format!("{}, ", self.dim_output(i, d)));
         }
         let metric_sql: Vec<String> = self
             .q
