@@ -102,6 +102,13 @@ impl Inner {
             .cloned()
     }
 
+    /// The site named in a request path or body, or 404 naming it.
+    pub fn existing_site(&self, domain: &str) -> Result<Arc<Site>, ApiError> {
+        self.site(domain).ok_or_else(|| {
+            ApiError::not_found("unknown_site", format!("site {domain:?} does not exist"))
+        })
+    }
+
     pub fn site_timeout(&self, site_id: u32) -> u32 {
         self.indexes
             .read()

@@ -27,9 +27,7 @@ fn admin_site(
 ) -> ApiResult<std::sync::Arc<footfall_store::Site>> {
     let caller = state.authenticate(bearer(headers))?;
     state.require_admin(&caller)?;
-    state.site(domain).ok_or_else(|| {
-        ApiError::not_found("unknown_site", format!("site {domain:?} does not exist"))
-    })
+    state.existing_site(domain)
 }
 
 /// Erases every event of one visitor, named by the id the site sent (`visitor_id`).

@@ -25,9 +25,7 @@ pub fn router() -> Router<AppState> {
 /// Resolves the site named in a request and checks the caller may read its stats.
 fn stats_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
     let caller = state.authenticate(bearer(headers))?;
-    let site = state.site(domain).ok_or_else(|| {
-        ApiError::not_found("unknown_site", format!("site {domain:?} does not exist"))
-    })?;
+    let site = state.existing_site(domain)?;
     state.authorize(&caller, &site, KeyScope::Stats)?;
     Ok(site)
 }
