@@ -8,7 +8,7 @@ pub mod wal;
 pub mod wire;
 
 use footfall_core::{DropReason, Event};
-use footfall_store::{EventSink, MetaStore, Site};
+use footfall_store::{EventSink, LiveState, MetaStore, Site};
 use parking_lot::Mutex;
 use pipeline::{HitContext, HitOutcome, Pipeline};
 use salts::{SaltBook, day_of};
@@ -87,6 +87,7 @@ impl Ingestor {
         cfg: IngestConfig,
         sink: Arc<dyn EventSink>,
         meta: Arc<dyn MetaStore>,
+        live: Arc<dyn LiveState>,
         max_timeout_secs: u32,
     ) -> Result<Arc<Ingestor>, IngestError> {
         let checkpoint = sink.checkpoint().await?;
@@ -147,6 +148,7 @@ impl Ingestor {
         tokio::spawn(store_writer(
             applied_rx,
             sink,
+            live,
             wal.clone(),
             backlog.clone(),
             stored.clone(),
@@ -266,6 +268,7 @@ impl Ingestor {
 async fn store_writer(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Durable>,
     sink: Arc<dyn EventSink>,
+    live: Arc<dyn LiveState>,
     wal: Wal,
     backlog: Arc<AtomicUsize>,
     stored: Arc<AtomicU64>,
@@ -298,6 +301,9 @@ async fn store_writer(
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
+        }
+        if let Err(e) = live.record(&events).await {
+            tracing::warn!(error = %e, "could not update live state");
         }
         backlog.fetch_sub(n, Ordering::Relaxed);
         stored.fetch_add(n as u64, Ordering::Relaxed);

@@ -63,6 +63,7 @@ pub fn storage_of(store: &DuckStore) -> Storage {
         events: Arc::new(store.clone()),
         query: Arc::new(store.clone()),
         meta: Arc::new(store.clone()),
+        live: Arc::new(footfall_store::memory::MemoryLive::default()),
     }
 }
 
@@ -110,6 +111,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         },
         storage.events.clone(),
         storage.meta.clone(),
+        storage.live.clone(),
         max_timeout,
     )
     .await

@@ -4,7 +4,9 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use footfall_ingest::Ingestor;
-use footfall_store::{ApiKey, EventQuery, EventSink, KeyScope, MetaStore, Site, StoreResult};
+use footfall_store::{
+    ApiKey, EventQuery, EventSink, KeyScope, LiveState, MetaStore, Site, StoreResult,
+};
 use ipnet::IpNet;
 use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
@@ -18,6 +20,7 @@ pub struct Storage {
     pub events: Arc<dyn EventSink>,
     pub query: Arc<dyn EventQuery>,
     pub meta: Arc<dyn MetaStore>,
+    pub live: Arc<dyn LiveState>,
 }
 
 #[derive(Default)]

@@ -179,3 +179,27 @@ pub trait MetaStore: Send + Sync {
     async fn add_drops(&self, site_id: u32, reason: &str, count: u64) -> StoreResult<()>;
     async fn drops(&self, site_id: u32) -> StoreResult<Vec<DropCount>>;
 }
+
+/// A visitor seen recently, for realtime views.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActiveVisitor {
+    pub visitor_id: u64,
+    pub session_id: u64,
+    pub pathname: String,
+    pub last_seen_us: i64,
+}
+
+/// Short-lived shared state: who is on a site right now, and rate-limit buckets.
+/// In process when embedded; Redis in a cluster, so every node sees the same.
+#[async_trait]
+pub trait LiveState: Send + Sync {
+    /// Records stored events (engagement beacons included: the visitor is still there).
+    async fn record(&self, events: &[Event]) -> StoreResult<()>;
+    /// Visitors of a site whose last event is at or after `since_us`, newest first.
+    async fn active_visitors(&self, site_id: u32, since_us: i64)
+    -> StoreResult<Vec<ActiveVisitor>>;
+    /// Takes one token from `key`'s bucket of `per_hour` tokens; false when empty.
+    async fn take_rate_token(&self, key: &str, per_hour: u32, now_us: i64) -> StoreResult<bool>;
+}
+
+pub mod memory;

@@ -72,3 +72,62 @@ fn erase_and_prune_delete_exactly_what_they_name() {
         .expect("prune");
     assert_json_error("prune with 0 days", r, 400);
 }
+
+#[test]
+fn realtime_lists_current_visitors_and_their_pages() {
+    let s = Server::start();
+    s.add_site(SITE, "UTC");
+    let stats = s.create_key(SITE, "stats");
+    // Two visitors now (one on /pricing twice, then /), via the Events API.
+    for (ip, path) in [
+        ("203.0.113.1", "/pricing"),
+        ("203.0.113.2", "/pricing"),
+        ("203.0.113.1", "/"),
+    ] {
+        let r = s
+            .http
+            .post(s.url("/api/event"))
+            .header("User-Agent", common::CHROME_UA)
+            .header("X-Forwarded-For", ip)
+            .body(
+                json!({"n": "pageview", "u": format!("https://{SITE}{path}"), "d": SITE})
+                    .to_string(),
+            )
+            .send()
+            .expect("event");
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    let url = s.url(&format!("/api/v1/sites/{SITE}/realtime"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let body: Value = loop {
+        let body: Value = s
+            .http
+            .get(&url)
+            .bearer_auth(&stats)
+            .send()
+            .expect("realtime")
+            .json()
+            .expect("json");
+        if body["visitors_last_5_minutes"] == 2 || std::time::Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body["visitors_last_5_minutes"], 2, "{body}");
+    assert_eq!(body["active_sessions"], 2, "{body}");
+    let pages: Vec<(String, u64)> = body["current_pages"]
+        .as_array()
+        .expect("current_pages")
+        .iter()
+        .map(|p| {
+            (
+                p["page"].as_str().unwrap_or_default().to_string(),
+                p["visitors"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pages,
+        vec![("/".to_string(), 1), ("/pricing".to_string(), 1)]
+    );
+}

@@ -84,7 +84,7 @@ async fn get_drops(
     ))
 }
 
-/// Visitors seen in the last 5 minutes and visits still open, from the sessionizer.
+/// Visitors seen in the last 5 minutes and visits still open, from the live state.
 async fn get_realtime(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -92,16 +92,29 @@ async fn get_realtime(
 ) -> ApiResult<Json<Value>> {
     let site = stats_site(&state, &headers, &domain)?;
     let now = chrono::Utc::now().timestamp_micros();
-    let sessions = &state.ingestor.pipeline.sessions;
-    let recent = sessions.active(site.id, now - 5 * 60 * 1_000_000);
-    let open = sessions.active(
-        site.id,
-        now - i64::from(site.session_timeout_secs) * 1_000_000,
-    );
-    let visitors: std::collections::HashSet<u64> = recent.iter().map(|s| s.visitor_id).collect();
+    let timeout_us = i64::from(site.session_timeout_secs) * 1_000_000;
+    let open = state
+        .storage
+        .live
+        .active_visitors(site.id, now - timeout_us)
+        .await?;
+    let recent: Vec<_> = open
+        .iter()
+        .filter(|v| v.last_seen_us >= now - 5 * 60 * 1_000_000)
+        .collect();
+    let mut pages: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for v in &recent {
+        *pages.entry(v.pathname.as_str()).or_insert(0) += 1;
+    }
+    let mut current_pages: Vec<_> = pages
+        .into_iter()
+        .map(|(page, visitors)| json!({"page": page, "visitors": visitors}))
+        .collect();
+    current_pages.sort_by_key(|p| std::cmp::Reverse(p["visitors"].as_u64()));
     Ok(Json(json!({
         "site": site.domain,
-        "visitors_last_5_minutes": visitors.len(),
+        "visitors_last_5_minutes": recent.len(),
         "active_sessions": open.len(),
+        "current_pages": current_pages,
     })))
 }
