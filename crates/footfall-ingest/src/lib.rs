@@ -15,7 +15,7 @@ use salts::{SaltBook, day_of};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wal::{Durable, Wal};
 
@@ -76,8 +76,6 @@ pub struct Ingestor {
     max_backlog: usize,
     pub drops: DropCounter,
     meta: Arc<dyn MetaStore>,
-    /// Events written to the store since start (for health and benchmarks).
-    pub stored: Arc<AtomicU64>,
 }
 
 impl Ingestor {
@@ -144,14 +142,12 @@ impl Ingestor {
             applied_tx,
         )?;
         let backlog = Arc::new(AtomicUsize::new(0));
-        let stored = Arc::new(AtomicU64::new(0));
         tokio::spawn(store_writer(
             applied_rx,
             sink,
             live,
             wal.clone(),
             backlog.clone(),
-            stored.clone(),
             cfg.store_batch,
         ));
         let ingestor = Arc::new(Ingestor {
@@ -161,7 +157,6 @@ impl Ingestor {
             max_backlog: cfg.max_backlog,
             drops: DropCounter::default(),
             meta,
-            stored,
         });
         ingestor.persist_salts().await;
         Ok(ingestor)
@@ -271,7 +266,6 @@ async fn store_writer(
     live: Arc<dyn LiveState>,
     wal: Wal,
     backlog: Arc<AtomicUsize>,
-    stored: Arc<AtomicU64>,
     max_batch: usize,
 ) {
     while let Some(first) = rx.recv().await {
@@ -306,7 +300,6 @@ async fn store_writer(
             tracing::warn!(error = %e, "could not update live state");
         }
         backlog.fetch_sub(n, Ordering::Relaxed);
-        stored.fetch_add(n as u64, Ordering::Relaxed);
         wal.applied_up_to(lsn);
     }
 }

@@ -97,19 +97,4 @@ impl SessionTable {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Open visits of one site whose last event is at or after `since_us`.
-    pub fn active(&self, site_id: u32, since_us: i64) -> Vec<OpenSession> {
-        let mut out = Vec::new();
-        for shard in &self.shards {
-            out.extend(
-                shard
-                    .lock()
-                    .iter()
-                    .filter(|((site, _), s)| *site == site_id && s.last_us >= since_us)
-                    .map(|(_, s)| s.clone()),
-            );
-        }
-        out
-    }
 }

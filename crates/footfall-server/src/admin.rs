@@ -2,7 +2,8 @@
 //! validate and create things the same way.
 
 use crate::state::{hash_secret, normalize_domain};
-use footfall_store::{ApiKey, KeyScope, MetaStore, Site, StoreError, StoreResult};
+use footfall_core::identity::client_visitor_id;
+use footfall_store::{ApiKey, EventSink, KeyScope, MetaStore, Site, StoreError, StoreResult};
 use rand::RngCore;
 
 /// Validates and adds a site.
@@ -61,4 +62,27 @@ pub async fn find_site(meta: &dyn MetaStore, domain: &str) -> StoreResult<Site> 
                 "site {domain:?}; list sites with `footfall site list`"
             ))
         })
+}
+
+/// The stored visitor id of a site's client-given `visitor_id`.
+pub fn visitor_id_of(site: &Site, visitor: &str) -> u64 {
+    client_visitor_id(site.id, visitor)
+}
+
+/// GDPR erase: deletes every event of one visitor; returns how many.
+pub async fn erase_visitor(events: &dyn EventSink, site: &Site, visitor: &str) -> StoreResult<u64> {
+    events
+        .erase_visitor(site.id, visitor_id_of(site, visitor))
+        .await
+}
+
+/// Retention: deletes a site's events older than `days` (at least 1) days.
+pub async fn prune(events: &dyn EventSink, site: &Site, days: u32) -> StoreResult<u64> {
+    if days == 0 {
+        return Err(StoreError::Invalid(
+            "`older_than_days` must be an integer >= 1".into(),
+        ));
+    }
+    let before_us = chrono::Utc::now().timestamp_micros() - i64::from(days) * 86_400 * 1_000_000;
+    events.delete_before(site.id, before_us).await
 }

@@ -92,15 +92,6 @@ impl DuckStore {
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
-
-    /// Forces a checkpoint so the DuckDB WAL is folded into the main file.
-    pub fn checkpoint_file(&self) -> StoreResult<()> {
-        self.inner
-            .writer
-            .lock()
-            .execute_batch("CHECKPOINT")
-            .map_err(db_err)
-    }
 }
 
 impl Inner {

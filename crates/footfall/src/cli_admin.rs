@@ -292,8 +292,7 @@ pub async fn erase_visitor(config: &Config, site: &str, visitor: &str) -> anyhow
     } else {
         let store = open_embedded(config)?;
         let site = admin::find_site(&store, site).await?;
-        let id = footfall_core::identity::client_visitor_id(site.id, visitor);
-        footfall_store::EventSink::erase_visitor(&store, site.id, id).await?
+        admin::erase_visitor(&store, &site, visitor).await?
     };
     println!("erased {deleted} events of visitor {visitor}");
     Ok(())
@@ -301,9 +300,6 @@ pub async fn erase_visitor(config: &Config, site: &str, visitor: &str) -> anyhow
 
 /// Retention: deletes a site's events older than `days` days, online or offline.
 pub async fn prune(config: &Config, site: &str, days: u32) -> anyhow::Result<()> {
-    if days == 0 {
-        bail!("--older-than-days must be at least 1");
-    }
     let deleted = if let Some(server) = RunningServer::discover(config).await {
         let body = json!({"older_than_days": days});
         let path = format!("/api/v1/sites/{site}/prune");
@@ -315,8 +311,7 @@ pub async fn prune(config: &Config, site: &str, days: u32) -> anyhow::Result<()>
     } else {
         let store = open_embedded(config)?;
         let site = admin::find_site(&store, site).await?;
-        let before = chrono::Utc::now().timestamp_micros() - i64::from(days) * 86_400 * 1_000_000;
-        footfall_store::EventSink::delete_before(&store, site.id, before).await?
+        admin::prune(&store, &site, days).await?
     };
     println!("deleted {deleted} events older than {days} days");
     Ok(())

@@ -1,5 +1,6 @@
 //! Retention and GDPR erasure (DESIGN §7). Admin token only: both delete data for good.
 
+use crate::admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{bearer, parse_json, read_body};
 use crate::state::AppState;
@@ -8,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use footfall_core::identity::client_visitor_id;
 use serde_json::{Value, json};
 
 pub fn router() -> Router<AppState> {
@@ -37,18 +37,14 @@ async fn delete_visitor(
     Path((domain, visitor)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let site = admin_site(&state, &headers, &domain)?;
-    let visitor_id = client_visitor_id(site.id, &visitor);
+    let visitor_id = admin::visitor_id_of(&site, &visitor);
     // Forget the open visit too, so later events do not continue it.
     state
         .ingestor
         .pipeline
         .sessions
         .with(site.id, visitor_id, |slot| *slot = None);
-    let deleted = state
-        .storage
-        .events
-        .erase_visitor(site.id, visitor_id)
-        .await?;
+    let deleted = admin::erase_visitor(state.storage.events.as_ref(), &site, &visitor).await?;
     Ok(Json(
         json!({"site": site.domain, "visitor_id": visitor, "deleted_events": deleted}),
     ))
@@ -66,6 +62,7 @@ async fn post_prune(
     let days = request
         .get("older_than_days")
         .and_then(Value::as_u64)
+        .and_then(|d| u32::try_from(d).ok())
         .filter(|d| *d >= 1)
         .ok_or_else(|| {
             ApiError::bad_request(
@@ -73,12 +70,7 @@ async fn post_prune(
                 "`older_than_days` must be an integer >= 1",
             )
         })?;
-    let before_us = chrono::Utc::now().timestamp_micros() - days as i64 * 86_400 * 1_000_000;
-    let deleted = state
-        .storage
-        .events
-        .delete_before(site.id, before_us)
-        .await?;
+    let deleted = admin::prune(state.storage.events.as_ref(), &site, days).await?;
     Ok(Json(
         json!({"site": site.domain, "older_than_days": days, "deleted_events": deleted}),
     ))
