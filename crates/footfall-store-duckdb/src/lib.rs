@@ -15,7 +15,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Forward-only migrations, applied in order at open; the applied version is recorded.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_sessions.sql")),
+];
+
+/// SQL run after a migration's file in the same transaction (data steps shared with Rust).
+fn migration_data_step(version: u32) -> String {
+    match version {
+        2 => format!("{};", sink::session_rollup_sql("true")),
+        _ => String::new(),
+    }
+}
 
 /// Resource limits handed to DuckDB.
 #[derive(Debug, Clone)]
@@ -124,7 +135,8 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
         .map_err(db_err)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         conn.execute_batch(&format!(
-            "BEGIN; {sql}; INSERT INTO schema_version VALUES ({version}, now()::TIMESTAMP); COMMIT;"
+            "BEGIN; {sql}; {}INSERT INTO schema_version VALUES ({version}, now()::TIMESTAMP); COMMIT;",
+            migration_data_step(*version)
         ))
         .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
     }

@@ -73,6 +73,10 @@ struct Builder<'a> {
     /// Property keys joined as p0, p1, ... (from dimensions and filters).
     prop_keys: Vec<String>,
     need_exits: bool,
+    /// Read visits from the `sessions` rollup where the query allows it (see `rollup_visits`).
+    use_rollup: bool,
+    /// Set while writing SQL over `sessions e`, where exit pages are columns of `e`.
+    over_sessions: std::cell::Cell<bool>,
 }
 
 fn collect_prop_keys(f: &Filter, out: &mut Vec<String>) {
@@ -105,7 +109,7 @@ fn strip_goal_filters(filters: &[Filter]) -> Vec<Filter> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(q: &'a Query, site: &'a SiteContext, site_id: u32) -> Self {
+    fn new(q: &'a Query, site: &'a SiteContext, site_id: u32, use_rollup: bool) -> Self {
         let mut prop_keys = Vec::new();
         for d in &q.dimensions {
             if let Dimension::EventProps(k) = d
@@ -132,6 +136,8 @@ impl<'a> Builder<'a> {
             end_us: q.range.end_utc.timestamp_micros(),
             prop_keys,
             need_exits,
+            use_rollup,
+            over_sessions: std::cell::Cell::new(false),
         }
     }
 
@@ -232,6 +238,12 @@ impl<'a> Builder<'a> {
             Dimension::EventHostname => "e.hostname".into(),
             Dimension::EventName => "e.name".into(),
             Dimension::EventProps(k) => format!("COALESCE({}.value, '(none)')", self.prop_alias(k)),
+            Dimension::Visit(VisitAttr::ExitPage) if self.over_sessions.get() => {
+                "e.exit_page".into()
+            }
+            Dimension::Visit(VisitAttr::ExitPageHostname) if self.over_sessions.get() => {
+                "e.exit_hostname".into()
+            }
             Dimension::Visit(VisitAttr::ExitPage) => "x.exit_page".into(),
             Dimension::Visit(VisitAttr::ExitPageHostname) => "x.exit_hostname".into(),
             Dimension::Visit(VisitAttr::City) => "CAST(e.city AS VARCHAR)".into(),
@@ -475,8 +487,8 @@ impl<'a> Builder<'a> {
     fn exits_cte(&self, sql: &mut Sql) {
         sql.push(&format!(
             "exits AS (SELECT session_id, \
-             COALESCE(arg_max(pathname, ts) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(pathname, ts)) AS exit_page, \
-             COALESCE(arg_max(hostname, ts) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(hostname, ts)) AS exit_hostname \
+             COALESCE(arg_max(pathname, (ts, event_id)) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(pathname, (ts, event_id))) AS exit_page, \
+             COALESCE(arg_max(hostname, (ts, event_id)) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(hostname, (ts, event_id))) AS exit_hostname \
              FROM events WHERE site_id = "
         ));
         self.bind_site(sql);
@@ -597,6 +609,74 @@ impl<'a> Builder<'a> {
         self.dims().iter().any(Dimension::is_event)
     }
 
+    /// Every filter and dimension is a visit attribute or time, so each visit either
+    /// matches as a whole or not at all: visit metrics can come from the `sessions`
+    /// rollup (one row per visit) instead of grouping the range's events by visit.
+    fn rollup_visits(&self) -> bool {
+        self.use_rollup
+            && !self.dims().iter().any(Dimension::is_event)
+            && !self.q.filters_on(&|d| !matches!(d, Dimension::Visit(_)))
+    }
+
+    /// Visitors from the rollup too; not with time buckets (a visit spanning two buckets
+    /// counts in both).
+    fn rollup_visitors(&self) -> bool {
+        self.rollup_visits() && !self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
+    }
+
+    /// `sv AS (...)`: visitor id and group keys of the visits with a hit (a non-engagement
+    /// event) in range. A visit starting in range has one (its first event); for the few
+    /// that started earlier and are still going at the start, the events say.
+    fn rollup_visitors_cte(&self, sql: &mut Sql) {
+        self.over_sessions.set(true);
+        sql.push("sv AS (SELECT e.visitor_id");
+        for (i, d) in self.dims().iter().enumerate() {
+            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
+        }
+        sql.push(" FROM sessions e WHERE e.site_id = ");
+        self.bind_site(sql);
+        sql.push(" AND e.session_start < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(" AND e.last_hit_ts >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" AND (e.session_start >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" OR e.session_id IN (SELECT session_id FROM events WHERE site_id = ");
+        self.bind_site(sql);
+        sql.push(" AND ts >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" AND ts < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(" AND session_start < ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(&format!(" AND name <> '{ENGAGEMENT}')) AND "));
+        self.filters_cond(&self.q.filters, sql);
+        sql.push(")");
+        self.over_sessions.set(false);
+    }
+
+    /// `sess AS (...)` from the rollup: the visits starting in range that match.
+    fn rollup_sess_cte(&self, sql: &mut Sql) {
+        self.over_sessions.set(true);
+        sql.push(
+            "sess AS (SELECT e.session_id, e.first_ts, e.last_ts, e.pageviews AS pv, \
+             e.interactive AS inter, e.entry_page",
+        );
+        for (i, d) in self.dims().iter().enumerate() {
+            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Visits)));
+        }
+        sql.push(" FROM sessions e WHERE e.site_id = ");
+        self.bind_site(sql);
+        sql.push(" AND e.session_start >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" AND e.session_start < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(" AND ");
+        self.filters_cond(&self.q.filters, sql);
+        sql.push(")");
+        self.over_sessions.set(false);
+    }
+
     /// Condition on `sess` for bounce rate: with `event:page` filters, visits that
     /// entered on a matching page (Plausible).
     fn entry_cond(&self, sql: &mut Sql) {
@@ -637,22 +717,52 @@ impl<'a> Builder<'a> {
         }
         let mut parts: Vec<&str> = Vec::new();
         if self.needs_events() || self.needs_engagement() || self.needs_scroll() {
-            let mut s = Sql::default();
-            self.rows_cte(
-                &mut s,
-                "r_ev",
-                Window::Events,
-                &self.q.filters,
-                self.needs_engagement(),
-            );
-            ctes.push(s);
+            let rollup_visitors = self.rollup_visitors();
+            let counts = self.has_metric(|m| matches!(m, Metric::Pageviews | Metric::Events));
+            if !rollup_visitors || counts || self.needs_engagement() || self.needs_scroll() {
+                let mut s = Sql::default();
+                self.rows_cte(
+                    &mut s,
+                    "r_ev",
+                    Window::Events,
+                    &self.q.filters,
+                    self.needs_engagement(),
+                );
+                ctes.push(s);
+            }
             let src = self.grouped("r_ev");
             let mut s = Sql::default();
-            s.push(&format!(
-                "tot AS (SELECT count(DISTINCT visitor_id) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
-            ));
+            if rollup_visitors {
+                self.rollup_visitors_cte(&mut s);
+                s.push(", tot AS (SELECT count(DISTINCT visitor_id) AS n FROM sv)");
+            } else {
+                s.push(&format!(
+                    "tot AS (SELECT count(DISTINCT visitor_id) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
+                ));
+            }
             ctes.push(s);
-            if self.needs_events() {
+            if self.needs_events() && rollup_visitors {
+                let mut s = Sql::default();
+                s.push(&format!(
+                    "ev_v AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors FROM sv WHERE true{excl}{gb})"
+                ));
+                if counts {
+                    let join = if dc.is_empty() {
+                        "CROSS JOIN ev_c".to_string()
+                    } else {
+                        format!("FULL OUTER JOIN ev_c USING ({dc})")
+                    };
+                    s.push(&format!(
+                        ", ev_c AS (SELECT {dsel}count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, \
+                         count(*) AS events FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb}), \
+                         ev AS (SELECT * FROM ev_v {join})"
+                    ));
+                } else {
+                    s.push(", ev AS (SELECT * FROM ev_v)");
+                }
+                ctes.push(s);
+                parts.push("ev");
+            } else if self.needs_events() {
                 let mut s = Sql::default();
                 s.push(&format!(
                     "ev AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors, \
@@ -693,7 +803,18 @@ impl<'a> Builder<'a> {
             ));
             ctes.push(s);
         }
-        if self.needs_visits() {
+        if self.needs_visits() && self.rollup_visits() {
+            let mut s = Sql::default();
+            self.rollup_sess_cte(&mut s);
+            s.push(&format!(
+                ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
+                 count(*) FILTER (WHERE pv <= 1 AND inter = 0) AS s_bounces, \
+                 count(*) AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
+                 FROM sess WHERE true{excl}{gb}), vis AS (SELECT *, s_visits AS visits FROM vs)"
+            ));
+            ctes.push(s);
+            parts.push("vis");
+        } else if self.needs_visits() {
             let mut s = Sql::default();
             self.rows_cte(&mut s, "r_vis", Window::Visits, &self.q.filters, false);
             // Per session; group keys: visit/time keys are constant within a session, event
@@ -927,6 +1048,16 @@ fn check_regexes(conn: &duckdb::Connection, q: &Query) -> Result<(), ExecError> 
     Ok(())
 }
 
+/// Where visit-level numbers come from. Both give the same answers (tested); `Raw`
+/// exists for that test and for comparing plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// The `sessions` rollup wherever the query allows it.
+    Rollup,
+    /// Always group the events themselves.
+    Raw,
+}
+
 /// Runs `q` for the site with numeric id `site_id`.
 pub fn execute(
     conn: &duckdb::Connection,
@@ -934,8 +1065,19 @@ pub fn execute(
     site: &SiteContext,
     q: &Query,
 ) -> Result<QueryOutput, ExecError> {
+    execute_with(conn, site_id, site, q, Plan::Rollup)
+}
+
+/// [`execute`] with an explicit plan.
+pub fn execute_with(
+    conn: &duckdb::Connection,
+    site_id: u32,
+    site: &SiteContext,
+    q: &Query,
+    plan: Plan,
+) -> Result<QueryOutput, ExecError> {
     check_regexes(conn, q)?;
-    let b = Builder::new(q, site, site_id);
+    let b = Builder::new(q, site, site_id, plan == Plan::Rollup);
     let base = b.build();
 
     let mut main = base.clone();
@@ -1117,6 +1259,8 @@ mod tests {
         let conn = duckdb::Connection::open_in_memory().expect("duckdb");
         conn.execute_batch(include_str!("../migrations/0001_init.sql"))
             .expect("migration");
+        conn.execute_batch(include_str!("../migrations/0002_sessions.sql"))
+            .expect("migration");
         let pv = |ts, path| -> Ev { (ts, "pageview", path, true, 0, None, None) };
         let s = |id, visitor, source, device, country, city, entry| Sess {
             id,
@@ -1243,6 +1387,8 @@ mod tests {
             &google(10, 1, "/"),
             &[pv("2024-03-10 16:00:00", "/")],
         );
+        conn.execute_batch(&crate::sink::session_rollup_sql("true"))
+            .expect("session rollup");
         conn
     }
 
@@ -1268,7 +1414,15 @@ mod tests {
             .expect("now")
             .with_timezone(&chrono::Utc);
         let q = parse_query(&body, &site(), now).expect("valid query");
-        execute(conn, 1, &site(), &q).expect("query runs")
+        let out = execute_with(conn, 1, &site(), &q, Plan::Rollup).expect("query runs");
+        // Every query of these tests also checks that the rollup path returns exactly what
+        // grouping the raw events returns.
+        let raw = execute_with(conn, 1, &site(), &q, Plan::Raw).expect("raw query runs");
+        assert_eq!(
+            out.results, raw.results,
+            "rollup and raw plans differ for {body}"
+        );
+        out
     }
 
     /// Results as [[dims], [metrics]] pairs.

@@ -72,17 +72,84 @@ fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
     Ok(())
 }
 
+/// `sessions` rows recomputed from `events` for the visits picked by `{cond}` (a condition
+/// on `events`). The exit tie-break on `event_id` matches the query builder's raw path.
+pub(crate) fn session_rollup_sql(cond: &str) -> String {
+    format!(
+        "INSERT INTO sessions
+SELECT site_id, session_id,
+       any_value(visitor_id), min(session_start), min(ts), max(ts),
+       coalesce(max(ts) FILTER (WHERE name <> 'engagement'), min(ts)),
+       count(*) FILTER (WHERE name = 'pageview'),
+       count(*) FILTER (WHERE name <> 'engagement'),
+       count(*) FILTER (WHERE name NOT IN ('pageview', 'engagement') AND interactive),
+       any_value(entry_page), any_value(entry_hostname),
+       coalesce(arg_max(pathname, (ts, event_id)) FILTER (WHERE name = 'pageview'), arg_max(pathname, (ts, event_id))),
+       coalesce(arg_max(hostname, (ts, event_id)) FILTER (WHERE name = 'pageview'), arg_max(hostname, (ts, event_id))),
+       any_value(referrer), any_value(source), any_value(channel),
+       any_value(utm_source), any_value(utm_medium), any_value(utm_campaign),
+       any_value(utm_content), any_value(utm_term),
+       any_value(device), any_value(browser), any_value(browser_version),
+       any_value(os), any_value(os_version),
+       any_value(country), any_value(region), any_value(city),
+       any_value(country_name), any_value(region_name), any_value(city_name), any_value(org)
+FROM events WHERE {cond}
+GROUP BY site_id, session_id"
+    )
+}
+
+/// Recomputes the `sessions` rows of the visits listed in the writer connection's
+/// `touched_sessions` temp table. `min_id` lets zone maps skip row groups older than
+/// the oldest touched visit (ids are sequential, so old row groups hold only smaller ones).
+fn refresh_touched_sessions(conn: &Connection, min_id: u64) -> duckdb::Result<()> {
+    const PICK: &str =
+        "session_id >= ? AND session_id IN (SELECT session_id FROM touched_sessions)";
+    conn.execute(
+        &format!("DELETE FROM sessions WHERE {PICK}"),
+        params![min_id],
+    )?;
+    conn.execute(&session_rollup_sql(PICK), params![min_id])?;
+    conn.execute("DELETE FROM touched_sessions", [])?;
+    Ok(())
+}
+
+/// Fills `touched_sessions` with the distinct visits of `ids`; returns the smallest.
+fn stage_touched_sessions(
+    conn: &Connection,
+    ids: impl Iterator<Item = u64>,
+) -> duckdb::Result<Option<u64>> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS touched_sessions (session_id UBIGINT); \
+         DELETE FROM touched_sessions;",
+    )?;
+    let mut ids: Vec<u64> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut app = conn.appender("touched_sessions")?;
+    for id in &ids {
+        app.append_row(params![id])?;
+    }
+    app.flush()?;
+    Ok(ids.first().copied())
+}
+
 impl Inner {
     fn append_with_lsn(&self, events: &[Event], lsn: u64) -> StoreResult<()> {
         let conn = self.writer.lock();
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
-        let result = append_events(&conn, events).and_then(|()| {
-            conn.execute(
-                "INSERT OR REPLACE INTO wal_checkpoint VALUES (0, ?)",
-                params![lsn],
-            )
-            .map(|_| ())
-        });
+        let result = append_events(&conn, events)
+            .and_then(|()| stage_touched_sessions(&conn, events.iter().map(|e| e.session_id)))
+            .and_then(|min| match min {
+                Some(min) => refresh_touched_sessions(&conn, min),
+                None => Ok(()),
+            })
+            .and_then(|()| {
+                conn.execute(
+                    "INSERT OR REPLACE INTO wal_checkpoint VALUES (0, ?)",
+                    params![lsn],
+                )
+                .map(|_| ())
+            });
         match result {
             Ok(()) => conn.execute_batch("COMMIT").map_err(db_err),
             Err(e) => {
@@ -91,21 +158,34 @@ impl Inner {
             }
         }
     }
+
+    /// Runs `f` in one transaction on the writer connection.
+    fn write_tx<R>(&self, f: impl FnOnce(&Connection) -> duckdb::Result<R>) -> StoreResult<R> {
+        let conn = self.writer.lock();
+        conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
+        match f(&conn) {
+            Ok(r) => {
+                conn.execute_batch("COMMIT").map_err(db_err)?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(db_err(e))
+            }
+        }
+    }
 }
 
+/// Visits active in the last `window` seconds before each site's newest event, from the
+/// rollup (start-up reads these to continue visits across a restart).
 const RECENT_SESSIONS_SQL: &str = "
-WITH newest AS (SELECT site_id, max(ts) AS mx FROM events GROUP BY site_id)
-SELECT e.site_id, e.visitor_id, e.session_id,
-       epoch_us(min(e.session_start)), epoch_us(max(e.ts)),
-       any_value(entry_page), any_value(entry_hostname), any_value(referrer), any_value(source),
-       any_value(channel), any_value(utm_source), any_value(utm_medium), any_value(utm_campaign),
-       any_value(utm_content), any_value(utm_term), any_value(device), any_value(browser),
-       any_value(browser_version), any_value(os), any_value(os_version), any_value(country),
-       any_value(region), any_value(city), any_value(country_name), any_value(region_name),
-       any_value(city_name), any_value(org)
-FROM events e JOIN newest n ON e.site_id = n.site_id
-WHERE e.ts >= n.mx - to_seconds(?::BIGINT)
-GROUP BY e.site_id, e.visitor_id, e.session_id";
+WITH newest AS (SELECT site_id, max(last_ts) AS mx FROM sessions GROUP BY site_id)
+SELECT s.site_id, s.visitor_id, s.session_id, epoch_us(s.session_start), epoch_us(s.last_ts),
+       entry_page, entry_hostname, referrer, source, channel, utm_source, utm_medium,
+       utm_campaign, utm_content, utm_term, device, browser, browser_version, os, os_version,
+       country, region, city, country_name, region_name, city_name, org
+FROM sessions s JOIN newest n ON s.site_id = n.site_id
+WHERE s.last_ts >= n.mx - to_seconds(?::BIGINT)";
 
 #[async_trait]
 impl EventSink for DuckStore {
@@ -206,55 +286,71 @@ impl EventSink for DuckStore {
 
     async fn delete_before(&self, site_id: u32, before_us: i64) -> StoreResult<u64> {
         self.blocking(move |inner| {
-            let conn = inner.writer.lock();
-            conn.execute(
-                "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
-                 (SELECT event_id FROM events WHERE site_id = ? AND ts < ?)",
-                params![site_id, site_id, ts(before_us)],
-            )
-            .map_err(db_err)?;
-            let n = conn
-                .execute(
+            inner.write_tx(|conn| {
+                let cutoff = ts(before_us);
+                // Visits that straddle the cutoff keep their later events: recompute them.
+                let straddling = {
+                    let mut stmt = conn.prepare(
+                        "SELECT session_id FROM sessions WHERE site_id = ? AND first_ts < ? AND last_ts >= ?",
+                    )?;
+                    stmt.query_map(params![site_id, cutoff, cutoff], |r| r.get::<_, u64>(0))?
+                        .collect::<duckdb::Result<Vec<u64>>>()?
+                };
+                conn.execute(
+                    "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
+                     (SELECT event_id FROM events WHERE site_id = ? AND ts < ?)",
+                    params![site_id, site_id, cutoff],
+                )?;
+                let n = conn.execute(
                     "DELETE FROM events WHERE site_id = ? AND ts < ?",
-                    params![site_id, ts(before_us)],
-                )
-                .map_err(db_err)?;
-            Ok(n as u64)
+                    params![site_id, cutoff],
+                )?;
+                conn.execute(
+                    "DELETE FROM sessions WHERE site_id = ? AND first_ts < ?",
+                    params![site_id, cutoff],
+                )?;
+                if let Some(min) = stage_touched_sessions(conn, straddling.into_iter())? {
+                    refresh_touched_sessions(conn, min)?;
+                }
+                Ok(n as u64)
+            })
         })
         .await
     }
 
     async fn erase_visitor(&self, site_id: u32, visitor_id: u64) -> StoreResult<u64> {
         self.blocking(move |inner| {
-            let conn = inner.writer.lock();
-            conn.execute(
-                "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
-                 (SELECT event_id FROM events WHERE site_id = ? AND visitor_id = ?)",
-                params![site_id, site_id, visitor_id],
-            )
-            .map_err(db_err)?;
-            let n = conn
-                .execute(
+            inner.write_tx(|conn| {
+                conn.execute(
+                    "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
+                     (SELECT event_id FROM events WHERE site_id = ? AND visitor_id = ?)",
+                    params![site_id, site_id, visitor_id],
+                )?;
+                conn.execute(
+                    "DELETE FROM sessions WHERE site_id = ? AND visitor_id = ?",
+                    params![site_id, visitor_id],
+                )?;
+                let n = conn.execute(
                     "DELETE FROM events WHERE site_id = ? AND visitor_id = ?",
                     params![site_id, visitor_id],
-                )
-                .map_err(db_err)?;
-            Ok(n as u64)
+                )?;
+                Ok(n as u64)
+            })
         })
         .await
     }
 
     async fn delete_site_events(&self, site_id: u32) -> StoreResult<()> {
         self.blocking(move |inner| {
-            let conn = inner.writer.lock();
-            conn.execute(
-                "DELETE FROM event_props WHERE site_id = ?",
-                params![site_id],
-            )
-            .map_err(db_err)?;
-            conn.execute("DELETE FROM events WHERE site_id = ?", params![site_id])
-                .map_err(db_err)?;
-            Ok(())
+            inner.write_tx(|conn| {
+                for table in ["event_props", "sessions", "events"] {
+                    conn.execute(
+                        &format!("DELETE FROM {table} WHERE site_id = ?"),
+                        params![site_id],
+                    )?;
+                }
+                Ok(())
+            })
         })
         .await
     }
