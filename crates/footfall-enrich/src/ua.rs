@@ -12,6 +12,26 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 const REGEXES_YAML: &str = include_str!("../data/regexes.yaml");
+/// crawler-user-agents' patterns (MIT, one per line; see data/README.md).
+const CRAWLER_PATTERNS: &str = include_str!("../data/crawler-patterns.txt");
+/// crawler-user-agents patterns that also match people's browsers and apps in uap-core's
+/// corpora; the crawlers they name are still caught by the marker lists.
+const SKIPPED_CRAWLER_PATTERNS: &[&str] = &[
+    // "Opera Mini/4.4.39008/37.9178"
+    "008\\/",
+    // "WIRED/3.2.3" (the Wired iPad app)
+    "RED\\/",
+    // an Android 15 build id shared by many ordinary phones
+    "AP3A\\.240617\\.008",
+    // the WhatsApp app's own requests; the link previewer is `whatsapp_previewer`
+    "WhatsApp",
+    // "HTC Butterfly" phones; Topsy's crawler is the "butterfly/" marker
+    "Butterfly",
+    // "Lucky Ultra Sonic" phones; the crawlers are the "sonic/" marker
+    "Sonic",
+    // Yahoo Mail's Android app ("speedy;HTC"); Speedy Spider says "spider"
+    "speedy",
+];
 
 /// Longer user agents are cut (at a char boundary) before parsing and caching.
 const MAX_UA_BYTES: usize = 1024;
@@ -146,7 +166,6 @@ const CRAWLER_MARKERS: &[&str] = &[
     "inoreader",
     "theoldreader",
     "nextcloud-news",
-    "subscribers",
     "chatgpt-user",
     "claude-web",
     "anthropic",
@@ -155,13 +174,16 @@ const CRAWLER_MARKERS: &[&str] = &[
     "spawning-ai",
     "manus-user",
     "bingpreview",
+    "butterfly/",
+    "sonic/",
+    "ranksonic",
     "skypeuripreview",
-    "whatsapp/",
     "embedly",
     "link preview",
     "vkshare",
     "validator",
-    "w3c",
+    "w3c_",
+    "w3c-",
     "check_http",
     "checker",
     "check)",
@@ -278,7 +300,6 @@ const CRAWLER_MARKERS: &[&str] = &[
     "criticalcss",
     "critical path",
     "urlcheckr",
-    "radar",
     "speedtest",
     "evc-batch",
     "l9explore",
@@ -288,7 +309,6 @@ const CRAWLER_MARKERS: &[&str] = &[
     "matcher",
     "adbeat",
     "abuse.",
-    "websearch",
     "searchx",
     "funnelback",
     "mailto",
@@ -297,22 +317,25 @@ const CRAWLER_MARKERS: &[&str] = &[
     "http://",
     "https://",
     "+http",
-    ".com)",
     ".com;",
-    ".com/",
-    ".io/",
 ];
 
 /// Markers that contain a crawler marker but are ordinary browsers or devices.
 const NOT_CRAWLER: &[&str] = &["cubot"];
 
-/// Why a user agent is treated as a bot.
+/// Why a hit is treated as automated or unwanted. User agent parsing gives the first
+/// four; the others come from the referrer and the site's block rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BotReason {
     Crawler,
+    /// Headless browsers and automation (HeadlessChrome, Puppeteer, the tracker's
+    /// `navigator.webdriver` flag).
     Headless,
     HttpLibrary,
     Empty,
+    SpamReferrer,
+    /// A per-site block rule matched.
+    Blocked,
 }
 
 impl BotReason {
@@ -322,6 +345,8 @@ impl BotReason {
             BotReason::Headless => "headless",
             BotReason::HttpLibrary => "http_library",
             BotReason::Empty => "empty_user_agent",
+            BotReason::SpamReferrer => "spam_referrer",
+            BotReason::Blocked => "blocked",
         }
     }
 }
@@ -344,6 +369,9 @@ pub struct UaInfo {
 /// Thread-safe parser with a bounded cache; share it in an `Arc`.
 pub struct UaParser {
     extractor: ua_parser::Extractor<'static>,
+    /// All crawler-user-agents patterns as one alternation (the regex engine's literal
+    /// prefilter makes one pass much cheaper than a pattern-by-pattern loop).
+    crawlers: regex::Regex,
     shards: Vec<Mutex<HashMap<Box<str>, Arc<UaInfo>>>>,
     hasher: RandomState,
 }
@@ -362,8 +390,20 @@ impl UaParser {
             serde_yaml::from_str(REGEXES_YAML).expect("embedded regexes.yaml parses");
         let extractor =
             ua_parser::Extractor::try_from(regexes).expect("embedded regexes.yaml compiles");
+        let alternation = CRAWLER_PATTERNS
+            .lines()
+            .filter(|p| !p.is_empty() && !SKIPPED_CRAWLER_PATTERNS.contains(p))
+            .map(|p| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let crawlers = regex::RegexBuilder::new(&alternation)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .expect("embedded crawler patterns compile");
         UaParser {
             extractor,
+            crawlers,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
         }
@@ -413,7 +453,8 @@ impl UaParser {
         }
         let dev_family = d.as_ref().map_or("", |d| d.device.as_ref());
         let lower = ua.to_ascii_lowercase();
-        info.bot = bot_reason(&lower, dev_family == "Spider");
+        info.bot = bot_reason(&lower, dev_family == "Spider")
+            .or_else(|| self.crawlers.is_match(ua).then_some(BotReason::Crawler));
         info.device = if info.bot.is_some() {
             "Bot".into()
         } else {
@@ -437,7 +478,9 @@ fn bot_reason(lower: &str, uap_spider: bool) -> Option<BotReason> {
     if uap_spider {
         return Some(BotReason::Crawler);
     }
-    let hit = has_bot_word(lower) || CRAWLER_MARKERS.iter().any(|m| lower.contains(m));
+    let hit = has_bot_word(lower)
+        || CRAWLER_MARKERS.iter().any(|m| lower.contains(m))
+        || whatsapp_previewer(lower);
     if hit && !NOT_CRAWLER.iter().any(|m| lower.contains(m)) {
         return Some(BotReason::Crawler);
     }
@@ -457,11 +500,27 @@ fn has_bot_word(lower: &str) -> bool {
     }) || lower.contains("robot")
 }
 
-/// "Java/1.8.0_221" (the JDK's HTTP client), but not J2ME phones' "Java/ASVM".
+/// "Java/1.8.0_221" (the JDK's HTTP client), but not J2ME phones' "Java/ASVM" or
+/// Huawei's "HuaweiJava/1.0".
 fn java_runtime(lower: &str) -> bool {
-    lower
-        .match_indices("java/")
-        .any(|(i, _)| lower.as_bytes().get(i + 5).is_some_and(u8::is_ascii_digit))
+    let b = lower.as_bytes();
+    lower.match_indices("java/").any(|(i, _)| {
+        b.get(i + 5).is_some_and(u8::is_ascii_digit)
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+    })
+}
+
+/// WhatsApp's link previewer sends a bare "WhatsApp/2.23.20.0 A" (platform letter),
+/// where the app's own requests carry "Android/4.2 Device/...".
+fn whatsapp_previewer(lower: &str) -> bool {
+    let Some(rest) = lower.strip_prefix("whatsapp") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('/').map_or(rest, |v| {
+        v.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+    });
+    let rest = rest.trim();
+    rest.len() <= 1 && rest.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 fn device_kind(lower: &str, dev_family: &str, os: &str) -> &'static str {
@@ -694,6 +753,13 @@ mod tests {
             Some(BotReason::Crawler)
         );
         assert_eq!(BotReason::HttpLibrary.as_str(), "http_library");
+        assert_eq!(p.parse("WhatsApp/2.23.20.0 A").bot, Some(BotReason::Crawler));
+        assert_eq!(p.parse("WhatsApp").bot, Some(BotReason::Crawler));
+        let app = "WhatsApp/2.11.112 Android/4.2.1 Device/asus-Nexus_7";
+        assert_eq!(p.parse(app).bot, None);
+        let huawei = "HUAWEI-U2800/001.00 Browser/Obigo-Browser/Q05A HuaweiJava/1.0 Profile/MIDP-2.0";
+        assert_eq!(p.parse(huawei).bot, None);
+        assert_eq!(p.parse("Apache-HttpClient/4.5 (Java/1.8.0_221)").bot, Some(BotReason::HttpLibrary));
     }
 
     #[test]
