@@ -96,7 +96,14 @@ pub fn channel(
     } else {
         source_category(source)
     };
-    channel_of(cat, is_direct, utm_medium, utm_source, utm_campaign, click_id)
+    channel_of(
+        cat,
+        is_direct,
+        utm_medium,
+        utm_source,
+        utm_campaign,
+        click_id,
+    )
 }
 
 /// [`channel`] with the source's category already known.

@@ -44,9 +44,7 @@ pub enum GeoError {
         #[source]
         source: maxminddb::MaxMindDbError,
     },
-    #[error(
-        "GeoIP database {path} has type {kind:?}, which is not {expected} database; {hint}"
-    )]
+    #[error("GeoIP database {path} has type {kind:?}, which is not {expected} database; {hint}")]
     WrongKind {
         path: PathBuf,
         kind: String,
@@ -72,8 +70,14 @@ pub struct GeoIp {
 impl std::fmt::Debug for GeoIp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeoIp")
-            .field("city", &self.city.as_ref().map(|r| &r.metadata().database_type))
-            .field("asn", &self.asn.as_ref().map(|r| &r.metadata().database_type))
+            .field(
+                "city",
+                &self.city.as_ref().map(|r| &r.metadata().database_type),
+            )
+            .field(
+                "asn",
+                &self.asn.as_ref().map(|r| &r.metadata().database_type),
+            )
             .finish()
     }
 }
@@ -139,6 +143,12 @@ fn open_checked(path: &Path, role: Role) -> Result<Reader<Vec<u8>>, GeoError> {
         path: path.to_path_buf(),
         source,
     })?;
+    // A full check costs a pass over the file at start-up, and spares every later
+    // lookup from walking into a broken pointer or tree.
+    reader.verify().map_err(|source| GeoError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let kind = reader.metadata().database_type.clone();
     let lower = kind.to_ascii_lowercase();
     let ok = match role {
@@ -147,7 +157,9 @@ fn open_checked(path: &Path, role: Role) -> Result<Reader<Vec<u8>>, GeoError> {
             .iter()
             .any(|m| lower.contains(m)),
         // GeoLite2-ASN, GeoIP2-ISP, DBIP-ASN-Lite, ...
-        Role::Asn => ["asn", "isp", "enterprise"].iter().any(|m| lower.contains(m)),
+        Role::Asn => ["asn", "isp", "enterprise"]
+            .iter()
+            .any(|m| lower.contains(m)),
     };
     if !ok {
         return Err(match role {
@@ -165,12 +177,6 @@ fn open_checked(path: &Path, role: Role) -> Result<Reader<Vec<u8>>, GeoError> {
             },
         });
     }
-    // A full check costs a pass over the file at start-up, and spares every later
-    // lookup from walking into a broken pointer or tree.
-    reader.verify().map_err(|source| GeoError::Corrupt {
-        path: path.to_path_buf(),
-        source,
-    })?;
     Ok(reader)
 }
 
@@ -251,8 +257,8 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = GeoIp::open(Some(Path::new("/nonexistent/City.mmdb")), None)
-            .expect_err("missing file");
+        let err =
+            GeoIp::open(Some(Path::new("/nonexistent/City.mmdb")), None).expect_err("missing file");
         assert!(err.to_string().contains("/nonexistent/City.mmdb"), "{err}");
     }
 }

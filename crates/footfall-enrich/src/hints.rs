@@ -70,7 +70,10 @@ impl ClientHints {
         } else {
             &self.full_version_list
         });
-        if brands.iter().any(|(b, _)| b.eq_ignore_ascii_case("HeadlessChrome")) {
+        if brands
+            .iter()
+            .any(|(b, _)| b.eq_ignore_ascii_case("HeadlessChrome"))
+        {
             out.bot = Some(BotReason::Headless);
             out.device = "Bot".into();
             return Some(out);
@@ -227,9 +230,8 @@ mod tests {
 
     #[test]
     fn brands_parse_with_grease() {
-        let b = parse_brands(
-            r#""Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99""#,
-        );
+        let b =
+            parse_brands(r#""Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99""#);
         assert_eq!(
             b,
             vec![

@@ -179,10 +179,7 @@ mod tests {
         };
         let e = enrich_hit(&parser, &geo, None, &wd).expect("valid");
         assert_eq!(e.bot_reason, Some("headless"));
-        let bad = HitInput {
-            url: "",
-            ..hit
-        };
+        let bad = HitInput { url: "", ..hit };
         assert!(enrich_hit(&parser, &geo, None, &bad).is_err());
     }
 }

@@ -424,8 +424,13 @@ fn labels_end_with(host: &[&str], pattern: &[&str]) -> bool {
 /// ("de", "com"), or two for ccTLD second levels ("co.uk", "com.br").
 fn public_suffix_labels(labels: &[&str]) -> Option<usize> {
     let n = labels.len();
-    let short = |l: &str| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_alphabetic());
-    if n >= 3 && labels[n - 1].len() == 2 && short(labels[n - 1]) && SLD_LABELS.contains(&labels[n - 2]) {
+    let short =
+        |l: &str| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_alphabetic());
+    if n >= 3
+        && labels[n - 1].len() == 2
+        && short(labels[n - 1])
+        && SLD_LABELS.contains(&labels[n - 2])
+    {
         return Some(2);
     }
     (n >= 2 && short(labels[n - 1])).then_some(1)

@@ -152,13 +152,11 @@ impl SiteRules {
     pub fn blocks(&self, hit: &HitFacts<'_>) -> bool {
         self.rules.iter().any(|r| {
             r.ip.is_none_or(|net| hit.ip.is_some_and(|ip| net.contains(&ip)))
-                && r
-                    .country
+                && r.country
                     .as_deref()
                     .is_none_or(|c| c.eq_ignore_ascii_case(hit.country))
                 && r.path.as_deref().is_none_or(|p| glob(p, hit.path))
-                && r
-                    .hostname
+                && r.hostname
                     .as_deref()
                     .is_none_or(|h| host_matches(h, hit.hostname))
         })
@@ -208,7 +206,10 @@ impl BlockRules {
                     })
                     .transpose()?;
                 let path = rule.path.as_deref().map(str::trim).map(str::to_string);
-                if path.as_deref().is_some_and(|p| !p.starts_with('/') && p != "*") {
+                if path
+                    .as_deref()
+                    .is_some_and(|p| !p.starts_with('/') && p != "*")
+                {
                     return Err(err("`path` must start with `/`".into()));
                 }
                 let hostname = rule.hostname.as_deref().map(normalize);
@@ -311,7 +312,10 @@ mod tests {
 
     fn rules(toml_rules: Vec<BlockRule>) -> BlockRules {
         let mut sites = BTreeMap::new();
-        sites.insert("Example.com".to_string(), SiteSettings { block: toml_rules });
+        sites.insert(
+            "Example.com".to_string(),
+            SiteSettings { block: toml_rules },
+        );
         BlockRules::compile(&sites).expect("valid rules")
     }
 
@@ -375,7 +379,10 @@ mod tests {
             },
         );
         let e = BlockRules::compile(&sites).expect_err("bad ip");
-        assert!(e.to_string().contains("rule 2 of site \"example.com\""), "{e}");
+        assert!(
+            e.to_string().contains("rule 2 of site \"example.com\""),
+            "{e}"
+        );
         sites.insert(
             "example.com".to_string(),
             SiteSettings {

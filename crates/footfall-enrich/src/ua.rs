@@ -753,13 +753,20 @@ mod tests {
             Some(BotReason::Crawler)
         );
         assert_eq!(BotReason::HttpLibrary.as_str(), "http_library");
-        assert_eq!(p.parse("WhatsApp/2.23.20.0 A").bot, Some(BotReason::Crawler));
+        assert_eq!(
+            p.parse("WhatsApp/2.23.20.0 A").bot,
+            Some(BotReason::Crawler)
+        );
         assert_eq!(p.parse("WhatsApp").bot, Some(BotReason::Crawler));
         let app = "WhatsApp/2.11.112 Android/4.2.1 Device/asus-Nexus_7";
         assert_eq!(p.parse(app).bot, None);
-        let huawei = "HUAWEI-U2800/001.00 Browser/Obigo-Browser/Q05A HuaweiJava/1.0 Profile/MIDP-2.0";
+        let huawei =
+            "HUAWEI-U2800/001.00 Browser/Obigo-Browser/Q05A HuaweiJava/1.0 Profile/MIDP-2.0";
         assert_eq!(p.parse(huawei).bot, None);
-        assert_eq!(p.parse("Apache-HttpClient/4.5 (Java/1.8.0_221)").bot, Some(BotReason::HttpLibrary));
+        assert_eq!(
+            p.parse("Apache-HttpClient/4.5 (Java/1.8.0_221)").bot,
+            Some(BotReason::HttpLibrary)
+        );
     }
 
     #[test]

@@ -81,7 +81,10 @@ fn agreement(
                     }
                 }
             } else if misses.len() < 10 {
-                misses.push(format!("want {want:?} got {got:?}: {}", c.user_agent_string));
+                misses.push(format!(
+                    "want {want:?} got {got:?}: {}",
+                    c.user_agent_string
+                ));
             }
         }
     }
@@ -94,9 +97,10 @@ fn agreement(
 #[test]
 fn uap_browser_family_agreement() {
     let Some(dir) = testdata() else { return };
-    let (total, ok, with_major, major_ok) = agreement(&dir, &["test_ua.yaml"], BROWSER_NAMES, |i| {
-        (i.browser.as_str(), i.browser_version.as_str())
-    });
+    let (total, ok, with_major, major_ok) =
+        agreement(&dir, &["test_ua.yaml"], BROWSER_NAMES, |i| {
+            (i.browser.as_str(), i.browser_version.as_str())
+        });
     println!(
         "uap-core test_ua.yaml browser family: {ok}/{total} = {:.2}%; major version: {major_ok}/{with_major} = {:.2}%",
         pct(ok, total),
@@ -109,8 +113,9 @@ fn uap_browser_family_agreement() {
 fn uap_os_family_agreement() {
     let Some(dir) = testdata() else { return };
     let files = ["test_os.yaml", "additional_os_tests.yaml"];
-    let (total, ok, with_major, major_ok) =
-        agreement(&dir, &files, OS_NAMES, |i| (i.os.as_str(), i.os_version.as_str()));
+    let (total, ok, with_major, major_ok) = agreement(&dir, &files, OS_NAMES, |i| {
+        (i.os.as_str(), i.os_version.as_str())
+    });
     println!(
         "uap-core test_os.yaml + additional_os_tests.yaml OS family: {ok}/{total} = {:.2}%; major version: {major_ok}/{with_major} = {:.2}%",
         pct(ok, total),
@@ -124,27 +129,92 @@ fn uap_os_family_agreement() {
 fn reference_spiders<'a>(dir: &Path, uas: impl Iterator<Item = &'a str>) -> HashSet<String> {
     let text =
         std::fs::read_to_string(dir.join("uap-core/regexes.yaml")).expect("read regexes.yaml");
-    let regexes: ua_parser::Regexes<'_> =
-        serde_yaml::from_str(&text).expect("parse regexes.yaml");
+    let regexes: ua_parser::Regexes<'_> = serde_yaml::from_str(&text).expect("parse regexes.yaml");
     let extractor = ua_parser::Extractor::try_from(regexes).expect("regexes compile");
-    uas.filter(|ua| extractor.extract(ua).2.is_some_and(|d| d.device == "Spider"))
-        .map(str::to_string)
-        .collect()
+    uas.filter(|ua| {
+        extractor
+            .extract(ua)
+            .2
+            .is_some_and(|d| d.device == "Spider")
+    })
+    .map(str::to_string)
+    .collect()
 }
 
 /// Families in test_ua.yaml that name automated clients rather than people's browsers or
 /// apps: crawlers, HTTP libraries, automation and monitoring tools (substring match,
 /// lowercase). Audited list: see docs/ACCURACY.md.
 const AUTOMATED_FAMILY_MARKERS: &[&str] = &[
-    "bot", "spider", "crawl", "slurp", "python", "java", "jnlp", "curl", "wget", "aws-sdk",
-    "aws-cli", "headless", "phantomjs", "go-http", "okhttp", "libwww", "httpclient", "http client",
-    "synthetic", "monitor", "pingdom", "catchpoint", "lighthouse", "apache", "ruby", "axios",
-    "node-fetch", "scrapy", "nutch", "heritrix", "archive", "feed", "fetch", "indexer", "seeker",
-    "reqwest", "postman", "guzzle", "resty", "winhttp", "prober", "scanner", "openvas",
-    "mediapartners", "appengine", "wordpress", "site24x7", "webpagetest", "httrack", "httpie",
-    "urlgrabber", "cryptoapi", "update-agent", "minio", "reactornetty", "jersey", "ahc",
-    "pyamf", "got", "tiny tiny rss", "xenu", "whatweb", "webzip", "ia_archiver", "larbin",
-    "webthumb", "charlotte", "genieo", "proxy", "vagabondo",
+    "bot",
+    "spider",
+    "crawl",
+    "slurp",
+    "python",
+    "java",
+    "jnlp",
+    "curl",
+    "wget",
+    "aws-sdk",
+    "aws-cli",
+    "headless",
+    "phantomjs",
+    "go-http",
+    "okhttp",
+    "libwww",
+    "httpclient",
+    "http client",
+    "synthetic",
+    "monitor",
+    "pingdom",
+    "catchpoint",
+    "lighthouse",
+    "apache",
+    "ruby",
+    "axios",
+    "node-fetch",
+    "scrapy",
+    "nutch",
+    "heritrix",
+    "archive",
+    "feed",
+    "fetch",
+    "indexer",
+    "seeker",
+    "reqwest",
+    "postman",
+    "guzzle",
+    "resty",
+    "winhttp",
+    "prober",
+    "scanner",
+    "openvas",
+    "mediapartners",
+    "appengine",
+    "wordpress",
+    "site24x7",
+    "webpagetest",
+    "httrack",
+    "httpie",
+    "urlgrabber",
+    "cryptoapi",
+    "update-agent",
+    "minio",
+    "reactornetty",
+    "jersey",
+    "ahc",
+    "pyamf",
+    "got",
+    "tiny tiny rss",
+    "xenu",
+    "whatweb",
+    "webzip",
+    "ia_archiver",
+    "larbin",
+    "webthumb",
+    "charlotte",
+    "genieo",
+    "proxy",
+    "vagabondo",
 ];
 
 /// A UA that says it is automated: crawler wording, or a contact URL/address as
@@ -349,7 +419,10 @@ fn referer_parser_sources() {
     for m in &misses {
         println!("  miss: {m}");
     }
-    assert!(pct(ok, all.len()) >= 95.0, "referrer source agreement below 95%");
+    assert!(
+        pct(ok, all.len()) >= 95.0,
+        "referrer source agreement below 95%"
+    );
 }
 
 /// Informational: verdicts over 10,000 real 2015 access-log lines (no threshold).
@@ -394,12 +467,20 @@ fn uap_device_corpus_false_positives() {
     let mut total = 0usize;
     let mut flagged = Vec::new();
     for c in &all {
-        if c.family == "Spider" || self_declared(&c.user_agent_string) || http_library(&c.user_agent_string) {
+        if c.family == "Spider"
+            || self_declared(&c.user_agent_string)
+            || http_library(&c.user_agent_string)
+        {
             continue;
         }
         total += 1;
         if let Some(r) = p.parse_uncached(&c.user_agent_string).bot {
-            flagged.push(format!("[{}] {} ({})", r.as_str(), c.user_agent_string, c.family));
+            flagged.push(format!(
+                "[{}] {} ({})",
+                r.as_str(),
+                c.user_agent_string,
+                c.family
+            ));
         }
     }
     println!(
@@ -412,5 +493,8 @@ fn uap_device_corpus_false_positives() {
     for f in flagged.iter().take(400) {
         println!("  {f}");
     }
-    assert!(pct(flagged.len(), total) <= 0.2, "false positive rate above 0.2%");
+    assert!(
+        pct(flagged.len(), total) <= 0.2,
+        "false positive rate above 0.2%"
+    );
 }

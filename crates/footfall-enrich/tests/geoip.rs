@@ -141,7 +141,11 @@ fn every_network_of_the_test_databases() {
             GeoIp::open(Some(&db), None)
         }
         .unwrap_or_else(|e| panic!("open {name}: {e}"));
-        let (lookups, ok) = walk(&geo, &dir.join("source-data").join(format!("{name}.json")), asn);
+        let (lookups, ok) = walk(
+            &geo,
+            &dir.join("source-data").join(format!("{name}.json")),
+            asn,
+        );
         println!(
             "{name}: {ok}/{lookups} lookups agree with source-data/{name}.json ({:.2}%)",
             100.0 * ok as f64 / lookups.max(1) as f64

@@ -575,7 +575,11 @@ mod enrichment_tests {
             geo: GeoIp::default(),
             rules: BlockRules::compile(&sites).expect("rules"),
         });
-        let spam = p.process(&site(), hit("/", Some("https://semalt.com/")), &ctx("203.0.113.1"));
+        let spam = p.process(
+            &site(),
+            hit("/", Some("https://semalt.com/")),
+            &ctx("203.0.113.1"),
+        );
         assert_eq!(spam, HitOutcome::Dropped(DropReason::SpamReferrer));
         let blocked = p.process(&site(), hit("/internal/x", None), &ctx("203.0.113.1"));
         assert_eq!(blocked, HitOutcome::Dropped(DropReason::Blocked));
@@ -615,7 +619,11 @@ mod enrichment_tests {
             ..ClientHints::default()
         };
         c.cdn_country = Some("FR".into());
-        let e = match p.process(&site(), hit("/?utm_medium=email", Some("https://chatgpt.com/")), &c) {
+        let e = match p.process(
+            &site(),
+            hit("/?utm_medium=email", Some("https://chatgpt.com/")),
+            &c,
+        ) {
             HitOutcome::Accepted(e) => e,
             other => panic!("expected an accepted event, got {other:?}"),
         };
@@ -625,7 +633,11 @@ mod enrichment_tests {
         assert_eq!(e.visit.channel, "AI Assistants");
         if with_db {
             assert_eq!(
-                (e.visit.country.as_str(), e.visit.region.as_str(), e.visit.city),
+                (
+                    e.visit.country.as_str(),
+                    e.visit.region.as_str(),
+                    e.visit.city
+                ),
                 ("GB", "GB-ENG", 2643743)
             );
         } else {

@@ -3,8 +3,8 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use ipnet::IpNet;
 use footfall_enrich::rules::SiteSettings;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -115,7 +115,11 @@ pub fn run(config: &Config, args: &EnrichArgs) -> anyhow::Result<()> {
         while chunk.len() < CHUNK {
             bytes.clear();
             // Invalid UTF-8 on one line must not stop the rest: read bytes, decode lossily.
-            if input.read_until(b'\n', &mut bytes).context("reading stdin")? == 0 {
+            if input
+                .read_until(b'\n', &mut bytes)
+                .context("reading stdin")?
+                == 0
+            {
                 eof = true;
                 break;
             }
@@ -146,7 +150,13 @@ fn process_chunk(ctx: &Ctx, lines: &[String], threads: usize) -> Vec<String> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = lines
             .chunks(per)
-            .map(|part| scope.spawn(move || part.iter().map(|l| process_text(ctx, l)).collect::<Vec<_>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|l| process_text(ctx, l))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -167,12 +177,13 @@ fn process_text(ctx: &Ctx, text: &str) -> String {
         Ok(v) if !v.is_object() => json!({"error": "each line must be a JSON object"}).to_string(),
         Ok(v) => match serde_json::from_value::<Line>(v) {
             Err(e) => json!({"error": format!("invalid hit: {e}")}).to_string(),
-            Ok(line) => enrich_line(ctx, line).to_string(),
+            Ok(line) => enrich_line(ctx, line),
         },
     }
 }
 
-fn enrich_line(ctx: &Ctx, line: Line) -> Value {
+/// One output line: the derived fields in their documented order, or `{"error": ...}`.
+fn enrich_line(ctx: &Ctx, line: Line) -> String {
     let headers: HashMap<String, String> = line
         .headers
         .into_iter()
@@ -182,7 +193,9 @@ fn enrich_line(ctx: &Ctx, line: Line) -> Value {
         None => None,
         Some(s) => match s.parse::<IpAddr>() {
             Ok(ip) => Some(ip),
-            Err(_) => return json!({"error": format!("`ip` {s:?} is not an IP address")}),
+            Err(_) => {
+                return json!({"error": format!("`ip` {s:?} is not an IP address")}).to_string();
+            }
         },
     };
     let ua = line
@@ -203,7 +216,8 @@ fn enrich_line(ctx: &Ctx, line: Line) -> Value {
         webdriver: line.webdriver,
     };
     match enrich_hit(&ctx.parser, &ctx.geo, rules, &hit) {
-        Ok(e) => serde_json::to_value(e).unwrap_or_else(|e| json!({"error": e.to_string()})),
-        Err(e) => json!({"error": format!("`url`: {e}")}),
+        Ok(e) => serde_json::to_string(&e)
+            .unwrap_or_else(|e| json!({"error": e.to_string()}).to_string()),
+        Err(e) => json!({"error": format!("`url`: {e}")}).to_string(),
     }
 }

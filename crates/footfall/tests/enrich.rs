@@ -190,7 +190,10 @@ fn crawler_corpus_through_the_binary() {
     assert_eq!(out.len(), uas.len());
     let bots = out.iter().filter(|v| v["bot"] == true).count();
     let recall = 100.0 * bots as f64 / uas.len() as f64;
-    println!("crawler recall through the binary: {bots}/{} = {recall:.2}%", uas.len());
+    println!(
+        "crawler recall through the binary: {bots}/{} = {recall:.2}%",
+        uas.len()
+    );
     assert!(recall >= 99.0, "recall {recall:.2}% below 99%");
 }
 
@@ -299,7 +302,11 @@ fn locations_and_orgs_reach_the_stats_api() {
     ]);
     s.add_site("geo.example", "UTC");
     let key = s.create_key("geo.example", "stats");
-    for (ip, path) in [("81.2.69.142", "/a"), ("1.128.0.1", "/b"), ("2001:218::1", "/c")] {
+    for (ip, path) in [
+        ("81.2.69.142", "/a"),
+        ("1.128.0.1", "/b"),
+        ("2001:218::1", "/c"),
+    ] {
         let body = json!({"name": "pageview", "url": format!("https://geo.example{path}"), "domain": "geo.example"});
         let r = s.post_event(&body.to_string(), CHROME_UA, Some(ip), "application/json");
         assert_eq!(r.status().as_u16(), 202);
@@ -337,7 +344,10 @@ fn country_header_only_when_configured() {
         .header("User-Agent", CHROME_UA)
         .header("CF-IPCountry", "de")
         .header("Content-Type", "application/json")
-        .body(json!({"name": "pageview", "url": "https://cdn.example/", "domain": "cdn.example"}).to_string())
+        .body(
+            json!({"name": "pageview", "url": "https://cdn.example/", "domain": "cdn.example"})
+                .to_string(),
+        )
         .send()
         .expect("POST /api/event");
     assert_eq!(r.status().as_u16(), 202);
@@ -351,7 +361,11 @@ fn country_header_only_when_configured() {
     );
     let q = json!({"site_id": "cdn.example", "metrics": ["visitors"], "date_range": "all", "dimensions": ["visit:country"]});
     let rows = s.query_ok(&key, &q);
-    assert_eq!(dimension_values(&rows[0]), vec!["DE".to_string()], "{rows:?}");
+    assert_eq!(
+        dimension_values(&rows[0]),
+        vec!["DE".to_string()],
+        "{rows:?}"
+    );
 }
 
 #[test]
@@ -381,7 +395,10 @@ ip = "203.0.113.0/24"
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    assert_eq!(post("/admin/users", "198.51.100.7", ""), Some("blocked".into()));
+    assert_eq!(
+        post("/admin/users", "198.51.100.7", ""),
+        Some("blocked".into())
+    );
     assert_eq!(post("/", "203.0.113.9", ""), Some("blocked".into()));
     assert_eq!(
         post("/", "198.51.100.8", "http://forum.semalt.com/"),
@@ -416,7 +433,10 @@ ip = "203.0.113.0/24"
         })
         .collect();
     assert!(reasons.contains(&("blocked".into(), 2)), "{reasons:?}");
-    assert!(reasons.contains(&("spam_referrer".into(), 1)), "{reasons:?}");
+    assert!(
+        reasons.contains(&("spam_referrer".into(), 1)),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -438,5 +458,8 @@ fn bad_block_rule_stops_start_up() {
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("x.example") && stderr.contains("nope"), "{stderr}");
+    assert!(
+        stderr.contains("x.example") && stderr.contains("nope"),
+        "{stderr}"
+    );
 }
