@@ -103,7 +103,6 @@ const HTTP_LIBRARY_MARKERS: &[&str] = &[
     "python-requests",
     "python-urllib",
     "python-httpx",
-    "python/",
     "aiohttp",
     "go-http-client",
     "okhttp",
@@ -118,7 +117,6 @@ const HTTP_LIBRARY_MARKERS: &[&str] = &[
     "www-mechanize",
     "httpie",
     "guzzlehttp",
-    "ruby/",
     "faraday",
     "httpclient",
     "postmanruntime",
@@ -126,7 +124,6 @@ const HTTP_LIBRARY_MARKERS: &[&str] = &[
     "reqwest",
     "winhttp",
     "libcurl",
-    "php/",
     "aws-sdk",
     "got (https",
     "powershell",
@@ -317,7 +314,6 @@ const CRAWLER_MARKERS: &[&str] = &[
     "http://",
     "https://",
     "+http",
-    ".com;",
 ];
 
 /// Markers that contain a crawler marker but are ordinary browsers or devices.
@@ -430,7 +426,7 @@ impl UaParser {
 
     /// Parses without touching the cache.
     pub fn parse_uncached(&self, ua: &str) -> UaInfo {
-        if ua.trim().is_empty() {
+        if matches!(ua.trim(), "" | "-") {
             return UaInfo {
                 device: "Bot".into(),
                 bot: Some(BotReason::Empty),
@@ -466,13 +462,22 @@ impl UaParser {
 
 /// The bot verdict for a lowercased user agent.
 fn bot_reason(lower: &str, uap_spider: bool) -> Option<BotReason> {
-    if lower.trim().is_empty() {
+    // Access logs write a missing user agent as "-".
+    if matches!(lower.trim(), "" | "-") {
         return Some(BotReason::Empty);
     }
     if HEADLESS_MARKERS.iter().any(|m| lower.contains(m)) {
         return Some(BotReason::Headless);
     }
-    if HTTP_LIBRARY_MARKERS.iter().any(|m| lower.contains(m)) || java_runtime(lower) {
+    if HTTP_LIBRARY_MARKERS.iter().any(|m| lower.contains(m))
+        || matches!(
+            lower.trim(),
+            "ruby" | "python" | "java" | "php" | "perl" | "go"
+        )
+        || ["java/", "php/", "ruby/", "python/"]
+            .iter()
+            .any(|m| runtime_token(lower, m))
+    {
         return Some(BotReason::HttpLibrary);
     }
     if uap_spider {
@@ -480,7 +485,8 @@ fn bot_reason(lower: &str, uap_spider: bool) -> Option<BotReason> {
     }
     let hit = has_bot_word(lower)
         || CRAWLER_MARKERS.iter().any(|m| lower.contains(m))
-        || whatsapp_previewer(lower);
+        || whatsapp_previewer(lower)
+        || contact_address(lower);
     if hit && !NOT_CRAWLER.iter().any(|m| lower.contains(m)) {
         return Some(BotReason::Crawler);
     }
@@ -500,13 +506,43 @@ fn has_bot_word(lower: &str) -> bool {
     }) || lower.contains("robot")
 }
 
-/// "Java/1.8.0_221" (the JDK's HTTP client), but not J2ME phones' "Java/ASVM" or
-/// Huawei's "HuaweiJava/1.0".
-fn java_runtime(lower: &str) -> bool {
+/// A language runtime's HTTP client: "Java/1.8.0_221", "PHP/8.1", "Python/3.11",
+/// "Ruby/3.2" as a token of its own and followed by a version, but not J2ME phones'
+/// "Java/ASVM", Huawei's "HuaweiJava/1.0" or Firefox's "FirePHP/0.4" extension.
+fn runtime_token(lower: &str, token: &str) -> bool {
     let b = lower.as_bytes();
-    lower.match_indices("java/").any(|(i, _)| {
-        b.get(i + 5).is_some_and(u8::is_ascii_digit)
+    lower.match_indices(token).any(|(i, _)| {
+        b.get(i + token.len()).is_some_and(u8::is_ascii_digit)
             && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+    })
+}
+
+/// A contact e-mail address at an organisation ("help@moz.com", "crawler@example.org"),
+/// which crawlers give and browsers never do. Personal webmail addresses are left out:
+/// some Android apps put the user's account in their UA.
+fn contact_address(lower: &str) -> bool {
+    const PERSONAL: &[&str] = &[
+        "gmail.",
+        "googlemail.",
+        "hotmail.",
+        "yahoo.",
+        "outlook.",
+        "live.",
+    ];
+    let b = lower.as_bytes();
+    lower.match_indices('@').any(|(i, _)| {
+        let before = i > 0 && b[i - 1].is_ascii_alphanumeric();
+        let domain: &str = lower[i + 1..]
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            .next()
+            .unwrap_or("");
+        before
+            && domain.contains('.')
+            && !PERSONAL.iter().any(|p| domain.starts_with(p))
+            && domain
+                .rsplit('.')
+                .next()
+                .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()))
     })
 }
 
@@ -763,6 +799,16 @@ mod tests {
         let huawei =
             "HUAWEI-U2800/001.00 Browser/Obigo-Browser/Q05A HuaweiJava/1.0 Profile/MIDP-2.0";
         assert_eq!(p.parse(huawei).bot, None);
+        let firephp = "Mozilla/5.0 (Windows; U; Windows NT 6.0; en-US; rv:1.9.1.8) Gecko/20100202 Firefox/3.5.8 (.NET CLR 3.5.30729) FirePHP/0.4";
+        assert_eq!(p.parse(firephp).bot, None);
+        let ezooms = "Mozilla/5.0 (compatible; Ezooms/1.0; help@moz.com)";
+        assert_eq!(p.parse(ezooms).bot, Some(BotReason::Crawler));
+        assert_eq!(p.parse("-").bot, Some(BotReason::Empty));
+        assert_eq!(p.parse("Ruby").bot, Some(BotReason::HttpLibrary));
+        assert_eq!(
+            p.parse("WordPress/6.4; PHP/8.1").bot,
+            Some(BotReason::HttpLibrary)
+        );
         assert_eq!(
             p.parse("Apache-HttpClient/4.5 (Java/1.8.0_221)").bot,
             Some(BotReason::HttpLibrary)

@@ -52,8 +52,12 @@ fn pct(n: usize, d: usize) -> f64 {
     100.0 * n as f64 / d.max(1) as f64
 }
 
-fn major_of(version: &str) -> &str {
-    version.split('.').next().unwrap_or("")
+/// "124.0" has major "124"; uap-core writes some majors with a dot ("3.1" for Windows
+/// 3.1, "2018.7"), which footfall's `major.minor` then starts with.
+fn major_matches(version: &str, major: &str) -> bool {
+    version
+        .strip_prefix(major)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// Family and major-version agreement of one field over a uap-core file.
@@ -76,8 +80,13 @@ fn agreement(
                 family_ok += 1;
                 if let Some(m) = c.major.as_deref().filter(|m| !m.is_empty()) {
                     with_major += 1;
-                    if major_of(got_version) == m {
+                    if major_matches(got_version, m) {
                         major_ok += 1;
+                    } else if misses.len() < 20 {
+                        misses.push(format!(
+                            "major: want {m:?} got {got_version:?} ({want}): {}",
+                            c.user_agent_string
+                        ));
                     }
                 }
             } else if misses.len() < 10 {
@@ -217,15 +226,14 @@ const AUTOMATED_FAMILY_MARKERS: &[&str] = &[
     "vagabondo",
 ];
 
-/// A UA that says it is automated: crawler wording, or a contact URL/address as
-/// crawlers give (browsers never carry one).
+/// A UA that says it is automated: crawler wording or a URL to a bot's page. (Contact
+/// e-mail addresses, which footfall also treats as a crawler sign, are not excluded
+/// here, so apps that put one in their UA count as false positives.)
 fn self_declared(ua: &str) -> bool {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        regex::Regex::new(
-            r"(?i)crawl|spider|robot|scrap|\bbots?\b|bot[/.@;_-]|https?://|mailto|@|\(at\)|\[at\]| at \S+ dot ",
-        )
-        .expect("regex compiles")
+        regex::Regex::new(r"(?i)crawl|spider|robot|scrap|\bbots?\b|bot[/.@;_-]|https?://")
+            .expect("regex compiles")
     })
     .is_match(ua)
 }
