@@ -196,6 +196,46 @@ fn is_email(v: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn page(url: &str) -> PageUrl {
+        crate::url::parse_page_url(url, false).expect("valid url")
+    }
+
+    #[test]
+    fn acquisition_from_referrer_and_tags() {
+        let a = acquisition(
+            &page("https://example.com/"),
+            Some("https://www.google.com/"),
+        );
+        assert_eq!((a.source.as_str(), a.channel), ("Google", "Organic Search"));
+        assert_eq!(a.referrer_host, "google.com");
+        // An ad frame on another site: Google by name, Display by kind.
+        let a = acquisition(
+            &page("https://example.com/"),
+            Some("https://tdsf.doubleclick.net/"),
+        );
+        assert_eq!((a.source.as_str(), a.channel), ("Google", "Display"));
+        let a = acquisition(
+            &page("https://example.com/?utm_source=newsletter&utm_medium=email"),
+            Some("https://www.google.com/"),
+        );
+        assert_eq!((a.source.as_str(), a.channel), ("newsletter", "Email"));
+        assert_eq!(a.referrer, "google.com");
+        let a = acquisition(&page("https://example.com/?ref=producthunt"), None);
+        assert_eq!(
+            (a.source.as_str(), a.channel),
+            ("Product Hunt", "Organic Social")
+        );
+        let a = acquisition(&page("https://example.com/"), Some("https://example.com/x"));
+        assert_eq!((a.source.as_str(), a.channel), (DIRECT_SOURCE, "Direct"));
+        let a = acquisition(&page("https://example.com/?gclid=x"), None);
+        assert_eq!(a.channel, "Paid Search");
+        let a = acquisition(
+            &page("https://example.com/?li_fat_id=x&utm_medium=paid"),
+            None,
+        );
+        assert_eq!(a.channel, "Paid Social");
+    }
+
     #[test]
     fn direct() {
         assert_eq!(channel(DIRECT_SOURCE, "", "", "", ""), "Direct");

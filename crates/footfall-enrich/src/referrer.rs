@@ -527,6 +527,37 @@ mod tests {
     }
 
     #[test]
+    fn webmail_ai_and_ads() {
+        assert_eq!(
+            name("https://deref-gmx.net/mail/client/x/dereferrer/"),
+            "GMX"
+        );
+        assert_eq!(name("https://lightmailer-bs.gmx.net/"), "GMX");
+        assert_eq!(name("https://3c-bap.web.de/"), "Web.de");
+        assert_eq!(name("https://mail02.orange.fr/"), "Orange Webmail");
+        assert_eq!(name("https://www.orange.fr/portail"), "orange.fr");
+        assert_eq!(name("https://deref-1und1-02.de/"), "1und1");
+        assert_eq!(name("https://email.ionos.co.uk/"), "Ionos");
+        assert_eq!(name("http://x.c.yom.mail.yahoo.net/om/api"), "Yahoo! Mail");
+        assert_eq!(name("https://perplexity.ai/search"), "Perplexity");
+        assert_eq!(name("https://claude.ai/chat/1"), "Claude");
+        assert_eq!(name("https://copilot.microsoft.com/"), "Copilot");
+        assert_eq!(name("https://www.meta.ai/"), "Meta AI");
+        assert_eq!(name("https://aolsearch.aol.co.uk/aol/search"), "AOL");
+        assert_eq!(name("https://mail.aol.com/"), "AOL Mail");
+        let ad = src("https://pagead2.googlesyndication.com/").expect("external");
+        assert_eq!(
+            (ad.source.as_str(), ad.category),
+            ("Google", Some(Category::Ads))
+        );
+        assert_eq!(
+            src("https://www.google.de/").and_then(|s| s.category),
+            Some(Category::Search)
+        );
+        assert_eq!(lookup_host("gmail.com"), None);
+    }
+
+    #[test]
     fn unknown_host_kept() {
         let s = src("https://www.Blog.Example.org/posts/1?utm=x#y").expect("external");
         assert_eq!(s.source, "blog.example.org");

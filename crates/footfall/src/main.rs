@@ -64,7 +64,7 @@ enum Command {
     /// Print every derived field (browser, OS, device, bot verdict, source, channel,
     /// UTM, location, organisation) for JSON lines on stdin or one hit from flags.
     #[command(
-        after_help = "Input lines: {\"ua\": ..., \"ip\": ..., \"referrer\": ..., \"url\": ..., \"headers\": {\"Sec-CH-UA\": ...}}\nOne JSON line out per line in; bad lines give {\"error\": ...}."
+        after_help = "Input lines: {\"ua\": ..., \"ip\": ..., \"referrer\": ..., \"url\": ..., \"headers\": {\"Sec-CH-UA\": ...}}\n(optional: \"site\" applies that site's block rules from --config; \"webdriver\": true)\nOne JSON line out per line in, in order; bad lines give {\"error\": ...}.\nThe IP is only looked up, never printed."
     )]
     Enrich(enrich_cmd::EnrichArgs),
     /// Manage sites.
