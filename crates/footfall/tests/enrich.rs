@@ -463,3 +463,55 @@ fn bad_block_rule_stops_start_up() {
         "{stderr}"
     );
 }
+
+/// From a peer that is not a trusted proxy the CDN header is ignored; client hints from
+/// the browser's request refine the browser (Brave sends Chrome's UA string).
+#[test]
+fn untrusted_country_header_ignored_and_client_hints_used() {
+    let s = Server::start_with(&[
+        "--country-header",
+        "CF-IPCountry",
+        "--trusted-proxies",
+        "192.0.2.0/24",
+    ]);
+    s.add_site("hints.example", "UTC");
+    let key = s.create_key("hints.example", "stats");
+    let r = s
+        .http
+        .post(s.url("/api/event"))
+        .header("User-Agent", CHROME_UA)
+        .header("CF-IPCountry", "DE")
+        .header(
+            "Sec-CH-UA",
+            r#""Chromium";v="124", "Brave";v="124", "Not-A.Brand";v="99""#,
+        )
+        .header("Sec-CH-UA-Platform", r#""Windows""#)
+        .header("Sec-CH-UA-Platform-Version", r#""15.0.0""#)
+        .header("Content-Type", "application/json")
+        .body(
+            json!({"name": "pageview", "url": "https://hints.example/", "domain": "hints.example"})
+                .to_string(),
+        )
+        .send()
+        .expect("POST /api/event");
+    assert_eq!(r.status().as_u16(), 202);
+    s.wait_for_metric(
+        &key,
+        "hints.example",
+        &json!("all"),
+        "visitors",
+        1.0,
+        Duration::from_secs(20),
+    );
+    let row = |dim: &str| {
+        let q = json!({"site_id": "hints.example", "metrics": ["visitors"], "date_range": "all", "dimensions": [dim]});
+        s.query_ok(&key, &q)
+            .iter()
+            .map(dimension_values)
+            .collect::<Vec<_>>()
+    };
+    // Breakdowns leave out visits without a value: no country row at all.
+    assert_eq!(row("visit:country"), Vec::<Vec<String>>::new());
+    assert_eq!(row("visit:browser"), vec![vec!["Brave".to_string()]]);
+    assert_eq!(row("visit:os_version"), vec![vec!["11".to_string()]]);
+}
