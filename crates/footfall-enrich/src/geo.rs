@@ -97,10 +97,6 @@ impl GeoIp {
         self.city.is_none() && self.asn.is_none()
     }
 
-    pub fn has_city(&self) -> bool {
-        self.city.is_some()
-    }
-
     /// Looks an address up. Addresses in no network, and records that fail to decode,
     /// give empty fields: a lookup never fails the hit.
     pub fn lookup(&self, ip: IpAddr) -> Location {
