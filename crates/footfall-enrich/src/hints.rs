@@ -171,6 +171,8 @@ fn brand_name(brand: &str) -> String {
     match brand {
         "Google Chrome" => "Chrome",
         "Yandex" | "YaBrowser" => "Yandex Browser",
+        // The UA string's parse calls it so (uap-core "Chrome Mobile WebView").
+        "Android WebView" => "Chrome WebView",
         other => other,
     }
     .to_string()
@@ -247,6 +249,11 @@ mod tests {
         let b = parse_brands(r#""Not/A)Brand";v="8", "Chromium";v="126", "Brave";v="126""#);
         assert_eq!(best_brand(&b).map(|(n, _)| n), Some("Brave".to_string()));
         assert!(parse_brands("garbage").is_empty());
+        let b = parse_brands(r#""Android WebView";v="124", "Chromium";v="124""#);
+        assert_eq!(
+            best_brand(&b).map(|(n, _)| n),
+            Some("Chrome WebView".to_string())
+        );
         assert_eq!(parse_brands(r#""unterminated"#), vec![]);
     }
 
