@@ -99,6 +99,8 @@ pub enum DropReason {
     HostnameNotAllowed,
     Localhost,
     NoSession,
+    /// A per-site block rule (IP/CIDR, country, path, hostname) matched.
+    Blocked,
 }
 
 impl DropReason {
@@ -110,6 +112,7 @@ impl DropReason {
             DropReason::HostnameNotAllowed => "hostname_not_allowed",
             DropReason::Localhost => "localhost",
             DropReason::NoSession => "no_session",
+            DropReason::Blocked => "blocked",
         }
     }
 }

@@ -5,7 +5,8 @@
 //! AI Assistants, Organic Social, Video, Organic Search, Email, Affiliates, Audio,
 //! SMS, Mobile Push Notifications, Referral, Direct.
 
-use crate::referrer::{Category, source_category};
+use crate::referrer::{Category, canonical_utm_source, referrer_source, source_category};
+use crate::url::PageUrl;
 
 /// Every value [`channel`] can return.
 pub const CHANNELS: &[&str] = &[
@@ -31,6 +32,54 @@ pub const CHANNELS: &[&str] = &[
 /// Source value meaning "no referrer and no utm_source".
 pub const DIRECT_SOURCE: &str = "Direct / None";
 
+/// Where a visit came from: `visit:source`, `visit:referrer`, `visit:channel`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acquisition {
+    pub source: String,
+    /// External referrer (host + path), "" for none or internal.
+    pub referrer: String,
+    /// External referrer host, "" for none.
+    pub referrer_host: String,
+    pub channel: &'static str,
+}
+
+/// Source and channel of a visit from its first page URL and referrer. `utm_source`
+/// wins over `?source=`/`?ref=`, which win over the referrer.
+pub fn acquisition(page: &PageUrl, referrer: Option<&str>) -> Acquisition {
+    let external = referrer
+        .filter(|r| !r.is_empty())
+        .and_then(|r| referrer_source(r, &page.hostname));
+    let tagged = if page.utm_source.is_empty() {
+        &page.source_param
+    } else {
+        &page.utm_source
+    };
+    let (source, category) = if !tagged.is_empty() {
+        let name = canonical_utm_source(tagged);
+        let cat = source_category(&name);
+        (name, cat)
+    } else if let Some(s) = &external {
+        (s.source.clone(), s.category)
+    } else {
+        (DIRECT_SOURCE.to_string(), None)
+    };
+    let channel = channel_of(
+        category,
+        source == DIRECT_SOURCE,
+        &page.utm_medium,
+        &page.utm_source,
+        &page.utm_campaign,
+        &page.click_id,
+    );
+    let (referrer, referrer_host) = external.map(|s| (s.referrer, s.host)).unwrap_or_default();
+    Acquisition {
+        source,
+        referrer,
+        referrer_host,
+        channel,
+    }
+}
+
 /// Channel for a visit. `source` is the visit's canonical source (see
 /// [`crate::referrer`]); `click_id` is the click-id parameter name from the page URL.
 pub fn channel(
@@ -40,9 +89,6 @@ pub fn channel(
     utm_campaign: &str,
     click_id: &str,
 ) -> &'static str {
-    let medium = utm_medium.trim().to_ascii_lowercase();
-    let usource = utm_source.trim().to_ascii_lowercase();
-    let campaign = utm_campaign.trim().to_ascii_lowercase();
     let source = source.trim();
     let is_direct = source.is_empty() || source == DIRECT_SOURCE;
     let cat = if is_direct {
@@ -50,6 +96,28 @@ pub fn channel(
     } else {
         source_category(source)
     };
+    channel_of(
+        cat,
+        is_direct,
+        utm_medium,
+        utm_source,
+        utm_campaign,
+        click_id,
+    )
+}
+
+/// [`channel`] with the source's category already known.
+pub fn channel_of(
+    cat: Option<Category>,
+    is_direct: bool,
+    utm_medium: &str,
+    utm_source: &str,
+    utm_campaign: &str,
+    click_id: &str,
+) -> &'static str {
+    let medium = utm_medium.trim().to_ascii_lowercase();
+    let usource = utm_source.trim().to_ascii_lowercase();
+    let campaign = utm_campaign.trim().to_ascii_lowercase();
     let paid = is_paid_medium(&medium);
 
     if campaign.contains("cross-network") {
@@ -70,7 +138,8 @@ pub fn channel(
     if matches!(
         medium.as_str(),
         "display" | "banner" | "expandable" | "interstitial" | "cpm"
-    ) {
+    ) || cat == Some(Category::Ads)
+    {
         return "Display";
     }
     if paid {
@@ -126,6 +195,46 @@ fn is_email(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn page(url: &str) -> PageUrl {
+        crate::url::parse_page_url(url, false).expect("valid url")
+    }
+
+    #[test]
+    fn acquisition_from_referrer_and_tags() {
+        let a = acquisition(
+            &page("https://example.com/"),
+            Some("https://www.google.com/"),
+        );
+        assert_eq!((a.source.as_str(), a.channel), ("Google", "Organic Search"));
+        assert_eq!(a.referrer_host, "google.com");
+        // An ad frame on another site: Google by name, Display by kind.
+        let a = acquisition(
+            &page("https://example.com/"),
+            Some("https://tdsf.doubleclick.net/"),
+        );
+        assert_eq!((a.source.as_str(), a.channel), ("Google", "Display"));
+        let a = acquisition(
+            &page("https://example.com/?utm_source=newsletter&utm_medium=email"),
+            Some("https://www.google.com/"),
+        );
+        assert_eq!((a.source.as_str(), a.channel), ("newsletter", "Email"));
+        assert_eq!(a.referrer, "google.com");
+        let a = acquisition(&page("https://example.com/?ref=producthunt"), None);
+        assert_eq!(
+            (a.source.as_str(), a.channel),
+            ("Product Hunt", "Organic Social")
+        );
+        let a = acquisition(&page("https://example.com/"), Some("https://example.com/x"));
+        assert_eq!((a.source.as_str(), a.channel), (DIRECT_SOURCE, "Direct"));
+        let a = acquisition(&page("https://example.com/?gclid=x"), None);
+        assert_eq!(a.channel, "Paid Search");
+        let a = acquisition(
+            &page("https://example.com/?li_fat_id=x&utm_medium=paid"),
+            None,
+        );
+        assert_eq!(a.channel, "Paid Social");
+    }
 
     #[test]
     fn direct() {

@@ -1,11 +1,15 @@
 //! Referrer -> source (`visit:source`, `visit:referrer`).
 //!
-//! The host table below is footfall's own. Patterns match a host suffix at label
-//! boundaries ("facebook.com" matches "l.facebook.com"); a pattern ending in `.*`
-//! matches that name under any public suffix of one or two short labels
-//! ("google.*" matches "google.de", "news.google.co.uk"). The longest fixed
-//! pattern wins, and fixed patterns win over `.*` ones, so "gemini.google.com"
-//! is Gemini and "mail.google.com" is Gmail.
+//! The host table below is footfall's own (see docs/ACCURACY.md for how it compares with
+//! Snowplow's referer-parser cases). A pattern is a host suffix matched label by label
+//! ("facebook.com" matches "l.facebook.com"); a label ending in `*` matches any label
+//! starting with the rest ("lightmailer*.gmx.net" matches "lightmailer-bs.gmx.net"); a
+//! final `.*` stands for any public suffix of one short label or a second-level
+//! ccTLD registration ("google.*" matches "google.de", "news.google.co.uk").
+//! Fixed patterns win over `.*` ones and longer patterns over shorter, so
+//! "gemini.google.com" is Gemini and "mail.google.com" is Gmail.
+
+use std::sync::OnceLock;
 
 use url::Url;
 
@@ -17,6 +21,8 @@ pub enum Category {
     Email,
     Ai,
     Video,
+    /// Ad networks' click and frame hosts (doubleclick.net, googlesyndication.com).
+    Ads,
     Other,
 }
 
@@ -39,9 +45,30 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("qwant.com", "Qwant", Search),
     ("naver.com", "Naver", Search),
     ("startpage.com", "Startpage", Search),
+    ("ixquick.com", "Startpage", Search),
     ("kagi.com", "Kagi", Search),
     ("search.seznam.cz", "Seznam", Search),
+    ("seznam.cz", "Seznam", Search),
     ("sogou.com", "Sogou", Search),
+    ("so.com", "360 Search", Search),
+    ("daum.net", "Daum", Search),
+    ("mojeek.com", "Mojeek", Search),
+    ("aol.*", "AOL", Search),
+    ("aolsearch.com", "AOL", Search),
+    ("ask.com", "Ask", Search),
+    ("search-results.com", "Ask", Search),
+    ("go.mail.ru", "Mail.ru", Search),
+    ("voila.fr", "Voila", Search),
+    ("dalesearch.com", "Dalesearch", Search),
+    ("suche.1und1.de", "1und1", Search),
+    ("suche.web.de", "Web.de", Search),
+    ("suche.gmx.*", "GMX", Search),
+    ("babylon.com", "Babylon", Search),
+    ("meta.ua", "Meta.ua", Search),
+    ("pricerunner.*", "PriceRunner", Search),
+    ("search.lycos.com", "Lycos", Search),
+    ("yippy.com", "Yippy", Search),
+    ("petalsearch.com", "Petal Search", Search),
     // AI assistants
     ("chatgpt.com", "ChatGPT", Ai),
     ("chat.openai.com", "ChatGPT", Ai),
@@ -50,17 +77,59 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("gemini.google.com", "Gemini", Ai),
     ("bard.google.com", "Gemini", Ai),
     ("copilot.microsoft.com", "Copilot", Ai),
+    ("copilot.cloud.microsoft", "Copilot", Ai),
     ("chat.deepseek.com", "DeepSeek", Ai),
     ("chat.mistral.ai", "Mistral", Ai),
-    // Email
+    ("character.ai", "Character.AI", Ai),
+    ("meta.ai", "Meta AI", Ai),
+    ("poe.com", "Poe", Ai),
+    ("grok.com", "Grok", Ai),
+    ("you.com", "You.com", Ai),
+    ("phind.com", "Phind", Ai),
+    ("chat.qwen.ai", "Qwen", Ai),
+    // Email (webmail hosts)
     ("mail.google.com", "Gmail", Email),
     ("com.google.android.gm", "Gmail", Email),
     ("outlook.live.com", "Outlook.com", Email),
     ("outlook.office.com", "Outlook.com", Email),
     ("outlook.office365.com", "Outlook.com", Email),
-    ("mail.yahoo.com", "Yahoo! Mail", Email),
-    ("mail.yahoo.co.jp", "Yahoo! Mail", Email),
+    ("mail.live.com", "Outlook.com", Email),
+    ("mail.yahoo.*", "Yahoo! Mail", Email),
+    ("mail.yahoo.net", "Yahoo! Mail", Email),
+    ("mail.aol.com", "AOL Mail", Email),
     ("mail.proton.me", "Proton Mail", Email),
+    ("mail.protonmail.com", "Proton Mail", Email),
+    ("app.fastmail.com", "Fastmail", Email),
+    ("mail.zoho.*", "Zoho Mail", Email),
+    ("mail.yandex.*", "Yandex Mail", Email),
+    ("e.mail.ru", "Mail.ru Mail", Email),
+    ("mail.qq.com", "QQ Mail", Email),
+    ("mail.163.com", "NetEase Mail", Email),
+    ("rich-v*.bluewin.ch", "Bluewin", Email),
+    ("email.bluewin.ch", "Bluewin", Email),
+    ("deref-gmx.*", "GMX", Email),
+    ("lightmailer*.gmx.*", "GMX", Email),
+    ("navigator*.gmx.*", "GMX", Email),
+    ("deref-web.de", "Web.de", Email),
+    ("3c*.web.de", "Web.de", Email),
+    ("lightmailer*.web.de", "Web.de", Email),
+    ("navigator*.web.de", "Web.de", Email),
+    ("deref-1und1*.de", "1und1", Email),
+    ("email.ionos.*", "Ionos", Email),
+    ("mailbusiness.ionos.*", "Ionos", Email),
+    ("mail.infomaniak.com", "Infomaniak", Email),
+    ("deref-mail.com", "Mail.com", Email),
+    ("mail.com", "Mail.com", Email),
+    ("webmail*.orange.fr", "Orange Webmail", Email),
+    ("mail*.orange.fr", "Orange Webmail", Email),
+    ("wmail.orange.fr", "Orange Webmail", Email),
+    ("messagerie*.orange.fr", "Orange Webmail", Email),
+    ("email.t-online.de", "T-Online", Email),
+    ("webmail.tim.it", "TIM", Email),
+    ("upcmail.hispeed.ch", "UPC", Email),
+    ("mail.vodafone.de", "Vodafone", Email),
+    ("webmail.free.fr", "Free", Email),
+    ("mail.seznam.cz", "Seznam Mail", Email),
     // Social / messaging / communities
     ("t.co", "Twitter", Social),
     ("twitter.com", "Twitter", Social),
@@ -70,6 +139,7 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("fb.com", "Facebook", Social),
     ("fb.me", "Facebook", Social),
     ("com.facebook.katana", "Facebook", Social),
+    ("messenger.com", "Facebook", Social),
     ("instagram.com", "Instagram", Social),
     ("linkedin.com", "LinkedIn", Social),
     ("lnkd.in", "LinkedIn", Social),
@@ -84,8 +154,19 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("bsky.app", "Bluesky", Social),
     ("threads.net", "Threads", Social),
     ("threads.com", "Threads", Social),
+    ("mastodon.social", "Mastodon", Social),
     ("vk.com", "VKontakte", Social),
+    ("odnoklassniki.ru", "Odnoklassniki", Social),
+    ("ok.ru", "Odnoklassniki", Social),
     ("weibo.com", "Weibo", Social),
+    ("tumblr.com", "Tumblr", Social),
+    ("snapchat.com", "Snapchat", Social),
+    ("xing.com", "XING", Social),
+    ("line.me", "LINE", Social),
+    ("lnk.bio", "Lnk.Bio", Social),
+    ("linktr.ee", "Linktree", Social),
+    ("workplace.com", "Workplace", Social),
+    ("flipboard.com", "Flipboard", Social),
     ("t.me", "Telegram", Social),
     ("telegram.org", "Telegram", Social),
     ("org.telegram.messenger", "Telegram", Social),
@@ -104,6 +185,13 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("com.google.android.youtube", "YouTube", Video),
     ("vimeo.com", "Vimeo", Video),
     ("twitch.tv", "Twitch", Video),
+    ("dailymotion.com", "Dailymotion", Video),
+    // Ad networks (clicks on ads shown on other sites)
+    ("doubleclick.net", "Google", Ads),
+    ("googlesyndication.com", "Google", Ads),
+    ("googleadservices.com", "Google", Ads),
+    ("adsensecustomsearchads.com", "Google", Ads),
+    ("syndicatedsearch.goog", "Google", Ads),
     // Other well-known referrers
     ("github.com", "GitHub", Other),
     ("gitlab.com", "GitLab", Other),
@@ -172,6 +260,10 @@ pub struct Source {
     pub source: String,
     /// Referrer host + path without scheme, query, fragment or `www.`.
     pub referrer: String,
+    /// Referrer host, lowercase, without `www.`.
+    pub host: String,
+    /// Category of a known host.
+    pub category: Option<Category>,
 }
 
 /// Source for a referrer URL; `None` when empty, unparsable, host-less, or internal
@@ -198,12 +290,15 @@ pub fn referrer_source(referrer: &str, page_host: &str) -> Option<Source> {
     if host == page_host || registrable_domain(host) == registrable_domain(page_host) {
         return None;
     }
-    let source = lookup_host(host).map_or_else(|| host.to_string(), |(name, _)| name.to_string());
+    let known = lookup_host(host);
+    let source = known.map_or_else(|| host.to_string(), |(name, _)| name.to_string());
     let path = url.path();
     let path = if path == "/" { "" } else { path };
     Some(Source {
         source,
         referrer: format!("{host}{path}"),
+        host: host.to_string(),
+        category: known.map(|(_, c)| c),
     })
 }
 
@@ -259,24 +354,86 @@ pub fn source_category(source: &str) -> Option<Category> {
     lookup_host(lower.strip_prefix("www.").unwrap_or(&lower)).map(|(_, c)| c)
 }
 
-/// Looks a lowercase host up in [`SOURCES`].
-pub fn lookup_host(host: &str) -> Option<(&'static str, Category)> {
-    let mut best: Option<(usize, &'static str, Category)> = None;
-    for (pat, name, cat) in SOURCES {
-        if pat.ends_with(".*") {
-            continue;
-        }
-        if suffix_match(host, pat) && best.is_none_or(|(len, _, _)| pat.len() > len) {
-            best = Some((pat.len(), name, *cat));
-        }
-    }
-    if let Some((_, n, c)) = best {
-        return Some((n, c));
-    }
-    SOURCES.iter().find_map(|(pat, name, cat)| {
-        let stem = pat.strip_suffix(".*")?;
-        wildcard_match(host, stem).then_some((*name, *cat))
+/// A [`SOURCES`] pattern split into labels once.
+struct Pattern {
+    labels: Vec<&'static str>,
+    any_suffix: bool,
+    name: &'static str,
+    category: Category,
+    /// Fixed patterns first, then longer ones.
+    rank: (bool, usize),
+}
+
+fn patterns() -> &'static [Pattern] {
+    static P: OnceLock<Vec<Pattern>> = OnceLock::new();
+    P.get_or_init(|| {
+        SOURCES
+            .iter()
+            .map(|&(pat, name, category)| {
+                let (body, any_suffix) = match pat.strip_suffix(".*") {
+                    Some(b) => (b, true),
+                    None => (pat, false),
+                };
+                Pattern {
+                    labels: body.split('.').collect(),
+                    any_suffix,
+                    name,
+                    category,
+                    rank: (!any_suffix, pat.len()),
+                }
+            })
+            .collect()
     })
+}
+
+/// Looks a lowercase host (without `www.`) up in [`SOURCES`].
+pub fn lookup_host(host: &str) -> Option<(&'static str, Category)> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let suffix = public_suffix_labels(&labels);
+    patterns()
+        .iter()
+        .filter(|p| {
+            let body = if p.any_suffix {
+                match suffix {
+                    Some(n) => &labels[..labels.len() - n],
+                    None => return false,
+                }
+            } else {
+                &labels[..]
+            };
+            labels_end_with(body, &p.labels)
+        })
+        .max_by_key(|p| p.rank)
+        .map(|p| (p.name, p.category))
+}
+
+/// `host` ends with `pattern`, label by label; a pattern label ending in `*` matches
+/// any label with that prefix.
+fn labels_end_with(host: &[&str], pattern: &[&str]) -> bool {
+    host.len() >= pattern.len()
+        && host[host.len() - pattern.len()..]
+            .iter()
+            .zip(pattern)
+            .all(|(h, p)| match p.strip_suffix('*') {
+                Some(prefix) => h.starts_with(prefix),
+                None => h == p,
+            })
+}
+
+/// Labels of the public suffix a `.*` pattern stands for: one short alphabetic label
+/// ("de", "com"), or two for ccTLD second levels ("co.uk", "com.br").
+fn public_suffix_labels(labels: &[&str]) -> Option<usize> {
+    let n = labels.len();
+    let short =
+        |l: &str| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_alphabetic());
+    if n >= 3
+        && labels[n - 1].len() == 2
+        && short(labels[n - 1])
+        && SLD_LABELS.contains(&labels[n - 2])
+    {
+        return Some(2);
+    }
+    (n >= 2 && short(labels[n - 1])).then_some(1)
 }
 
 fn suffix_match(host: &str, pat: &str) -> bool {
@@ -284,24 +441,6 @@ fn suffix_match(host: &str, pat: &str) -> bool {
         || host
             .strip_suffix(pat)
             .is_some_and(|rest| rest.ends_with('.'))
-}
-
-/// `stem` (one label) followed by a public suffix of one or two short labels.
-fn wildcard_match(host: &str, stem: &str) -> bool {
-    let labels: Vec<&str> = host.split('.').collect();
-    let n = labels.len();
-    let tld_ok =
-        |l: &str| !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_alphabetic());
-    // stem.tld
-    if n >= 2 && labels[n - 2] == stem && tld_ok(labels[n - 1]) {
-        return true;
-    }
-    // stem.sld.cc
-    n >= 3
-        && labels[n - 3] == stem
-        && labels[n - 1].len() == 2
-        && tld_ok(labels[n - 1])
-        && SLD_LABELS.contains(&labels[n - 2])
 }
 
 /// Approximate registrable domain (eTLD+1) without the full public-suffix list.
@@ -385,6 +524,37 @@ mod tests {
         assert_eq!(name("https://en.wikipedia.org/wiki/X"), "Wikipedia");
         assert_eq!(name("https://chatgpt.com/"), "ChatGPT");
         assert_eq!(name("https://lnkd.in/x"), "LinkedIn");
+    }
+
+    #[test]
+    fn webmail_ai_and_ads() {
+        assert_eq!(
+            name("https://deref-gmx.net/mail/client/x/dereferrer/"),
+            "GMX"
+        );
+        assert_eq!(name("https://lightmailer-bs.gmx.net/"), "GMX");
+        assert_eq!(name("https://3c-bap.web.de/"), "Web.de");
+        assert_eq!(name("https://mail02.orange.fr/"), "Orange Webmail");
+        assert_eq!(name("https://www.orange.fr/portail"), "orange.fr");
+        assert_eq!(name("https://deref-1und1-02.de/"), "1und1");
+        assert_eq!(name("https://email.ionos.co.uk/"), "Ionos");
+        assert_eq!(name("http://x.c.yom.mail.yahoo.net/om/api"), "Yahoo! Mail");
+        assert_eq!(name("https://perplexity.ai/search"), "Perplexity");
+        assert_eq!(name("https://claude.ai/chat/1"), "Claude");
+        assert_eq!(name("https://copilot.microsoft.com/"), "Copilot");
+        assert_eq!(name("https://www.meta.ai/"), "Meta AI");
+        assert_eq!(name("https://aolsearch.aol.co.uk/aol/search"), "AOL");
+        assert_eq!(name("https://mail.aol.com/"), "AOL Mail");
+        let ad = src("https://pagead2.googlesyndication.com/").expect("external");
+        assert_eq!(
+            (ad.source.as_str(), ad.category),
+            ("Google", Some(Category::Ads))
+        );
+        assert_eq!(
+            src("https://www.google.de/").and_then(|s| s.category),
+            Some(Category::Search)
+        );
+        assert_eq!(lookup_host("gmail.com"), None);
     }
 
     #[test]

@@ -7,8 +7,11 @@ use crate::wire::WireEvent;
 use footfall_core::identity::{client_event_id, client_visitor_id, cookieless_visitor_id};
 use footfall_core::session::OpenSession;
 use footfall_core::{DropReason, Event, VisitAttrs, event};
-use footfall_enrich::channel::channel;
-use footfall_enrich::referrer::{canonical_utm_source, referrer_source};
+use footfall_enrich::channel::acquisition;
+use footfall_enrich::geo::GeoIp;
+use footfall_enrich::hints::ClientHints;
+use footfall_enrich::hit::{locate, parse_ua};
+use footfall_enrich::rules::{BlockRules, HitFacts, is_spam_referrer_url};
 use footfall_enrich::ua::{BotReason, UaParser};
 use footfall_enrich::url::parse_page_url;
 use footfall_store::Site;
@@ -38,6 +41,18 @@ pub struct HitContext {
     /// Server-side sending (bulk API): the request's own user agent is the sender's HTTP
     /// client, so only a per-event `user_agent` counts and a missing one is no bot.
     pub server_side: bool,
+    /// `Sec-CH-UA*` request headers (browsers only; ignored for server-side sending).
+    pub hints: ClientHints,
+    /// The configured CDN country header's value, from a trusted proxy only.
+    pub cdn_country: Option<String>,
+}
+
+/// Enrichment that depends on the configuration: GeoIP databases and per-site block
+/// rules. Empty by default (unknown location, no rules).
+#[derive(Debug, Default)]
+pub struct Enrichment {
+    pub geo: GeoIp,
+    pub rules: BlockRules,
 }
 
 const DEDUP_SHARDS: usize = 16;
@@ -107,6 +122,17 @@ pub struct Pipeline {
     pub sessions: SessionTable,
     pub salts: SaltBook,
     pub dedup: Dedup,
+    /// Set once the configuration is read (`set_enrichment`); read on every hit.
+    enrichment: RwLock<Arc<Enrichment>>,
+}
+
+fn drop_reason(reason: BotReason) -> DropReason {
+    match reason {
+        BotReason::Headless => DropReason::Headless,
+        BotReason::SpamReferrer => DropReason::SpamReferrer,
+        BotReason::Blocked => DropReason::Blocked,
+        BotReason::Crawler | BotReason::HttpLibrary | BotReason::Empty => DropReason::Bot,
+    }
 }
 
 fn host_allowed(site: &Site, host: &str) -> bool {
@@ -127,7 +153,13 @@ impl Pipeline {
             sessions: SessionTable::default(),
             salts,
             dedup: Dedup::default(),
+            enrichment: RwLock::new(Arc::new(Enrichment::default())),
         }
+    }
+
+    /// Installs GeoIP databases and block rules (start-up, after recovery).
+    pub fn set_enrichment(&self, enrichment: Enrichment) {
+        *self.enrichment.write() = Arc::new(enrichment);
     }
 
     /// Runs every step for one hit.
@@ -153,19 +185,54 @@ impl Pipeline {
             (None, false) => ctx.user_agent.as_str(),
             (None, true) => "",
         };
+        let no_hints = ClientHints::default();
+        // Client hints describe the request's sender, which is not the visitor's
+        // browser when a server sends on its behalf.
+        let hints = if ctx.server_side {
+            &no_hints
+        } else {
+            &ctx.hints
+        };
         let ua = if user_agent.is_empty() && ctx.server_side {
             Arc::new(footfall_enrich::ua::UaInfo::default())
         } else {
-            self.ua.parse(user_agent)
+            parse_ua(&self.ua, user_agent, hints, hit.webdriver)
         };
         if let Some(reason) = ua.bot {
-            return Ok(HitOutcome::Dropped(match reason {
-                BotReason::Headless => DropReason::Headless,
-                _ => DropReason::Bot,
-            }));
+            return Ok(HitOutcome::Dropped(drop_reason(reason)));
+        }
+        if hit
+            .referrer
+            .as_deref()
+            .is_some_and(|r| !r.is_empty() && is_spam_referrer_url(r))
+        {
+            return Ok(HitOutcome::Dropped(DropReason::SpamReferrer));
         }
         let ts_us = hit.timestamp_us.unwrap_or(ctx.now_us);
         let ip = hit.ip.as_deref().unwrap_or(&ctx.ip);
+        let ip_addr = ip.trim().parse::<std::net::IpAddr>().ok();
+        // A CDN header speaks about the request's peer, not about an event's own `ip`.
+        let cdn_country = if hit.ip.is_some() {
+            None
+        } else {
+            ctx.cdn_country.as_deref()
+        };
+        let enrichment = self.enrichment.read().clone();
+        if let Some(rules) = enrichment.rules.for_site(&site.domain) {
+            let country = if rules.needs_country() {
+                locate(&enrichment.geo, ip_addr, cdn_country).country
+            } else {
+                String::new()
+            };
+            if rules.blocks(&HitFacts {
+                ip: ip_addr,
+                country: &country,
+                path: &page.pathname,
+                hostname: &page.hostname,
+            }) {
+                return Ok(HitOutcome::Dropped(DropReason::Blocked));
+            }
+        }
         let timeout = site.session_timeout_secs;
 
         let visitor_id = match hit.visitor_id.as_deref() {
@@ -207,7 +274,9 @@ impl Pipeline {
                 // Engagement beacons only extend a visit; alone they are not a visit.
                 _ if is_engagement => None,
                 _ => {
-                    let source = self.visit_attrs(&hit, &page, &ua);
+                    let source = self.visit_attrs(&hit, &page, &ua, || {
+                        locate(&enrichment.geo, ip_addr, cdn_country)
+                    });
                     let session = OpenSession {
                         session_id: self.ids.next(),
                         visitor_id,
@@ -260,41 +329,23 @@ impl Pipeline {
         })))
     }
 
-    /// Visit attributes from the first event of a visit.
+    /// Visit attributes from the first event of a visit. The location is looked up
+    /// here, once per visit; the IP address itself goes no further.
     fn visit_attrs(
         &self,
         hit: &WireEvent,
         page: &footfall_enrich::url::PageUrl,
         ua: &footfall_enrich::ua::UaInfo,
+        locate: impl FnOnce() -> footfall_enrich::geo::Location,
     ) -> VisitAttrs {
-        let external = hit
-            .referrer
-            .as_deref()
-            .filter(|r| !r.is_empty())
-            .and_then(|r| referrer_source(r, &page.hostname));
-        let source = if !page.utm_source.is_empty() {
-            canonical_utm_source(&page.utm_source)
-        } else if !page.source_param.is_empty() {
-            canonical_utm_source(&page.source_param)
-        } else if let Some(s) = &external {
-            s.source.clone()
-        } else {
-            "Direct / None".to_string()
-        };
-        let channel = channel(
-            &source,
-            &page.utm_medium,
-            &page.utm_source,
-            &page.utm_campaign,
-            &page.click_id,
-        )
-        .to_string();
+        let acq = acquisition(page, hit.referrer.as_deref());
+        let loc = locate();
         VisitAttrs {
             entry_page: page.pathname.clone(),
             entry_hostname: page.hostname.clone(),
-            referrer: external.map(|s| s.referrer).unwrap_or_default(),
-            source,
-            channel,
+            referrer: acq.referrer,
+            source: acq.source,
+            channel: acq.channel.to_string(),
             utm_source: page.utm_source.clone(),
             utm_medium: page.utm_medium.clone(),
             utm_campaign: page.utm_campaign.clone(),
@@ -305,7 +356,13 @@ impl Pipeline {
             browser_version: ua.browser_version.clone(),
             os: ua.os.clone(),
             os_version: ua.os_version.clone(),
-            ..VisitAttrs::default()
+            country: loc.country,
+            region: loc.region,
+            city: loc.city,
+            country_name: loc.country_name,
+            region_name: loc.region_name,
+            city_name: loc.city_name,
+            org: loc.org,
         }
     }
 
@@ -367,6 +424,7 @@ mod tests {
             user_agent: ua.into(),
             now_us: 0,
             server_side: false,
+            ..HitContext::default()
         }
     }
 
@@ -453,6 +511,150 @@ mod tests {
             p.process(&site(), hit("pageview", "/", 0), &ctx(bot)),
             HitOutcome::Dropped(DropReason::Bot)
         ));
+    }
+}
+
+#[cfg(test)]
+mod enrichment_tests {
+    use super::*;
+    use footfall_enrich::rules::{BlockRule, SiteSettings};
+    use footfall_store::IdentityMode;
+    use std::collections::BTreeMap;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+
+    fn site() -> Site {
+        Site {
+            id: 7,
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            identity_mode: IdentityMode::Cookieless,
+            session_timeout_secs: 1800,
+            allowed_hostnames: vec![],
+        }
+    }
+
+    fn hit(path: &str, referrer: Option<&str>) -> WireEvent {
+        WireEvent {
+            name: "pageview".into(),
+            url: format!("https://example.com{path}"),
+            referrer: referrer.map(str::to_string),
+            timestamp_us: Some(20_000 * crate::salts::DAY_US),
+            ..WireEvent::default()
+        }
+    }
+
+    fn ctx(ip: &str) -> HitContext {
+        HitContext {
+            ip: ip.into(),
+            user_agent: CHROME.into(),
+            ..HitContext::default()
+        }
+    }
+
+    #[test]
+    fn spam_referrers_webdriver_and_block_rules_are_dropped() {
+        let p = Pipeline::new(SaltBook::default());
+        let mut sites = BTreeMap::new();
+        sites.insert(
+            "example.com".to_string(),
+            SiteSettings {
+                block: vec![
+                    BlockRule {
+                        path: Some("/internal*".into()),
+                        ..BlockRule::default()
+                    },
+                    BlockRule {
+                        ip: Some("198.51.100.0/24".into()),
+                        ..BlockRule::default()
+                    },
+                ],
+            },
+        );
+        p.set_enrichment(Enrichment {
+            geo: GeoIp::default(),
+            rules: BlockRules::compile(&sites).expect("rules"),
+        });
+        let spam = p.process(
+            &site(),
+            hit("/", Some("https://semalt.com/")),
+            &ctx("203.0.113.1"),
+        );
+        assert_eq!(spam, HitOutcome::Dropped(DropReason::SpamReferrer));
+        let blocked = p.process(&site(), hit("/internal/x", None), &ctx("203.0.113.1"));
+        assert_eq!(blocked, HitOutcome::Dropped(DropReason::Blocked));
+        let blocked = p.process(&site(), hit("/", None), &ctx("198.51.100.4"));
+        assert_eq!(blocked, HitOutcome::Dropped(DropReason::Blocked));
+        let mut wd = hit("/", None);
+        wd.webdriver = true;
+        assert_eq!(
+            p.process(&site(), wd, &ctx("203.0.113.1")),
+            HitOutcome::Dropped(DropReason::Headless)
+        );
+        assert!(matches!(
+            p.process(&site(), hit("/", None), &ctx("203.0.113.1")),
+            HitOutcome::Accepted(_)
+        ));
+    }
+
+    #[test]
+    fn hints_location_and_channel_reach_the_visit() {
+        let p = Pipeline::new(SaltBook::default());
+        let db = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/testdata/maxmind-db/test-data/GeoIP2-City-Test.mmdb"
+        ));
+        let with_db = db.is_file();
+        if with_db {
+            p.set_enrichment(Enrichment {
+                geo: GeoIp::open(Some(&db), None).expect("test database"),
+                rules: BlockRules::default(),
+            });
+        }
+        let mut c = ctx("81.2.69.142");
+        c.hints = ClientHints {
+            ua: r#""Chromium";v="124", "Microsoft Edge";v="124", "Not-A.Brand";v="99""#.into(),
+            platform: r#""Windows""#.into(),
+            platform_version: r#""15.0.0""#.into(),
+            ..ClientHints::default()
+        };
+        c.cdn_country = Some("FR".into());
+        let e = match p.process(
+            &site(),
+            hit("/?utm_medium=email", Some("https://chatgpt.com/")),
+            &c,
+        ) {
+            HitOutcome::Accepted(e) => e,
+            other => panic!("expected an accepted event, got {other:?}"),
+        };
+        assert_eq!(e.visit.browser, "Microsoft Edge");
+        assert_eq!(e.visit.os_version, "11");
+        assert_eq!(e.visit.source, "ChatGPT");
+        assert_eq!(e.visit.channel, "AI Assistants");
+        if with_db {
+            assert_eq!(
+                (
+                    e.visit.country.as_str(),
+                    e.visit.region.as_str(),
+                    e.visit.city
+                ),
+                ("GB", "GB-ENG", 2643743)
+            );
+        } else {
+            // No database: the trusted CDN header gives the country.
+            assert_eq!(e.visit.country, "FR");
+        }
+        // Server-side sending: the request's hints are not the visitor's.
+        let mut bulk = ctx("10.9.9.9");
+        bulk.server_side = true;
+        bulk.hints = c.hints.clone();
+        let mut h = hit("/", None);
+        h.user_agent = Some(CHROME.into());
+        let e = match p.process(&site(), h, &bulk) {
+            HitOutcome::Accepted(e) => e,
+            other => panic!("expected an accepted event, got {other:?}"),
+        };
+        assert_eq!(e.visit.browser, "Chrome");
     }
 }
 

@@ -23,6 +23,8 @@ pub struct WireEvent {
     pub user_agent: Option<String>,
     pub title: Option<String>,
     pub id: Option<String>,
+    /// The tracker saw `navigator.webdriver` (browser automation): `webdriver` / `wd`.
+    pub webdriver: bool,
 }
 
 const MAX_NAME: usize = 120;
@@ -237,6 +239,9 @@ pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
         user_agent: string_field(obj, "user_agent", "user_agent")?,
         title: string_field(obj, "title", "title")?,
         id,
+        webdriver: field(obj, "webdriver", "wd")
+            .and_then(parse_bool)
+            .unwrap_or(false),
     })
 }
 

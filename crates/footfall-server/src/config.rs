@@ -3,8 +3,10 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use footfall_enrich::rules::SiteSettings;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,17 @@ pub struct Config {
     pub duckdb_threads: u32,
     /// Acknowledged-but-unstored events beyond which ingestion answers 503.
     pub max_backlog: usize,
+    /// MaxMind DB City or Country database (GeoLite2, GeoIP2, DB-IP Lite).
+    pub geoip_city: Option<PathBuf>,
+    /// MaxMind DB ASN or ISP database (organisation, `visit:org`).
+    pub geoip_asn: Option<PathBuf>,
+    /// Request header carrying the visitor's country from a CDN (e.g. "CF-IPCountry"),
+    /// read only from trusted proxies and only when no GeoIP database gives a country.
+    /// Off when empty: clients can send any header.
+    pub country_header: String,
+    /// Per-site settings: `[[sites."example.com".block]]` rules (see
+    /// footfall_enrich::rules).
+    pub sites: BTreeMap<String, SiteSettings>,
 }
 
 impl Default for Config {
@@ -34,6 +47,10 @@ impl Default for Config {
             duckdb_memory_limit: "256MB".into(),
             duckdb_threads: 2,
             max_backlog: 200_000,
+            geoip_city: None,
+            geoip_asn: None,
+            country_header: String::new(),
+            sites: BTreeMap::new(),
         }
     }
 }
@@ -56,6 +73,9 @@ impl Config {
             "duckdb_memory_limit",
             "duckdb_threads",
             "max_backlog",
+            "geoip_city",
+            "geoip_asn",
+            "country_header",
         ]));
         for (key, value) in overrides {
             fig = fig.merge(Serialized::global(key, value));
@@ -74,6 +94,17 @@ impl Config {
                     .map_err(|_| format!("invalid trusted proxy CIDR {s:?}"))
             })
             .collect()
+    }
+
+    /// Opens the GeoIP databases and compiles the block rules (start-up errors name the
+    /// file or the rule at fault).
+    pub fn enrichment(&self) -> anyhow::Result<footfall_ingest::pipeline::Enrichment> {
+        let geo = footfall_enrich::geo::GeoIp::open(
+            self.geoip_city.as_deref(),
+            self.geoip_asn.as_deref(),
+        )?;
+        let rules = footfall_enrich::rules::BlockRules::compile(&self.sites)?;
+        Ok(footfall_ingest::pipeline::Enrichment { geo, rules })
     }
 
     pub fn db_path(&self) -> PathBuf {

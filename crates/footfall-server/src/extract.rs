@@ -27,6 +27,31 @@ pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpA
         .unwrap_or(peer_ip)
 }
 
+/// The configured CDN country header (e.g. `CF-IPCountry`), read only when the peer is a
+/// trusted proxy: anyone else could send it.
+pub fn cdn_country(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Option<String> {
+    let name = state.config.country_header.trim();
+    if name.is_empty()
+        || !state
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    {
+        return None;
+    }
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `Sec-CH-UA*` client hints of the request.
+pub fn client_hints(headers: &HeaderMap) -> footfall_enrich::hints::ClientHints {
+    footfall_enrich::hints::ClientHints::from_headers(|name| {
+        headers.get(name).and_then(|v| v.to_str().ok())
+    })
+}
+
 pub fn user_agent(headers: &HeaderMap) -> String {
     headers
         .get(header::USER_AGENT)

@@ -90,6 +90,19 @@ pub fn admin_token(path: &Path) -> anyhow::Result<String> {
 /// Builds the application state: storage, recovery, ingestion.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let trusted = config.trusted_proxy_nets().map_err(anyhow::Error::msg)?;
+    // Before the store: a bad GeoIP file or rule stops start-up with nothing opened.
+    let started = std::time::Instant::now();
+    let enrichment = config.enrichment()?;
+    if !enrichment.geo.is_empty() {
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            city = ?config.geoip_city,
+            asn = ?config.geoip_asn,
+            "GeoIP databases opened and verified"
+        );
+    } else if config.country_header.is_empty() {
+        tracing::info!("no GeoIP database configured: locations are unknown (see --geoip-city)");
+    }
     let started = std::time::Instant::now();
     let store = open_embedded(&config)?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, "store opened");
@@ -116,6 +129,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     )
     .await
     .context("recovering events from the write-ahead log")?;
+    ingestor.pipeline.set_enrichment(enrichment);
     let state = Arc::new(Inner::new(config, storage, ingestor, trusted, &token));
     state.reload().await?;
     Ok(state)

@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod cli_admin;
+mod enrich_cmd;
 mod simulate;
 
 use anyhow::Context;
@@ -48,7 +49,24 @@ enum Command {
         /// Comma-separated CIDRs whose X-Forwarded-For is trusted [default: loopback].
         #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES")]
         trusted_proxies: Option<String>,
+        /// MaxMind DB City or Country database (GeoLite2/GeoIP2/DB-IP) for
+        /// country, region and city.
+        #[arg(long, env = "FOOTFALL_GEOIP_CITY")]
+        geoip_city: Option<PathBuf>,
+        /// MaxMind DB ASN or ISP database for the organisation (`visit:org`).
+        #[arg(long, env = "FOOTFALL_GEOIP_ASN")]
+        geoip_asn: Option<PathBuf>,
+        /// Header with the visitor's country set by a CDN in front (e.g. CF-IPCountry);
+        /// read only from trusted proxies [default: off].
+        #[arg(long, env = "FOOTFALL_COUNTRY_HEADER")]
+        country_header: Option<String>,
     },
+    /// Print every derived field (browser, OS, device, bot verdict, source, channel,
+    /// UTM, location, organisation) for JSON lines on stdin or one hit from flags.
+    #[command(
+        after_help = "Input lines: {\"ua\": ..., \"ip\": ..., \"referrer\": ..., \"url\": ..., \"headers\": {\"Sec-CH-UA\": ...}}\n(optional: \"site\" applies that site's block rules from --config; \"webdriver\": true)\nOne JSON line out per line in, in order; bad lines give {\"error\": ...}.\nThe IP is only looked up, never printed."
+    )]
+    Enrich(enrich_cmd::EnrichArgs),
     /// Manage sites.
     #[command(subcommand)]
     Site(SiteCommand),
@@ -161,6 +179,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve {
             listen,
             trusted_proxies,
+            geoip_city,
+            geoip_asn,
+            country_header,
         } => {
             init_tracing("info");
             let mut extra = Vec::new();
@@ -169,6 +190,15 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(t) = trusted_proxies {
                 extra.push(("trusted_proxies", t.clone()));
+            }
+            if let Some(p) = geoip_city {
+                extra.push(("geoip_city", p.display().to_string()));
+            }
+            if let Some(p) = geoip_asn {
+                extra.push(("geoip_asn", p.display().to_string()));
+            }
+            if let Some(h) = country_header {
+                extra.push(("country_header", h.clone()));
             }
             let config = load_config(&cli, &extra)?;
             footfall_server::serve(config, shutdown_signal()).await
@@ -200,6 +230,10 @@ async fn main() -> anyhow::Result<()> {
                 simulate::run(target, args.clone())
             })
             .await
+        }
+        Command::Enrich(args) => {
+            init_tracing("warn");
+            enrich_cmd::run(&load_config(&cli, &[])?, args)
         }
         Command::Bench(args) => {
             init_tracing("warn");

@@ -1,7 +1,7 @@
 //! `POST /api/v1/events`: authenticated bulk and server-side ingestion.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{bearer, check_content_type, client_ip, read_body, user_agent};
+use crate::extract::{bearer, cdn_country, check_content_type, client_ip, read_body, user_agent};
 use crate::state::{AppState, Caller};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
@@ -121,6 +121,8 @@ async fn post_events(
         user_agent: user_agent(&headers),
         now_us: chrono::Utc::now().timestamp_micros(),
         server_side: true,
+        hints: Default::default(),
+        cdn_country: cdn_country(&state, peer, &headers),
     };
     let (mut accepted, mut dropped, mut duplicates) = (0usize, 0usize, 0usize);
     for (site, hits) in by_site {

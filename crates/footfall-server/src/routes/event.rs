@@ -1,7 +1,9 @@
 //! `POST /api/event`: the Plausible Events API.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{check_content_type, client_ip, parse_json, read_body, user_agent};
+use crate::extract::{
+    cdn_country, check_content_type, client_hints, client_ip, parse_json, read_body, user_agent,
+};
 use crate::state::{AppState, normalize_domain};
 use axum::Router;
 use axum::body::Body;
@@ -55,6 +57,8 @@ async fn post_event(
         user_agent: user_agent(&headers),
         now_us: chrono::Utc::now().timestamp_micros(),
         server_side: false,
+        hints: client_hints(&headers),
+        cdn_country: cdn_country(&state, peer, &headers),
     };
     let mut dropped = None;
     for site in sites {
