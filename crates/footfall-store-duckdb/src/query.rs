@@ -618,15 +618,11 @@ impl<'a> Builder<'a> {
             && !self.q.filters_on(&|d| !matches!(d, Dimension::Visit(_)))
     }
 
-    /// Visitors from the rollup too (exit-page keys would need the exits join on events).
+    /// Visitors from the rollup too; not with time buckets (a visit spanning two buckets
+    /// counts in both, and which buckets hold its hits only the events know; splitting
+    /// visits by bucket measured no faster than grouping the events).
     fn rollup_visitors(&self) -> bool {
-        self.rollup_visits()
-            && !self.dims().iter().any(|d| {
-                matches!(
-                    d,
-                    Dimension::Visit(VisitAttr::ExitPage | VisitAttr::ExitPageHostname)
-                )
-            })
+        self.rollup_visits() && !self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
     }
 
     /// Requested metrics that may be estimates (they derive from `tot`, which is
@@ -646,24 +642,10 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    /// Time dimensions of the query as (granularity) list, for bucket comparisons.
-    fn time_dims(&self) -> Vec<TimeGranularity> {
-        self.dims()
-            .iter()
-            .filter_map(|d| match d {
-                Dimension::Time(g) => Some(*g),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// `sv AS (...)`: visitor id and group keys of the visits with a hit (a non-engagement
     /// event) in range. A visit starting in range has one (its first event); for the few
     /// that started earlier and are still going at the start, the events say.
     fn rollup_visitors_cte(&self, sql: &mut Sql) {
-        if !self.time_dims().is_empty() {
-            return self.rollup_visitors_by_time_cte(sql);
-        }
         self.over_sessions.set(true);
         sql.push("sv AS (SELECT e.visitor_id");
         for (i, d) in self.dims().iter().enumerate() {
@@ -688,65 +670,6 @@ impl<'a> Builder<'a> {
         sql.push(&format!(" AND name <> '{ENGAGEMENT}')) AND "));
         self.filters_cond(&self.q.filters, sql);
         sql.push(")");
-        self.over_sessions.set(false);
-    }
-
-    /// `sv AS (...)` with time buckets: a visit counts in every bucket holding one of its
-    /// hits. Visits starting in range whose first and last hits share a bucket give one
-    /// row from the rollup (all their hits lie between those two); the others (crossing a
-    /// bucket boundary or started before the range, a few percent) give their hits from
-    /// `events`.
-    fn rollup_visitors_by_time_cte(&self, sql: &mut Sql) {
-        let same_bucket = self
-            .time_dims()
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} = {}",
-                    self.time_bucket(*g, "e.session_start"),
-                    self.time_bucket(*g, "e.last_hit_ts")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        self.over_sessions.set(true);
-        sql.push("sv AS (SELECT e.visitor_id");
-        for (i, d) in self.dims().iter().enumerate() {
-            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Visits)));
-        }
-        sql.push(" FROM sessions e WHERE e.site_id = ");
-        self.bind_site(sql);
-        sql.push(" AND e.session_start >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(" AND e.session_start < ");
-        self.bind_ts(sql, self.end_us);
-        sql.push(&format!(" AND {same_bucket} AND "));
-        self.filters_cond(&self.q.filters, sql);
-        self.over_sessions.set(false);
-        sql.push(" UNION ALL SELECT e.visitor_id");
-        for (i, d) in self.dims().iter().enumerate() {
-            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
-        }
-        sql.push(" FROM events e WHERE e.site_id = ");
-        self.bind_site(sql);
-        sql.push(" AND e.ts >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(" AND e.ts < ");
-        self.bind_ts(sql, self.end_us);
-        sql.push(&format!(
-            " AND e.name <> '{ENGAGEMENT}' AND e.session_id IN (SELECT e.session_id FROM sessions e WHERE e.site_id = "
-        ));
-        self.over_sessions.set(true);
-        self.bind_site(sql);
-        sql.push(" AND e.session_start < ");
-        self.bind_ts(sql, self.end_us);
-        sql.push(" AND e.last_hit_ts >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(" AND NOT (e.session_start >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(&format!(" AND {same_bucket}) AND "));
-        self.filters_cond(&self.q.filters, sql);
-        sql.push("))");
         self.over_sessions.set(false);
     }
 
