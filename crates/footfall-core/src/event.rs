@@ -35,6 +35,9 @@ pub struct VisitAttrs {
     pub region_name: String,
     pub city_name: String,
     pub org: String,
+    /// Classification label from the site's rules ("" = none); `visit:label`.
+    #[serde(default)]
+    pub label: String,
 }
 
 /// One enriched, identified and sessionized event, exactly as stored.

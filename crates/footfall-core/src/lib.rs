@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod identity;
+pub mod labels;
 pub mod query;
 pub mod session;
 

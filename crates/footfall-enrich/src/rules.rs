@@ -21,6 +21,10 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::referrer::registrable_domain;
+pub use footfall_core::labels::glob;
+use footfall_core::labels::{LabelRule, VisitFacts, classify};
+use parking_lot::RwLock;
+use std::sync::Arc;
 
 /// Referrer-spam domains (registrable domains; subdomains match too). Footfall's own
 /// short list of the long-running campaigns that flood analytics with fake referrers.
@@ -109,11 +113,16 @@ pub struct BlockRule {
 pub struct SiteSettings {
     #[serde(default)]
     pub block: Vec<BlockRule>,
+    /// Visitor classification rules (`[[sites."example.com".label]]`).
+    #[serde(default)]
+    pub label: Vec<LabelRule>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("block rule {index} of site {site:?}: {message}")]
+#[error("{kind} rule {index} of site {site:?}: {message}")]
 pub struct RuleError {
+    /// "block" or "label".
+    pub kind: &'static str,
     pub site: String,
     pub index: usize,
     pub message: String,
@@ -177,6 +186,7 @@ impl BlockRules {
             let mut rules = Vec::new();
             for (index, rule) in settings.block.iter().enumerate() {
                 let err = |message: String| RuleError {
+                    kind: "block",
                     site: site.clone(),
                     index: index + 1,
                     message,
@@ -244,6 +254,81 @@ impl BlockRules {
     }
 }
 
+/// Label rules per site: those set through the API (replaceable while running) first,
+/// then the configuration file's.
+#[derive(Debug, Default)]
+pub struct LabelBook {
+    config: HashMap<String, Vec<LabelRule>>,
+    api: RwLock<HashMap<String, Arc<Vec<LabelRule>>>>,
+}
+
+impl LabelBook {
+    /// The configuration's rules, checked (errors name the site and rule).
+    pub fn from_config(sites: &BTreeMap<String, SiteSettings>) -> Result<LabelBook, RuleError> {
+        let mut config = HashMap::new();
+        for (site, settings) in sites {
+            if let Some((index, message)) = first_problem(&settings.label) {
+                return Err(RuleError {
+                    kind: "label",
+                    site: site.clone(),
+                    index,
+                    message,
+                });
+            }
+            if !settings.label.is_empty() {
+                config.insert(normalize(site), settings.label.clone());
+            }
+        }
+        Ok(LabelBook {
+            config,
+            api: RwLock::default(),
+        })
+    }
+
+    /// Replaces a site's API rules (checked with [`first_problem`] by the caller).
+    pub fn set_api_rules(&self, domain: &str, rules: Vec<LabelRule>) {
+        let mut api = self.api.write();
+        if rules.is_empty() {
+            api.remove(&normalize(domain));
+        } else {
+            api.insert(normalize(domain), Arc::new(rules));
+        }
+    }
+
+    /// A site's rules from the configuration file.
+    pub fn config_rules(&self, domain: &str) -> &[LabelRule] {
+        self.config
+            .get(&normalize(domain))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The visit's label, "" when no rule matches.
+    pub fn label(&self, domain: &str, facts: &VisitFacts<'_>) -> String {
+        if self.config.is_empty() && self.api.read().is_empty() {
+            return String::new();
+        }
+        let domain = normalize(domain);
+        let api = self.api.read().get(&domain).cloned();
+        api.as_deref()
+            .and_then(|rules| classify(rules, facts))
+            .or_else(|| {
+                self.config
+                    .get(&domain)
+                    .and_then(|rules| classify(rules, facts))
+            })
+            .map(str::to_string)
+            .unwrap_or_default()
+    }
+}
+
+/// The first unusable rule as (1-based index, reason).
+pub fn first_problem(rules: &[LabelRule]) -> Option<(usize, String)> {
+    rules
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.problem().map(|p| (i + 1, p)))
+}
+
 fn normalize(domain: &str) -> String {
     let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     d.strip_prefix("www.").map(str::to_string).unwrap_or(d)
@@ -259,43 +344,9 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// `*` matches any run of characters (including `/`); everything else is literal.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("/wp-admin*", "/wp-admin/x.php"));
-        assert!(glob("/wp-admin*", "/wp-admin"));
-        assert!(!glob("/wp-admin*", "/blog/wp-admin"));
-        assert!(glob("*.php", "/a/b.php"));
-        assert!(glob("/a/*/edit", "/a/1/2/edit"));
-        assert!(!glob("/a/*/edit", "/a/edit"));
-        assert!(glob("/exact", "/exact"));
-        assert!(!glob("/exact", "/exact/"));
-        assert!(glob("*", "/anything"));
-        assert!(glob("/a*b*", "/axxbyy"));
-    }
 
     #[test]
     fn spam() {
@@ -314,7 +365,10 @@ mod tests {
         let mut sites = BTreeMap::new();
         sites.insert(
             "Example.com".to_string(),
-            SiteSettings { block: toml_rules },
+            SiteSettings {
+                block: toml_rules,
+                ..SiteSettings::default()
+            },
         );
         BlockRules::compile(&sites).expect("valid rules")
     }
@@ -376,6 +430,7 @@ mod tests {
                         ..BlockRule::default()
                     },
                 ],
+                ..SiteSettings::default()
             },
         );
         let e = BlockRules::compile(&sites).expect_err("bad ip");
@@ -387,6 +442,7 @@ mod tests {
             "example.com".to_string(),
             SiteSettings {
                 block: vec![BlockRule::default()],
+                ..SiteSettings::default()
             },
         );
         assert!(BlockRules::compile(&sites).is_err());
@@ -397,6 +453,7 @@ mod tests {
                     country: Some("Germany".into()),
                     ..BlockRule::default()
                 }],
+                ..SiteSettings::default()
             },
         );
         assert!(BlockRules::compile(&sites).is_err());

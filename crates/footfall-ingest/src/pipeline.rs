@@ -53,6 +53,8 @@ pub struct HitContext {
 pub struct Enrichment {
     pub geo: GeoIp,
     pub rules: BlockRules,
+    /// Visitor classification rules (`visit:label`).
+    pub labels: footfall_enrich::rules::LabelBook,
 }
 
 const DEDUP_SHARDS: usize = 16;
@@ -160,6 +162,11 @@ impl Pipeline {
     /// Installs GeoIP databases and block rules (start-up, after recovery).
     pub fn set_enrichment(&self, enrichment: Enrichment) {
         *self.enrichment.write() = Arc::new(enrichment);
+    }
+
+    /// The enrichment in use (label rules change through it while running).
+    pub fn enrichment(&self) -> Arc<Enrichment> {
+        self.enrichment.read().clone()
     }
 
     /// Runs every step for one hit.
@@ -274,9 +281,20 @@ impl Pipeline {
                 // Engagement beacons only extend a visit; alone they are not a visit.
                 _ if is_engagement => None,
                 _ => {
-                    let source = self.visit_attrs(&hit, &page, &ua, || {
+                    let mut source = self.visit_attrs(&hit, &page, &ua, || {
                         locate(&enrichment.geo, ip_addr, cdn_country)
                     });
+                    source.label = enrichment.labels.label(
+                        &site.domain,
+                        &footfall_core::labels::VisitFacts {
+                            referrer_host: referrer_host(hit.referrer.as_deref().unwrap_or("")),
+                            utm_source: &source.utm_source,
+                            utm_medium: &source.utm_medium,
+                            utm_campaign: &source.utm_campaign,
+                            user_agent,
+                            entry_path: &source.entry_page,
+                        },
+                    );
                     let session = OpenSession {
                         session_id: self.ids.next(),
                         visitor_id,
@@ -363,6 +381,8 @@ impl Pipeline {
             region_name: loc.region_name,
             city_name: loc.city_name,
             org: loc.org,
+            // Set by the caller from the site's rules.
+            label: String::new(),
         }
     }
 
@@ -387,6 +407,16 @@ impl Pipeline {
                 }
             });
     }
+}
+
+/// Host of a referrer URL ("" when none), without parsing the whole URL.
+fn referrer_host(referrer: &str) -> &str {
+    let rest = referrer
+        .split_once("://")
+        .map_or(referrer, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.split(':').next().unwrap_or("")
 }
 
 #[cfg(test)]
@@ -569,11 +599,13 @@ mod enrichment_tests {
                         ..BlockRule::default()
                     },
                 ],
+                label: Vec::new(),
             },
         );
         p.set_enrichment(Enrichment {
             geo: GeoIp::default(),
             rules: BlockRules::compile(&sites).expect("rules"),
+            labels: Default::default(),
         });
         let spam = p.process(
             &site(),
@@ -609,6 +641,7 @@ mod enrichment_tests {
             p.set_enrichment(Enrichment {
                 geo: GeoIp::open(Some(&db), None).expect("test database"),
                 rules: BlockRules::default(),
+                labels: Default::default(),
             });
         }
         let mut c = ctx("81.2.69.142");

@@ -104,7 +104,8 @@ impl Config {
             self.geoip_asn.as_deref(),
         )?;
         let rules = footfall_enrich::rules::BlockRules::compile(&self.sites)?;
-        Ok(footfall_ingest::pipeline::Enrichment { geo, rules })
+        let labels = footfall_enrich::rules::LabelBook::from_config(&self.sites)?;
+        Ok(footfall_ingest::pipeline::Enrichment { geo, rules, labels })
     }
 
     pub fn db_path(&self) -> PathBuf {

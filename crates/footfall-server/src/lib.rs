@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::stats::router())
         .merge(routes::admin::router())
         .merge(routes::privacy::router())
+        .merge(routes::labels::router())
         .merge(routes::docs::router())
         .fallback(error::not_found)
         // A bug in one request answers 500 (as JSON, via json_errors) instead of
@@ -130,6 +131,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     .await
     .context("recovering events from the write-ahead log")?;
     ingestor.pipeline.set_enrichment(enrichment);
+    let sites = storage.meta.sites().await?;
+    for (site_id, rules) in storage.meta.label_rules().await? {
+        if let Some(site) = sites.iter().find(|s| s.id == site_id) {
+            ingestor
+                .pipeline
+                .enrichment()
+                .labels
+                .set_api_rules(&site.domain, rules);
+        }
+    }
     let state = Arc::new(Inner::new(config, storage, ingestor, trusted, &token));
     state.reload().await?;
     Ok(state)

@@ -39,4 +39,4 @@ CREATE TABLE IF NOT EXISTS sessions (
     city_name       VARCHAR NOT NULL,
     org             VARCHAR NOT NULL
 );
--- Filled from the events already stored by the migration step in lib.rs (sink::SESSION_ROLLUP).
+-- Filled from the events already stored by the data step of migration 3 (lib.rs).

@@ -18,12 +18,17 @@ use std::sync::Arc;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_sessions.sql")),
+    (3, include_str!("../migrations/0003_labels.sql")),
 ];
 
 /// SQL run after a migration's file in the same transaction (data steps shared with Rust).
 fn migration_data_step(version: u32) -> String {
     match version {
-        2 => format!("{};", sink::session_rollup_sql("true")),
+        // The rollup is (re)built from the events once its last column exists.
+        3 => format!(
+            "DELETE FROM sessions; {};",
+            sink::session_rollup_sql("true")
+        ),
         _ => String::new(),
     }
 }

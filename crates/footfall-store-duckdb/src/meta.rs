@@ -4,6 +4,7 @@ use crate::{DuckStore, db_err};
 use async_trait::async_trait;
 use duckdb::{OptionalExt, Row, params};
 use footfall_core::identity::Salt;
+use footfall_core::labels::LabelRule;
 use footfall_core::query::{Goal, GoalKind};
 use footfall_store::{
     ApiKey, DropCount, IdentityMode, KeyScope, MetaStore, Site, StoreError, StoreResult,
@@ -111,7 +112,7 @@ impl MetaStore for DuckStore {
                 .optional()
                 .map_err(db_err)?;
             let id = id.ok_or_else(|| StoreError::NotFound(format!("site {domain}")))?;
-            for table in ["api_keys", "goals", "drop_counts"] {
+            for table in ["api_keys", "goals", "drop_counts", "label_rules"] {
                 conn.execute(
                     &format!("DELETE FROM {table} WHERE site_id = ?"),
                     params![id],
@@ -193,6 +194,50 @@ impl MetaStore for DuckStore {
                     params![uses, last_used_us, id],
                 )
                 .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn label_rules(&self) -> StoreResult<Vec<(u32, Vec<LabelRule>)>> {
+        self.blocking(|inner| {
+            let conn = inner.meta.lock();
+            let mut stmt = conn
+                .prepare("SELECT site_id, rules FROM label_rules ORDER BY site_id")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (site, json) = row.map_err(db_err)?;
+                let rules = serde_json::from_str(&json).map_err(|e| {
+                    StoreError::Backend(format!("label rules of site {site} are unreadable: {e}"))
+                })?;
+                out.push((site, rules));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_label_rules(&self, site_id: u32, rules: Vec<LabelRule>) -> StoreResult<()> {
+        let json = serde_json::to_string(&rules)
+            .map_err(|e| StoreError::Backend(format!("label rules: {e}")))?;
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            if rules.is_empty() {
+                conn.execute(
+                    "DELETE FROM label_rules WHERE site_id = ?",
+                    params![site_id],
+                )
+            } else {
+                conn.execute(
+                    "INSERT OR REPLACE INTO label_rules VALUES (?, ?)",
+                    params![site_id, json],
+                )
+            }
+            .map_err(db_err)?;
             Ok(())
         })
         .await

@@ -1328,6 +1328,8 @@ mod tests {
             .expect("migration");
         conn.execute_batch(include_str!("../migrations/0002_sessions.sql"))
             .expect("migration");
+        conn.execute_batch(include_str!("../migrations/0003_labels.sql"))
+            .expect("migration");
         let pv = |ts, path| -> Ev { (ts, "pageview", path, true, 0, None, None) };
         let s = |id, visitor, source, device, country, city, entry| Sess {
             id,

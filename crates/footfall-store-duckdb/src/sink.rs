@@ -56,6 +56,7 @@ fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
             v.region_name,
             v.city_name,
             v.org,
+            v.label,
         ])?;
     }
     app.flush()?;
@@ -92,7 +93,8 @@ SELECT site_id, session_id,
        any_value(device), any_value(browser), any_value(browser_version),
        any_value(os), any_value(os_version),
        any_value(country), any_value(region), any_value(city),
-       any_value(country_name), any_value(region_name), any_value(city_name), any_value(org)
+       any_value(country_name), any_value(region_name), any_value(city_name), any_value(org),
+       any_value(label)
 FROM events WHERE {cond}
 GROUP BY site_id, session_id"
     )
@@ -183,7 +185,7 @@ WITH newest AS (SELECT site_id, max(last_ts) AS mx FROM sessions GROUP BY site_i
 SELECT s.site_id, s.visitor_id, s.session_id, epoch_us(s.session_start), epoch_us(s.last_ts),
        entry_page, entry_hostname, referrer, source, channel, utm_source, utm_medium,
        utm_campaign, utm_content, utm_term, device, browser, browser_version, os, os_version,
-       country, region, city, country_name, region_name, city_name, org
+       country, region, city, country_name, region_name, city_name, org, label
 FROM sessions s JOIN newest n ON s.site_id = n.site_id
 WHERE s.last_ts >= n.mx - to_seconds(?::BIGINT)";
 
@@ -259,6 +261,7 @@ impl EventSink for DuckStore {
                             region_name: r.get(24)?,
                             city_name: r.get(25)?,
                             org: r.get(26)?,
+                            label: r.get(27)?,
                         };
                         let start_us: i64 = r.get(3)?;
                         let last_us: i64 = r.get(4)?;

@@ -178,6 +178,14 @@ pub trait MetaStore: Send + Sync {
     async fn delete_salts_before(&self, day: i32) -> StoreResult<()>;
     async fn add_drops(&self, site_id: u32, reason: &str, count: u64) -> StoreResult<()>;
     async fn drops(&self, site_id: u32) -> StoreResult<Vec<DropCount>>;
+    /// Label rules set through the API, by site id (sites without any are left out).
+    async fn label_rules(&self) -> StoreResult<Vec<(u32, Vec<footfall_core::labels::LabelRule>)>>;
+    /// Replaces a site's API label rules (none: removes them).
+    async fn set_label_rules(
+        &self,
+        site_id: u32,
+        rules: Vec<footfall_core::labels::LabelRule>,
+    ) -> StoreResult<()>;
 }
 
 /// A visitor seen recently, for realtime views.

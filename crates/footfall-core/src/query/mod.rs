@@ -179,6 +179,7 @@ name_enum!(
         RegionName => "region_name",
         CityName => "city_name",
         Org => "org",
+        Label => "label",
     }
 );
 
@@ -222,6 +223,7 @@ impl VisitAttr {
             RegionName => "region_name",
             CityName => "city_name",
             Org => "org",
+            Label => "label",
         })
     }
 
@@ -229,7 +231,9 @@ impl VisitAttr {
         use VisitAttr::*;
         match self {
             Source | EntryPage | ExitPage => EmptyValue::Keep,
-            Device | Browser | BrowserVersion | Os | OsVersion | Channel => EmptyValue::NotSet,
+            Device | Browser | BrowserVersion | Os | OsVersion | Channel | Label => {
+                EmptyValue::NotSet
+            }
             _ => EmptyValue::Exclude,
         }
     }

@@ -5,5 +5,6 @@ pub mod bulk;
 pub mod docs;
 pub mod event;
 pub mod health;
+pub mod labels;
 pub mod privacy;
 pub mod stats;
