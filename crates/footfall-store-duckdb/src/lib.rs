@@ -21,15 +21,12 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_labels.sql")),
 ];
 
-/// SQL run after a migration's file in the same transaction (data steps shared with Rust).
-fn migration_data_step(version: u32) -> String {
+/// Data steps run after a migration's file, in the same transaction.
+fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
     match version {
         // The rollup is (re)built from the events once its last column exists.
-        3 => format!(
-            "DELETE FROM sessions; {};",
-            sink::session_rollup_sql("true")
-        ),
-        _ => String::new(),
+        3 => sink::rebuild_sessions(conn),
+        _ => Ok(()),
     }
 }
 
@@ -139,11 +136,25 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
         )
         .map_err(db_err)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; {}INSERT INTO schema_version VALUES ({version}, now()::TIMESTAMP); COMMIT;",
-            migration_data_step(*version)
-        ))
-        .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        let started = std::time::Instant::now();
+        let apply = || -> duckdb::Result<()> {
+            conn.execute_batch(&format!("BEGIN; {sql};"))?;
+            migration_data_step(conn, *version)?;
+            conn.execute_batch(&format!(
+                "INSERT INTO schema_version VALUES ({version}, now()::TIMESTAMP); COMMIT;"
+            ))
+        };
+        if let Err(e) = apply() {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(StoreError::Backend(format!(
+                "migration {version} failed: {e}"
+            )));
+        }
+        tracing::info!(
+            version,
+            ms = started.elapsed().as_millis() as u64,
+            "schema migration applied"
+        );
     }
     Ok(())
 }

@@ -100,6 +100,50 @@ GROUP BY site_id, session_id"
     )
 }
 
+/// Rebuilds the whole rollup from the events, in slices of about a million events by
+/// session id, so the grouping stays within DuckDB's memory limit on any number of events.
+pub(crate) fn rebuild_sessions(conn: &Connection) -> duckdb::Result<()> {
+    const EVENTS_PER_SLICE: u64 = 1_000_000;
+    conn.execute("DELETE FROM sessions", [])?;
+    let events: u64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    let slices = events.div_ceil(EVENTS_PER_SLICE).max(1);
+    // Ids are sequential per server start with jumps between starts: cut at quantiles,
+    // not at equal widths. Approximate cuts are fine; every id falls in exactly one slice.
+    let cuts: Vec<u64> = if slices > 1 {
+        let qs = (1..slices)
+            .map(|i| format!("{}", i as f64 / slices as f64))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let list: String = conn.query_row(
+            &format!("SELECT CAST(approx_quantile(session_id, [{qs}]) AS VARCHAR) FROM events"),
+            [],
+            |r| r.get(0),
+        )?;
+        let mut cuts: Vec<u64> = list
+            .trim_matches(['[', ']'])
+            .split(',')
+            .filter_map(|v| v.trim().parse().ok())
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts
+    } else {
+        Vec::new()
+    };
+    let mut lo: Option<u64> = None;
+    for hi in cuts.iter().copied().map(Some).chain([None]) {
+        let cond = match (lo, hi) {
+            (None, None) => "true".to_string(),
+            (None, Some(h)) => format!("session_id < {h}"),
+            (Some(l), Some(h)) => format!("session_id >= {l} AND session_id < {h}"),
+            (Some(l), None) => format!("session_id >= {l}"),
+        };
+        conn.execute(&session_rollup_sql(&cond), [])?;
+        lo = hi;
+    }
+    Ok(())
+}
+
 /// Recomputes the `sessions` rows of the visits listed in the writer connection's
 /// `touched_sessions` temp table. `min_id` lets zone maps skip row groups older than
 /// the oldest touched visit (ids are sequential, so old row groups hold only smaller ones).
