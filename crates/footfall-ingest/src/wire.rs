@@ -23,6 +23,9 @@ pub struct WireEvent {
     pub user_agent: Option<String>,
     pub title: Option<String>,
     pub id: Option<String>,
+    /// Start a new visit even within the timeout (cookie mode: the session cookie expired).
+    /// Never read from the body: only handlers set it.
+    pub new_session: bool,
 }
 
 const MAX_NAME: usize = 120;
@@ -237,6 +240,7 @@ pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
         user_agent: string_field(obj, "user_agent", "user_agent")?,
         title: string_field(obj, "title", "title")?,
         id,
+        new_session: false,
     })
 }
 

@@ -5,6 +5,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,17 @@ pub struct Config {
     pub duckdb_threads: u32,
     /// Acknowledged-but-unstored events beyond which ingestion answers 503.
     pub max_backlog: usize,
+    /// Per-site settings that live in the configuration file (`[sites."example.com"]`).
+    pub sites: BTreeMap<String, SiteSettings>,
+}
+
+/// Settings of one site kept in the configuration file rather than in the database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteSettings {
+    /// The tracker keeps a live channel open so the dashboard can invite the visitor
+    /// (docs/TRACKER.md, "Live invitations").
+    pub live_invites: bool,
 }
 
 impl Default for Config {
@@ -34,6 +46,7 @@ impl Default for Config {
             duckdb_memory_limit: "256MB".into(),
             duckdb_threads: 2,
             max_backlog: 200_000,
+            sites: BTreeMap::new(),
         }
     }
 }
@@ -87,5 +100,36 @@ impl Config {
     }
     pub fn server_file(&self) -> PathBuf {
         self.data.join("server.json")
+    }
+
+    /// Whether live invitations are on for a site (by its normalised domain).
+    pub fn live_invites(&self, domain: &str) -> bool {
+        self.sites
+            .iter()
+            .any(|(d, s)| s.live_invites && crate::state::normalize_domain(d) == domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_settings_come_from_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("footfall.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n[sites.\"www.Example.com\"]\nlive_invites = true\n",
+        )
+        .expect("write config");
+        let config = Config::load(Some(&path), &[]).expect("load");
+        assert!(config.live_invites("example.com"));
+        assert!(!config.live_invites("other.com"));
+        std::fs::write(&path, "[sites.\"a.com\"]\nlive_invite = true\n").expect("write");
+        assert!(
+            Config::load(Some(&path), &[]).is_err(),
+            "unknown keys are errors"
+        );
     }
 }
