@@ -61,7 +61,7 @@ function pages() {
 <button id="settings" onclick="history.pushState({}, '', '/app/settings'); view.textContent='settings'">Settings</button>
 <button id="profile" onclick="history.pushState({}, '', '/app/profile'); view.textContent='profile'">Profile</button>
 <button id="tab" onclick="history.replaceState({}, '', '/app/profile?tab=2')">Tab</button>
-<button id="signup" onclick="footfall('Signup', {props: {plan: 'pro'}, revenue: {currency: 'EUR', amount: 29}, callback: function (r) { document.body.dataset.signup = r.status }})">Sign up</button>
+<button id="signup" onclick="footfall('Signup', {props: {plan: 'pro'}, revenue: {currency: 'EUR', amount: 29}, callback: function (r) { document.body.dataset.signup = r.status || String(r.error) }})">Sign up</button>
 <a id="out" href="${out}">Partner</a>`,
       tracker(`data-domain="${SITE}" data-outbound-links`),
     ),
@@ -231,6 +231,9 @@ before(async () => {
       '--disable-sync',
       '--disable-blink-features=AutomationControlled',
       `--host-resolver-rules=MAP ${SITE} 127.0.0.1, MAP outbound.test 127.0.0.1`,
+      // For the whole browser: a context's user agent misses requests sent while a page
+      // unloads, and headless Chromium's own says HeadlessChrome (dropped as a bot).
+      `--user-agent=${CHROME_UA}`,
     ],
   });
 });
@@ -245,7 +248,7 @@ async function newPage(init) {
   if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const hits = [];
-  page.on('request', (r) => {
+  context.on('request', (r) => {
     if (r.url().startsWith(FF) || r.url().includes('/ff/api/')) {
       if (r.url().includes('/api/event')) hits.push(JSON.parse(r.postData() || '{}'));
     }
@@ -287,7 +290,8 @@ test('a visit through static pages, an SPA, downloads, outbound links, a 404 and
 
   // A custom event with props, revenue and a callback.
   await page.click('#signup');
-  await page.waitForFunction(() => document.body.dataset.signup === '202');
+  await page.waitForFunction(() => document.body.dataset.signup);
+  assert.equal(await page.evaluate(() => document.body.dataset.signup), '202');
 
   // The dashboard's live feed sees this visitor with an open channel and invites them.
   const feed = await fetch(`${FF}/api/v1/sites/${SITE}/live`, { headers: { Authorization: `Bearer ${KEY}` } });
@@ -344,11 +348,8 @@ test('a visit through static pages, an SPA, downloads, outbound links, a 404 and
   const pv = hits.find((h) => h.n === 'pageview');
   assert.deepEqual(Object.keys(pv).sort(), ['d', 'n', 'r', 'u']);
   assert.equal(pv.d, SITE);
-  const eng = hits.filter((h) => h.n === 'engagement' && h.u.endsWith('/about'));
-  assert.ok(
-    eng.reduce((t, h) => t + h.e, 0) >= 1000 && eng.some((h) => h.sd === 100),
-    `engagement for /about: ${JSON.stringify(eng)}`,
-  );
+  // (Requests sent while a page unloads, like most engagement events, never reach
+  // Playwright's request events: the Stats API checks below see them.)
   assert.ok(hits.some((h) => h.n === 'pageview' && h.h === 1 && h.u.endsWith('#/one')));
 
   // And what footfall made of it.
@@ -396,6 +397,10 @@ test('a visit through static pages, an SPA, downloads, outbound links, a 404 and
   assert.equal(about[1], 100, 'scroll_depth on /about');
   const read = byDim(await query({ site_id: SITE, metrics: ['time_on_page'], dimensions: ['event:page'] }));
   assert.ok(read['/app/profile'][0] > 0, `time_on_page by page: ${JSON.stringify(read)}`);
+
+  // Nothing the browser sent was taken for a bot.
+  const drops = await fetch(`${FF}/api/v1/sites/${SITE}/drops`, { headers: { Authorization: `Bearer ${KEY}` } });
+  assert.equal((await drops.json()).bots_dropped, 0);
 });
 
 test('automated browsers, the local opt-out and localhost send nothing', async () => {
@@ -421,8 +426,9 @@ test('a page restored from the back/forward cache is a page view', async () => {
   await page.click('#b');
   await page.waitForURL(/other\/b/);
   await settle(page);
-  await page.goBack();
-  await page.waitForURL(/other\/a/);
+  // A page from the back/forward cache fires no `load`.
+  await page.goBack({ waitUntil: 'commit' });
+  await page.waitForURL(/other\/a/, { waitUntil: 'commit' });
   await settle(page);
   const restored = await page.evaluate(() => window.restored);
   await context.close();

@@ -11,6 +11,10 @@
     es = new EventSource(api.replace(/event$/, 'live/visitor') + '?t=' + encodeURIComponent(t));
     es.addEventListener('invite', function (m) { show(JSON.parse(m.data)) });
   };
+  // Leaving the page (or entering the back/forward cache) closes the channel at once, so
+  // it never holds one of the browser's few connections to footfall; the page view of a
+  // restored page opens it again.
+  w.addEventListener('pagehide', function () { es && es.close() });
 
   function show(v) {
     var b = d.getElementById('footfall-invite');
