@@ -323,3 +323,27 @@ fn the_dashboard_invites_a_live_visitor_through_its_channel() {
     });
     feed.hang_up();
 }
+
+#[test]
+fn open_streams_do_not_hold_up_shutdown() {
+    let mut s = Server::start();
+    let key = common::site_with_stats_key(&s, "live.test");
+    let (status, _, mut feed) = Sse::open(&s, "/api/v1/sites/live.test/live", Some(&key));
+    assert_eq!(status, 200);
+    feed.next(Duration::from_secs(5), |e, _| e == "ready");
+    let started = Instant::now();
+    s.stop();
+    // SIGTERM ends the streams, so graceful shutdown finishes at once instead of
+    // waiting for the dashboard to hang up (Server::stop would SIGKILL after 15 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}; log:\n{}",
+        started.elapsed(),
+        s.log()
+    );
+    assert!(s.log().contains("footfall is listening"));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while feed.fill() {
+        assert!(Instant::now() < deadline, "the stream did not end");
+    }
+}

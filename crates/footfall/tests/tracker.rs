@@ -198,3 +198,78 @@ fn the_official_plausible_script_works_with_data_api_pointed_at_footfall() {
     let bounce: Value = json!(s.aggregate(&key, "plausible.test", &range, &["bounce_rate"]));
     assert_eq!(bounce, json!([0.0]), "one visit of two pages");
 }
+
+fn set_cookies(r: &reqwest::blocking::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect()
+}
+
+fn cookie_value(set: &[String], name: &str) -> Option<String> {
+    set.iter().find_map(|c| {
+        let (k, v) = c.split(';').next()?.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+#[test]
+fn cookie_mode_of_the_tracker_on_the_events_api() {
+    let s = Server::start();
+    let key = common::site_with_stats_key(&s, "cookies.test");
+    let hit = |path: &str, cookie: Option<&str>| {
+        let body = format!(
+            r#"{{"n":"pageview","u":"https://cookies.test{path}","d":"cookies.test","r":null,"c":1}}"#
+        );
+        let mut rb = s
+            .http
+            .post(s.url("/api/event"))
+            .header("User-Agent", CHROME_UA)
+            .header("Content-Type", "text/plain")
+            .body(body);
+        if let Some(c) = cookie {
+            rb = rb.header("Cookie", c);
+        }
+        let r = rb.send().expect("POST /api/event");
+        assert_eq!(r.status().as_u16(), 202);
+        set_cookies(&r)
+    };
+    let first = hit("/", None);
+    let vid = cookie_value(&first, "ff_vid").expect("ff_vid for a new visitor");
+    let sid = cookie_value(&first, "ff_sid").expect("ff_sid");
+    assert!(
+        first
+            .iter()
+            .all(|c| c.ends_with("Path=/; HttpOnly; Secure; SameSite=Lax"))
+    );
+    let again = hit("/a", Some(&format!("ff_vid={vid}; ff_sid={sid}")));
+    assert_eq!(cookie_value(&again, "ff_vid"), None);
+    assert_eq!(cookie_value(&again, "ff_sid"), Some(sid.clone()));
+    let later = hit("/b", Some(&format!("ff_vid={vid}")));
+    assert_ne!(cookie_value(&later, "ff_sid"), Some(sid));
+    // Without the flag the same request is cookieless: no cookies.
+    let plain = s.post_event(
+        r#"{"n":"pageview","u":"https://cookies.test/","d":"cookies.test","r":null}"#,
+        CHROME_UA,
+        None,
+        "text/plain",
+    );
+    assert!(set_cookies(&plain).is_empty());
+
+    let range = recent_range();
+    s.wait_for_metric(
+        &key,
+        "cookies.test",
+        &range,
+        "pageviews",
+        4.0,
+        Duration::from_secs(10),
+    );
+    // The cookie visitor (two visits) and the cookieless one.
+    assert_eq!(
+        s.aggregate(&key, "cookies.test", &range, &["visitors", "visits"]),
+        vec![2.0, 3.0]
+    );
+}
