@@ -22,6 +22,9 @@ const IDLE_US: i64 = 5 * 60 * 1_000_000;
 const GRACE_US: i64 = 15 * 1_000_000;
 /// Invitations queued per channel before further ones are refused.
 const CHANNEL_QUEUE: usize = 8;
+/// Open channels per visitor (tabs); a further one closes the oldest, so a token cannot
+/// be used to pile up connections.
+const MAX_CHANNELS: usize = 16;
 /// Live feed events buffered per site for a slow dashboard.
 const FEED_QUEUE: usize = 256;
 
@@ -307,6 +310,10 @@ impl LiveState for MemoryLive {
         hub.next_channel += 1;
         let id = hub.next_channel;
         let chans = hub.channels.entry(key).or_default();
+        if chans.len() >= MAX_CHANNELS {
+            // Dropping its sender ends the oldest channel's stream.
+            chans.remove(0);
+        }
         chans.push((id, tx));
         let first = chans.len() == 1;
         if let Some(p) = hub.presence.get_mut(&key) {
@@ -497,6 +504,32 @@ mod tests {
             Some(LiveEvent::Departure {
                 visitor: "0000000000000007".into()
             })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_opens_a_bounded_number_of_channels() {
+        let live = MemoryLive::default();
+        let token = live.channel_token(1, 7).await.expect("token");
+        let mut tabs = Vec::new();
+        for _ in 0..=MAX_CHANNELS {
+            tabs.push(
+                live.open_channel(&token)
+                    .await
+                    .expect("open")
+                    .expect("known"),
+            );
+        }
+        // The oldest gave way: its stream ends.
+        assert!(tabs[0].invitations.recv().await.is_none());
+        let invitation = Invitation {
+            text: "Hi".into(),
+            url: None,
+            label: None,
+        };
+        assert_eq!(
+            live.invite(1, 7, invitation).await.expect("invite"),
+            MAX_CHANNELS
         );
     }
 
