@@ -116,6 +116,10 @@ pub struct SiteSettings {
     /// Visitor classification rules (`[[sites."example.com".label]]`).
     #[serde(default)]
     pub label: Vec<LabelRule>,
+    /// The tracker keeps a live channel open so the dashboard can invite the visitor
+    /// (docs/TRACKER.md, "Live invitations").
+    #[serde(default)]
+    pub live_invites: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -195,9 +195,12 @@ impl Ingestor {
         let mut events: Vec<Event> = Vec::new();
         for outcome in &mut outcomes {
             match outcome {
-                HitOutcome::Accepted(_) => {
-                    if let HitOutcome::Accepted(e) = std::mem::replace(outcome, HitOutcome::Stored)
-                    {
+                HitOutcome::Accepted(e) => {
+                    let stored = HitOutcome::Stored {
+                        visitor_id: e.visitor_id,
+                        session_id: e.session_id,
+                    };
+                    if let HitOutcome::Accepted(e) = std::mem::replace(outcome, stored) {
                         events.push(*e);
                     }
                 }

@@ -24,8 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, PartialEq)]
 pub enum HitOutcome {
     Accepted(Box<Event>),
-    /// Accepted and handed to the write-ahead log (the event moved there).
-    Stored,
+    /// Accepted and handed to the write-ahead log (the event moved there); the ids let
+    /// handlers answer with the session (seed endpoints, cookies, live channels).
+    Stored {
+        visitor_id: u64,
+        session_id: u64,
+    },
     /// A re-sent client id: acknowledged, not stored again.
     Duplicate,
     Dropped(DropReason),
@@ -274,7 +278,8 @@ impl Pipeline {
         let is_engagement = hit.name == event::ENGAGEMENT;
         let outcome = self.sessions.with(site.id, visitor_id, |slot| {
             match slot {
-                Some(open) if open.continues_at(ts_us, timeout) => {
+                // A client whose session cookie expired asks for a new visit.
+                Some(open) if open.continues_at(ts_us, timeout) && !hit.new_session => {
                     open.touch(ts_us);
                     Some((open.session_id, open.start_us, open.visit.clone()))
                 }
@@ -529,6 +534,23 @@ mod tests {
     }
 
     #[test]
+    fn a_client_can_start_a_new_visit_within_the_timeout() {
+        let p = Pipeline::new(SaltBook::default());
+        let t0 = 20_000 * crate::salts::DAY_US;
+        let mut h = hit("pageview", "/", t0);
+        h.visitor_id = Some("cookie-1".into());
+        let a = accepted(p.process(&site(), h.clone(), &ctx(CHROME)));
+        h.timestamp_us = Some(t0 + MIN_US);
+        let b = accepted(p.process(&site(), h.clone(), &ctx(CHROME)));
+        h.timestamp_us = Some(t0 + 2 * MIN_US);
+        h.new_session = true;
+        let c = accepted(p.process(&site(), h, &ctx(CHROME)));
+        assert_eq!(a.session_id, b.session_id);
+        assert_ne!(b.session_id, c.session_id);
+        assert_eq!(a.visitor_id, c.visitor_id);
+    }
+
+    #[test]
     fn client_ids_are_stored_once_and_bots_dropped() {
         let p = Pipeline::new(SaltBook::default());
         let mut h = hit("pageview", "/", 0);
@@ -599,7 +621,7 @@ mod enrichment_tests {
                         ..BlockRule::default()
                     },
                 ],
-                label: Vec::new(),
+                ..SiteSettings::default()
             },
         );
         p.set_enrichment(Enrichment {

@@ -25,6 +25,9 @@ pub struct WireEvent {
     pub id: Option<String>,
     /// The tracker saw `navigator.webdriver` (browser automation): `webdriver` / `wd`.
     pub webdriver: bool,
+    /// Start a new visit even within the timeout (cookie mode: the session cookie expired).
+    /// Never read from the body: only handlers set it.
+    pub new_session: bool,
 }
 
 const MAX_NAME: usize = 120;
@@ -242,6 +245,7 @@ pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
         webdriver: field(obj, "webdriver", "wd")
             .and_then(parse_bool)
             .unwrap_or(false),
+        new_session: false,
     })
 }
 

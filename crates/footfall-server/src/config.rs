@@ -120,4 +120,35 @@ impl Config {
     pub fn server_file(&self) -> PathBuf {
         self.data.join("server.json")
     }
+
+    /// Whether live invitations are on for a site (by its normalised domain).
+    pub fn live_invites(&self, domain: &str) -> bool {
+        self.sites
+            .iter()
+            .any(|(d, s)| s.live_invites && crate::state::normalize_domain(d) == domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_settings_come_from_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("footfall.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n[sites.\"www.Example.com\"]\nlive_invites = true\n",
+        )
+        .expect("write config");
+        let config = Config::load(Some(&path), &[]).expect("load");
+        assert!(config.live_invites("example.com"));
+        assert!(!config.live_invites("other.com"));
+        std::fs::write(&path, "[sites.\"a.com\"]\nlive_invite = true\n").expect("write");
+        assert!(
+            Config::load(Some(&path), &[]).is_err(),
+            "unknown keys are errors"
+        );
+    }
 }

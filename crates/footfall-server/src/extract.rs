@@ -8,6 +8,23 @@ use std::net::{IpAddr, SocketAddr};
 
 /// The client's IP: the first valid `X-Forwarded-For` entry when the peer is a trusted
 /// proxy, else the peer itself.
+/// Context of a hit sent by a browser (tracker, Umami, seed endpoints): client IP from
+/// trusted proxies, user agent, client hints, CDN country.
+pub fn browser_hit_context(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> footfall_ingest::pipeline::HitContext {
+    footfall_ingest::pipeline::HitContext {
+        ip: client_ip(state, peer, headers).to_string(),
+        user_agent: user_agent(headers),
+        now_us: chrono::Utc::now().timestamp_micros(),
+        server_side: false,
+        hints: client_hints(headers),
+        cdn_country: cdn_country(state, peer, headers),
+    }
+}
+
 pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     let peer_ip = peer.ip();
     if !state

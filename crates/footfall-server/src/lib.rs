@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod cookie;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -32,6 +33,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::privacy::router())
         .merge(routes::labels::router())
         .merge(routes::docs::router())
+        .merge(routes::tracker::router())
+        .merge(routes::live::router())
+        .merge(routes::compat::router())
         .fallback(error::not_found)
         // A bug in one request answers 500 (as JSON, via json_errors) instead of
         // dropping the connection.
@@ -178,11 +182,27 @@ pub async fn serve(
             "no sites yet: run `footfall site add example.com` and `footfall key create --site example.com --scope ingest`"
         );
     }
+    let live = state.clone();
+    let live_sweep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now().timestamp_micros();
+            if let Err(e) = live.storage.live.sweep(now).await {
+                tracing::warn!(error = %e, "could not sweep live state");
+            }
+        }
+    });
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let closing = state.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.closing.send_replace(true);
+        })
         .await?;
     maintenance.abort();
+    live_sweep.abort();
     state.maintain().await;
     let _ = std::fs::remove_file(&server_file);
     Ok(())

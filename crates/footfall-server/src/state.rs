@@ -40,6 +40,9 @@ pub struct Inner {
     admin_token_hash: [u8; 32],
     /// Uses per key id since the last flush, with the last use time.
     key_usage: Mutex<HashMap<u32, (u64, i64)>>,
+    /// Becomes true when the server shuts down, ending the never-ending SSE streams so
+    /// graceful shutdown does not wait for them.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 pub type AppState = Arc<Inner>;
@@ -77,6 +80,7 @@ impl Inner {
             indexes: RwLock::new(Indexes::default()),
             admin_token_hash: hash_secret(admin_token),
             key_usage: Mutex::new(HashMap::new()),
+            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -110,6 +114,15 @@ impl Inner {
         self.site(domain).ok_or_else(|| {
             ApiError::not_found("unknown_site", format!("site {domain:?} does not exist"))
         })
+    }
+
+    /// Resolves when the server starts shutting down.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            // An error means the sender is gone: the server is gone too.
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
     }
 
     pub fn site_timeout(&self, site_id: u32) -> u32 {

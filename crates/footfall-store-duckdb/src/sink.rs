@@ -100,10 +100,12 @@ GROUP BY site_id, session_id"
     )
 }
 
-/// Rebuilds the whole rollup from the events, in slices of about a million events by
+/// Rebuilds the whole rollup from the events, in slices of about 200,000 events by
 /// session id, so the grouping stays within DuckDB's memory limit on any number of events.
 pub(crate) fn rebuild_sessions(conn: &Connection) -> duckdb::Result<()> {
-    const EVENTS_PER_SLICE: u64 = 1_000_000;
+    // ~50k visits per slice: the grouping state of 37 columns per visit, strings
+    // included, has to fit in the 256 MB default memory limit (1M events did not).
+    const EVENTS_PER_SLICE: u64 = 200_000;
     conn.execute("DELETE FROM sessions", [])?;
     let events: u64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
     let slices = events.div_ceil(EVENTS_PER_SLICE).max(1);

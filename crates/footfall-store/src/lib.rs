@@ -197,8 +197,89 @@ pub struct ActiveVisitor {
     pub last_seen_us: i64,
 }
 
-/// Short-lived shared state: who is on a site right now, and rate-limit buckets.
-/// In process when embedded; Redis in a cluster, so every node sees the same.
+/// A visitor on a site's live feed (DESIGN §5), as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveVisitor {
+    /// Opaque id naming the visitor in the invite endpoint (the visitor id in hex).
+    pub visitor: String,
+    /// Current page (path of the latest page view).
+    pub page: String,
+    pub hostname: String,
+    pub pageviews: u32,
+    pub source: String,
+    pub referrer: String,
+    pub device: String,
+    pub browser: String,
+    pub os: String,
+    pub country: String,
+    pub city: String,
+    pub org: String,
+    /// RFC 3339 times of the arrival and of the latest event.
+    pub first_seen: String,
+    pub last_seen: String,
+    /// A live channel is open: an invitation reaches this visitor now.
+    pub invitable: bool,
+}
+
+/// A change on a site's live feed; `kind()` names the SSE event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    Arrival(LiveVisitor),
+    /// A page view of a visitor already there.
+    Page(LiveVisitor),
+    /// The visitor's live channel opened or closed (`invitable` changed).
+    Channel(LiveVisitor),
+    Departure {
+        visitor: String,
+    },
+}
+
+impl LiveEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LiveEvent::Arrival(_) => "arrival",
+            LiveEvent::Page(_) => "page",
+            LiveEvent::Channel(_) => "channel",
+            LiveEvent::Departure { .. } => "departure",
+        }
+    }
+    pub fn data(&self) -> serde_json::Value {
+        match self {
+            LiveEvent::Arrival(v) | LiveEvent::Page(v) | LiveEvent::Channel(v) => {
+                serde_json::to_value(v).unwrap_or_default()
+            }
+            LiveEvent::Departure { visitor } => serde_json::json!({ "visitor": visitor }),
+        }
+    }
+}
+
+/// What the dashboard sends to one live visitor; the tracker shows it as a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Invitation {
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Text of the link (the tracker shows "Open" without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// The dashboard's view of a site: who is there now, then every change.
+pub struct LiveFeed {
+    pub visitors: Vec<LiveVisitor>,
+    pub events: tokio::sync::broadcast::Receiver<LiveEvent>,
+}
+
+/// One open visitor channel (a tracker's SSE connection).
+pub struct VisitorChannel {
+    pub id: u64,
+    pub site_id: u32,
+    pub visitor_id: u64,
+    pub invitations: tokio::sync::mpsc::Receiver<Invitation>,
+}
+
+/// Short-lived shared state: who is on a site right now, live channels, and rate-limit
+/// buckets. In process when embedded; Redis in a cluster, so every node sees the same.
 #[async_trait]
 pub trait LiveState: Send + Sync {
     /// Records stored events (engagement beacons included: the visitor is still there).
@@ -208,6 +289,26 @@ pub trait LiveState: Send + Sync {
     -> StoreResult<Vec<ActiveVisitor>>;
     /// Takes one token from `key`'s bucket of `per_hour` tokens; false when empty.
     async fn take_rate_token(&self, key: &str, per_hour: u32, now_us: i64) -> StoreResult<bool>;
+
+    /// The token a visitor's tracker opens its channel with: unguessable, stable while
+    /// the visitor is live, naming (site, visitor) without anything about the person.
+    async fn channel_token(&self, site_id: u32, visitor_id: u64) -> StoreResult<String>;
+    /// Opens a channel for the visitor a token names; `None` for an unknown or expired token.
+    async fn open_channel(&self, token: &str) -> StoreResult<Option<VisitorChannel>>;
+    /// Closes a channel (its connection ended).
+    async fn close_channel(&self, site_id: u32, visitor_id: u64, id: u64) -> StoreResult<()>;
+    /// Subscribes to a site's live feed.
+    async fn subscribe(&self, site_id: u32) -> StoreResult<LiveFeed>;
+    /// Delivers an invitation to every open channel of a visitor; how many it reached.
+    async fn invite(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        invitation: Invitation,
+    ) -> StoreResult<usize>;
+    /// Announces departures of visitors gone quiet and forgets old entries; called every
+    /// few seconds.
+    async fn sweep(&self, now_us: i64) -> StoreResult<()>;
 }
 
 pub mod memory;

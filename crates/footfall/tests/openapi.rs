@@ -15,6 +15,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v2/query", &["post"]),
     ("/api/health", &["get"]),
     ("/api/v1/sites/{site}/drops", &["get"]),
+    ("/api/v1/sites/{site}/labels", &["get", "put"]),
     ("/api/v1/sites/{site}/realtime", &["get"]),
     ("/api/admin/sites", &["get", "post"]),
     ("/api/admin/sites/{domain}", &["delete"]),
@@ -23,6 +24,16 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/openapi.json", &["get"]),
     ("/api/v1/sites/{site}/visitors/{visitor}", &["delete"]),
     ("/api/v1/sites/{site}/prune", &["post"]),
+    ("/js/script.js", &["get"]),
+    ("/js/footfall.js", &["get"]),
+    ("/js/live.js", &["get"]),
+    ("/api/live/visitor", &["get"]),
+    ("/api/v1/sites/{site}/live", &["get"]),
+    ("/api/v1/sites/{site}/live/{visitor}/invite", &["post"]),
+    ("/track/visitor", &["post"]),
+    ("/api/analytics/track", &["post"]),
+    ("/api/send", &["post"]),
+    ("/api/batch", &["post"]),
 ];
 
 const HTTP_METHODS: &[&str] = &[

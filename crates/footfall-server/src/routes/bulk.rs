@@ -131,7 +131,7 @@ async fn post_events(
         let outcomes = ingestor.submit(&site, hits, &ctx).await?;
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
             match outcome {
-                HitOutcome::Accepted(_) | HitOutcome::Stored => accepted += 1,
+                HitOutcome::Accepted(_) | HitOutcome::Stored { .. } => accepted += 1,
                 HitOutcome::Duplicate => {
                     accepted += 1;
                     duplicates += 1;

@@ -1,9 +1,8 @@
 //! `POST /api/event`: the Plausible Events API.
 
+use crate::cookie;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{
-    cdn_country, check_content_type, client_hints, client_ip, parse_json, read_body, user_agent,
-};
+use crate::extract::{browser_hit_context, check_content_type, parse_json, read_body};
 use crate::state::{AppState, normalize_domain};
 use axum::Router;
 use axum::body::Body;
@@ -11,8 +10,10 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use footfall_ingest::pipeline::{HitContext, HitOutcome};
+use footfall_core::event::PAGEVIEW;
+use footfall_ingest::pipeline::HitOutcome;
 use footfall_ingest::wire::parse_event;
+use footfall_store::IdentityMode;
 use std::net::SocketAddr;
 
 pub const EVENT_BODY_LIMIT: usize = 1024 * 1024;
@@ -32,7 +33,7 @@ async fn post_event(
     check_content_type(&headers, &[])?;
     let body = read_body(body, EVENT_BODY_LIMIT).await?;
     let value = parse_json(&body)?;
-    let hit = parse_event(&value).map_err(|m| ApiError::bad_request("invalid_event", m))?;
+    let mut hit = parse_event(&value).map_err(|m| ApiError::bad_request("invalid_event", m))?;
     // `domain` may list several sites; without it, the URL's host names the site.
     let domains: Vec<String> = match &hit.domain {
         Some(d) => d
@@ -52,15 +53,20 @@ async fn post_event(
             ),
         ));
     }
-    let ctx = HitContext {
-        ip: client_ip(&state, peer, &headers).to_string(),
-        user_agent: user_agent(&headers),
-        now_us: chrono::Utc::now().timestamp_micros(),
-        server_side: false,
-        hints: client_hints(&headers),
-        cdn_country: cdn_country(&state, peer, &headers),
-    };
+    // Cookie mode: the tracker's `data-cookie` sends `c`, or the site is set to cookies.
+    let cookie_mode = value.get("c").is_some_and(|c| c == 1 || c == true)
+        || sites
+            .iter()
+            .any(|s| s.identity_mode == IdentityMode::Cookie);
+    let identity = cookie_mode.then(|| cookie::identity(&headers));
+    if let Some(id) = &identity {
+        cookie::apply(id, &mut hit);
+    }
+    let is_pageview = hit.name == PAGEVIEW;
+    let ctx = browser_hit_context(&state, peer, &headers);
     let mut dropped = None;
+    // The first site's visit: for the cookie and the live channel.
+    let mut stored = None;
     for site in sites {
         let outcomes = state
             .ingestor
@@ -72,7 +78,11 @@ async fn post_event(
                     return Err(ApiError::bad_request("invalid_event", msg));
                 }
                 HitOutcome::Dropped(reason) => dropped = Some(reason),
-                HitOutcome::Accepted(_) | HitOutcome::Stored | HitOutcome::Duplicate => {}
+                HitOutcome::Stored {
+                    visitor_id,
+                    session_id,
+                } if stored.is_none() => stored = Some((site.clone(), visitor_id, session_id)),
+                HitOutcome::Accepted(_) | HitOutcome::Stored { .. } | HitOutcome::Duplicate => {}
             }
         }
     }
@@ -83,10 +93,34 @@ async fn post_event(
             HeaderValue::from_static(reason.as_str()),
         );
     }
+    if let Some((site, visitor_id, session_id)) = stored {
+        if let Some(id) = &identity {
+            cookie::set(
+                resp.headers_mut(),
+                id,
+                session_id,
+                site.session_timeout_secs,
+            );
+        }
+        // The tracker opens the visitor's live channel with this token (docs/TRACKER.md).
+        if is_pageview && state.config.live_invites(&site.domain) {
+            let token = state
+                .storage
+                .live
+                .channel_token(site.id, visitor_id)
+                .await?;
+            if let Ok(v) = HeaderValue::from_str(&token) {
+                resp.headers_mut().insert(LIVE_HEADER, v);
+            }
+        }
+    }
     Ok(resp)
 }
 
-fn url_host(url: &str) -> Option<String> {
+/// Response header naming the visitor's live channel (live invitations on).
+pub const LIVE_HEADER: &str = "x-footfall-live";
+
+pub fn url_host(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let host = rest.split(['/', '?', '#']).next()?;
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);

@@ -2,9 +2,12 @@
 
 pub mod admin;
 pub mod bulk;
+pub mod compat;
 pub mod docs;
 pub mod event;
 pub mod health;
 pub mod labels;
+pub mod live;
 pub mod privacy;
 pub mod stats;
+pub mod tracker;

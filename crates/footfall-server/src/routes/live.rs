@@ -1,0 +1,285 @@
+//! Live channels (DESIGN §5): the dashboard's feed of arrivals, page views and departures
+//! (`GET /api/v1/sites/{site}/live`), invitations to one live visitor
+//! (`POST /api/v1/sites/{site}/live/{visitor}/invite`), and the visitor's own channel
+//! that the tracker keeps open (`GET /api/live/visitor?t=<token>`).
+//!
+//! The tracker learns its token from the `x-footfall-live` header of its page view
+//! response; the token names (site, visitor id) inside `LiveState` and nothing else, so
+//! no IP address or other personal data is kept for the channel.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{bearer, check_content_type, parse_json, read_body};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use footfall_store::{Invitation, KeyScope, LiveEvent, LiveState, Site};
+use futures::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Comment lines keep proxies from closing idle streams.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const MAX_TEXT: usize = 500;
+const MAX_URL: usize = 2000;
+const MAX_LABEL: usize = 60;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/live/visitor", get(get_visitor_channel))
+        .route("/api/v1/sites/{site}/live", get(get_live_feed))
+        .route(
+            "/api/v1/sites/{site}/live/{visitor}/invite",
+            post(post_invite),
+        )
+}
+
+/// Same authentication as the other `/api/v1/sites` routes: the site's stats key or the
+/// admin token.
+fn live_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
+    let caller = state.authenticate(bearer(headers))?;
+    let site = state.existing_site(domain)?;
+    state.authorize(&caller, &site, KeyScope::Stats)?;
+    Ok(site)
+}
+
+fn sse_event(e: &LiveEvent) -> Result<Event, Infallible> {
+    Ok(Event::default().event(e.kind()).data(e.data().to_string()))
+}
+
+fn sse<S>(state: &AppState, events: S) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    // Streams never end by themselves: end them when the server shuts down.
+    let events = events.take_until(state.closed());
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// `ready` first (so clients know they are subscribed), then an `arrival` for every
+/// visitor already there, then changes as they happen.
+async fn get_live_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> ApiResult<Response> {
+    let site = live_site(&state, &headers, &domain)?;
+    let feed = state.storage.live.subscribe(site.id).await?;
+    let ready = Event::default().event("ready").data(
+        json!({
+            "site": site.domain,
+            "visitors": feed.visitors.len(),
+            "live_invites": state.config.live_invites(&site.domain),
+        })
+        .to_string(),
+    );
+    let snapshot: Vec<_> = feed
+        .visitors
+        .into_iter()
+        .map(|v| sse_event(&LiveEvent::Arrival(v)))
+        .collect();
+    let updates = stream::unfold(feed.events, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((sse_event(&e), rx)),
+                // A dashboard too slow to keep up skips what it missed.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let events = stream::once(async { Ok(ready) })
+        .chain(stream::iter(snapshot))
+        .chain(updates);
+    Ok(sse(&state, events))
+}
+
+#[derive(Deserialize)]
+struct ChannelParams {
+    t: Option<String>,
+}
+
+/// Closes the visitor's channel in `LiveState` when its stream is dropped (the browser
+/// left or the connection broke).
+struct ChannelGuard {
+    live: Arc<dyn LiveState>,
+    site_id: u32,
+    visitor_id: u64,
+    id: u64,
+}
+
+impl Drop for ChannelGuard {
+    fn drop(&mut self) {
+        let (live, site, visitor, id) = (self.live.clone(), self.site_id, self.visitor_id, self.id);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = live.close_channel(site, visitor, id).await {
+                    tracing::warn!(error = %e, "could not close a live channel");
+                }
+            });
+        }
+    }
+}
+
+async fn get_visitor_channel(
+    State(state): State<AppState>,
+    Query(params): Query<ChannelParams>,
+) -> ApiResult<Response> {
+    let token = params.t.filter(|t| !t.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_request",
+            "`t` (the token from the x-footfall-live header) is required",
+        )
+    })?;
+    let channel = state
+        .storage
+        .live
+        .open_channel(&token)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_channel",
+                "unknown or expired live channel token; send a page view for a new one",
+            )
+        })?;
+    let guard = ChannelGuard {
+        live: state.storage.live.clone(),
+        site_id: channel.site_id,
+        visitor_id: channel.visitor_id,
+        id: channel.id,
+    };
+    let invitations = stream::unfold((channel.invitations, guard), |(mut rx, guard)| async move {
+        let invitation = rx.recv().await?;
+        let data = serde_json::to_string(&invitation).unwrap_or_default();
+        Some((Ok(Event::default().event("invite").data(data)), (rx, guard)))
+    });
+    let ready = Event::default().event("ready").data("{}");
+    Ok(sse(
+        &state,
+        stream::once(async { Ok(ready) }).chain(invitations),
+    ))
+}
+
+fn text_field(v: &Value, key: &str, max: usize, required: bool) -> ApiResult<Option<String>> {
+    match v.get(key) {
+        None | Some(Value::Null) if !required => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            let s = s.trim();
+            if s.chars().count() > max {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("`{key}` is longer than {max} characters"),
+                ));
+            }
+            Ok(Some(s.to_string()))
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`{key}` must be a non-empty string"),
+        )),
+    }
+}
+
+/// Parses the invite body: `text` (required), `url` (http or https), `label` (link text).
+fn parse_invitation(v: &Value) -> ApiResult<Invitation> {
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "send a JSON object {\"text\": ..., \"url\": ...}",
+        ));
+    }
+    let text = text_field(v, "text", MAX_TEXT, true)?.unwrap_or_default();
+    let url = text_field(v, "url", MAX_URL, false)?;
+    if let Some(u) = &url {
+        let lower = u.to_ascii_lowercase();
+        // The tracker shows it as a link: never `javascript:` or other schemes.
+        let ok = ["https://", "http://"]
+            .iter()
+            .any(|p| lower.starts_with(p) && lower.len() > p.len());
+        if !ok {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "`url` must be an absolute http or https URL",
+            ));
+        }
+    }
+    let label = text_field(v, "label", MAX_LABEL, false)?;
+    Ok(Invitation { text, url, label })
+}
+
+async fn post_invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((domain, visitor)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let site = live_site(&state, &headers, &domain)?;
+    check_content_type(&headers, &[])?;
+    let invitation = parse_invitation(&parse_json(&read_body(body, 16 * 1024).await?)?)?;
+    if !state.config.live_invites(&site.domain) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "live_invites_disabled",
+            format!(
+                "live invitations are off for {}; set `live_invites = true` under [sites.\"{}\"] in the configuration file",
+                site.domain, site.domain
+            ),
+        ));
+    }
+    let not_live = || {
+        ApiError::not_found(
+            "visitor_not_live",
+            format!(
+                "visitor {visitor:?} has no open live channel on {}",
+                site.domain
+            ),
+        )
+    };
+    let visitor_id = u64::from_str_radix(&visitor, 16).map_err(|_| not_live())?;
+    let delivered = state
+        .storage
+        .live
+        .invite(site.id, visitor_id, invitation)
+        .await?;
+    if delivered == 0 {
+        return Err(not_live());
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"visitor": visitor, "delivered": delivered})),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invitations_are_validated() {
+        let ok = parse_invitation(&json!({"text": " Hi! ", "url": "https://x.com/call"}))
+            .expect("valid");
+        assert_eq!(ok.text, "Hi!");
+        assert_eq!(ok.url.as_deref(), Some("https://x.com/call"));
+        assert!(parse_invitation(&json!({"text": "Hi", "url": null})).is_ok());
+        for bad in [
+            json!({"url": "https://x.com"}),
+            json!({"text": ""}),
+            json!({"text": "Hi", "url": "javascript:alert(1)"}),
+            json!({"text": "Hi", "url": "https://"}),
+            json!({"text": "x".repeat(501)}),
+            json!(["Hi"]),
+        ] {
+            assert!(parse_invitation(&bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Browser end-to-end tests (e2e/tracker.test.mjs): Playwright drives Debian's Chromium
+//! through a test site that loads the tracker from the real binary started here; the
+//! script then checks the Stats API and the live invitation.
+//!
+//! Needs `node`, `/usr/bin/chromium` (or `CHROMIUM`) and e2e/node_modules (installed here
+//! with `npm ci` when missing). A missing browser fails the test: CI must not pass
+//! without it. `FOOTFALL_SKIP_E2E=1` skips it for quick local runs.
+
+mod common;
+
+use common::Server;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
+}
+
+fn run(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn tracker_in_chromium() {
+    if std::env::var("FOOTFALL_SKIP_E2E").is_ok_and(|v| v == "1") {
+        eprintln!("browser end-to-end tests skipped (FOOTFALL_SKIP_E2E=1)");
+        return;
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} not found: install Debian's chromium (`apt-get install -y chromium`), \
+         set CHROMIUM, or set FOOTFALL_SKIP_E2E=1 to skip the browser tests locally"
+    );
+    run(Command::new("node").arg("--version"), "node --version");
+    let e2e = e2e_dir();
+    if !e2e.join("node_modules/playwright-core").exists() {
+        run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&e2e),
+            "npm ci in e2e/",
+        );
+    }
+
+    let config = tempfile::tempdir().expect("temp dir");
+    let config_file = config.path().join("footfall.toml");
+    std::fs::write(&config_file, "[sites.\"shop.test\"]\nlive_invites = true\n")
+        .expect("write config");
+    let server = Server::start_with(&["--config", config_file.to_str().expect("utf-8 path")]);
+    let mut keys = serde_json::Map::new();
+    for site in ["shop.test", "other.test", "cookie.test"] {
+        server.add_site(site, "UTC");
+        keys.insert(site.into(), json!(server.create_key(site, "stats")));
+    }
+
+    let out = run(
+        Command::new("node")
+            .args(["--test", "--test-concurrency=1", "tracker.test.mjs"])
+            .current_dir(&e2e)
+            .env("FOOTFALL_URL", &server.base)
+            .env(
+                "FOOTFALL_STATS_KEYS",
+                serde_json::Value::Object(keys).to_string(),
+            )
+            .env("CHROMIUM", &chromium),
+        "the browser tests (node --test e2e/tracker.test.mjs)",
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("{report}");
+    // node --test exits 0 only when every test passed; make sure they all ran.
+    assert!(
+        report.contains("# pass 4") && report.contains("# fail 0"),
+        "unexpected report:\n{report}"
+    );
+}
