@@ -50,7 +50,7 @@ pub struct RouteEvent {
 
 impl RouteEvent {
     fn matches(&self, method: &Method, path: &str) -> bool {
-        if &self.method != method {
+        if self.method != *method {
             return false;
         }
         match self.path.strip_suffix('*') {

@@ -206,7 +206,7 @@ fn read_files(
             while matches!(raw.last(), Some(b'\n' | b'\r')) {
                 raw.pop();
             }
-            if line_no % 1024 == 0 {
+            if line_no.is_multiple_of(1024) {
                 bytes_read.store(
                     file_offset + counter.load(Ordering::Relaxed),
                     Ordering::Relaxed,
