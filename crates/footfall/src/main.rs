@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod cli_admin;
 mod enrich_cmd;
+mod import;
 mod simulate;
 
 use anyhow::Context;
@@ -88,6 +89,9 @@ enum Command {
     },
     /// Generate realistic traffic through the real ingestion pipeline.
     Simulate(simulate::SimulateArgs),
+    /// Import web-server access logs (combined, common, nginx JSON, Caddy JSON; plain
+    /// or gzip) as page views.
+    Import(import::ImportArgs),
     /// Measure ingestion and query performance on this machine.
     Bench(bench::BenchArgs),
     /// Minimal HTTP server answering 202, the baseline for `bench`.
@@ -228,6 +232,15 @@ async fn main() -> anyhow::Result<()> {
             let explicit = args.explicit_target()?;
             cli_admin::with_server(&config, explicit, |target| {
                 simulate::run(target, args.clone())
+            })
+            .await
+        }
+        Command::Import(args) => {
+            init_tracing("warn");
+            let config = load_config(&cli, &[])?;
+            let explicit = args.explicit_target()?;
+            cli_admin::with_server(&config, explicit, |target| {
+                import::run(target, args.clone())
             })
             .await
         }

@@ -193,7 +193,7 @@ pub async fn send(target: &Target, args: &SimulateArgs) -> anyhow::Result<Summar
 
 /// Creates the site if the admin API is there and it does not exist yet. Any failure is
 /// left for the ingestion requests to report (e.g. a site key cannot create sites).
-async fn ensure_site(client: &reqwest::Client, target: &Target, site: &str) {
+pub(crate) async fn ensure_site(client: &reqwest::Client, target: &Target, site: &str) {
     let url = format!("{}/api/admin/sites", target.base_url);
     let body = serde_json::json!({ "domain": site, "timezone": "UTC" });
     if let Ok(resp) = client
@@ -281,13 +281,19 @@ where
     })
 }
 
-struct Reply {
-    accepted: u64,
-    rejected: u64,
-    samples: Vec<String>,
+pub(crate) struct Reply {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Accepted but not stored: bots, spam, block rules (`dropped` in the reply).
+    pub dropped: u64,
+    /// Accepted ids the server already had (`duplicates` in the reply).
+    pub duplicates: u64,
+    pub samples: Vec<String>,
+    /// Up to five rejections as (index in the batch, message).
+    pub rejected_at: Vec<(usize, String)>,
 }
 
-async fn post_one(
+pub(crate) async fn post_one(
     client: &reqwest::Client,
     url: &str,
     token: &str,
@@ -352,10 +358,23 @@ async fn post_one(
                 }
             })
             .collect();
+        let rejected_at = rejected_list
+            .iter()
+            .take(5)
+            .map(|r| {
+                let index = r.get("index").and_then(|i| i.as_u64()).unwrap_or(0) as usize;
+                let err = r.get("error").and_then(|e| e.as_str()).unwrap_or("?");
+                (index, err.to_string())
+            })
+            .collect();
+        let count = |key: &str| v.get(key).and_then(|a| a.as_u64()).unwrap_or(0);
         return Ok(Reply {
-            accepted: v.get("accepted").and_then(|a| a.as_u64()).unwrap_or(0),
+            accepted: count("accepted"),
             rejected: rejected_list.len() as u64,
+            dropped: count("dropped"),
+            duplicates: count("duplicates"),
             samples,
+            rejected_at,
         });
     }
 }
