@@ -23,7 +23,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::simulate::{self, Batches, GenSpec, SimulateArgs, Target};
+use crate::simulate::{self, Batches, GenSpec, SendArgs, SimulateArgs, Target};
 use procs::{Proc, WorkDir};
 
 pub use load::baseline_server;
@@ -672,10 +672,10 @@ async fn queries(
         batch: 10_000,
         concurrency: 4,
         end: None,
-        server: None,
-        token: None,
-        no_create_site: true,
-        quiet: false,
+        send: SendArgs {
+            no_create_site: true,
+            ..SendArgs::default()
+        },
     };
     let loaded = simulate::send(target, &sim).await?;
     let client = reqwest::Client::builder()

@@ -63,33 +63,11 @@ pub struct ImportArgs {
     /// Events per bulk request.
     #[arg(long, default_value_t = 5000)]
     pub batch: usize,
-    /// Send to this server URL instead of the one running on the data directory
-    /// (needs --token).
-    #[arg(long, env = "FOOTFALL_SERVER")]
-    pub server: Option<String>,
-    /// Bearer token for --server (an ingest key of the site, or the admin token).
-    #[arg(long, env = "FOOTFALL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Do not create the site when it does not exist.
-    #[arg(long)]
-    pub no_create_site: bool,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub send: crate::simulate::SendArgs,
 }
 
 impl ImportArgs {
-    pub fn explicit_target(&self) -> anyhow::Result<Option<Target>> {
-        match (&self.server, &self.token) {
-            (Some(url), Some(token)) => Ok(Some(Target {
-                base_url: url.trim_end_matches('/').to_string(),
-                token: token.clone(),
-            })),
-            (Some(_), None) => bail!("--server needs --token (or FOOTFALL_TOKEN)"),
-            _ => Ok(None),
-        }
-    }
-
     fn include(&self) -> Include {
         Include {
             non_get: self.include_non_get,
@@ -306,7 +284,7 @@ struct SendStats {
 
 /// Entry point of `footfall import`.
 pub async fn run(target: Target, args: ImportArgs) -> anyhow::Result<()> {
-    let target = args.explicit_target()?.unwrap_or(target);
+    let target = args.send.explicit_target()?.unwrap_or(target);
     if args.site.trim().is_empty() {
         bail!("--site must not be empty");
     }
@@ -322,10 +300,10 @@ pub async fn run(target: Target, args: ImportArgs) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(300))
         .build()
         .context("building the HTTP client")?;
-    if !args.no_create_site {
+    if !args.send.no_create_site {
         ensure_site(&client, &target, &args.site).await;
     }
-    let pb = if args.quiet {
+    let pb = if args.send.quiet {
         ProgressBar::hidden()
     } else {
         let pb = ProgressBar::new(total_bytes);

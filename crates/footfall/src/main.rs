@@ -229,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => {
             init_tracing("warn");
             let config = load_config(&cli, &[])?;
-            let explicit = args.explicit_target()?;
+            let explicit = args.send.explicit_target()?;
             cli_admin::with_server(&config, explicit, |target| {
                 simulate::run(target, args.clone())
             })
@@ -238,7 +238,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Import(args) => {
             init_tracing("warn");
             let config = load_config(&cli, &[])?;
-            let explicit = args.explicit_target()?;
+            let explicit = args.send.explicit_target()?;
             cli_admin::with_server(&config, explicit, |target| {
                 import::run(target, args.clone())
             })

@@ -56,6 +56,13 @@ pub struct SimulateArgs {
     /// Last moment of the simulated traffic (RFC 3339); default: now.
     #[arg(long)]
     pub end: Option<String>,
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+/// Where bulk-sending commands (`simulate`, `import`) send, and how they behave.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SendArgs {
     /// Send to this server URL instead of the one running on the data directory
     /// (needs --token).
     #[arg(long, env = "FOOTFALL_SERVER")]
@@ -71,7 +78,7 @@ pub struct SimulateArgs {
     pub quiet: bool,
 }
 
-impl SimulateArgs {
+impl SendArgs {
     /// The target given explicitly with `--server` and `--token`, if any (it wins over
     /// the data directory's server in `run`).
     pub fn explicit_target(&self) -> anyhow::Result<Option<Target>> {
@@ -116,7 +123,7 @@ impl Summary {
 
 /// Entry point of `footfall simulate`.
 pub async fn run(target: Target, args: SimulateArgs) -> anyhow::Result<()> {
-    let target = args.explicit_target()?.unwrap_or(target);
+    let target = args.send.explicit_target()?.unwrap_or(target);
     let s = send(&target, &args).await?;
     println!(
         "simulated {} events ({} page views) for {} over {} days (seed {})",
@@ -150,11 +157,11 @@ pub async fn send(target: &Target, args: &SimulateArgs) -> anyhow::Result<Summar
         .timeout(Duration::from_secs(300))
         .build()
         .context("building the HTTP client")?;
-    if !args.no_create_site {
+    if !args.send.no_create_site {
         ensure_site(&client, target, &args.site).await;
     }
 
-    let pb = if args.quiet {
+    let pb = if args.send.quiet {
         ProgressBar::hidden()
     } else {
         let pb = ProgressBar::new(args.events);
