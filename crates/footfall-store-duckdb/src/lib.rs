@@ -159,6 +159,25 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
+impl DuckStore {
+    /// Times the SQL of a Stats API query run directly on this store (see
+    /// [`query::time_statement`]); the first run is a warm-up and not returned.
+    pub fn time_query(
+        &self,
+        site_id: u32,
+        site: &footfall_core::query::SiteContext,
+        q: &footfall_core::query::Query,
+        runs: usize,
+    ) -> StoreResult<Vec<std::time::Duration>> {
+        self.inner.with_reader(|conn| {
+            let mut times = query::time_statement(conn, site_id, site, q, runs + 1)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            times.remove(0);
+            Ok(times)
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl footfall_store::EventQuery for DuckStore {
     async fn run(

@@ -1097,6 +1097,43 @@ fn check_regexes(conn: &duckdb::Connection, q: &Query) -> Result<(), ExecError> 
     Ok(())
 }
 
+/// The statement that answers `q`: every CTE, ordered and paginated.
+fn main_statement(b: &Builder<'_>, base: &Sql, q: &Query) -> Sql {
+    let mut main = base.clone();
+    main.push(" SELECT * FROM final");
+    main.push(&b.order_by());
+    main.push(" LIMIT ")
+        .bind(DbValue::BigInt(i64::from(q.pagination.limit)))
+        .push(" OFFSET ")
+        .bind(DbValue::BigInt(
+            i64::try_from(q.pagination.offset).unwrap_or(i64::MAX),
+        ));
+    main
+}
+
+/// Runs the SQL that answers `q` directly, `runs` times, reading every row but building
+/// no JSON: the engine's own time, which the Stats API's latency is compared with
+/// (`footfall bench-sql`, scripts/dashboard-direct).
+pub fn time_statement(
+    conn: &duckdb::Connection,
+    site_id: u32,
+    site: &SiteContext,
+    q: &Query,
+    runs: usize,
+) -> Result<Vec<std::time::Duration>, ExecError> {
+    let b = Builder::new(q, site, site_id, true);
+    let main = main_statement(&b, &b.build(), q);
+    let mut stmt = conn.prepare(&main.text)?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = std::time::Instant::now();
+        let mut rows = stmt.query(duckdb::params_from_iter(main.params.iter()))?;
+        while rows.next()?.is_some() {}
+        times.push(started.elapsed());
+    }
+    Ok(times)
+}
+
 /// Where visit-level numbers come from. Both give the same answers (tested); `Raw`
 /// exists for that test and for comparing plans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1128,16 +1165,7 @@ pub fn execute_with(
     check_regexes(conn, q)?;
     let b = Builder::new(q, site, site_id, plan == Plan::Rollup);
     let base = b.build();
-
-    let mut main = base.clone();
-    main.push(" SELECT * FROM final");
-    main.push(&b.order_by());
-    main.push(" LIMIT ")
-        .bind(DbValue::BigInt(i64::from(q.pagination.limit)))
-        .push(" OFFSET ")
-        .bind(DbValue::BigInt(
-            i64::try_from(q.pagination.offset).unwrap_or(i64::MAX),
-        ));
+    let main = main_statement(&b, &base, q);
 
     // `FOOTFALL_LOG=footfall_store_duckdb=debug` shows the SQL of every Stats API query.
     tracing::debug!(sql = %main.text, params = main.params.len(), "stats query");

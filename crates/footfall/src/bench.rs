@@ -1072,6 +1072,37 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
+/// `footfall bench-sql`: the median time of a query's SQL run directly in DuckDB on the
+/// data directory (printed in ms), with the rows read but no HTTP or JSON.
+pub async fn direct_sql(
+    config: &footfall_server::config::Config,
+    site: &str,
+    query: &str,
+    runs: usize,
+) -> anyhow::Result<()> {
+    use footfall_store::MetaStore;
+    let store = footfall_server::open_embedded(config)?;
+    let domain = footfall_server::state::normalize_domain(site);
+    let site = store
+        .sites()
+        .await?
+        .into_iter()
+        .find(|s| s.domain == domain)
+        .ok_or_else(|| anyhow::anyhow!("no site {domain} in {}", config.data.display()))?;
+    let ctx = footfall_core::query::SiteContext {
+        domain: site.domain.clone(),
+        timezone: site.timezone.parse().unwrap_or(chrono_tz::UTC),
+        goals: store.goals(site.id).await?,
+    };
+    let body: Value = serde_json::from_str(query)?;
+    let q = footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())
+        .map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
+    let times = store.time_query(site.id, &ctx, &q, runs.max(1))?;
+    let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    println!("{:.1}", median(&ms));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

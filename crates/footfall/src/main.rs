@@ -94,6 +94,19 @@ enum Command {
     Import(import::ImportArgs),
     /// Measure ingestion and query performance on this machine.
     Bench(bench::BenchArgs),
+    /// Time a Stats API query's SQL directly in DuckDB on the data directory (server
+    /// stopped): the engine's own figure for `bench` comparisons.
+    #[command(hide = true)]
+    BenchSql {
+        /// Site domain.
+        #[arg(long)]
+        site: String,
+        /// The Stats API v2 query body (JSON).
+        #[arg(long)]
+        query: String,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Minimal HTTP server answering 202, the baseline for `bench`.
     #[command(hide = true)]
     BenchBaseline {
@@ -253,5 +266,9 @@ async fn main() -> anyhow::Result<()> {
             bench::run(args.clone()).await
         }
         Command::BenchBaseline { listen } => bench::baseline_server(*listen).await,
+        Command::BenchSql { site, query, runs } => {
+            init_tracing("warn");
+            bench::direct_sql(&load_config(&cli, &[])?, site, query, *runs).await
+        }
     }
 }
