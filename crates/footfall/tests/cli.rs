@@ -312,3 +312,69 @@ fn admin_http_api_manages_sites_and_keys() {
         "CLI sees the deletion: {list}"
     );
 }
+
+#[test]
+fn bench_sql_times_a_query_directly_on_the_store() {
+    let mut s = Server::start();
+    s.add_site("sql.example", "UTC");
+    let key = s.create_key("sql.example", "stats");
+    for path in ["/", "/a", "/b"] {
+        let body = serde_json::json!({"name": "pageview", "url": format!("https://sql.example{path}"), "domain": "sql.example"});
+        let r = s.post_event(
+            &body.to_string(),
+            CHROME_UA,
+            Some("10.1.2.3"),
+            "application/json",
+        );
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    s.wait_for_metric(
+        &key,
+        "sql.example",
+        &serde_json::json!("day"),
+        "pageviews",
+        3.0,
+        std::time::Duration::from_secs(20),
+    );
+    s.stop();
+    let query = r#"{"site_id":"sql.example","date_range":"day","metrics":["visitors"],"dimensions":["event:page"]}"#;
+    let data = s.data.display().to_string();
+    let out = run_bin(
+        &[
+            "--data",
+            &data,
+            "bench-sql",
+            "--site",
+            "sql.example",
+            "--query",
+            query,
+            "--runs",
+            "3",
+        ],
+        s.root.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ms: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("bench-sql prints milliseconds");
+    assert!(ms >= 0.0 && ms < 10_000.0, "{ms}");
+    let bad = run_bin(
+        &[
+            "--data",
+            &data,
+            "bench-sql",
+            "--site",
+            "sql.example",
+            "--query",
+            r#"{"site_id":"sql.example","metrics":["nope"],"date_range":"day"}"#,
+        ],
+        s.root.path(),
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid query"));
+}
