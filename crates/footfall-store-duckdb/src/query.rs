@@ -615,14 +615,24 @@ impl<'a> Builder<'a> {
     fn rollup_visits(&self) -> bool {
         self.use_rollup
             && !self.dims().iter().any(Dimension::is_event)
-            && !self.q.filters_on(&|d| !matches!(d, Dimension::Visit(_)))
+            && !self
+                .q
+                .filters_on(&|d| matches!(d, Dimension::EventProps(_)))
+            && (self.visit_only_filters() || !self.need_exits)
+    }
+
+    /// Every filter is on a visit attribute (a visit matches as a whole or not at all).
+    fn visit_only_filters(&self) -> bool {
+        !self.q.filters_on(&|d| !matches!(d, Dimension::Visit(_)))
     }
 
     /// Visitors from the rollup too; not with time buckets (a visit spanning two buckets
     /// counts in both, and which buckets hold its hits only the events know; splitting
     /// visits by bucket measured no faster than grouping the events).
     fn rollup_visitors(&self) -> bool {
-        self.rollup_visits() && !self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
+        self.rollup_visits()
+            && self.visit_only_filters()
+            && !self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
     }
 
     /// Requested metrics that may be estimates (they derive from `tot`, which is
@@ -689,10 +699,25 @@ impl<'a> Builder<'a> {
         self.bind_ts(sql, self.start_us);
         sql.push(" AND e.session_start < ");
         self.bind_ts(sql, self.end_us);
-        sql.push(" AND ");
-        self.filters_cond(&self.q.filters, sql);
-        sql.push(")");
+        if self.visit_only_filters() {
+            sql.push(" AND ");
+            self.filters_cond(&self.q.filters, sql);
+            sql.push(")");
+            self.over_sessions.set(false);
+            return;
+        }
+        // Event filters: the visits with a matching hit, as the raw plan's HAVING says
+        // (filters are evaluated per event; visit attributes are on every event).
         self.over_sessions.set(false);
+        sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e WHERE e.site_id = ");
+        self.bind_site(sql);
+        sql.push(" AND e.session_start >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" AND e.session_start < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
+        self.filters_cond(&self.q.filters, sql);
+        sql.push("))");
     }
 
     /// Condition on `sess` for bounce rate: with `event:page` filters, visits that
@@ -830,8 +855,13 @@ impl<'a> Builder<'a> {
             self.rollup_sess_cte(&mut s);
             s.push(&format!(
                 ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
-                 count(*) FILTER (WHERE pv <= 1 AND inter = 0) AS s_bounces, \
-                 count(*) AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
+                 count(*) FILTER (WHERE pv <= 1 AND inter = 0 AND "
+            ));
+            self.entry_cond(&mut s);
+            s.push(") AS s_bounces, count(*) FILTER (WHERE ");
+            self.entry_cond(&mut s);
+            s.push(&format!(
+                ") AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
                  FROM sess WHERE true{excl}{gb}), vis AS (SELECT *, s_visits AS visits FROM vs)"
             ));
             ctes.push(s);
