@@ -81,11 +81,7 @@ pub fn is_spam_referrer(host: &str) -> bool {
 /// True when a referrer URL's host is a known spam domain. Reads the host without a
 /// full URL parse: this runs for every hit that has a referrer.
 pub fn is_spam_referrer_url(referrer: &str) -> bool {
-    let r = referrer.trim();
-    let rest = r.split_once("://").map_or(r, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = host.split(':').next().unwrap_or("").trim_end_matches('.');
+    let host = crate::url::raw_host(referrer).trim_end_matches('.');
     if host.is_empty() {
         return false;
     }

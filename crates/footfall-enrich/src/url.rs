@@ -156,6 +156,16 @@ fn relative(raw: &str) -> Result<Url, UrlError> {
 }
 
 /// Lowercases, drops a trailing dot and a leading `www.`; empty becomes `(none)`.
+/// The host part of a URL as written ("" when none): scheme optional, user info and port
+/// removed, case kept. Cheap: no full URL parse, for checks that run on every hit.
+pub fn raw_host(url: &str) -> &str {
+    let url = url.trim();
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.split(':').next().unwrap_or("")
+}
+
 pub fn normalize_host(host: &str) -> String {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     let h = h.strip_prefix("www.").map(str::to_string).unwrap_or(h);

@@ -292,7 +292,9 @@ impl Pipeline {
                     source.label = enrichment.labels.label(
                         &site.domain,
                         &footfall_core::labels::VisitFacts {
-                            referrer_host: referrer_host(hit.referrer.as_deref().unwrap_or("")),
+                            referrer_host: footfall_enrich::url::raw_host(
+                                hit.referrer.as_deref().unwrap_or(""),
+                            ),
                             utm_source: &source.utm_source,
                             utm_medium: &source.utm_medium,
                             utm_campaign: &source.utm_campaign,
@@ -412,16 +414,6 @@ impl Pipeline {
                 }
             });
     }
-}
-
-/// Host of a referrer URL ("" when none), without parsing the whole URL.
-fn referrer_host(referrer: &str) -> &str {
-    let rest = referrer
-        .split_once("://")
-        .map_or(referrer, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    host.split(':').next().unwrap_or("")
 }
 
 #[cfg(test)]

@@ -174,6 +174,14 @@ impl<'a> Builder<'a> {
             .push(")");
     }
 
+    /// ` AND {col} >= start AND {col} < end`: `col` inside the query range.
+    fn in_range(&self, sql: &mut Sql, col: &str) {
+        sql.push(&format!(" AND {col} >= "));
+        self.bind_ts(sql, self.start_us);
+        sql.push(&format!(" AND {col} < "));
+        self.bind_ts(sql, self.end_us);
+    }
+
     /// `col` shifted to site-local time. Offsets and transition instants are computed
     /// integers (not user input), so they are written into the text.
     fn local_time(&self, col: &str) -> String {
@@ -547,10 +555,7 @@ impl<'a> Builder<'a> {
             Window::Events => "e.ts",
             Window::Visits => "e.session_start",
         };
-        sql.push(&format!(" AND {col} >= "));
-        self.bind_ts(sql, self.start_us);
-        sql.push(&format!(" AND {col} < "));
-        self.bind_ts(sql, self.end_us);
+        self.in_range(sql, col);
         sql.push(")");
 
         if let Some(gi) = self.goal_dim_index() {
@@ -671,10 +676,7 @@ impl<'a> Builder<'a> {
         self.bind_ts(sql, self.start_us);
         sql.push(" OR e.session_id IN (SELECT session_id FROM events WHERE site_id = ");
         self.bind_site(sql);
-        sql.push(" AND ts >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(" AND ts < ");
-        self.bind_ts(sql, self.end_us);
+        self.in_range(sql, "ts");
         sql.push(" AND session_start < ");
         self.bind_ts(sql, self.start_us);
         sql.push(&format!(" AND name <> '{ENGAGEMENT}')) AND "));
@@ -695,10 +697,7 @@ impl<'a> Builder<'a> {
         }
         sql.push(" FROM sessions e WHERE e.site_id = ");
         self.bind_site(sql);
-        sql.push(" AND e.session_start >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(" AND e.session_start < ");
-        self.bind_ts(sql, self.end_us);
+        self.in_range(sql, "e.session_start");
         if self.visit_only_filters() {
             sql.push(" AND ");
             self.filters_cond(&self.q.filters, sql);
@@ -711,13 +710,26 @@ impl<'a> Builder<'a> {
         self.over_sessions.set(false);
         sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e WHERE e.site_id = ");
         self.bind_site(sql);
-        sql.push(" AND e.session_start >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(" AND e.session_start < ");
-        self.bind_ts(sql, self.end_us);
+        self.in_range(sql, "e.session_start");
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
         self.filters_cond(&self.q.filters, sql);
         sql.push("))");
+    }
+
+    /// `, vs AS (...)`: visit metrics per group key over `sess` (one row per visit, from
+    /// either plan).
+    fn visit_summary_cte(&self, sql: &mut Sql, dsel: &str, excl: &str, gb: &str) {
+        sql.push(&format!(
+            ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
+             count(*) FILTER (WHERE pv <= 1 AND inter = 0 AND "
+        ));
+        self.entry_cond(sql);
+        sql.push(") AS s_bounces, count(*) FILTER (WHERE ");
+        self.entry_cond(sql);
+        sql.push(&format!(
+            ") AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
+             FROM sess WHERE true{excl}{gb})"
+        ));
     }
 
     /// Condition on `sess` for bounce rate: with `event:page` filters, visits that
@@ -853,17 +865,8 @@ impl<'a> Builder<'a> {
         if self.needs_visits() && self.rollup_visits() {
             let mut s = Sql::default();
             self.rollup_sess_cte(&mut s);
-            s.push(&format!(
-                ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
-                 count(*) FILTER (WHERE pv <= 1 AND inter = 0 AND "
-            ));
-            self.entry_cond(&mut s);
-            s.push(") AS s_bounces, count(*) FILTER (WHERE ");
-            self.entry_cond(&mut s);
-            s.push(&format!(
-                ") AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
-                 FROM sess WHERE true{excl}{gb}), vis AS (SELECT *, s_visits AS visits FROM vs)"
-            ));
+            self.visit_summary_cte(&mut s, &dsel, &excl, &gb);
+            s.push(", vis AS (SELECT *, s_visits AS visits FROM vs)");
             ctes.push(s);
             parts.push("vis");
         } else if self.needs_visits() {
@@ -897,17 +900,7 @@ impl<'a> Builder<'a> {
                 ));
             }
             s.push(")");
-            s.push(&format!(
-                ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
-                 count(*) FILTER (WHERE pv <= 1 AND inter = 0 AND "
-            ));
-            self.entry_cond(&mut s);
-            s.push(") AS s_bounces, count(*) FILTER (WHERE ");
-            self.entry_cond(&mut s);
-            s.push(&format!(
-                ") AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
-                 FROM sess WHERE true{excl}{gb})"
-            ));
+            self.visit_summary_cte(&mut s, &dsel, &excl, &gb);
             if self.event_dims() {
                 // Visits per event key: sessions with a matching event carrying the key
                 // (a page view, for page and hostname keys).
@@ -925,11 +918,9 @@ impl<'a> Builder<'a> {
                 // ended is not a row), as for event metrics.
                 s.push(&format!(
                     ", vk AS (SELECT {dsel}count(DISTINCT session_id) AS visits FROM {src} \
-                     WHERE m AND name <> '{ENGAGEMENT}'{pv_cond}{excl} AND ts >= "
+                     WHERE m AND name <> '{ENGAGEMENT}'{pv_cond}{excl}"
                 ));
-                self.bind_ts(&mut s, self.start_us);
-                s.push(" AND ts < ");
-                self.bind_ts(&mut s, self.end_us);
+                self.in_range(&mut s, "ts");
                 s.push(&format!("{gb})"));
                 s.push(&format!(
                     ", vis AS (SELECT * FROM vk LEFT JOIN vs USING ({dc}))"
