@@ -304,11 +304,12 @@ impl LabelBook {
 
     /// The visit's label, "" when no rule matches.
     pub fn label(&self, domain: &str, facts: &VisitFacts<'_>) -> String {
-        if self.config.is_empty() && self.api.read().is_empty() {
+        let api = self.api.read();
+        if self.config.is_empty() && api.is_empty() {
             return String::new();
         }
         let domain = normalize(domain);
-        let api = self.api.read().get(&domain).cloned();
+        let api = api.get(&domain).cloned();
         api.as_deref()
             .and_then(|rules| classify(rules, facts))
             .or_else(|| {

@@ -84,6 +84,10 @@ impl DuckStore {
     fn from_connection(base: Connection) -> StoreResult<Self> {
         migrate(&base)?;
         let writer = base.try_clone().map_err(db_err)?;
+        // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
+        writer
+            .execute_batch("CREATE TEMP TABLE touched_sessions (session_id UBIGINT)")
+            .map_err(db_err)?;
         let meta = base.try_clone().map_err(db_err)?;
         Ok(DuckStore {
             inner: Arc::new(Inner {

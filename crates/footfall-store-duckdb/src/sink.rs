@@ -147,8 +147,9 @@ pub(crate) fn rebuild_sessions(conn: &Connection) -> duckdb::Result<()> {
 }
 
 /// Recomputes the `sessions` rows of the visits listed in the writer connection's
-/// `touched_sessions` temp table. `min_id` lets zone maps skip row groups older than
-/// the oldest touched visit (ids are sequential, so old row groups hold only smaller ones).
+/// `touched_sessions` temp table (created with the connection, see `lib.rs`). `min_id`
+/// lets zone maps skip row groups older than the oldest touched visit (ids are
+/// sequential, so old row groups hold only smaller ones).
 fn refresh_touched_sessions(conn: &Connection, min_id: u64) -> duckdb::Result<()> {
     const PICK: &str =
         "session_id >= ? AND session_id IN (SELECT session_id FROM touched_sessions)";
@@ -157,7 +158,6 @@ fn refresh_touched_sessions(conn: &Connection, min_id: u64) -> duckdb::Result<()
         params![min_id],
     )?;
     conn.execute(&session_rollup_sql(PICK), params![min_id])?;
-    conn.execute("DELETE FROM touched_sessions", [])?;
     Ok(())
 }
 
@@ -166,10 +166,7 @@ fn stage_touched_sessions(
     conn: &Connection,
     ids: impl Iterator<Item = u64>,
 ) -> duckdb::Result<Option<u64>> {
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS touched_sessions (session_id UBIGINT); \
-         DELETE FROM touched_sessions;",
-    )?;
+    conn.execute("DELETE FROM touched_sessions", [])?;
     let mut ids: Vec<u64> = ids.collect();
     ids.sort_unstable();
     ids.dedup();
