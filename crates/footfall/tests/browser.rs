@@ -54,11 +54,7 @@ fn tracker_in_chromium() {
         );
     }
 
-    let config = tempfile::tempdir().expect("temp dir");
-    let config_file = config.path().join("footfall.toml");
-    std::fs::write(&config_file, "[sites.\"shop.test\"]\nlive_invites = true\n")
-        .expect("write config");
-    let server = Server::start_with(&["--config", config_file.to_str().expect("utf-8 path")]);
+    let server = Server::start_with_config("[sites.\"shop.test\"]\nlive_invites = true\n");
     let mut keys = serde_json::Map::new();
     for site in ["shop.test", "other.test", "cookie.test"] {
         server.add_site(site, "UTC");

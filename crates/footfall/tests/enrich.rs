@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{BIN, CHROME_UA, Server, dimension_values, run_bin};
+use common::{BIN, CHROME_UA, Server, dimension_values, run_bin, write_config};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -370,10 +370,7 @@ fn country_header_only_when_configured() {
 
 #[test]
 fn block_rules_from_the_config_file_drop_and_count() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("footfall.toml");
-    std::fs::write(
-        &config,
+    let s = Server::start_with_config(
         r#"
 [[sites."rules.example".block]]
 path = "/admin*"
@@ -381,9 +378,7 @@ path = "/admin*"
 [[sites."rules.example".block]]
 ip = "203.0.113.0/24"
 "#,
-    )
-    .expect("write config");
-    let s = Server::start_with(&["--config", &config.display().to_string()]);
+    );
     s.add_site("rules.example", "UTC");
     let key = s.create_key("rules.example", "stats");
     let post = |path: &str, xff: &str, referrer: &str| {
@@ -442,8 +437,7 @@ ip = "203.0.113.0/24"
 #[test]
 fn bad_block_rule_stops_start_up() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("footfall.toml");
-    std::fs::write(&config, "[[sites.\"x.example\".block]]\nip = \"nope\"\n").expect("write");
+    let config = write_config(dir.path(), "[[sites.\"x.example\".block]]\nip = \"nope\"\n");
     let out = run_bin(
         &[
             "--data",

@@ -9,18 +9,13 @@ use std::time::Duration;
 
 #[test]
 fn labels_from_config_and_api_are_a_dimension_and_a_filter() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("footfall.toml");
-    std::fs::write(
-        &config,
+    let s = Server::start_with_config(
         r#"
 [[sites."jobs.example".label]]
 label = "recruiter"
 referrer_host = ["linkedin.com", "greenhouse.io", "lever.co"]
 "#,
-    )
-    .expect("write config");
-    let s = Server::start_with(&["--config", &config.display().to_string()]);
+    );
     s.add_site("jobs.example", "UTC");
     let stats = s.create_key("jobs.example", "stats");
     let admin = s.admin_token();
@@ -142,12 +137,10 @@ referrer_host = ["linkedin.com", "greenhouse.io", "lever.co"]
 #[test]
 fn a_bad_label_rule_in_the_config_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("footfall.toml");
-    std::fs::write(
-        &config,
+    let config = write_config(
+        dir.path(),
         "[[sites.\"a.example\".label]]\nlabel = \"\"\nreferrer_host = [\"x.com\"]\n",
-    )
-    .expect("write config");
+    );
     let data = dir.path().join("data");
     let out = run_bin(
         &[

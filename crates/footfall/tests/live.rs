@@ -170,10 +170,7 @@ fn invite(
 
 #[test]
 fn the_dashboard_invites_a_live_visitor_through_its_channel() {
-    let config = tempfile::tempdir().expect("temp dir");
-    let file = config.path().join("footfall.toml");
-    std::fs::write(&file, "[sites.\"live.test\"]\nlive_invites = true\n").expect("config");
-    let s = Server::start_with(&["--config", file.to_str().expect("utf-8")]);
+    let s = Server::start_with_config("[sites.\"live.test\"]\nlive_invites = true\n");
     let key = common::site_with_stats_key(&s, "live.test");
     let quiet_key = common::site_with_stats_key(&s, "quiet.test");
 

@@ -47,6 +47,22 @@ impl Server {
     /// Starts `footfall --data <dir> serve --listen 127.0.0.1:<port> <args>` and waits for
     /// /api/health.
     pub fn start_with(args: &[&str]) -> Server {
+        let mut s = Server::unstarted(args);
+        s.spawn();
+        s
+    }
+
+    /// Starts with `--config` pointing at `toml`, written into the server's temp dir (so
+    /// it stays for restarts).
+    pub fn start_with_config(toml: &str) -> Server {
+        let mut s = Server::unstarted(&[]);
+        let config = write_config(s.root.path(), toml);
+        s.extra_args = vec!["--config".into(), config.display().to_string()];
+        s.spawn();
+        s
+    }
+
+    fn unstarted(args: &[&str]) -> Server {
         let root = tempfile::Builder::new()
             .prefix("footfall-it-")
             .tempdir()
@@ -58,7 +74,7 @@ impl Server {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client");
-        let mut s = Server {
+        Server {
             base: format!("http://127.0.0.1:{port}"),
             root,
             data,
@@ -66,9 +82,7 @@ impl Server {
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
             http,
-        };
-        s.spawn();
-        s
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -476,4 +490,11 @@ pub fn recent_range() -> Value {
 pub fn site_with_stats_key(server: &Server, domain: &str) -> String {
     server.add_site(domain, "UTC");
     server.create_key(domain, "stats")
+}
+
+/// Writes `toml` as `footfall.toml` in `dir`; returns its path.
+pub fn write_config(dir: &Path, toml: &str) -> PathBuf {
+    let path = dir.join("footfall.toml");
+    std::fs::write(&path, toml).expect("write config");
+    path
 }
