@@ -410,7 +410,7 @@ async fn bulk(args: &BenchArgs, server: &Proc, target: &Target) -> anyhow::Resul
         let spec = GenSpec {
             site: BULK_SITE.into(),
             events: args.bulk_events,
-            days: 30,
+            span_ms: 30 * 86_400_000,
             seed: 1_000 + run as u64,
             end_ms,
         };
@@ -668,6 +668,7 @@ async fn queries(
         site: QUERY_SITE.into(),
         events: args.query_events,
         days: args.query_days,
+        minutes: None,
         seed: 42,
         batch: 10_000,
         concurrency: 4,

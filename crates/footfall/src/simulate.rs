@@ -43,6 +43,10 @@ pub struct SimulateArgs {
     /// Spread the traffic over this many days, ending now (or at --end).
     #[arg(long, default_value_t = 30)]
     pub days: u32,
+    /// Spread the traffic over this many minutes instead of --days, e.g. `--minutes 30`
+    /// for a burst that leaves many visits open (start-up measurements).
+    #[arg(long, conflicts_with = "days")]
+    pub minutes: Option<u32>,
     /// Random seed: the same seed gives the same traffic and the same event ids, so a
     /// re-run is deduplicated by the server instead of doubling the numbers.
     #[arg(long, default_value_t = 42)]
@@ -125,9 +129,13 @@ impl Summary {
 pub async fn run(target: Target, args: SimulateArgs) -> anyhow::Result<()> {
     let target = args.send.explicit_target()?.unwrap_or(target);
     let s = send(&target, &args).await?;
+    let span = match args.minutes {
+        Some(m) => format!("{m} minutes"),
+        None => format!("{} days", args.days),
+    };
     println!(
-        "simulated {} events ({} page views) for {} over {} days (seed {})",
-        s.sent, s.pageviews, args.site, args.days, args.seed
+        "simulated {} events ({} page views) for {} over {span} (seed {})",
+        s.sent, s.pageviews, args.site, args.seed
     );
     println!(
         "sent {} events in {:.1} s ({:.0} events/s): {} accepted, {} rejected",
@@ -149,8 +157,8 @@ pub async fn send(target: &Target, args: &SimulateArgs) -> anyhow::Result<Summar
     if args.site.is_empty() {
         bail!("--site must not be empty");
     }
-    if args.days == 0 {
-        bail!("--days must be at least 1");
+    if args.days == 0 || args.minutes == Some(0) {
+        bail!("--days and --minutes must be at least 1");
     }
     let spec = GenSpec::from_args(args)?;
     let client = reqwest::Client::builder()
@@ -403,7 +411,8 @@ const NONE16: u16 = u16::MAX;
 pub(crate) struct GenSpec {
     pub site: String,
     pub events: u64,
-    pub days: u32,
+    /// Length of the traffic window, ending at `end_ms`.
+    pub span_ms: i64,
     pub seed: u64,
     /// End of the traffic window, ms since the epoch.
     pub end_ms: i64,
@@ -420,7 +429,10 @@ impl GenSpec {
         Ok(GenSpec {
             site: args.site.clone(),
             events: args.events,
-            days: args.days.max(1),
+            span_ms: match args.minutes {
+                Some(m) => i64::from(m.max(1)) * 60_000,
+                None => i64::from(args.days.max(1)) * DAY_MS,
+            },
             seed: args.seed,
             end_ms,
         })
@@ -524,15 +536,18 @@ impl Generator {
         let mut rng = SmallRng::seed_from_u64(spec.seed);
         // Align to the minute so re-runs within a minute produce identical timestamps.
         let end_ms = spec.end_ms - spec.end_ms.rem_euclid(60_000);
-        let start_ms = end_ms - spec.days as i64 * DAY_MS;
-        let hours = spec.days as usize * 24;
-        let spike_day = if spec.days >= 7 {
-            Some(rng.random_range(0..spec.days as usize))
+        let span_ms = spec.span_ms.max(60_000);
+        let start_ms = end_ms - span_ms;
+        // Hour windows; a span that is not whole hours ends with a shorter window.
+        let hours = (span_ms as u64).div_ceil(HOUR_MS as u64) as usize;
+        let days = hours.div_ceil(24);
+        let spike_day = if days >= 7 {
+            Some(rng.random_range(0..days))
         } else {
             None
         };
-        let mut day_w = Vec::with_capacity(spec.days as usize);
-        for d in 0..spec.days as usize {
+        let mut day_w = Vec::with_capacity(days);
+        for d in 0..days {
             let day_start = start_ms + d as i64 * DAY_MS;
             // 1970-01-01 was a Thursday: 0 = Thursday, 2 = Saturday, 3 = Sunday.
             let weekday = day_start.div_euclid(DAY_MS).rem_euclid(7);
@@ -541,7 +556,7 @@ impl Generator {
                 3 => 0.74,
                 _ => 1.0,
             };
-            let trend = 0.85 + 0.3 * d as f64 / spec.days as f64;
+            let trend = 0.85 + 0.3 * d as f64 / days as f64;
             let noise = rng.random_range(0.9..1.1);
             let spike = if spike_day == Some(d) { 2.2 } else { 1.0 };
             day_w.push(weekly * trend * noise * spike);
@@ -610,7 +625,10 @@ impl Generator {
         }
         self.carry = keep;
         while budget > 0 {
-            let start = ws + self.rng.random_range(0..HOUR_MS);
+            let start = ws
+                + self
+                    .rng
+                    .random_range(0..(self.end_ms - ws).clamp(1, HOUR_MS));
             let visitor = self.pick_visitor(start);
             self.make_visit(start, visitor);
             self.scratch.truncate(budget as usize);
@@ -1291,7 +1309,7 @@ mod tests {
         GenSpec {
             site: "sim.example".into(),
             events,
-            days,
+            span_ms: i64::from(days) * DAY_MS,
             seed: 7,
             end_ms: 1_717_000_000_000,
         }
@@ -1366,6 +1384,27 @@ mod tests {
         let pv = kinds["pageview"] as f64 / 20_000.0;
         assert!(pv > 0.5 && pv < 0.75, "pageview share {pv}");
         assert!(kinds["engagement"] > 1000 && kinds["Signup"] > 10 && kinds["Download"] > 10);
+    }
+
+    #[test]
+    fn a_span_of_minutes_keeps_every_event_inside_it() {
+        let spec = GenSpec {
+            span_ms: 30 * 60_000,
+            ..spec(12_000, 1)
+        };
+        // The end is aligned down to the minute.
+        let end = spec.end_ms - spec.end_ms.rem_euclid(60_000);
+        let events = all_events(spec, 1000);
+        assert_eq!(events.len(), 12_000);
+        for e in &events {
+            let t = chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().expect("ts"))
+                .expect("rfc3339")
+                .timestamp_millis();
+            assert!(
+                t >= end - 30 * 60_000 && t < end,
+                "{t} outside the 30 minutes"
+            );
+        }
     }
 
     #[test]
