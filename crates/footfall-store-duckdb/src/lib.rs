@@ -19,13 +19,15 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_sessions.sql")),
     (3, include_str!("../migrations/0003_labels.sql")),
+    (4, include_str!("../migrations/0004_slim_events.sql")),
 ];
 
 /// Data steps run after a migration's file, in the same transaction.
 fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
     match version {
         // The rollup is (re)built from the events once its last column exists.
-        3 => sink::rebuild_sessions(conn),
+        3 => sink::rebuild_sessions_v3(conn),
+        4 => sink::migrate_to_v4(conn),
         _ => Ok(()),
     }
 }
@@ -67,12 +69,19 @@ pub(crate) fn db_err(e: duckdb::Error) -> StoreError {
 impl DuckStore {
     /// Opens (creating if needed) the database file and runs pending migrations.
     pub fn open(path: &Path, cfg: &DuckConfig) -> StoreResult<Self> {
-        let config = duckdb::Config::default()
-            .max_memory(&cfg.memory_limit)
-            .and_then(|c| c.threads(i64::from(cfg.threads)))
-            .map_err(db_err)?;
-        let conn = Connection::open_with_flags(path, config)
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let open = || {
+            let config = duckdb::Config::default()
+                .max_memory(&cfg.memory_limit)
+                .and_then(|c| c.threads(i64::from(cfg.threads)))
+                .map_err(db_err)?;
+            Connection::open_with_flags(path, config)
+                .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))
+        };
+        let conn = open()?;
+        if migrate(&conn)? {
+            compact_file(conn, path)?;
+            return Self::from_connection(open()?);
+        }
         Self::from_connection(conn)
     }
 
@@ -86,7 +95,7 @@ impl DuckStore {
         let writer = base.try_clone().map_err(db_err)?;
         // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
         writer
-            .execute_batch("CREATE TEMP TABLE touched_sessions (session_id UBIGINT)")
+            .execute_batch(sink::TOUCHED_SESSIONS_DDL)
             .map_err(db_err)?;
         let meta = base.try_clone().map_err(db_err)?;
         Ok(DuckStore {
@@ -127,7 +136,10 @@ impl Inner {
     }
 }
 
-fn migrate(conn: &Connection) -> StoreResult<()> {
+/// Applies pending migrations. True when one rewrote the event tables of a store that
+/// had events: the freed blocks stay in the file (DuckDB does not shrink it), so the
+/// caller compacts it.
+fn migrate(conn: &Connection) -> StoreResult<bool> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (version UINTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)",
     )
@@ -139,6 +151,12 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             |r| r.get(0),
         )
         .map_err(db_err)?;
+    let had_events = current >= 1
+        && conn
+            .query_row("SELECT count(*) > 0 FROM events", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .map_err(db_err)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let started = std::time::Instant::now();
         let apply = || -> duckdb::Result<()> {
@@ -160,6 +178,51 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             "schema migration applied"
         );
     }
+    Ok(had_events && current < 4)
+}
+
+/// Rewrites the database file without its free blocks: copies every table into a new
+/// file next to it, then renames that over the old one (an interrupted copy leaves the
+/// old, already migrated file in place).
+fn compact_file(conn: Connection, path: &Path) -> StoreResult<()> {
+    let started = std::time::Instant::now();
+    let sibling = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    let tmp = sibling(".compact");
+    let _ = std::fs::remove_file(&tmp);
+    let name: String = conn
+        .query_row("SELECT current_database()", [], |r| r.get(0))
+        .map_err(db_err)?;
+    let tmp_sql = tmp.to_string_lossy().replace('\'', "''");
+    conn.execute_batch(&format!(
+        "ATTACH '{tmp_sql}' AS ff_compact; COPY FROM DATABASE \"{name}\" TO ff_compact; \
+         DETACH ff_compact; CHECKPOINT;"
+    ))
+    .map_err(|e| StoreError::Backend(format!("cannot compact {}: {e}", path.display())))?;
+    drop(conn);
+    // A clean close leaves no DuckDB WAL; one left over would be replayed onto the new file.
+    let wal = sibling(".wal");
+    if wal.exists() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::Backend(format!(
+            "cannot compact {}: {} remains after closing",
+            path.display(),
+            wal.display()
+        )));
+    }
+    let before = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    std::fs::rename(&tmp, path)
+        .map_err(|e| StoreError::Backend(format!("cannot replace {}: {e}", path.display())))?;
+    let after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    tracing::info!(
+        before_bytes = before,
+        after_bytes = after,
+        ms = started.elapsed().as_millis() as u64,
+        "database file compacted after migration"
+    );
     Ok(())
 }
 

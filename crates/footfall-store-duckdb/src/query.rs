@@ -239,6 +239,36 @@ impl<'a> Builder<'a> {
         format!("p{i}")
     }
 
+    /// Table alias of the visit attributes: `sessions e` itself in rollup CTEs, the
+    /// joined `sessions v` over events (`events` has no visit attributes).
+    fn visit_alias(&self) -> &'static str {
+        if self.over_sessions.get() { "e" } else { "v" }
+    }
+
+    /// Whether event rows need their visit's `sessions` row joined as `v` for these
+    /// filters and the query's dimensions (exit pages come from `exits`, not `v`).
+    fn needs_visit_join(&self, filters: &[Filter]) -> bool {
+        let visit_attr = |d: &Dimension| matches!(d, Dimension::Visit(a) if a.column().is_some());
+        self.dims().iter().any(visit_attr)
+            || filters.iter().any(|f| f.any_leaf(&|l| visit_attr(l.dim)))
+    }
+
+    /// ` JOIN sessions v ...`: the visit of each event row, restricted to the visits that
+    /// can have events in range (zone maps on both sides skip the rest).
+    fn visit_join(&self, sql: &mut Sql, window: Window) {
+        sql.push(" JOIN sessions v ON v.site_id = e.site_id AND v.session_id = e.session_id AND v.site_id = ");
+        self.bind_site(sql);
+        match window {
+            Window::Visits => self.in_range(sql, "v.session_start"),
+            Window::Events => {
+                sql.push(" AND v.session_start < ");
+                self.bind_ts(sql, self.end_us);
+                sql.push(" AND v.last_ts >= ");
+                self.bind_ts(sql, self.start_us);
+            }
+        }
+    }
+
     /// Row-level expression of a (non-goal, non-time) dimension for filtering.
     fn filter_expr(&self, d: &Dimension) -> String {
         match d {
@@ -254,8 +284,14 @@ impl<'a> Builder<'a> {
             }
             Dimension::Visit(VisitAttr::ExitPage) => "x.exit_page".into(),
             Dimension::Visit(VisitAttr::ExitPageHostname) => "x.exit_hostname".into(),
-            Dimension::Visit(VisitAttr::City) => "CAST(e.city AS VARCHAR)".into(),
-            Dimension::Visit(a) => format!("e.{}", a.column().unwrap_or("entry_page")),
+            Dimension::Visit(VisitAttr::City) => {
+                format!("CAST({}.city AS VARCHAR)", self.visit_alias())
+            }
+            Dimension::Visit(a) => format!(
+                "{}.{}",
+                self.visit_alias(),
+                a.column().unwrap_or("entry_page")
+            ),
             // Rejected by the parser; never matches.
             Dimension::EventGoal | Dimension::Time(_) => "NULL".into(),
         }
@@ -266,13 +302,13 @@ impl<'a> Builder<'a> {
         match d {
             Dimension::Time(g) => self.time_bucket(
                 *g,
-                if window == Window::Visits {
-                    "e.session_start"
+                &if window == Window::Visits {
+                    format!("{}.session_start", self.visit_alias())
                 } else {
-                    "e.ts"
+                    "e.ts".to_string()
                 },
             ),
-            Dimension::Visit(VisitAttr::City) => "e.city".into(),
+            Dimension::Visit(VisitAttr::City) => format!("{}.city", self.visit_alias()),
             Dimension::Visit(a) if a.empty_value() == EmptyValue::NotSet => {
                 let c = self.filter_expr(d);
                 format!("CASE WHEN {c} = '' THEN '(not set)' ELSE {c} END")
@@ -506,20 +542,24 @@ impl<'a> Builder<'a> {
         self.bind_ts(sql, self.start_us);
         sql.push(" AND ts < ");
         self.bind_ts(sql, self.end_us);
-        sql.push(") OR (session_start >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(" AND session_start < ");
-        self.bind_ts(sql, self.end_us);
+        sql.push(") OR session_id IN (SELECT session_id FROM sessions WHERE site_id = ");
+        self.bind_site(sql);
+        self.in_range(sql, "session_start");
         sql.push("))) GROUP BY session_id)");
     }
 
     /// `name AS (...)`: event rows of the window with `m` and the group keys. With a goal
     /// dimension a second CTE `name_g` holds one row per (event, goal).
     fn rows_cte(&self, sql: &mut Sql, name: &str, window: Window, filters: &[Filter], gap: bool) {
+        let join = window == Window::Visits || self.needs_visit_join(filters);
         sql.push(&format!(
-            "{name} AS (SELECT e.session_id, e.visitor_id, e.ts, e.session_start, e.name, \
-             e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, \
-             e.entry_page, e.entry_hostname, "
+            "{name} AS (SELECT e.session_id, e.visitor_id, e.ts, e.name, \
+             e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, {}",
+            if window == Window::Visits {
+                "v.entry_page, v.entry_hostname, "
+            } else {
+                ""
+            }
         ));
         self.filters_cond(filters, sql);
         sql.push(" AS m");
@@ -540,6 +580,9 @@ impl<'a> Builder<'a> {
             ));
         }
         sql.push(" FROM events e");
+        if join {
+            self.visit_join(sql, window);
+        }
         if self.need_exits {
             sql.push(" LEFT JOIN exits x ON x.session_id = e.session_id");
         }
@@ -551,11 +594,14 @@ impl<'a> Builder<'a> {
         }
         sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
-        let col = match window {
-            Window::Events => "e.ts",
-            Window::Visits => "e.session_start",
-        };
-        self.in_range(sql, col);
+        match window {
+            Window::Events => self.in_range(sql, "e.ts"),
+            Window::Visits => {
+                // A visit's events are never before its start.
+                sql.push(" AND e.ts >= ");
+                self.bind_ts(sql, self.start_us);
+            }
+        }
         sql.push(")");
 
         if let Some(gi) = self.goal_dim_index() {
@@ -670,16 +716,20 @@ impl<'a> Builder<'a> {
         self.bind_site(sql);
         sql.push(" AND e.session_start < ");
         self.bind_ts(sql, self.end_us);
-        sql.push(" AND e.last_hit_ts >= ");
+        sql.push(" AND e.last_ts >= ");
         self.bind_ts(sql, self.start_us);
         sql.push(" AND (e.session_start >= ");
         self.bind_ts(sql, self.start_us);
         sql.push(" OR e.session_id IN (SELECT session_id FROM events WHERE site_id = ");
         self.bind_site(sql);
         self.in_range(sql, "ts");
+        sql.push(" AND session_id IN (SELECT session_id FROM sessions WHERE site_id = ");
+        self.bind_site(sql);
         sql.push(" AND session_start < ");
         self.bind_ts(sql, self.start_us);
-        sql.push(&format!(" AND name <> '{ENGAGEMENT}')) AND "));
+        sql.push(" AND last_ts >= ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(&format!(") AND name <> '{ENGAGEMENT}')) AND "));
         self.filters_cond(&self.q.filters, sql);
         sql.push(")");
         self.over_sessions.set(false);
@@ -689,7 +739,7 @@ impl<'a> Builder<'a> {
     fn rollup_sess_cte(&self, sql: &mut Sql) {
         self.over_sessions.set(true);
         sql.push(
-            "sess AS (SELECT e.session_id, e.first_ts, e.last_ts, e.pageviews AS pv, \
+            "sess AS (SELECT e.session_id, e.session_start AS first_ts, e.last_ts, e.pageviews AS pv, \
              e.interactive AS inter, e.entry_page",
         );
         for (i, d) in self.dims().iter().enumerate() {
@@ -708,9 +758,12 @@ impl<'a> Builder<'a> {
         // Event filters: the visits with a matching hit, as the raw plan's HAVING says
         // (filters are evaluated per event; visit attributes are on every event).
         self.over_sessions.set(false);
-        sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e WHERE e.site_id = ");
+        sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
+        self.visit_join(sql, Window::Visits);
+        sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
-        self.in_range(sql, "e.session_start");
+        sql.push(" AND e.ts >= ");
+        self.bind_ts(sql, self.start_us);
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
         self.filters_cond(&self.q.filters, sql);
         sql.push("))");
@@ -1324,37 +1377,35 @@ mod tests {
     );
 
     fn insert(conn: &duckdb::Connection, site: u32, s: &Sess, evs: &[Ev]) {
-        let start = evs[0].0;
+        // The visit's attributes, as the store writer stages them (sink.rs).
+        conn.execute(
+            "INSERT INTO touched_sessions VALUES (?, ?, ?, ?, 'example.com', '', ?, '', '', '', \
+             '', '', '', ?, 'Chrome', '', '', '', ?, '', ?, '', '', '', '', '')",
+            duckdb::params![
+                site, s.id, s.visitor, s.entry, s.source, s.device, s.country, s.city
+            ],
+        )
+        .expect("stage visit");
         for (i, (ts, name, path, interactive, ms, scroll, prop)) in evs.iter().enumerate() {
             let event_id = s.id * 100 + i as u64;
             conn.execute(
                 "INSERT INTO events (site_id, ts, event_id, client_id, visitor_id, session_id, \
-                 session_start, name, interactive, hostname, pathname, title, engagement_ms, \
-                 scroll_depth, revenue_amount, revenue_currency, has_props, entry_page, \
-                 entry_hostname, referrer, source, channel, utm_source, utm_medium, utm_campaign, \
-                 utm_content, utm_term, device, browser, browser_version, os, os_version, \
-                 country, region, city, country_name, region_name, city_name, org) VALUES \
-                 (?, CAST(? AS TIMESTAMP), ?, false, ?, ?, CAST(? AS TIMESTAMP), ?, ?, \
-                 'example.com', ?, '', ?, ?, NULL, NULL, ?, ?, 'example.com', '', ?, '', '', '', \
-                 '', '', '', ?, 'Chrome', '', '', '', ?, '', ?, '', '', '', '')",
+                 name, interactive, hostname, pathname, title, engagement_ms, scroll_depth, \
+                 revenue_amount, revenue_currency, has_props) VALUES \
+                 (?, CAST(? AS TIMESTAMP), ?, false, ?, ?, ?, ?, 'example.com', ?, '', ?, ?, \
+                 NULL, NULL, ?)",
                 duckdb::params![
                     site,
                     ts,
                     event_id,
                     s.visitor,
                     s.id,
-                    start,
                     name,
                     interactive,
                     path,
                     ms,
                     scroll,
-                    prop.is_some(),
-                    s.entry,
-                    s.source,
-                    s.device,
-                    s.country,
-                    s.city
+                    prop.is_some()
                 ],
             )
             .expect("insert event");
@@ -1373,12 +1424,9 @@ mod tests {
 
     fn fixture() -> duckdb::Connection {
         let conn = duckdb::Connection::open_in_memory().expect("duckdb");
-        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
-            .expect("migration");
-        conn.execute_batch(include_str!("../migrations/0002_sessions.sql"))
-            .expect("migration");
-        conn.execute_batch(include_str!("../migrations/0003_labels.sql"))
-            .expect("migration");
+        crate::migrate(&conn).expect("migrations");
+        conn.execute_batch(crate::sink::TOUCHED_SESSIONS_DDL)
+            .expect("staging table");
         let pv = |ts, path| -> Ev { (ts, "pageview", path, true, 0, None, None) };
         let s = |id, visitor, source, device, country, city, entry| Sess {
             id,
@@ -1505,8 +1553,7 @@ mod tests {
             &google(10, 1, "/"),
             &[pv("2024-03-10 16:00:00", "/")],
         );
-        conn.execute_batch(&crate::sink::session_rollup_sql("true"))
-            .expect("session rollup");
+        crate::sink::refresh_touched_sessions(&conn, 0).expect("session rollup");
         conn
     }
 
