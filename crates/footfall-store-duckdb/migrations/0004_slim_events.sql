@@ -1,17 +1,16 @@
 -- Version 4: ~30 bytes per event (DESIGN §8).
--- `events` keeps only what differs between the events of a visit; the visit attributes
--- (and the window key session_start) live once per visit in `sessions`, and event
--- queries that need them join on (site_id, session_id). Events are stored clustered by
+-- `events` keeps only what differs between the events of a visit; the visitor, the visit
+-- attributes and the window key session_start live once per visit in `sessions`, and
+-- event queries that need them join on (site_id, session_id). Events are stored clustered by
 -- visit ((site_id, session_id, ts) within each write batch; the migration rewrites old
--- rows in that order): a visit's visitor id then compresses to a run and its timestamps
--- to small deltas. The rows are copied by the data step (lib.rs), in slices.
+-- rows in that order): a visit's session id then compresses to a run and its timestamps
+-- to a narrow range. The rows are copied by the data step (lib.rs), in slices.
 CREATE TABLE events_v4 (
     site_id         UINTEGER NOT NULL,
     ts              TIMESTAMP NOT NULL,
     event_id        UBIGINT NOT NULL,
     client_id       BOOLEAN NOT NULL,       -- event_id derives from a client-given id (dedup)
-    visitor_id      UBIGINT NOT NULL,
-    session_id      UBIGINT NOT NULL,
+    session_id      UBIGINT NOT NULL,       -- its visit: sessions (site_id, session_id)
     name            VARCHAR NOT NULL,       -- 'pageview' | 'engagement' | custom name
     interactive     BOOLEAN NOT NULL,
     hostname        VARCHAR NOT NULL,

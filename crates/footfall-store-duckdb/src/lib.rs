@@ -12,7 +12,9 @@ use duckdb::Connection;
 use footfall_store::{StoreError, StoreResult};
 use parking_lot::Mutex;
 use std::path::Path;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Forward-only migrations, applied in order at open; the applied version is recorded.
 const MIGRATIONS: &[(u32, &str)] = &[
@@ -54,6 +56,41 @@ pub(crate) struct Inner {
     pub(crate) meta: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     base: Mutex<Connection>,
+    /// Bumped after every committed change to the event tables: cached query results
+    /// of an older generation are never served.
+    pub(crate) generation: AtomicU64,
+    results: Mutex<ResultCache>,
+}
+
+/// Stats API results by query (its full resolved form and the site context) with the
+/// generation they were computed at. Small and cleared when full: it serves the repeated
+/// identical queries of dashboards while no write happens, nothing more.
+#[derive(Default)]
+struct ResultCache {
+    entries: HashMap<String, (u64, footfall_core::query::QueryOutput)>,
+}
+
+impl ResultCache {
+    const MAX_ENTRIES: usize = 64;
+    /// Larger results are not kept (a full breakdown can hold 10,000 rows).
+    const MAX_ROWS: usize = 1_000;
+
+    fn get(&self, key: &str, generation: u64) -> Option<footfall_core::query::QueryOutput> {
+        match self.entries.get(key) {
+            Some((g, out)) if *g == generation => Some(out.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, key: String, generation: u64, out: &footfall_core::query::QueryOutput) {
+        if out.results.len() > Self::MAX_ROWS {
+            return;
+        }
+        if self.entries.len() >= Self::MAX_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(key, (generation, out.clone()));
+    }
 }
 
 /// The embedded store; cheap to clone.
@@ -104,6 +141,8 @@ impl DuckStore {
                 meta: Mutex::new(meta),
                 readers: Mutex::new(Vec::new()),
                 base: Mutex::new(base),
+                generation: AtomicU64::new(0),
+                results: Mutex::new(ResultCache::default()),
             }),
         })
     }
@@ -254,12 +293,21 @@ impl footfall_store::EventQuery for DuckStore {
         query: footfall_core::query::Query,
     ) -> StoreResult<footfall_core::query::QueryOutput> {
         self.blocking(move |inner| {
-            inner.with_reader(|conn| {
+            // The generation is read before the query runs: a write committing meanwhile
+            // makes this result stale at once.
+            let generation = inner.generation.load(Ordering::Acquire);
+            let key = format!("{site_id}\u{1f}{site:?}\u{1f}{query:?}");
+            if let Some(out) = inner.results.lock().get(&key, generation) {
+                return Ok(out);
+            }
+            let out = inner.with_reader(|conn| {
                 query::execute(conn, site_id, &site, &query).map_err(|e| match e {
                     query::ExecError::Invalid(m) => StoreError::Query(m),
                     other => StoreError::Backend(other.to_string()),
                 })
-            })
+            })?;
+            inner.results.lock().put(key, generation, &out);
+            Ok(out)
         })
         .await
     }

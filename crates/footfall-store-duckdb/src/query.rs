@@ -548,13 +548,23 @@ impl<'a> Builder<'a> {
         sql.push("))) GROUP BY session_id)");
     }
 
-    /// `name AS (...)`: event rows of the window with `m` and the group keys. With a goal
-    /// dimension a second CTE `name_g` holds one row per (event, goal).
-    fn rows_cte(&self, sql: &mut Sql, name: &str, window: Window, filters: &[Filter], gap: bool) {
-        let join = window == Window::Visits || self.needs_visit_join(filters);
+    /// `name AS (...)`: event rows of the window with `m` and the group keys (and the
+    /// visitor id with `visitors`: it is on the visit's row). With a goal dimension a
+    /// second CTE `name_g` holds one row per (event, goal).
+    fn rows_cte(
+        &self,
+        sql: &mut Sql,
+        name: &str,
+        window: Window,
+        filters: &[Filter],
+        gap: bool,
+        visitors: bool,
+    ) {
+        let join = visitors || window == Window::Visits || self.needs_visit_join(filters);
         sql.push(&format!(
-            "{name} AS (SELECT e.session_id, e.visitor_id, e.ts, e.name, \
-             e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, {}",
+            "{name} AS (SELECT e.session_id, e.ts, e.name, \
+             e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, {}{}",
+            if visitors { "v.visitor_id, " } else { "" },
             if window == Window::Visits {
                 "v.entry_page, v.entry_hostname, "
             } else {
@@ -835,6 +845,7 @@ impl<'a> Builder<'a> {
                     Window::Events,
                     &self.q.filters,
                     self.needs_engagement(),
+                    !rollup_visitors,
                 );
                 ctes.push(s);
             }
@@ -909,7 +920,7 @@ impl<'a> Builder<'a> {
         if self.has_metric(|m| m == Metric::ConversionRate) {
             let stripped = strip_goal_filters(&self.q.filters);
             let mut s = Sql::default();
-            self.rows_cte(&mut s, "r_tot", Window::Events, &stripped, false);
+            self.rows_cte(&mut s, "r_tot", Window::Events, &stripped, false, true);
             s.push(&format!(
                 ", tot_c AS (SELECT count(DISTINCT visitor_id) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
             ));
@@ -924,7 +935,14 @@ impl<'a> Builder<'a> {
             parts.push("vis");
         } else if self.needs_visits() {
             let mut s = Sql::default();
-            self.rows_cte(&mut s, "r_vis", Window::Visits, &self.q.filters, false);
+            self.rows_cte(
+                &mut s,
+                "r_vis",
+                Window::Visits,
+                &self.q.filters,
+                false,
+                false,
+            );
             // Per session; group keys: visit/time keys are constant within a session, event
             // page/hostname keys become the entry page/hostname (bounce rate and duration
             // of a page are those of the visits that entered on it).
@@ -1389,16 +1407,15 @@ mod tests {
         for (i, (ts, name, path, interactive, ms, scroll, prop)) in evs.iter().enumerate() {
             let event_id = s.id * 100 + i as u64;
             conn.execute(
-                "INSERT INTO events (site_id, ts, event_id, client_id, visitor_id, session_id, \
+                "INSERT INTO events (site_id, ts, event_id, client_id, session_id, \
                  name, interactive, hostname, pathname, title, engagement_ms, scroll_depth, \
                  revenue_amount, revenue_currency, has_props) VALUES \
-                 (?, CAST(? AS TIMESTAMP), ?, false, ?, ?, ?, ?, 'example.com', ?, '', ?, ?, \
+                 (?, CAST(? AS TIMESTAMP), ?, false, ?, ?, ?, 'example.com', ?, '', ?, ?, \
                  NULL, NULL, ?)",
                 duckdb::params![
                     site,
                     ts,
                     event_id,
-                    s.visitor,
                     s.id,
                     name,
                     interactive,

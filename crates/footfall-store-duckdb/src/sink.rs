@@ -8,14 +8,15 @@ use duckdb::{Connection, params};
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::{Event, VisitAttrs};
 use footfall_store::{EventSink, RecentSession, StoreResult};
+use std::sync::atomic::Ordering;
 
 fn ts(us: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, us)
 }
 
 /// Appends a batch clustered by visit: (site, session, time) order keeps a visit's
-/// events together on disk, where its visitor id compresses to one run and its
-/// timestamps to small deltas (`events` has no visit attributes, see 0004).
+/// events together on disk, where its session id compresses to one run and its
+/// timestamps to a narrow range (`events` has no visitor or visit attributes, see 0004).
 fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
@@ -26,7 +27,6 @@ fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
             ts(e.ts_us),
             e.event_id,
             e.client_id,
-            e.visitor_id,
             e.session_id,
             e.name,
             e.interactive,
@@ -254,8 +254,7 @@ pub(crate) fn migrate_to_v4(conn: &Connection) -> duckdb::Result<()> {
     for (i, cond) in slices.iter().enumerate() {
         conn.execute(
             &format!(
-                "INSERT INTO events_v4 SELECT site_id, ts, event_id, client_id, visitor_id, \
-                 session_id, name, interactive, hostname, pathname, title, engagement_ms, \
+                "INSERT INTO events_v4 SELECT site_id, ts, event_id, client_id, session_id, name, interactive, hostname, pathname, title, engagement_ms, \
                  scroll_depth, revenue_amount, revenue_currency, has_props FROM events \
                  WHERE {cond} ORDER BY site_id, session_id, ts, event_id"
             ),
@@ -303,7 +302,11 @@ impl Inner {
                 .map(|_| ())
             });
         match result {
-            Ok(()) => conn.execute_batch("COMMIT").map_err(db_err),
+            Ok(()) => {
+                let committed = conn.execute_batch("COMMIT").map_err(db_err);
+                self.generation.fetch_add(1, Ordering::Release);
+                committed
+            }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(db_err(e))
@@ -317,8 +320,9 @@ impl Inner {
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         match f(&conn) {
             Ok(r) => {
-                conn.execute_batch("COMMIT").map_err(db_err)?;
-                Ok(r)
+                let committed = conn.execute_batch("COMMIT").map_err(db_err);
+                self.generation.fetch_add(1, Ordering::Release);
+                committed.map(|()| r)
             }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -473,17 +477,23 @@ impl EventSink for DuckStore {
     async fn erase_visitor(&self, site_id: u32, visitor_id: u64) -> StoreResult<u64> {
         self.blocking(move |inner| {
             inner.write_tx(|conn| {
+                // Events know their visitor through their visit's rollup row: delete
+                // that last.
+                const VISITS: &str =
+                    "session_id IN (SELECT session_id FROM sessions WHERE site_id = ? AND visitor_id = ?)";
                 conn.execute(
-                    "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
-                     (SELECT event_id FROM events WHERE site_id = ? AND visitor_id = ?)",
+                    &format!(
+                        "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
+                         (SELECT event_id FROM events WHERE site_id = ? AND {VISITS})"
+                    ),
+                    params![site_id, site_id, site_id, visitor_id],
+                )?;
+                let n = conn.execute(
+                    &format!("DELETE FROM events WHERE site_id = ? AND {VISITS}"),
                     params![site_id, site_id, visitor_id],
                 )?;
                 conn.execute(
                     "DELETE FROM sessions WHERE site_id = ? AND visitor_id = ?",
-                    params![site_id, visitor_id],
-                )?;
-                let n = conn.execute(
-                    "DELETE FROM events WHERE site_id = ? AND visitor_id = ?",
                     params![site_id, visitor_id],
                 )?;
                 Ok(n as u64)
