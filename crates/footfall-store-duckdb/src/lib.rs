@@ -11,8 +11,8 @@ mod sink;
 use duckdb::Connection;
 use footfall_store::{StoreError, StoreResult};
 use parking_lot::Mutex;
-use std::path::Path;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -179,6 +179,10 @@ impl Inner {
 /// had events: the freed blocks stay in the file (DuckDB does not shrink it), so the
 /// caller compacts it.
 fn migrate(conn: &Connection) -> StoreResult<bool> {
+    migrate_up_to(conn, u32::MAX)
+}
+
+fn migrate_up_to(conn: &Connection, last: u32) -> StoreResult<bool> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (version UINTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)",
     )
@@ -196,7 +200,10 @@ fn migrate(conn: &Connection) -> StoreResult<bool> {
                 r.get::<_, bool>(0)
             })
             .map_err(db_err)?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v > current && *v <= last)
+    {
         let started = std::time::Instant::now();
         let apply = || -> duckdb::Result<()> {
             conn.execute_batch(&format!("BEGIN; {sql};"))?;
@@ -310,5 +317,95 @@ impl footfall_store::EventQuery for DuckStore {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-3 store with events is migrated (visit attributes and visitor moved to
+    /// the rollup, events clustered by visit) and its file rewritten.
+    #[test]
+    fn migration_4_converts_a_version_3_store() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("footfall.duckdb");
+        {
+            let conn = Connection::open(&path).expect("open");
+            migrate_up_to(&conn, 3).expect("v3");
+            // Two visits; written out of visit order, as v3 stores are (by arrival).
+            conn.execute_batch(
+                "INSERT INTO events (site_id, ts, event_id, client_id, visitor_id, session_id, \
+                 session_start, name, interactive, hostname, pathname, title, engagement_ms, \
+                 scroll_depth, revenue_amount, revenue_currency, has_props, entry_page, \
+                 entry_hostname, referrer, source, channel, utm_source, utm_medium, \
+                 utm_campaign, utm_content, utm_term, device, browser, browser_version, os, \
+                 os_version, country, region, city, country_name, region_name, city_name, org) \
+                 SELECT 1, TIMESTAMP '2024-03-10 00:00:00' + to_minutes(i), 100 + i, true, \
+                 10 + i % 2, 1 + i % 2, TIMESTAMP '2024-03-10 00:00:00' + to_minutes(i % 2), \
+                 'pageview', true, 'example.com', '/p' || i, 't', 0, NULL, NULL, NULL, false, \
+                 '/p' || (i % 2), 'example.com', '', CASE WHEN i % 2 = 0 THEN 'Google' \
+                 ELSE 'Bing' END, '', '', '', '', '', '', 'Desktop', 'Firefox', '', '', '', \
+                 'DE', '', 0, '', '', '', '' FROM range(6) t(i);",
+            )
+            .expect("v3 events");
+            sink::rebuild_sessions_v3(&conn).expect("v3 rollup");
+        }
+        let store = DuckStore::open(&path, &DuckConfig::default()).expect("migrated");
+        let conn = store.inner.writer.lock();
+        let version: u32 = conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 4);
+        let order: Vec<(u64, String)> = conn
+            .prepare("SELECT session_id, pathname FROM events")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()
+            })
+            .expect("events");
+        let expected: Vec<(u64, String)> = [0, 2, 4, 1, 3, 5]
+            .iter()
+            .map(|i| (1 + i % 2, format!("/p{i}")))
+            .collect();
+        assert_eq!(order, expected);
+        let visits: Vec<(u64, u64, String, String, u32, String)> = conn
+            .prepare(
+                "SELECT session_id, visitor_id, source, exit_page, pageviews, \
+                 strftime(session_start, '%H:%M') FROM sessions ORDER BY session_id",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()
+            })
+            .expect("sessions");
+        assert_eq!(
+            visits,
+            vec![
+                (1, 10, "Google".into(), "/p4".into(), 3, "00:00".into()),
+                (2, 11, "Bing".into(), "/p5".into(), 3, "00:01".into()),
+            ]
+        );
+        let no_visitor_column: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events' \
+                 AND column_name IN ('visitor_id', 'source', 'session_start')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("columns");
+        assert_eq!(no_visitor_column, 0);
+        let mut leftover = path.as_os_str().to_owned();
+        leftover.push(".compact");
+        assert!(!std::path::Path::new(&leftover).exists());
     }
 }

@@ -517,3 +517,182 @@ impl EventSink for DuckStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footfall_core::query::{Query, SiteContext, parse_query};
+    use footfall_store::EventQuery;
+    use std::sync::Arc;
+
+    const MIN: i64 = 60_000_000;
+    /// 2024-03-10T00:00:00Z in microseconds.
+    const DAY: i64 = 1_710_028_800_000_000;
+
+    fn ev(session: u64, visitor: u64, ts_us: i64, name: &str, path: &str, source: &str) -> Event {
+        Event {
+            site_id: 1,
+            ts_us,
+            event_id: session * 1000 + (ts_us / MIN) as u64 % 1000,
+            visitor_id: visitor,
+            session_id: session,
+            session_start_us: ts_us,
+            name: name.into(),
+            pathname: path.into(),
+            hostname: "example.com".into(),
+            visit: Arc::new(VisitAttrs {
+                entry_page: "/".into(),
+                source: source.into(),
+                ..VisitAttrs::default()
+            }),
+            ..Event::default()
+        }
+    }
+
+    fn site() -> SiteContext {
+        SiteContext {
+            domain: "example.com".into(),
+            timezone: chrono_tz::UTC,
+            goals: Vec::new(),
+        }
+    }
+
+    fn query(body: serde_json::Value) -> Query {
+        let now = chrono::DateTime::parse_from_rfc3339("2024-03-20T00:00:00Z")
+            .expect("now")
+            .with_timezone(&chrono::Utc);
+        parse_query(&body, &site(), now).expect("valid query")
+    }
+
+    /// (session_id, visitor_id, session_start us, last_ts us, pageviews, exit_page, source)
+    type Row = (u64, u64, i64, i64, u32, String, String);
+
+    fn sessions(store: &DuckStore) -> Vec<Row> {
+        let conn = store.inner.writer.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT session_id, visitor_id, epoch_us(session_start), epoch_us(last_ts), \
+                 pageviews, exit_page, source FROM sessions ORDER BY session_id",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+
+    #[tokio::test]
+    async fn writes_keep_the_rollup_in_step_and_results_fresh() {
+        let store = DuckStore::memory().expect("store");
+        let visitors = query(serde_json::json!({"site_id": "example.com",
+            "date_range": ["2024-03-09", "2024-03-11"], "metrics": ["visitors", "pageviews"],
+            "filters": [["is", "visit:source", ["Google"]]]}));
+        // A visit continued across two batches keeps the attributes of its first event
+        // and the numbers of all its events.
+        store
+            .append(
+                Arc::new(vec![
+                    ev(2, 20, DAY + 5 * MIN, "pageview", "/b", "Bing"),
+                    ev(1, 10, DAY, "pageview", "/", "Google"),
+                ]),
+                1,
+            )
+            .await
+            .expect("append");
+        let first = store.run(1, site(), visitors.clone()).await.expect("query");
+        assert_eq!(
+            first.results[0].metrics,
+            vec![serde_json::json!(1), serde_json::json!(1)]
+        );
+        store
+            .append(
+                Arc::new(vec![
+                    ev(1, 10, DAY + MIN, "pageview", "/x", "Google"),
+                    ev(1, 10, DAY + 2 * MIN, "engagement", "/x", "Google"),
+                ]),
+                2,
+            )
+            .await
+            .expect("append");
+        // The cached result of the first query is not served after the second write.
+        let second = store.run(1, site(), visitors).await.expect("query");
+        assert_eq!(
+            second.results[0].metrics,
+            vec![serde_json::json!(1), serde_json::json!(2)]
+        );
+        assert_eq!(
+            sessions(&store),
+            vec![
+                (1, 10, DAY, DAY + 2 * MIN, 2, "/x".into(), "Google".into()),
+                (
+                    2,
+                    20,
+                    DAY + 5 * MIN,
+                    DAY + 5 * MIN,
+                    1,
+                    "/b".into(),
+                    "Bing".into()
+                ),
+            ]
+        );
+        assert_eq!(store.checkpoint().await.expect("lsn"), 2);
+
+        // Retention: visit 1 straddles the cutoff and is recomputed from what is left
+        // (it now starts at its second event); visit 2 is untouched.
+        assert_eq!(store.delete_before(1, DAY + MIN).await.expect("prune"), 1);
+        assert_eq!(
+            sessions(&store),
+            vec![
+                (
+                    1,
+                    10,
+                    DAY + MIN,
+                    DAY + 2 * MIN,
+                    1,
+                    "/x".into(),
+                    "Google".into()
+                ),
+                (
+                    2,
+                    20,
+                    DAY + 5 * MIN,
+                    DAY + 5 * MIN,
+                    1,
+                    "/b".into(),
+                    "Bing".into()
+                ),
+            ]
+        );
+        // Erase: the visitor's events (found through its visits) and visits go together.
+        assert_eq!(store.erase_visitor(1, 10).await.expect("erase"), 2);
+        assert_eq!(
+            sessions(&store),
+            vec![(
+                2,
+                20,
+                DAY + 5 * MIN,
+                DAY + 5 * MIN,
+                1,
+                "/b".into(),
+                "Bing".into()
+            )]
+        );
+        let left: u64 = store
+            .inner
+            .writer
+            .lock()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 1);
+    }
+}
