@@ -254,9 +254,12 @@ impl<'a> Builder<'a> {
     }
 
     /// ` JOIN sessions v ...`: the visit of each event row, restricted to the visits that
-    /// can have events in range (zone maps on both sides skip the rest).
+    /// can have events in range (zone maps on both sides skip the rest). Session ids are
+    /// unique across sites, and both sides are restricted to the site, so the join key is
+    /// the session id alone: a single dense integer key joins in half the time of
+    /// (site_id, session_id) (10M events, 30 days: ~100 vs ~220 ms).
     fn visit_join(&self, sql: &mut Sql, window: Window) {
-        sql.push(" JOIN sessions v ON v.site_id = e.site_id AND v.session_id = e.session_id AND v.site_id = ");
+        sql.push(" JOIN sessions v ON v.session_id = e.session_id AND v.site_id = ");
         self.bind_site(sql);
         match window {
             Window::Visits => self.in_range(sql, "v.session_start"),
@@ -687,13 +690,25 @@ impl<'a> Builder<'a> {
         !self.q.filters_on(&|d| !matches!(d, Dimension::Visit(_)))
     }
 
-    /// Visitors from the rollup too; not with time buckets (a visit spanning two buckets
-    /// counts in both, and which buckets hold its hits only the events know; splitting
-    /// visits by bucket measured no faster than grouping the events).
+    /// Visitors from the rollup too (with time buckets, see `rollup_bucket_visitors_cte`;
+    /// there exit pages would come from `exits`, so not with those).
     fn rollup_visitors(&self) -> bool {
-        self.rollup_visits()
-            && self.visit_only_filters()
-            && !self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
+        self.rollup_visits() && self.visit_only_filters() && !(self.need_exits && self.time_dims())
+    }
+
+    /// Page views too come from `sv` (see `rollup_bucket_visitors_cte`): with time
+    /// buckets, when nothing else needs the range's events.
+    fn sv_pageviews(&self) -> bool {
+        self.rollup_visitors()
+            && self.time_dims()
+            && self.has_metric(|m| m == Metric::Pageviews)
+            && !self.has_metric(|m| m == Metric::Events)
+            && !self.needs_engagement()
+            && !self.needs_scroll()
+    }
+
+    fn time_dims(&self) -> bool {
+        self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
     }
 
     /// Requested metrics that may be estimates (they derive from `tot`, which is
@@ -717,6 +732,10 @@ impl<'a> Builder<'a> {
     /// event) in range. A visit starting in range has one (its first event); for the few
     /// that started earlier and are still going at the start, the events say.
     fn rollup_visitors_cte(&self, sql: &mut Sql) {
+        if self.time_dims() {
+            self.rollup_bucket_visitors_cte(sql);
+            return;
+        }
         self.over_sessions.set(true);
         sql.push("sv AS (SELECT e.visitor_id");
         for (i, d) in self.dims().iter().enumerate() {
@@ -743,6 +762,67 @@ impl<'a> Builder<'a> {
         self.filters_cond(&self.q.filters, sql);
         sql.push(")");
         self.over_sessions.set(false);
+    }
+
+    /// `sv AS (...)` with time buckets: visitor, keys and page views `pv` of the hits in
+    /// range, per visit or per event. A visit inside the range whose first and last
+    /// events fall in one bucket has all its hits there (its first event is one:
+    /// engagement beacons never start a visit), so one row from `sessions` stands for it.
+    /// The few others (visits spanning buckets or the range's ends: ~0.5 % at 30 days by
+    /// day, measured at 10M events) contribute one row per hit from `events`. Distinct
+    /// (bucket, visitor) pairs then come from ~900k rows instead of ~2.2M events joined
+    /// to their visits (10M events, 30 days by day: ~90 vs ~160-270 ms).
+    fn rollup_bucket_visitors_cte(&self, sql: &mut Sql) {
+        let same_bucket = |alias: &str, eq: &str| {
+            let mut out = Vec::new();
+            for d in self.dims() {
+                if let Dimension::Time(g) = d {
+                    out.push(format!(
+                        "{} {eq} {}",
+                        self.time_bucket(*g, &format!("{alias}.session_start")),
+                        self.time_bucket(*g, &format!("{alias}.last_ts"))
+                    ));
+                }
+            }
+            out
+        };
+        self.over_sessions.set(true);
+        sql.push("sv AS (SELECT e.visitor_id, e.pageviews AS pv");
+        for (i, d) in self.dims().iter().enumerate() {
+            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Visits)));
+        }
+        sql.push(" FROM sessions e WHERE e.site_id = ");
+        self.bind_site(sql);
+        self.in_range(sql, "e.session_start");
+        sql.push(" AND e.last_ts < ");
+        self.bind_ts(sql, self.end_us);
+        for c in same_bucket("e", "=") {
+            sql.push(&format!(" AND {c}"));
+        }
+        sql.push(" AND ");
+        self.filters_cond(&self.q.filters, sql);
+        self.over_sessions.set(false);
+        sql.push(&format!(
+            " UNION ALL SELECT v.visitor_id, CAST(e.name = '{PAGEVIEW}' AS INTEGER) AS pv"
+        ));
+        for (i, d) in self.dims().iter().enumerate() {
+            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
+        }
+        sql.push(" FROM events e");
+        self.visit_join(sql, Window::Events);
+        sql.push(" AND (v.session_start < ");
+        self.bind_ts(sql, self.start_us);
+        sql.push(" OR v.last_ts >= ");
+        self.bind_ts(sql, self.end_us);
+        for c in same_bucket("v", "<>") {
+            sql.push(&format!(" OR {c}"));
+        }
+        sql.push(") WHERE e.site_id = ");
+        self.bind_site(sql);
+        self.in_range(sql, "e.ts");
+        sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
+        self.filters_cond(&self.q.filters, sql);
+        sql.push(")");
     }
 
     /// `sess AS (...)` from the rollup: the visits starting in range that match.
@@ -836,7 +916,9 @@ impl<'a> Builder<'a> {
         let mut parts: Vec<&str> = Vec::new();
         if self.needs_events() || self.needs_engagement() || self.needs_scroll() {
             let rollup_visitors = self.rollup_visitors();
-            let counts = self.has_metric(|m| matches!(m, Metric::Pageviews | Metric::Events));
+            let sv_pageviews = self.sv_pageviews();
+            let counts = !sv_pageviews
+                && self.has_metric(|m| matches!(m, Metric::Pageviews | Metric::Events));
             if !rollup_visitors || counts || self.needs_engagement() || self.needs_scroll() {
                 let mut s = Sql::default();
                 self.rows_cte(
@@ -864,6 +946,11 @@ impl<'a> Builder<'a> {
                 let mut s = Sql::default();
                 if dc.is_empty() {
                     s.push("ev_v AS (SELECT n AS visitors FROM tot)");
+                } else if sv_pageviews {
+                    s.push(&format!(
+                        "ev_v AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors, \
+                         sum(pv) AS pageviews FROM sv WHERE true{excl}{gb})"
+                    ));
                 } else {
                     s.push(&format!(
                         "ev_v AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors FROM sv WHERE true{excl}{gb})"
