@@ -696,11 +696,10 @@ impl<'a> Builder<'a> {
         self.rollup_visits() && self.visit_only_filters() && !(self.need_exits && self.time_dims())
     }
 
-    /// Page views too come from `sv` (see `rollup_bucket_visitors_cte`): with time
-    /// buckets, when nothing else needs the range's events.
+    /// Page views too come from `sv` (see `rollup_bucket_visitors_cte`) when nothing
+    /// else needs the range's events.
     fn sv_pageviews(&self) -> bool {
         self.rollup_visitors()
-            && self.time_dims()
             && self.has_metric(|m| m == Metric::Pageviews)
             && !self.has_metric(|m| m == Metric::Events)
             && !self.needs_engagement()
@@ -732,7 +731,7 @@ impl<'a> Builder<'a> {
     /// event) in range. A visit starting in range has one (its first event); for the few
     /// that started earlier and are still going at the start, the events say.
     fn rollup_visitors_cte(&self, sql: &mut Sql) {
-        if self.time_dims() {
+        if self.time_dims() || self.sv_pageviews() {
             self.rollup_bucket_visitors_cte(sql);
             return;
         }
@@ -764,8 +763,9 @@ impl<'a> Builder<'a> {
         self.over_sessions.set(false);
     }
 
-    /// `sv AS (...)` with time buckets: visitor, keys and page views `pv` of the hits in
-    /// range, per visit or per event. A visit inside the range whose first and last
+    /// `sv AS (...)` with time buckets (or page views): visitor, keys and page views `pv`
+    /// of the hits in range, per visit or per event. Without time buckets the same holds
+    /// for the visits inside the range. A visit inside the range whose first and last
     /// events fall in one bucket has all its hits there (its first event is one:
     /// engagement beacons never start a visit), so one row from `sessions` stands for it.
     /// The few others (visits spanning buckets or the range's ends: ~0.5 % at 30 days by
@@ -944,7 +944,9 @@ impl<'a> Builder<'a> {
             ctes.push(s);
             if self.needs_events() && rollup_visitors {
                 let mut s = Sql::default();
-                if dc.is_empty() {
+                if dc.is_empty() && sv_pageviews {
+                    s.push("ev_v AS (SELECT n AS visitors, (SELECT sum(pv) FROM sv) AS pageviews FROM tot)");
+                } else if dc.is_empty() {
                     s.push("ev_v AS (SELECT n AS visitors FROM tot)");
                 } else if sv_pageviews {
                     s.push(&format!(
