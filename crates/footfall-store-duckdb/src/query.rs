@@ -706,63 +706,6 @@ impl<'a> Builder<'a> {
             && !self.needs_scroll()
     }
 
-    /// Rows needed for the top-k plan of `topk_visitors_cte` (offset + limit): one visit
-    /// dimension, visitors (and percentage) ordered by visitors descending, no total.
-    fn topk_rows(&self) -> Option<u64> {
-        let [d] = self.dims() else { return None };
-        let by_visitors = matches!(
-            self.q.order_by.as_slice(),
-            [o] if o.desc && o.target == OrderTarget::Metric(Metric::Visitors)
-        );
-        let n = self.q.pagination.offset + u64::from(self.q.pagination.limit);
-        let ok = self.rollup_visitors()
-            && !self.sv_pageviews()
-            && matches!(d, Dimension::Visit(_))
-            && by_visitors
-            && !self.q.include.total_rows
-            && self.has_metric(|m| m == Metric::Visitors)
-            && self
-                .q
-                .metrics
-                .iter()
-                .all(|m| matches!(m, Metric::Visitors | Metric::Percentage))
-            && n <= TOPK_MAX_ROWS;
-        ok.then_some(n)
-    }
-
-    /// `ev AS (...)` for a top-k breakdown by visitors (`topk_rows`), counting exactly
-    /// only what can reach the page. Visits bound visitors from above and cost no
-    /// distinct count: take the `n` groups with most visits (`tk`) and count their
-    /// visitors; `l` is the smallest; any other group with fewer than `l` visits cannot
-    /// enter the page, so only groups with at least `l` visits are counted too. Groups with
-    /// more than 110,000 visits whose sampled estimate (a quarter of the id hash space,
-    /// as for totals) is above 110,000 keep the estimate (DESIGN §4: above 100,000;
-    /// standard error 0.55 % at 100k) and are ranked by it; `v_apx` marks them.
-    fn topk_visitors_cte(&self, sql: &mut Sql, n: u64, excl: &str) {
-        let limit = EXACT_VISITORS * 11 / 10;
-        let mask = SAMPLE_FACTOR - 1;
-        sql.push(&format!(
-            "svm AS MATERIALIZED (SELECT visitor_id, d0 FROM sv WHERE true{excl}), \
-             vc AS (SELECT d0, count(*) AS c FROM svm GROUP BY d0), \
-             est AS (SELECT d0, {SAMPLE_FACTOR} * count(DISTINCT visitor_id) AS v FROM svm \
-               WHERE d0 IN (SELECT d0 FROM vc WHERE c > {limit}) AND (hash(visitor_id) & {mask}) = 0 \
-               GROUP BY d0 HAVING {SAMPLE_FACTOR} * count(DISTINCT visitor_id) > {limit}), \
-             tk AS (SELECT d0 FROM vc ORDER BY c DESC, d0 LIMIT {n}), \
-             ex_t AS (SELECT d0, count(DISTINCT visitor_id) AS v FROM svm \
-               WHERE d0 IN (SELECT d0 FROM tk) AND d0 NOT IN (SELECT d0 FROM est) GROUP BY d0), \
-             val_t AS (SELECT d0, v, true AS v_apx FROM est WHERE d0 IN (SELECT d0 FROM tk) \
-               UNION ALL SELECT d0, v, false FROM ex_t), \
-             lim AS (SELECT CASE WHEN count(*) < {n} THEN 0 ELSE min(v) END AS l FROM val_t), \
-             cand AS (SELECT d0 FROM vc WHERE c >= (SELECT l FROM lim) \
-               AND d0 NOT IN (SELECT d0 FROM tk)), \
-             ex_c AS (SELECT d0, count(DISTINCT visitor_id) AS v FROM svm \
-               WHERE d0 IN (SELECT d0 FROM cand) AND d0 NOT IN (SELECT d0 FROM est) GROUP BY d0), \
-             ev AS (SELECT d0, v AS visitors, v_apx FROM val_t \
-               UNION ALL SELECT d0, v, true FROM est WHERE d0 IN (SELECT d0 FROM cand) \
-               UNION ALL SELECT d0, v, false FROM ex_c)"
-        ));
-    }
-
     fn time_dims(&self) -> bool {
         self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
     }
@@ -999,12 +942,7 @@ impl<'a> Builder<'a> {
                 ));
             }
             ctes.push(s);
-            if let (Some(n), true) = (self.topk_rows(), self.needs_events()) {
-                let mut s = Sql::default();
-                self.topk_visitors_cte(&mut s, n, &excl);
-                ctes.push(s);
-                parts.push("ev");
-            } else if self.needs_events() && rollup_visitors {
+            if self.needs_events() && rollup_visitors {
                 let mut s = Sql::default();
                 if dc.is_empty() && sv_pageviews {
                     s.push("ev_v AS (SELECT n AS visitors, (SELECT sum(pv) FROM sv) AS pageviews FROM tot)");
@@ -1182,10 +1120,6 @@ impl<'a> Builder<'a> {
             // Trailing flag column: whether `tot` was estimated (see `execute_with`).
             fin.push(", (SELECT n_apx FROM tot) AS apx");
         }
-        if self.topk_rows().is_some() {
-            // And whether this row's visitors were.
-            fin.push(", COALESCE(v_apx, false) AS v_apx");
-        }
         fin.push(&format!(" FROM {from})"));
         ctes.push(fin);
 
@@ -1258,8 +1192,6 @@ fn estimated_distinct_visitors(name: &str, src: &str) -> String {
 const EXACT_VISITORS: u64 = 100_000;
 /// 1 in this many visitors (by id hash) are counted for an estimate; a power of two.
 const SAMPLE_FACTOR: u64 = 4;
-/// Pages deeper than this are answered by counting every group.
-const TOPK_MAX_ROWS: u64 = 1_000;
 
 fn metric_expr(m: Metric) -> &'static str {
     match m {
@@ -1420,10 +1352,8 @@ pub fn execute_with(
     tracing::debug!(sql = %main.text, params = main.params.len(), "stats query");
     let ndims = q.dimensions.len();
     let nmetrics = q.metrics.len();
-    let mut estimable = b.estimable_metrics();
-    let topk = b.topk_rows().is_some();
+    let estimable = b.estimable_metrics();
     let mut estimated = false;
-    let mut rows_estimated = false;
     let mut results = Vec::new();
     {
         let mut stmt = conn.prepare(&main.text)?;
@@ -1437,13 +1367,10 @@ pub fn execute_with(
             for j in 0..nmetrics {
                 metrics.push(to_json(row.get::<_, DbValue>(ndims + j)?));
             }
-            let mut flag = ndims + nmetrics;
             if !estimable.is_empty() {
-                estimated |= row.get::<_, Option<bool>>(flag)?.unwrap_or(false);
-                flag += 1;
-            }
-            if topk {
-                rows_estimated |= row.get::<_, Option<bool>>(flag)?.unwrap_or(false);
+                estimated |= row
+                    .get::<_, Option<bool>>(ndims + nmetrics)?
+                    .unwrap_or(false);
             }
             results.push(ResultRow {
                 dimensions: dims,
@@ -1452,15 +1379,6 @@ pub fn execute_with(
         }
     }
 
-    if rows_estimated {
-        // A row's visitors, and its share of the total, were estimated.
-        estimated = true;
-        for m in [Metric::Visitors, Metric::Percentage] {
-            if q.metrics.contains(&m) && !estimable.contains(&m) {
-                estimable.push(m);
-            }
-        }
-    }
     let mut meta = serde_json::Map::new();
     if estimated {
         meta.insert(
@@ -2237,37 +2155,34 @@ mod tests {
     }
 
     #[test]
-    fn top_k_pages_match_the_full_breakdown() {
+    fn pages_of_a_breakdown_are_slices_of_the_full_breakdown() {
         let c = fixture();
         for dim in [
             "visit:source",
             "visit:device",
             "visit:entry_page",
             "visit:country",
-            "visit:city",
+            "event:page",
         ] {
-            for filters in [json!([]), json!([["is_not", "visit:source", ["Twitter"]]])] {
-                let full = run(
+            let full = run(
+                &c,
+                json!({"metrics": ["visitors", "percentage"], "dimensions": [dim]}),
+            );
+            for (limit, offset) in [(1, 0), (2, 0), (1, 1), (2, 1), (3, 2)] {
+                let page = run(
                     &c,
-                    json!({"metrics": ["visitors", "percentage"], "dimensions": [dim], "filters": filters}),
+                    json!({"metrics": ["visitors", "percentage"], "dimensions": [dim],
+                           "pagination": {"limit": limit, "offset": offset}}),
                 );
-                let rows = full.as_array().map(Vec::len).unwrap_or(0);
-                for (limit, offset) in [(1, 0), (2, 0), (1, 1), (2, 1), (3, 2)] {
-                    let page = run(
-                        &c,
-                        json!({"metrics": ["visitors", "percentage"], "dimensions": [dim], "filters": filters,
-                               "pagination": {"limit": limit, "offset": offset}}),
-                    );
-                    let want: Vec<Value> = full
-                        .as_array()
-                        .map(|r| r.iter().skip(offset).take(limit).cloned().collect())
-                        .unwrap_or_default();
-                    assert_eq!(
-                        page,
-                        Value::Array(want),
-                        "{dim} limit {limit} offset {offset} of {rows}"
-                    );
-                }
+                let want: Vec<Value> = full
+                    .as_array()
+                    .map(|r| r.iter().skip(offset).take(limit).cloned().collect())
+                    .unwrap_or_default();
+                assert_eq!(
+                    page,
+                    Value::Array(want),
+                    "{dim} limit {limit} offset {offset}"
+                );
             }
         }
     }
