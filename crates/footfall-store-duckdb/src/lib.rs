@@ -11,21 +11,25 @@ mod sink;
 use duckdb::Connection;
 use footfall_store::{StoreError, StoreResult};
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Forward-only migrations, applied in order at open; the applied version is recorded.
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_sessions.sql")),
     (3, include_str!("../migrations/0003_labels.sql")),
+    (4, include_str!("../migrations/0004_slim_events.sql")),
 ];
 
 /// Data steps run after a migration's file, in the same transaction.
 fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
     match version {
         // The rollup is (re)built from the events once its last column exists.
-        3 => sink::rebuild_sessions(conn),
+        3 => sink::rebuild_sessions_v3(conn),
+        4 => sink::migrate_to_v4(conn),
         _ => Ok(()),
     }
 }
@@ -52,6 +56,41 @@ pub(crate) struct Inner {
     pub(crate) meta: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     base: Mutex<Connection>,
+    /// Bumped after every committed change to the event tables: cached query results
+    /// of an older generation are never served.
+    pub(crate) generation: AtomicU64,
+    results: Mutex<ResultCache>,
+}
+
+/// Stats API results by query (its full resolved form and the site context) with the
+/// generation they were computed at. Small and cleared when full: it serves the repeated
+/// identical queries of dashboards while no write happens, nothing more.
+#[derive(Default)]
+struct ResultCache {
+    entries: HashMap<String, (u64, footfall_core::query::QueryOutput)>,
+}
+
+impl ResultCache {
+    const MAX_ENTRIES: usize = 64;
+    /// Larger results are not kept (a full breakdown can hold 10,000 rows).
+    const MAX_ROWS: usize = 1_000;
+
+    fn get(&self, key: &str, generation: u64) -> Option<footfall_core::query::QueryOutput> {
+        match self.entries.get(key) {
+            Some((g, out)) if *g == generation => Some(out.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, key: String, generation: u64, out: &footfall_core::query::QueryOutput) {
+        if out.results.len() > Self::MAX_ROWS {
+            return;
+        }
+        if self.entries.len() >= Self::MAX_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(key, (generation, out.clone()));
+    }
 }
 
 /// The embedded store; cheap to clone.
@@ -67,12 +106,19 @@ pub(crate) fn db_err(e: duckdb::Error) -> StoreError {
 impl DuckStore {
     /// Opens (creating if needed) the database file and runs pending migrations.
     pub fn open(path: &Path, cfg: &DuckConfig) -> StoreResult<Self> {
-        let config = duckdb::Config::default()
-            .max_memory(&cfg.memory_limit)
-            .and_then(|c| c.threads(i64::from(cfg.threads)))
-            .map_err(db_err)?;
-        let conn = Connection::open_with_flags(path, config)
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let open = || {
+            let config = duckdb::Config::default()
+                .max_memory(&cfg.memory_limit)
+                .and_then(|c| c.threads(i64::from(cfg.threads)))
+                .map_err(db_err)?;
+            Connection::open_with_flags(path, config)
+                .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))
+        };
+        let conn = open()?;
+        if migrate(&conn)? {
+            compact_file(conn, path)?;
+            return Self::from_connection(open()?);
+        }
         Self::from_connection(conn)
     }
 
@@ -86,7 +132,7 @@ impl DuckStore {
         let writer = base.try_clone().map_err(db_err)?;
         // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
         writer
-            .execute_batch("CREATE TEMP TABLE touched_sessions (session_id UBIGINT)")
+            .execute_batch(sink::TOUCHED_SESSIONS_DDL)
             .map_err(db_err)?;
         let meta = base.try_clone().map_err(db_err)?;
         Ok(DuckStore {
@@ -95,6 +141,8 @@ impl DuckStore {
                 meta: Mutex::new(meta),
                 readers: Mutex::new(Vec::new()),
                 base: Mutex::new(base),
+                generation: AtomicU64::new(0),
+                results: Mutex::new(ResultCache::default()),
             }),
         })
     }
@@ -127,7 +175,14 @@ impl Inner {
     }
 }
 
-fn migrate(conn: &Connection) -> StoreResult<()> {
+/// Applies pending migrations. True when one rewrote the event tables of a store that
+/// had events: the freed blocks stay in the file (DuckDB does not shrink it), so the
+/// caller compacts it.
+fn migrate(conn: &Connection) -> StoreResult<bool> {
+    migrate_up_to(conn, u32::MAX)
+}
+
+fn migrate_up_to(conn: &Connection, last: u32) -> StoreResult<bool> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (version UINTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)",
     )
@@ -139,7 +194,16 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             |r| r.get(0),
         )
         .map_err(db_err)?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    let had_events = current >= 1
+        && conn
+            .query_row("SELECT count(*) > 0 FROM events", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .map_err(db_err)?;
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v > current && *v <= last)
+    {
         let started = std::time::Instant::now();
         let apply = || -> duckdb::Result<()> {
             conn.execute_batch(&format!("BEGIN; {sql};"))?;
@@ -160,6 +224,51 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             "schema migration applied"
         );
     }
+    Ok(had_events && current < 4)
+}
+
+/// Rewrites the database file without its free blocks: copies every table into a new
+/// file next to it, then renames that over the old one (an interrupted copy leaves the
+/// old, already migrated file in place).
+fn compact_file(conn: Connection, path: &Path) -> StoreResult<()> {
+    let started = std::time::Instant::now();
+    let sibling = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    let tmp = sibling(".compact");
+    let _ = std::fs::remove_file(&tmp);
+    let name: String = conn
+        .query_row("SELECT current_database()", [], |r| r.get(0))
+        .map_err(db_err)?;
+    let tmp_sql = tmp.to_string_lossy().replace('\'', "''");
+    conn.execute_batch(&format!(
+        "ATTACH '{tmp_sql}' AS ff_compact; COPY FROM DATABASE \"{name}\" TO ff_compact; \
+         DETACH ff_compact; CHECKPOINT;"
+    ))
+    .map_err(|e| StoreError::Backend(format!("cannot compact {}: {e}", path.display())))?;
+    drop(conn);
+    // A clean close leaves no DuckDB WAL; one left over would be replayed onto the new file.
+    let wal = sibling(".wal");
+    if wal.exists() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::Backend(format!(
+            "cannot compact {}: {} remains after closing",
+            path.display(),
+            wal.display()
+        )));
+    }
+    let before = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    std::fs::rename(&tmp, path)
+        .map_err(|e| StoreError::Backend(format!("cannot replace {}: {e}", path.display())))?;
+    let after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    tracing::info!(
+        before_bytes = before,
+        after_bytes = after,
+        ms = started.elapsed().as_millis() as u64,
+        "database file compacted after migration"
+    );
     Ok(())
 }
 
@@ -191,13 +300,112 @@ impl footfall_store::EventQuery for DuckStore {
         query: footfall_core::query::Query,
     ) -> StoreResult<footfall_core::query::QueryOutput> {
         self.blocking(move |inner| {
-            inner.with_reader(|conn| {
+            // The generation is read before the query runs: a write committing meanwhile
+            // makes this result stale at once.
+            let generation = inner.generation.load(Ordering::Acquire);
+            let key = format!("{site_id}\u{1f}{site:?}\u{1f}{query:?}");
+            if let Some(out) = inner.results.lock().get(&key, generation) {
+                return Ok(out);
+            }
+            let out = inner.with_reader(|conn| {
                 query::execute(conn, site_id, &site, &query).map_err(|e| match e {
                     query::ExecError::Invalid(m) => StoreError::Query(m),
                     other => StoreError::Backend(other.to_string()),
                 })
-            })
+            })?;
+            inner.results.lock().put(key, generation, &out);
+            Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-3 store with events is migrated (visit attributes and visitor moved to
+    /// the rollup, events clustered by visit) and its file rewritten.
+    #[test]
+    fn migration_4_converts_a_version_3_store() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("footfall.duckdb");
+        {
+            let conn = Connection::open(&path).expect("open");
+            migrate_up_to(&conn, 3).expect("v3");
+            // Two visits; written out of visit order, as v3 stores are (by arrival).
+            conn.execute_batch(
+                "INSERT INTO events (site_id, ts, event_id, client_id, visitor_id, session_id, \
+                 session_start, name, interactive, hostname, pathname, title, engagement_ms, \
+                 scroll_depth, revenue_amount, revenue_currency, has_props, entry_page, \
+                 entry_hostname, referrer, source, channel, utm_source, utm_medium, \
+                 utm_campaign, utm_content, utm_term, device, browser, browser_version, os, \
+                 os_version, country, region, city, country_name, region_name, city_name, org) \
+                 SELECT 1, TIMESTAMP '2024-03-10 00:00:00' + to_minutes(i), 100 + i, true, \
+                 10 + i % 2, 1 + i % 2, TIMESTAMP '2024-03-10 00:00:00' + to_minutes(i % 2), \
+                 'pageview', true, 'example.com', '/p' || i, 't', 0, NULL, NULL, NULL, false, \
+                 '/p' || (i % 2), 'example.com', '', CASE WHEN i % 2 = 0 THEN 'Google' \
+                 ELSE 'Bing' END, '', '', '', '', '', '', 'Desktop', 'Firefox', '', '', '', \
+                 'DE', '', 0, '', '', '', '' FROM range(6) t(i);",
+            )
+            .expect("v3 events");
+            sink::rebuild_sessions_v3(&conn).expect("v3 rollup");
+        }
+        let store = DuckStore::open(&path, &DuckConfig::default()).expect("migrated");
+        let conn = store.inner.writer.lock();
+        let version: u32 = conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 4);
+        let order: Vec<(u64, String)> = conn
+            .prepare("SELECT session_id, pathname FROM events")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()
+            })
+            .expect("events");
+        let expected: Vec<(u64, String)> = [0, 2, 4, 1, 3, 5]
+            .iter()
+            .map(|i| (1 + i % 2, format!("/p{i}")))
+            .collect();
+        assert_eq!(order, expected);
+        let visits: Vec<(u64, u64, String, String, u32, String)> = conn
+            .prepare(
+                "SELECT session_id, visitor_id, source, exit_page, pageviews, \
+                 strftime(session_start, '%H:%M') FROM sessions ORDER BY session_id",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()
+            })
+            .expect("sessions");
+        assert_eq!(
+            visits,
+            vec![
+                (1, 10, "Google".into(), "/p4".into(), 3, "00:00".into()),
+                (2, 11, "Bing".into(), "/p5".into(), 3, "00:01".into()),
+            ]
+        );
+        let no_visitor_column: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events' \
+                 AND column_name IN ('visitor_id', 'source', 'session_start')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("columns");
+        assert_eq!(no_visitor_column, 0);
+        let mut leftover = path.as_os_str().to_owned();
+        leftover.push(".compact");
+        assert!(!std::path::Path::new(&leftover).exists());
     }
 }

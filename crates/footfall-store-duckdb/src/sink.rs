@@ -5,25 +5,29 @@ use crate::{DuckStore, Inner, db_err};
 use async_trait::async_trait;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
+use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::{Event, VisitAttrs};
 use footfall_store::{EventSink, RecentSession, StoreResult};
+use std::sync::atomic::Ordering;
 
 fn ts(us: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, us)
 }
 
+/// Appends a batch clustered by visit: (site, session, time) order keeps a visit's
+/// events together on disk, where its session id compresses to one run and its
+/// timestamps to a narrow range (`events` has no visitor or visit attributes, see 0004).
 fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
+    let mut order: Vec<&Event> = events.iter().collect();
+    order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
     let mut app = conn.appender("events")?;
-    for e in events {
-        let v = &e.visit;
+    for e in order {
         app.append_row(params![
             e.site_id,
             ts(e.ts_us),
             e.event_id,
             e.client_id,
-            e.visitor_id,
             e.session_id,
-            ts(e.session_start_us),
             e.name,
             e.interactive,
             e.hostname,
@@ -34,6 +38,83 @@ fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
             e.revenue_amount,
             e.revenue_currency,
             !e.props.is_empty(),
+        ])?;
+    }
+    app.flush()?;
+    drop(app);
+    if events.iter().any(|e| !e.props.is_empty()) {
+        let mut props = conn.appender("event_props")?;
+        for e in events {
+            for (k, val) in &e.props {
+                props.append_row(params![e.site_id, e.event_id, k, val])?;
+            }
+        }
+        props.flush()?;
+    }
+    Ok(())
+}
+
+/// The visit attribute columns, in the order of `sessions` and `touched_sessions`.
+pub(crate) const VISIT_COLUMNS: &str = "entry_page, entry_hostname, referrer, source, channel, \
+utm_source, utm_medium, utm_campaign, utm_content, utm_term, device, browser, browser_version, \
+os, os_version, country, region, city, country_name, region_name, city_name, org, label";
+
+/// Per writer connection: the visits a write touched, with their visitor and visit
+/// attributes (which `events` does not store), for the rollup refresh.
+pub(crate) const TOUCHED_SESSIONS_DDL: &str = "CREATE TEMP TABLE touched_sessions (
+    site_id UINTEGER, session_id UBIGINT, visitor_id UBIGINT,
+    entry_page VARCHAR, entry_hostname VARCHAR, referrer VARCHAR, source VARCHAR,
+    channel VARCHAR, utm_source VARCHAR, utm_medium VARCHAR, utm_campaign VARCHAR,
+    utm_content VARCHAR, utm_term VARCHAR, device VARCHAR, browser VARCHAR,
+    browser_version VARCHAR, os VARCHAR, os_version VARCHAR, country VARCHAR,
+    region VARCHAR, city UINTEGER, country_name VARCHAR, region_name VARCHAR,
+    city_name VARCHAR, org VARCHAR, label VARCHAR)";
+
+/// Recomputes the `sessions` rows of the visits in `touched_sessions`: numbers from
+/// their events, attributes from the staged row. A visit without events left (retention)
+/// loses its row. `min_id` lets zone maps skip row groups older than the oldest touched
+/// visit (ids are sequential, so old row groups hold only smaller ones). The exit
+/// tie-break on `event_id` matches the query builder's raw path.
+pub(crate) fn refresh_touched_sessions(conn: &Connection, min_id: u64) -> duckdb::Result<()> {
+    const PICK: &str =
+        "session_id >= ? AND session_id IN (SELECT session_id FROM touched_sessions)";
+    conn.execute(
+        &format!("DELETE FROM sessions WHERE {PICK}"),
+        params![min_id],
+    )?;
+    conn.execute(
+        &format!(
+            "INSERT INTO sessions BY NAME
+SELECT t.*, a.* EXCLUDE (site_id, session_id)
+FROM touched_sessions t JOIN (
+    SELECT site_id, session_id, min(ts) AS session_start, max(ts) AS last_ts,
+           count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews,
+           count(*) FILTER (WHERE name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') AND interactive) AS interactive,
+           coalesce(arg_max(pathname, (ts, event_id)) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(pathname, (ts, event_id))) AS exit_page,
+           coalesce(arg_max(hostname, (ts, event_id)) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(hostname, (ts, event_id))) AS exit_hostname
+    FROM events WHERE {PICK}
+    GROUP BY site_id, session_id
+) a ON a.site_id = t.site_id AND a.session_id = t.session_id"
+        ),
+        params![min_id],
+    )?;
+    Ok(())
+}
+
+/// Fills `touched_sessions` with the distinct visits of a batch (attributes as the
+/// pipeline gave them: the visit's first event's, on every event); returns the smallest id.
+fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64>> {
+    conn.execute("DELETE FROM touched_sessions", [])?;
+    let mut firsts: Vec<&Event> = events.iter().collect();
+    firsts.sort_by_key(|e| (e.session_id, e.site_id));
+    firsts.dedup_by_key(|e| (e.session_id, e.site_id));
+    let mut app = conn.appender("touched_sessions")?;
+    for e in &firsts {
+        let v = &e.visit;
+        app.append_row(params![
+            e.site_id,
+            e.session_id,
+            e.visitor_id,
             v.entry_page,
             v.entry_hostname,
             v.referrer,
@@ -60,24 +141,83 @@ fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
         ])?;
     }
     app.flush()?;
-    drop(app);
-    if events.iter().any(|e| !e.props.is_empty()) {
-        let mut props = conn.appender("event_props")?;
-        for e in events {
-            for (k, val) in &e.props {
-                props.append_row(params![e.site_id, e.event_id, k, val])?;
-            }
-        }
-        props.flush()?;
-    }
-    Ok(())
+    Ok(firsts.first().map(|e| e.session_id))
 }
 
-/// `sessions` rows recomputed from `events` for the visits picked by `{cond}` (a condition
-/// on `events`). The exit tie-break on `event_id` matches the query builder's raw path.
-pub(crate) fn session_rollup_sql(cond: &str) -> String {
-    format!(
-        "INSERT INTO sessions
+/// Fills `touched_sessions` from the existing `sessions` rows picked by `cond` (with
+/// `params`); returns the smallest id.
+fn stage_from_sessions(
+    conn: &Connection,
+    cond: &str,
+    params: &[&dyn duckdb::ToSql],
+) -> duckdb::Result<Option<u64>> {
+    conn.execute("DELETE FROM touched_sessions", [])?;
+    conn.execute(
+        &format!(
+            "INSERT INTO touched_sessions SELECT site_id, session_id, visitor_id, {VISIT_COLUMNS} \
+             FROM sessions WHERE {cond}"
+        ),
+        params,
+    )?;
+    conn.query_row("SELECT min(session_id) FROM touched_sessions", [], |r| {
+        r.get(0)
+    })
+}
+
+/// Session-id cut points splitting `table` into slices of about `per_slice` rows. Ids are
+/// sequential per server start with jumps between starts: cut at quantiles, not at equal
+/// widths. Approximate cuts are fine; every id falls in exactly one slice.
+fn session_id_slices(
+    conn: &Connection,
+    table: &str,
+    per_slice: u64,
+) -> duckdb::Result<Vec<String>> {
+    let rows: u64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    let slices = rows.div_ceil(per_slice).max(1);
+    let mut cuts: Vec<u64> = Vec::new();
+    if slices > 1 {
+        let qs = (1..slices)
+            .map(|i| format!("{}", i as f64 / slices as f64))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let list: String = conn.query_row(
+            &format!("SELECT CAST(approx_quantile(session_id, [{qs}]) AS VARCHAR) FROM {table}"),
+            [],
+            |r| r.get(0),
+        )?;
+        cuts = list
+            .trim_matches(['[', ']'])
+            .split(',')
+            .filter_map(|v| v.trim().parse().ok())
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+    }
+    let mut conds = Vec::with_capacity(cuts.len() + 1);
+    let mut lo: Option<u64> = None;
+    for hi in cuts.iter().copied().map(Some).chain([None]) {
+        conds.push(match (lo, hi) {
+            (None, None) => "true".to_string(),
+            (None, Some(h)) => format!("session_id < {h}"),
+            (Some(l), Some(h)) => format!("session_id >= {l} AND session_id < {h}"),
+            (Some(l), None) => format!("session_id >= {l}"),
+        });
+        lo = hi;
+    }
+    Ok(conds)
+}
+
+/// Data step of migration 2/3 on the version-3 schema (visit attributes on every
+/// event): builds the rollup from the events, in slices of about 200,000 events by
+/// session id, so the grouping stays within DuckDB's memory limit on any number of events.
+pub(crate) fn rebuild_sessions_v3(conn: &Connection) -> duckdb::Result<()> {
+    // ~50k visits per slice: the grouping state of 37 columns per visit, strings
+    // included, has to fit in the 256 MB default memory limit (1M events did not).
+    conn.execute("DELETE FROM sessions", [])?;
+    for cond in session_id_slices(conn, "events", 200_000)? {
+        conn.execute(
+            &format!(
+                "INSERT INTO sessions
 SELECT site_id, session_id,
        any_value(visitor_id), min(session_start), min(ts), max(ts),
        coalesce(max(ts) FILTER (WHERE name <> 'engagement'), min(ts)),
@@ -97,85 +237,51 @@ SELECT site_id, session_id,
        any_value(label)
 FROM events WHERE {cond}
 GROUP BY site_id, session_id"
-    )
-}
-
-/// Rebuilds the whole rollup from the events, in slices of about 200,000 events by
-/// session id, so the grouping stays within DuckDB's memory limit on any number of events.
-pub(crate) fn rebuild_sessions(conn: &Connection) -> duckdb::Result<()> {
-    // ~50k visits per slice: the grouping state of 37 columns per visit, strings
-    // included, has to fit in the 256 MB default memory limit (1M events did not).
-    const EVENTS_PER_SLICE: u64 = 200_000;
-    conn.execute("DELETE FROM sessions", [])?;
-    let events: u64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-    let slices = events.div_ceil(EVENTS_PER_SLICE).max(1);
-    // Ids are sequential per server start with jumps between starts: cut at quantiles,
-    // not at equal widths. Approximate cuts are fine; every id falls in exactly one slice.
-    let cuts: Vec<u64> = if slices > 1 {
-        let qs = (1..slices)
-            .map(|i| format!("{}", i as f64 / slices as f64))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let list: String = conn.query_row(
-            &format!("SELECT CAST(approx_quantile(session_id, [{qs}]) AS VARCHAR) FROM events"),
+            ),
             [],
-            |r| r.get(0),
         )?;
-        let mut cuts: Vec<u64> = list
-            .trim_matches(['[', ']'])
-            .split(',')
-            .filter_map(|v| v.trim().parse().ok())
-            .collect();
-        cuts.sort_unstable();
-        cuts.dedup();
-        cuts
-    } else {
-        Vec::new()
-    };
-    let mut lo: Option<u64> = None;
-    for hi in cuts.iter().copied().map(Some).chain([None]) {
-        let cond = match (lo, hi) {
-            (None, None) => "true".to_string(),
-            (None, Some(h)) => format!("session_id < {h}"),
-            (Some(l), Some(h)) => format!("session_id >= {l} AND session_id < {h}"),
-            (Some(l), None) => format!("session_id >= {l}"),
-        };
-        conn.execute(&session_rollup_sql(&cond), [])?;
-        lo = hi;
     }
     Ok(())
 }
 
-/// Recomputes the `sessions` rows of the visits listed in the writer connection's
-/// `touched_sessions` temp table (created with the connection, see `lib.rs`). `min_id`
-/// lets zone maps skip row groups older than the oldest touched visit (ids are
-/// sequential, so old row groups hold only smaller ones).
-fn refresh_touched_sessions(conn: &Connection, min_id: u64) -> duckdb::Result<()> {
-    const PICK: &str =
-        "session_id >= ? AND session_id IN (SELECT session_id FROM touched_sessions)";
-    conn.execute(
-        &format!("DELETE FROM sessions WHERE {PICK}"),
-        params![min_id],
-    )?;
-    conn.execute(&session_rollup_sql(PICK), params![min_id])?;
-    Ok(())
-}
-
-/// Fills `touched_sessions` with the distinct visits of `ids`; returns the smallest.
-fn stage_touched_sessions(
-    conn: &Connection,
-    ids: impl Iterator<Item = u64>,
-) -> duckdb::Result<Option<u64>> {
-    conn.execute("DELETE FROM touched_sessions", [])?;
-    let mut ids: Vec<u64> = ids.collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut app = conn.appender("touched_sessions")?;
-    for id in &ids {
-        app.append_row(params![id])?;
+/// Data step of migration 4: copies the events (without visit attributes, clustered by
+/// visit) and the rollup rows into the version-4 tables, in slices of about 500,000
+/// events by session id (each slice is sorted within DuckDB's memory limit), then swaps
+/// the tables. Progress is logged per slice.
+pub(crate) fn migrate_to_v4(conn: &Connection) -> duckdb::Result<()> {
+    let slices = session_id_slices(conn, "events", 500_000)?;
+    let started = std::time::Instant::now();
+    for (i, cond) in slices.iter().enumerate() {
+        conn.execute(
+            &format!(
+                "INSERT INTO events_v4 SELECT site_id, ts, event_id, client_id, session_id, name, interactive, hostname, pathname, title, engagement_ms, \
+                 scroll_depth, revenue_amount, revenue_currency, has_props FROM events \
+                 WHERE {cond} ORDER BY site_id, session_id, ts, event_id"
+            ),
+            [],
+        )?;
+        conn.execute(
+            &format!(
+                "INSERT INTO sessions_v4 SELECT site_id, session_id, visitor_id, \
+                 first_ts, last_ts, pageviews, interactive, entry_page, entry_hostname, \
+                 exit_page, exit_hostname, referrer, source, channel, utm_source, utm_medium, \
+                 utm_campaign, utm_content, utm_term, device, browser, browser_version, os, \
+                 os_version, country, region, city, country_name, region_name, city_name, org, \
+                 coalesce(label, '') FROM sessions WHERE {cond} ORDER BY site_id, session_id"
+            ),
+            [],
+        )?;
+        tracing::info!(
+            slice = i + 1,
+            slices = slices.len(),
+            secs = started.elapsed().as_secs(),
+            "migration 4: events and visits copied"
+        );
     }
-    app.flush()?;
-    Ok(ids.first().copied())
+    conn.execute_batch(
+        "DROP TABLE events; ALTER TABLE events_v4 RENAME TO events;
+         DROP TABLE sessions; ALTER TABLE sessions_v4 RENAME TO sessions;",
+    )
 }
 
 impl Inner {
@@ -183,7 +289,7 @@ impl Inner {
         let conn = self.writer.lock();
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         let result = append_events(&conn, events)
-            .and_then(|()| stage_touched_sessions(&conn, events.iter().map(|e| e.session_id)))
+            .and_then(|()| stage_batch(&conn, events))
             .and_then(|min| match min {
                 Some(min) => refresh_touched_sessions(&conn, min),
                 None => Ok(()),
@@ -196,7 +302,11 @@ impl Inner {
                 .map(|_| ())
             });
         match result {
-            Ok(()) => conn.execute_batch("COMMIT").map_err(db_err),
+            Ok(()) => {
+                let committed = conn.execute_batch("COMMIT").map_err(db_err);
+                self.generation.fetch_add(1, Ordering::Release);
+                committed
+            }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(db_err(e))
@@ -210,8 +320,9 @@ impl Inner {
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         match f(&conn) {
             Ok(r) => {
-                conn.execute_batch("COMMIT").map_err(db_err)?;
-                Ok(r)
+                let committed = conn.execute_batch("COMMIT").map_err(db_err);
+                self.generation.fetch_add(1, Ordering::Release);
+                committed.map(|()| r)
             }
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -334,14 +445,13 @@ impl EventSink for DuckStore {
         self.blocking(move |inner| {
             inner.write_tx(|conn| {
                 let cutoff = ts(before_us);
-                // Visits that straddle the cutoff keep their later events: recompute them.
-                let straddling = {
-                    let mut stmt = conn.prepare(
-                        "SELECT session_id FROM sessions WHERE site_id = ? AND first_ts < ? AND last_ts >= ?",
-                    )?;
-                    stmt.query_map(params![site_id, cutoff, cutoff], |r| r.get::<_, u64>(0))?
-                        .collect::<duckdb::Result<Vec<u64>>>()?
-                };
+                // Visits that straddle the cutoff keep their later events: recompute them
+                // (the attributes come from their rollup rows, staged before deleting).
+                let straddling = stage_from_sessions(
+                    conn,
+                    "site_id = ? AND session_start < ? AND last_ts >= ?",
+                    params![site_id, cutoff, cutoff],
+                )?;
                 conn.execute(
                     "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
                      (SELECT event_id FROM events WHERE site_id = ? AND ts < ?)",
@@ -352,10 +462,10 @@ impl EventSink for DuckStore {
                     params![site_id, cutoff],
                 )?;
                 conn.execute(
-                    "DELETE FROM sessions WHERE site_id = ? AND first_ts < ?",
+                    "DELETE FROM sessions WHERE site_id = ? AND session_start < ?",
                     params![site_id, cutoff],
                 )?;
-                if let Some(min) = stage_touched_sessions(conn, straddling.into_iter())? {
+                if let Some(min) = straddling {
                     refresh_touched_sessions(conn, min)?;
                 }
                 Ok(n as u64)
@@ -367,17 +477,23 @@ impl EventSink for DuckStore {
     async fn erase_visitor(&self, site_id: u32, visitor_id: u64) -> StoreResult<u64> {
         self.blocking(move |inner| {
             inner.write_tx(|conn| {
+                // Events know their visitor through their visit's rollup row: delete
+                // that last.
+                const VISITS: &str =
+                    "session_id IN (SELECT session_id FROM sessions WHERE site_id = ? AND visitor_id = ?)";
                 conn.execute(
-                    "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
-                     (SELECT event_id FROM events WHERE site_id = ? AND visitor_id = ?)",
+                    &format!(
+                        "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
+                         (SELECT event_id FROM events WHERE site_id = ? AND {VISITS})"
+                    ),
+                    params![site_id, site_id, site_id, visitor_id],
+                )?;
+                let n = conn.execute(
+                    &format!("DELETE FROM events WHERE site_id = ? AND {VISITS}"),
                     params![site_id, site_id, visitor_id],
                 )?;
                 conn.execute(
                     "DELETE FROM sessions WHERE site_id = ? AND visitor_id = ?",
-                    params![site_id, visitor_id],
-                )?;
-                let n = conn.execute(
-                    "DELETE FROM events WHERE site_id = ? AND visitor_id = ?",
                     params![site_id, visitor_id],
                 )?;
                 Ok(n as u64)
@@ -399,5 +515,184 @@ impl EventSink for DuckStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footfall_core::query::{Query, SiteContext, parse_query};
+    use footfall_store::EventQuery;
+    use std::sync::Arc;
+
+    const MIN: i64 = 60_000_000;
+    /// 2024-03-10T00:00:00Z in microseconds.
+    const DAY: i64 = 1_710_028_800_000_000;
+
+    fn ev(session: u64, visitor: u64, ts_us: i64, name: &str, path: &str, source: &str) -> Event {
+        Event {
+            site_id: 1,
+            ts_us,
+            event_id: session * 1000 + (ts_us / MIN) as u64 % 1000,
+            visitor_id: visitor,
+            session_id: session,
+            session_start_us: ts_us,
+            name: name.into(),
+            pathname: path.into(),
+            hostname: "example.com".into(),
+            visit: Arc::new(VisitAttrs {
+                entry_page: "/".into(),
+                source: source.into(),
+                ..VisitAttrs::default()
+            }),
+            ..Event::default()
+        }
+    }
+
+    fn site() -> SiteContext {
+        SiteContext {
+            domain: "example.com".into(),
+            timezone: chrono_tz::UTC,
+            goals: Vec::new(),
+        }
+    }
+
+    fn query(body: serde_json::Value) -> Query {
+        let now = chrono::DateTime::parse_from_rfc3339("2024-03-20T00:00:00Z")
+            .expect("now")
+            .with_timezone(&chrono::Utc);
+        parse_query(&body, &site(), now).expect("valid query")
+    }
+
+    /// (session_id, visitor_id, session_start us, last_ts us, pageviews, exit_page, source)
+    type Row = (u64, u64, i64, i64, u32, String, String);
+
+    fn sessions(store: &DuckStore) -> Vec<Row> {
+        let conn = store.inner.writer.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT session_id, visitor_id, epoch_us(session_start), epoch_us(last_ts), \
+                 pageviews, exit_page, source FROM sessions ORDER BY session_id",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+
+    #[tokio::test]
+    async fn writes_keep_the_rollup_in_step_and_results_fresh() {
+        let store = DuckStore::memory().expect("store");
+        let visitors = query(serde_json::json!({"site_id": "example.com",
+            "date_range": ["2024-03-09", "2024-03-11"], "metrics": ["visitors", "pageviews"],
+            "filters": [["is", "visit:source", ["Google"]]]}));
+        // A visit continued across two batches keeps the attributes of its first event
+        // and the numbers of all its events.
+        store
+            .append(
+                Arc::new(vec![
+                    ev(2, 20, DAY + 5 * MIN, "pageview", "/b", "Bing"),
+                    ev(1, 10, DAY, "pageview", "/", "Google"),
+                ]),
+                1,
+            )
+            .await
+            .expect("append");
+        let first = store.run(1, site(), visitors.clone()).await.expect("query");
+        assert_eq!(
+            first.results[0].metrics,
+            vec![serde_json::json!(1), serde_json::json!(1)]
+        );
+        store
+            .append(
+                Arc::new(vec![
+                    ev(1, 10, DAY + MIN, "pageview", "/x", "Google"),
+                    ev(1, 10, DAY + 2 * MIN, "engagement", "/x", "Google"),
+                ]),
+                2,
+            )
+            .await
+            .expect("append");
+        // The cached result of the first query is not served after the second write.
+        let second = store.run(1, site(), visitors).await.expect("query");
+        assert_eq!(
+            second.results[0].metrics,
+            vec![serde_json::json!(1), serde_json::json!(2)]
+        );
+        assert_eq!(
+            sessions(&store),
+            vec![
+                (1, 10, DAY, DAY + 2 * MIN, 2, "/x".into(), "Google".into()),
+                (
+                    2,
+                    20,
+                    DAY + 5 * MIN,
+                    DAY + 5 * MIN,
+                    1,
+                    "/b".into(),
+                    "Bing".into()
+                ),
+            ]
+        );
+        assert_eq!(store.checkpoint().await.expect("lsn"), 2);
+
+        // Retention: visit 1 straddles the cutoff and is recomputed from what is left
+        // (it now starts at its second event); visit 2 is untouched.
+        assert_eq!(store.delete_before(1, DAY + MIN).await.expect("prune"), 1);
+        assert_eq!(
+            sessions(&store),
+            vec![
+                (
+                    1,
+                    10,
+                    DAY + MIN,
+                    DAY + 2 * MIN,
+                    1,
+                    "/x".into(),
+                    "Google".into()
+                ),
+                (
+                    2,
+                    20,
+                    DAY + 5 * MIN,
+                    DAY + 5 * MIN,
+                    1,
+                    "/b".into(),
+                    "Bing".into()
+                ),
+            ]
+        );
+        // Erase: the visitor's events (found through its visits) and visits go together.
+        assert_eq!(store.erase_visitor(1, 10).await.expect("erase"), 2);
+        assert_eq!(
+            sessions(&store),
+            vec![(
+                2,
+                20,
+                DAY + 5 * MIN,
+                DAY + 5 * MIN,
+                1,
+                "/b".into(),
+                "Bing".into()
+            )]
+        );
+        let left: u64 = store
+            .inner
+            .writer
+            .lock()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 1);
     }
 }
