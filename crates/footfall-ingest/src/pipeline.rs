@@ -63,6 +63,18 @@ pub struct Enrichment {
 
 const DEDUP_SHARDS: usize = 16;
 
+fn url_error(e: footfall_enrich::url::UrlError) -> String {
+    format!("`url`: {e}")
+}
+
+/// The checks of `Pipeline::process` that can reject a hit (as opposed to dropping it),
+/// for acceptance before the hit is processed behind the log.
+pub fn validate(hit: &WireEvent) -> Result<(), String> {
+    parse_page_url(&hit.url, hit.hash_mode)
+        .map(|_| ())
+        .map_err(url_error)
+}
+
 /// Event ids that came from client-given ids, to answer re-sends idempotently.
 pub struct Dedup {
     /// Ids already in the store at start-up, sorted: 8 bytes each, where a hash set
@@ -86,7 +98,9 @@ impl Default for Dedup {
 impl Dedup {
     /// Records `id`; false when it was already there.
     pub fn insert(&self, id: u64) -> bool {
-        if self.stored.read().binary_search(&id).is_ok() {
+        // Held across both lookups so `compact` cannot move the id in between.
+        let stored = self.stored.read();
+        if stored.binary_search(&id).is_ok() {
             return false;
         }
         self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
@@ -100,9 +114,43 @@ impl Dedup {
         ids.shrink_to_fit();
         *stored = ids;
     }
+    /// Moves the ids accepted since the last call into the sorted vector: 8 bytes per
+    /// id there, against ~16-32 in a hash set (upkeep, every few seconds).
+    pub fn compact(&self) {
+        let mut stored = self.stored.write();
+        let mut fresh = Vec::new();
+        for shard in &self.shards {
+            let mut set = shard.lock();
+            fresh.extend(set.iter().copied());
+            *set = HashSet::new();
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        fresh.sort_unstable();
+        let old = std::mem::take(&mut *stored);
+        let mut merged = Vec::with_capacity(old.len() + fresh.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), fresh.into_iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            if x <= y {
+                merged.extend(a.next());
+            } else {
+                merged.extend(b.next());
+            }
+        }
+        merged.extend(a);
+        merged.extend(b);
+        merged.dedup();
+        *stored = merged;
+    }
     /// Forgets an id accepted since start-up (its write failed, so a retry must pass).
     pub fn remove(&self, id: u64) {
-        self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id);
+        let mut stored = self.stored.write();
+        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id)
+            && let Ok(at) = stored.binary_search(&id)
+        {
+            stored.remove(at);
+        }
     }
 }
 
@@ -175,7 +223,16 @@ impl Pipeline {
 
     /// Runs every step for one hit.
     pub fn process(&self, site: &Site, hit: WireEvent, ctx: &HitContext) -> HitOutcome {
-        match self.process_inner(site, hit, ctx) {
+        match self.process_inner(site, hit, ctx, true) {
+            Ok(outcome) => outcome,
+            Err(message) => HitOutcome::Rejected(message),
+        }
+    }
+
+    /// Runs every step for a hit read back from the log: it was validated and its
+    /// client id de-duplicated when it was accepted.
+    pub fn process_logged(&self, site: &Site, hit: WireEvent, ctx: &HitContext) -> HitOutcome {
+        match self.process_inner(site, hit, ctx, false) {
             Ok(outcome) => outcome,
             Err(message) => HitOutcome::Rejected(message),
         }
@@ -186,8 +243,9 @@ impl Pipeline {
         site: &Site,
         hit: WireEvent,
         ctx: &HitContext,
+        check_dedup: bool,
     ) -> Result<HitOutcome, String> {
-        let page = parse_page_url(&hit.url, hit.hash_mode).map_err(|e| format!("`url`: {e}"))?;
+        let page = parse_page_url(&hit.url, hit.hash_mode).map_err(url_error)?;
         if !host_allowed(site, &page.hostname) {
             return Ok(HitOutcome::Dropped(DropReason::HostnameNotAllowed));
         }
@@ -271,7 +329,7 @@ impl Pipeline {
             Some(id) => (client_event_id(site.id, id), true),
             None => (self.ids.next(), false),
         };
-        if client_id && !self.dedup.insert(event_id) {
+        if client_id && check_dedup && !self.dedup.insert(event_id) {
             return Ok(HitOutcome::Duplicate);
         }
 
@@ -316,7 +374,7 @@ impl Pipeline {
             }
         });
         let Some((session_id, session_start_us, visit)) = outcome else {
-            if client_id {
+            if client_id && check_dedup {
                 self.dedup.remove(event_id);
             }
             return Ok(HitOutcome::Dropped(DropReason::NoSession));
@@ -721,5 +779,10 @@ mod dedup_tests {
         assert!(d.insert(15));
         d.extend(vec![40]);
         assert!(!d.insert(20) && !d.insert(40));
+        assert!(d.insert(25));
+        d.compact();
+        assert!(!d.insert(25) && !d.insert(15) && !d.insert(10));
+        d.remove(25);
+        assert!(d.insert(25));
     }
 }

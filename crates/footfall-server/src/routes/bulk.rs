@@ -8,7 +8,8 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use footfall_ingest::pipeline::{HitContext, HitOutcome};
+use footfall_ingest::Acceptance;
+use footfall_ingest::pipeline::HitContext;
 use footfall_ingest::wire::{WireEvent, parse_event};
 use footfall_store::KeyScope;
 use serde_json::{Value, json};
@@ -124,23 +125,20 @@ async fn post_events(
         hints: Default::default(),
         cdn_country: cdn_country(&state, peer, &headers),
     };
-    let (mut accepted, mut dropped, mut duplicates) = (0usize, 0usize, 0usize);
+    // Validated and logged now; enriched, sessionized and stored behind the log, so
+    // hits dropped there (bots, block rules) are counted per site, not in this reply.
+    let (mut accepted, mut duplicates) = (0usize, 0usize);
     for (site, hits) in by_site {
         let (indexes, hits): (Vec<usize>, Vec<WireEvent>) = hits.into_iter().unzip();
-        let ingestor = state.ingestor.clone();
-        let outcomes = ingestor.submit(&site, hits, &ctx).await?;
-        for (index, outcome) in indexes.into_iter().zip(outcomes) {
-            match outcome {
-                HitOutcome::Accepted(_) | HitOutcome::Stored { .. } => accepted += 1,
-                HitOutcome::Duplicate => {
+        let answers = state.ingestor.accept(&site, hits, &ctx).await?;
+        for (index, answer) in indexes.into_iter().zip(answers) {
+            match answer {
+                Acceptance::Logged => accepted += 1,
+                Acceptance::Duplicate => {
                     accepted += 1;
                     duplicates += 1;
                 }
-                HitOutcome::Dropped(_) => {
-                    accepted += 1;
-                    dropped += 1;
-                }
-                HitOutcome::Rejected(error) => {
+                Acceptance::Rejected(error) => {
                     rejected.push(json!({"index": index, "error": error}))
                 }
             }
@@ -152,7 +150,6 @@ async fn post_events(
         Json(json!({
             "accepted": accepted,
             "rejected": rejected,
-            "dropped": dropped,
             "duplicates": duplicates,
         })),
     ))
