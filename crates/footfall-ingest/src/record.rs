@@ -38,7 +38,26 @@ pub fn encode_events(events: &[Event]) -> Result<Vec<u8>, serde_json::Error> {
 
 /// Encodes validated hits of one site and request.
 pub fn encode_hits(site: &Site, ctx: &HitContext, hits: &[WireEvent]) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(64 + hits.len() * 256));
+    // Sized up front: growing a multi-megabyte buffer copies it several times.
+    let strings: usize = hits
+        .iter()
+        .map(|h| {
+            h.name.len()
+                + h.url.len()
+                + h.referrer.as_ref().map_or(0, String::len)
+                + h.props
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 8)
+                    .sum::<usize>()
+                + h.visitor_id.as_ref().map_or(0, String::len)
+                + h.user_agent.as_ref().map_or(0, String::len)
+                + h.title.as_ref().map_or(0, String::len)
+                + h.id.as_ref().map_or(0, String::len)
+                + h.domain.as_ref().map_or(0, String::len)
+                + h.ip.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    let mut w = Writer(Vec::with_capacity(512 + strings + hits.len() * 96));
     w.u8(KIND_HITS);
     w.u32(site.id);
     w.str(&site.domain);
