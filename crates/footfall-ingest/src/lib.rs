@@ -69,8 +69,10 @@ impl DropCounter {
 }
 
 /// How long the applier gathers records before one store transaction when there is no
-/// backlog: each DuckDB commit has a fixed cost, and the records are already durable.
-const STORE_LINGER: Duration = Duration::from_millis(200);
+/// backlog: each DuckDB commit and visit-rollup refresh has a fixed cost, and the records
+/// are already durable. 1 s instead of 200 ms: `/api/event` 12.4k -> 16.1k req/s back to
+/// back (server CPU per request 128 -> 89 us); only visibility waits.
+const STORE_LINGER: Duration = Duration::from_millis(1000);
 
 /// Hit records of fewer hits are processed on one thread.
 const PARALLEL_HITS: usize = 2048;
@@ -358,6 +360,14 @@ struct Applier {
     runtime: tokio::runtime::Handle,
 }
 
+/// Records read for one store batch: up to `lsn`, `bytes` of log.
+struct Gathered {
+    hits: Vec<HitBatch>,
+    events: Vec<Event>,
+    lsn: u64,
+    bytes: u64,
+}
+
 /// Hits of one record waiting to be processed.
 struct HitBatch {
     site: Site,
@@ -387,7 +397,13 @@ impl Applier {
     fn run(mut self) {
         lower_priority();
         loop {
-            let Some((hits, mut events, lsn, bytes)) = self.gather() else {
+            let Some(Gathered {
+                hits,
+                mut events,
+                lsn,
+                bytes,
+            }) = self.gather()
+            else {
                 return;
             };
             self.process(hits, &mut events);
@@ -400,37 +416,41 @@ impl Applier {
 
     /// Waits for records and reads up to `max_batch` hits/events, lingering briefly
     /// when the log is quiet. `None` when the log writer has stopped.
-    #[allow(clippy::type_complexity)]
-    fn gather(&mut self) -> Option<(Vec<HitBatch>, Vec<Event>, u64, u64)> {
-        let (mut hits, mut events) = (Vec::new(), Vec::new());
-        let (mut count, mut lsn, mut bytes) = (0usize, 0u64, 0u64);
+    fn gather(&mut self) -> Option<Gathered> {
+        let mut g = Gathered {
+            hits: Vec::new(),
+            events: Vec::new(),
+            lsn: 0,
+            bytes: 0,
+        };
+        let mut count = 0usize;
         let mut deadline: Option<Instant> = None;
         loop {
             let durable = *self.durable.borrow_and_update();
             match self.reader.next(durable) {
                 Ok(Some((at, payload, size))) => {
-                    lsn = at;
-                    bytes += size;
+                    g.lsn = at;
+                    g.bytes += size;
                     match record::decode(&payload) {
                         Ok(Record::Hits { site, ctx, hits: h }) => {
                             count += h.len();
-                            hits.push(HitBatch { site, ctx, hits: h });
+                            g.hits.push(HitBatch { site, ctx, hits: h });
                         }
                         Ok(Record::Events(e)) => {
                             count += e.len();
-                            events.extend(e);
+                            g.events.extend(e);
                         }
                         // Cannot happen for a checksummed record we wrote; never stall on it.
                         Err(e) => tracing::error!(lsn = at, error = %e, "skipping a log record"),
                     }
                     deadline.get_or_insert_with(|| Instant::now() + STORE_LINGER);
                     if count >= self.max_batch {
-                        return Some((hits, events, lsn, bytes));
+                        return Some(g);
                     }
                 }
                 Ok(None) => {
                     let wait = match deadline {
-                        Some(d) if Instant::now() >= d => return Some((hits, events, lsn, bytes)),
+                        Some(d) if Instant::now() >= d => return Some(g),
                         Some(d) => d - Instant::now(),
                         None => Duration::from_secs(3600),
                     };
@@ -439,7 +459,7 @@ impl Applier {
                     });
                     if let Ok(Err(_)) = changed {
                         // The writer is gone (shutdown): store what was read.
-                        return (lsn > 0).then_some((hits, events, lsn, bytes));
+                        return (g.lsn > 0).then_some(g);
                     }
                 }
                 Err(e) => {
