@@ -148,7 +148,7 @@ impl<'de> Deserialize<'de> for Flex<'de> {
 /// The fields of one event as sent, long and short keys apart (the long one wins, as
 /// the Events API documents). Unknown keys are skipped without being kept.
 #[derive(Default)]
-pub struct RawHit<'a> {
+struct RawHit<'a> {
     name: [Flex<'a>; 2],
     url: [Flex<'a>; 2],
     domain: [Flex<'a>; 2],
@@ -336,63 +336,78 @@ pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
     raw.into_wire().map(|(hit, _)| hit)
 }
 
-/// One element of a bulk array: an event object, or what else was there.
-pub struct BulkItem<'a>(Result<RawHit<'a>, &'static str>);
+/// One element of a bulk array, converted as soon as it is read: the fields of an event
+/// are large (one JSON value per key), so they never pile up for a whole body.
+struct BulkItem(Result<WireEvent, String>);
 
 struct BulkItemVisitor;
 
+fn not_an_object(kind: &str) -> BulkItem {
+    BulkItem(Err(format!("an event must be a JSON object, got {kind}")))
+}
+
 impl<'de> Visitor<'de> for BulkItemVisitor {
-    type Value = BulkItem<'de>;
+    type Value = BulkItem;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an event object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<BulkItem<'de>, A::Error> {
-        RawHitVisitor.visit_map(map).map(|h| BulkItem(Ok(h)))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<BulkItem, A::Error> {
+        let raw = RawHitVisitor.visit_map(map)?;
+        Ok(BulkItem(raw.into_wire().map(|(hit, _)| hit)))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<BulkItem<'de>, E> {
-        Ok(BulkItem(Err("a boolean")))
+    fn visit_bool<E>(self, _: bool) -> Result<BulkItem, E> {
+        Ok(not_an_object("a boolean"))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<BulkItem<'de>, E> {
-        Ok(BulkItem(Err("a number")))
+    fn visit_i64<E>(self, _: i64) -> Result<BulkItem, E> {
+        Ok(not_an_object("a number"))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<BulkItem<'de>, E> {
-        Ok(BulkItem(Err("a number")))
+    fn visit_u64<E>(self, _: u64) -> Result<BulkItem, E> {
+        Ok(not_an_object("a number"))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<BulkItem<'de>, E> {
-        Ok(BulkItem(Err("a number")))
+    fn visit_f64<E>(self, _: f64) -> Result<BulkItem, E> {
+        Ok(not_an_object("a number"))
     }
-    fn visit_str<E>(self, _: &str) -> Result<BulkItem<'de>, E> {
-        Ok(BulkItem(Err("a string")))
+    fn visit_str<E>(self, _: &str) -> Result<BulkItem, E> {
+        Ok(not_an_object("a string"))
     }
-    fn visit_unit<E>(self) -> Result<BulkItem<'de>, E> {
-        Ok(BulkItem(Err("null")))
+    fn visit_unit<E>(self) -> Result<BulkItem, E> {
+        Ok(not_an_object("null"))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BulkItem<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BulkItem, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(BulkItem(Err("an array")))
+        Ok(not_an_object("an array"))
     }
 }
 
-impl<'de> Deserialize<'de> for BulkItem<'de> {
+impl<'de> Deserialize<'de> for BulkItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(BulkItemVisitor)
     }
 }
 
-impl BulkItem<'_> {
-    /// The element as a hit, or the rejection naming its fault.
-    pub fn into_hit(self) -> Result<WireEvent, String> {
-        match self.0 {
-            Ok(raw) => raw.into_wire().map(|(hit, _)| hit),
-            Err(kind) => Err(format!("an event must be a JSON object, got {kind}")),
+struct BulkArrayVisitor;
+
+impl<'de> Visitor<'de> for BulkArrayVisitor {
+    type Value = Vec<Result<WireEvent, String>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(100_000));
+        while let Some(BulkItem(item)) = seq.next_element()? {
+            out.push(item);
         }
+        Ok(out)
     }
 }
 
 /// Parses a JSON array of events in one pass over the text (no JSON tree, strings
 /// borrowed); a bad element is an error of its own, not of the array.
-pub fn parse_event_array(text: &str) -> Result<Vec<BulkItem<'_>>, serde_json::Error> {
-    serde_json::from_str(text)
+pub fn parse_event_array(text: &str) -> Result<Vec<Result<WireEvent, String>>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = de.deserialize_seq(BulkArrayVisitor)?;
+    de.end()?;
+    Ok(items)
 }
 
 /// Why a JSON text did not give an event.

@@ -48,7 +48,7 @@ fn parse_body(body: &[u8]) -> Result<Vec<Result<WireEvent, String>>, ApiError> {
                 format!("request body is not a valid JSON array: {e}"),
             )
         })?;
-        return Ok(items.into_iter().map(|item| item.into_hit()).collect());
+        return Ok(items);
     }
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
