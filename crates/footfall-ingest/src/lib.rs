@@ -448,20 +448,22 @@ impl Applier {
                         return Some(g);
                     }
                 }
-                Ok(None) => {
-                    let wait = match deadline {
-                        Some(d) if Instant::now() >= d => return Some(g),
-                        Some(d) => d - Instant::now(),
-                        None => Duration::from_secs(3600),
-                    };
-                    let changed = self.runtime.block_on(async {
-                        tokio::time::timeout(wait, self.durable.changed()).await
-                    });
-                    if let Ok(Err(_)) = changed {
-                        // The writer is gone (shutdown): store what was read.
-                        return (g.lsn > 0).then_some(g);
+                Ok(None) => match deadline {
+                    Some(d) if Instant::now() >= d => return Some(g),
+                    // Lingering: sleep it out and read what arrived meanwhile, instead of
+                    // waking (and reading a few hundred bytes) at every group commit.
+                    Some(d) => std::thread::sleep(d - Instant::now()),
+                    None => {
+                        let changed = self.runtime.block_on(async {
+                            tokio::time::timeout(Duration::from_secs(3600), self.durable.changed())
+                                .await
+                        });
+                        if let Ok(Err(_)) = changed {
+                            // The writer is gone (shutdown): nothing was read.
+                            return None;
+                        }
                     }
-                }
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "could not read the write-ahead log; retrying");
                     std::thread::sleep(Duration::from_secs(1));

@@ -147,13 +147,13 @@ pub async fn read_body(
             format!("request body is larger than {} KiB", limit / 1024),
         )
     };
+    // No early 413 from the declared length: answering before the client has sent its
+    // body breaks the connection under it (it would see no answer at all).
     let hint = axum::body::HttpBody::size_hint(&body);
-    if hint.lower() as usize > limit {
-        return Err(too_large());
-    }
     let expected = hint.exact().unwrap_or(hint.lower()) as usize;
     let mut buf = Vec::with_capacity(expected.min(limit));
     let mut stream = body.into_data_stream();
+    let mut read = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(
@@ -161,10 +161,20 @@ pub async fn read_body(
                 format!("could not read the request body: {e}"),
             )
         })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large());
+        read += chunk.len();
+        if read > limit {
+            // Keep reading (not storing) a body somewhat over the limit, so its sender is
+            // not cut off mid-write and does get the 413; give up at twice the limit.
+            if read > limit.saturating_mul(2) {
+                break;
+            }
+            buf = Vec::new();
+            continue;
         }
         buf.extend_from_slice(&chunk);
+    }
+    if read > limit {
+        return Err(too_large());
     }
     Ok(buf.into())
 }
