@@ -1,7 +1,12 @@
-//! Wire shapes of the ingestion APIs, parsed from JSON values so that every rejection
-//! can name the field at fault. Unknown keys are ignored, as Plausible's endpoint does.
+//! Wire shapes of the ingestion APIs, deserialized straight from the body (strings
+//! borrowed where they have no escapes) into per-field JSON values, so that every
+//! rejection can name the field at fault. Unknown keys are ignored, as Plausible's
+//! endpoint does.
 
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// One hit as a client sent it, before enrichment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -38,23 +43,209 @@ const MAX_PROP_KEY: usize = 300;
 const MAX_PROP_VALUE: usize = 2000;
 const MAX_ENGAGED_MS: u64 = 30 * 86_400 * 1000;
 
-fn field<'a>(obj: &'a Map<String, Value>, long: &str, short: &str) -> Option<&'a Value> {
-    obj.get(long)
-        .or_else(|| obj.get(short))
-        .filter(|v| !v.is_null())
+/// One JSON value of an event field. Strings are borrowed from the body when they
+/// have no escapes; objects (`props`, `revenue`) are kept whole, other containers only
+/// by kind. Every field deserializes into this, so a wrong type is reported by the
+/// conversion with the field's name instead of failing the whole event.
+#[derive(Debug, Default)]
+enum Flex<'a> {
+    #[default]
+    Null,
+    Bool(bool),
+    Num(serde_json::Number),
+    Str(Cow<'a, str>),
+    Array,
+    Object(Map<String, Value>),
 }
 
-fn string_field(
-    obj: &Map<String, Value>,
-    long: &str,
-    short: &str,
-) -> Result<Option<String>, String> {
-    match field(obj, long, short) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+impl Flex<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Flex::Null => "null",
+            Flex::Bool(_) => "a boolean",
+            Flex::Num(_) => "a number",
+            Flex::Str(_) => "a string",
+            Flex::Array => "an array",
+            Flex::Object(_) => "an object",
+        }
+    }
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Flex::Num(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+    fn into_scalar_string(self) -> Option<String> {
+        match self {
+            Flex::Str(s) if !s.is_empty() => Some(s.into_owned()),
+            Flex::Num(n) => Some(n.to_string()),
+            Flex::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    fn to_bool(&self) -> Option<bool> {
+        match self {
+            Flex::Bool(b) => Some(*b),
+            Flex::Num(n) => Some(n.as_i64() != Some(0)),
+            Flex::Str(s) => Some(matches!(s.as_ref(), "true" | "1")),
+            _ => None,
+        }
+    }
+}
+
+struct FlexVisitor;
+
+impl<'de> Visitor<'de> for FlexVisitor {
+    type Value = Flex<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Flex<'de>, E> {
+        Ok(Flex::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Flex<'de>, E> {
+        Ok(Flex::Num(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Flex<'de>, E> {
+        Ok(Flex::Num(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Flex<'de>, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Flex::Null, Flex::Num))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Flex<'de>, E> {
+        Ok(Flex::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Flex<'de>, E> {
+        Ok(Flex::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Flex<'de>, E> {
+        Ok(Flex::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Flex<'de>, E> {
+        Ok(Flex::Null)
+    }
+    fn visit_none<E>(self) -> Result<Flex<'de>, E> {
+        Ok(Flex::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Flex<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flex<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Flex::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Flex<'de>, A::Error> {
+        Map::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Flex::Object)
+    }
+}
+
+impl<'de> Deserialize<'de> for Flex<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FlexVisitor)
+    }
+}
+
+/// The fields of one event as sent, long and short keys apart (the long one wins, as
+/// the Events API documents). Unknown keys are skipped without being kept.
+#[derive(Default)]
+struct RawHit<'a> {
+    name: [Flex<'a>; 2],
+    url: [Flex<'a>; 2],
+    domain: [Flex<'a>; 2],
+    referrer: [Flex<'a>; 2],
+    props: [Flex<'a>; 4],
+    revenue: [Flex<'a>; 2],
+    interactive: [Flex<'a>; 2],
+    hash_mode: [Flex<'a>; 2],
+    scroll_depth: [Flex<'a>; 2],
+    engaged: [Flex<'a>; 2],
+    webdriver: [Flex<'a>; 2],
+    timestamp: Flex<'a>,
+    id: Flex<'a>,
+    visitor_id: Flex<'a>,
+    ip: Flex<'a>,
+    user_agent: Flex<'a>,
+    title: Flex<'a>,
+    cookie: Flex<'a>,
+}
+
+struct RawHitVisitor;
+
+impl<'de> Visitor<'de> for RawHitVisitor {
+    type Value = RawHit<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an event as a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHit<'de>, A::Error> {
+        let mut h = RawHit::default();
+        while let Some(key) = map.next_key::<Flex<'de>>()? {
+            let Flex::Str(key) = key else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let slot = match key.as_ref() {
+                "name" => &mut h.name[0],
+                "n" => &mut h.name[1],
+                "url" => &mut h.url[0],
+                "u" => &mut h.url[1],
+                "domain" => &mut h.domain[0],
+                "d" => &mut h.domain[1],
+                "referrer" => &mut h.referrer[0],
+                "r" => &mut h.referrer[1],
+                "props" => &mut h.props[0],
+                "p" => &mut h.props[1],
+                "meta" => &mut h.props[2],
+                "m" => &mut h.props[3],
+                "revenue" => &mut h.revenue[0],
+                "$" => &mut h.revenue[1],
+                "interactive" => &mut h.interactive[0],
+                "i" => &mut h.interactive[1],
+                "hashMode" => &mut h.hash_mode[0],
+                "h" => &mut h.hash_mode[1],
+                "scroll_depth" => &mut h.scroll_depth[0],
+                "sd" => &mut h.scroll_depth[1],
+                "engagement_time" => &mut h.engaged[0],
+                "e" => &mut h.engaged[1],
+                "webdriver" => &mut h.webdriver[0],
+                "wd" => &mut h.webdriver[1],
+                "timestamp" => &mut h.timestamp,
+                "id" => &mut h.id,
+                "visitor_id" => &mut h.visitor_id,
+                "ip" => &mut h.ip,
+                "user_agent" => &mut h.user_agent,
+                "title" => &mut h.title,
+                "c" => &mut h.cookie,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = map.next_value()?;
+        }
+        Ok(h)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawHit<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RawHitVisitor)
+    }
+}
+
+/// The first non-null of a field's keys, taken out of the event.
+fn field<'a, const N: usize>(keys: &mut [Flex<'a>; N]) -> Option<Flex<'a>> {
+    keys.iter_mut()
+        .map(std::mem::take)
+        .find(|v| !matches!(v, Flex::Null))
+}
+
+fn string_field(keys: Option<Flex<'_>>, long: &str) -> Result<Option<String>, String> {
+    match keys {
+        None | Some(Flex::Null) => Ok(None),
+        Some(Flex::Str(s)) => Ok(Some(s.into_owned())),
         Some(other) => Err(format!(
             "`{long}` must be a string, got {}",
-            type_name(other)
+            other.type_name()
         )),
     }
 }
@@ -79,30 +270,25 @@ fn scalar_to_string(v: &Value) -> Option<String> {
     }
 }
 
-fn parse_props(v: &Value) -> Result<Vec<(String, String)>, String> {
-    let owned;
+fn parse_props(v: Flex<'_>) -> Result<Vec<(String, String)>, String> {
     let obj = match v {
-        Value::Object(o) => o,
+        Flex::Object(o) => o,
         // The tracker's `m`/`meta` carries the props as a JSON string.
-        Value::String(s) => {
-            owned = serde_json::from_str::<Value>(s)
-                .map_err(|_| "`props` must be an object".to_string())?;
-            match &owned {
-                Value::Object(o) => o,
-                _ => return Err("`props` must be an object".into()),
-            }
-        }
+        Flex::Str(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Object(o)) => o,
+            _ => return Err("`props` must be an object".into()),
+        },
         other => {
             return Err(format!(
                 "`props` must be an object, got {}",
-                type_name(other)
+                other.type_name()
             ));
         }
     };
     let mut out = Vec::new();
     for (k, val) in obj {
         // Lists, maps and empty values are dropped, as Plausible does.
-        let Some(s) = scalar_to_string(val) else {
+        let Some(s) = scalar_to_string(&val) else {
             continue;
         };
         if k.is_empty() {
@@ -116,7 +302,7 @@ fn parse_props(v: &Value) -> Result<Vec<(String, String)>, String> {
                 "property `{k}` value longer than {MAX_PROP_VALUE} bytes"
             ));
         }
-        out.push((k.clone(), s));
+        out.push((k, s));
     }
     if out.len() > MAX_PROPS {
         return Err(format!("at most {MAX_PROPS} properties per event"));
@@ -124,8 +310,8 @@ fn parse_props(v: &Value) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-fn parse_revenue(v: &Value) -> Option<(f64, String)> {
-    let obj = v.as_object()?;
+fn parse_revenue(v: Flex<'_>) -> Option<(f64, String)> {
+    let Flex::Object(obj) = v else { return None };
     let currency = obj.get("currency")?.as_str()?.to_ascii_uppercase();
     if currency.len() != 3 {
         return None;
@@ -138,115 +324,242 @@ fn parse_revenue(v: &Value) -> Option<(f64, String)> {
     amount.is_finite().then_some((amount, currency))
 }
 
-fn parse_bool(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => Some(n.as_i64() != Some(0)),
-        Value::String(s) => Some(matches!(s.as_str(), "true" | "1")),
-        _ => None,
+/// Parses one event object (Plausible's long or short keys, plus the bulk API's extras).
+pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
+    if !v.is_object() {
+        return Err(format!(
+            "an event must be a JSON object, got {}",
+            type_name(v)
+        ));
+    }
+    let raw = RawHit::deserialize(v).map_err(|e| e.to_string())?;
+    raw.into_wire().map(|(hit, _)| hit)
+}
+
+/// One element of a bulk array, converted as soon as it is read: the fields of an event
+/// are large (one JSON value per key), so they never pile up for a whole body.
+struct BulkItem(Result<WireEvent, String>);
+
+struct BulkItemVisitor;
+
+fn not_an_object(kind: &str) -> BulkItem {
+    BulkItem(Err(format!("an event must be a JSON object, got {kind}")))
+}
+
+impl<'de> Visitor<'de> for BulkItemVisitor {
+    type Value = BulkItem;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<BulkItem, A::Error> {
+        let raw = RawHitVisitor.visit_map(map)?;
+        Ok(BulkItem(raw.into_wire().map(|(hit, _)| hit)))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<BulkItem, E> {
+        Ok(not_an_object("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<BulkItem, E> {
+        Ok(not_an_object("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<BulkItem, E> {
+        Ok(not_an_object("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<BulkItem, E> {
+        Ok(not_an_object("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<BulkItem, E> {
+        Ok(not_an_object("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<BulkItem, E> {
+        Ok(not_an_object("null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BulkItem, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(not_an_object("an array"))
     }
 }
 
-/// Parses one event object (Plausible's long or short keys, plus the bulk API's extras).
-pub fn parse_event(v: &Value) -> Result<WireEvent, String> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| format!("an event must be a JSON object, got {}", type_name(v)))?;
-    let name = match field(obj, "name", "n") {
-        None => return Err("`name` is required".into()),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            return Err("`name` must not be empty".into());
+impl<'de> Deserialize<'de> for BulkItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BulkItemVisitor)
+    }
+}
+
+struct BulkArrayVisitor;
+
+impl<'de> Visitor<'de> for BulkArrayVisitor {
+    type Value = Vec<Result<WireEvent, String>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(100_000));
+        while let Some(BulkItem(item)) = seq.next_element()? {
+            out.push(item);
         }
-        Some(Value::String(s)) => s.trim().to_string(),
-        // The tracker sends 404 as a number.
-        Some(Value::Number(n)) => n.to_string(),
-        Some(other) => return Err(format!("`name` must be a string, got {}", type_name(other))),
-    };
-    if name.chars().count() > MAX_NAME {
-        return Err(format!("`name` longer than {MAX_NAME} characters"));
+        Ok(out)
     }
-    let name = if name == "pageleave" {
-        "engagement".to_string()
-    } else {
-        name
-    };
-    let url = string_field(obj, "url", "u")?.ok_or("`url` is required")?;
-    if url.len() > MAX_URL {
-        return Err(format!("`url` longer than {MAX_URL} bytes"));
+}
+
+/// Parses a JSON array of events in one pass over the text (no JSON tree, strings
+/// borrowed); a bad element is an error of its own, not of the array.
+pub fn parse_event_array(text: &str) -> Result<Vec<Result<WireEvent, String>>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = de.deserialize_seq(BulkArrayVisitor)?;
+    de.end()?;
+    Ok(items)
+}
+
+/// Why a JSON text did not give an event.
+#[derive(Debug)]
+pub enum JsonEventError {
+    /// Not JSON at all (the caller answers `invalid_json`).
+    Syntax(String),
+    /// JSON, but not a valid event.
+    Invalid(String),
+}
+
+/// Parses one event straight from its JSON text, without building a JSON tree: what
+/// the ingestion endpoints do per body (or per bulk element). Also returns the
+/// tracker's cookie-mode flag `c`.
+pub fn parse_event_json(text: &str) -> Result<(WireEvent, bool), JsonEventError> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('{') {
+        return match serde_json::from_str::<Value>(trimmed) {
+            Ok(v) => Err(JsonEventError::Invalid(format!(
+                "an event must be a JSON object, got {}",
+                type_name(&v)
+            ))),
+            Err(e) => Err(JsonEventError::Syntax(e.to_string())),
+        };
     }
-    let mut referrer = string_field(obj, "referrer", "r")?;
-    if let Some(r) = referrer.as_mut()
-        && r.len() > MAX_REFERRER
-    {
-        let mut cut = MAX_REFERRER;
-        while !r.is_char_boundary(cut) {
-            cut -= 1;
+    let raw: RawHit = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            JsonEventError::Invalid(e.to_string())
+        } else {
+            JsonEventError::Syntax(e.to_string())
         }
-        r.truncate(cut);
+    })?;
+    raw.into_wire().map_err(JsonEventError::Invalid)
+}
+
+impl RawHit<'_> {
+    fn into_wire(mut self) -> Result<(WireEvent, bool), String> {
+        let name = match field(&mut self.name) {
+            None => return Err("`name` is required".into()),
+            Some(Flex::Str(s)) if s.trim().is_empty() => {
+                return Err("`name` must not be empty".into());
+            }
+            Some(Flex::Str(s)) => s.trim().to_string(),
+            // The tracker sends 404 as a number.
+            Some(Flex::Num(n)) => n.to_string(),
+            Some(other) => {
+                return Err(format!(
+                    "`name` must be a string, got {}",
+                    other.type_name()
+                ));
+            }
+        };
+        if name.chars().count() > MAX_NAME {
+            return Err(format!("`name` longer than {MAX_NAME} characters"));
+        }
+        let name = if name == "pageleave" {
+            "engagement".to_string()
+        } else {
+            name
+        };
+        let url = string_field(field(&mut self.url), "url")?.ok_or("`url` is required")?;
+        if url.len() > MAX_URL {
+            return Err(format!("`url` longer than {MAX_URL} bytes"));
+        }
+        let mut referrer = string_field(field(&mut self.referrer), "referrer")?;
+        if let Some(r) = referrer.as_mut()
+            && r.len() > MAX_REFERRER
+        {
+            let mut cut = MAX_REFERRER;
+            while !r.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            r.truncate(cut);
+        }
+        let props = match field(&mut self.props) {
+            Some(p) => parse_props(p)?,
+            None => Vec::new(),
+        };
+        let scroll_depth = match field(&mut self.scroll_depth) {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(255) => None,
+                Some(n) => Some(n.min(100) as u8),
+                None => return Err("`sd` must be an integer 0-100".into()),
+            },
+        };
+        let engaged_ms = match field(&mut self.engaged) {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= MAX_ENGAGED_MS => None,
+                Some(n) => Some(n as u32),
+                None => return Err("`e` must be a non-negative integer (milliseconds)".into()),
+            },
+        };
+        if name == "engagement" && scroll_depth.is_none() && engaged_ms.is_none() {
+            return Err("an engagement event needs `sd` or `e`".into());
+        }
+        let timestamp_us = match &self.timestamp {
+            Flex::Null => None,
+            Flex::Str(s) => Some(
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| format!("`timestamp` must be RFC 3339, got {s:?}"))?
+                    .timestamp_micros(),
+            ),
+            other => {
+                return Err(format!(
+                    "`timestamp` must be a string, got {}",
+                    other.type_name()
+                ));
+            }
+        };
+        let id = match std::mem::take(&mut self.id) {
+            Flex::Null => None,
+            v => Some(
+                v.into_scalar_string()
+                    .ok_or("`id` must be a string or number")?,
+            ),
+        };
+        let visitor_id = match std::mem::take(&mut self.visitor_id) {
+            Flex::Null => None,
+            v => Some(
+                v.into_scalar_string()
+                    .ok_or("`visitor_id` must be a string or number")?,
+            ),
+        };
+        let cookie = self.cookie.to_bool().unwrap_or(false);
+        let hit = WireEvent {
+            name,
+            url,
+            domain: string_field(field(&mut self.domain), "domain")?,
+            referrer,
+            props,
+            revenue: field(&mut self.revenue).and_then(parse_revenue),
+            interactive: field(&mut self.interactive).and_then(|v| v.to_bool()),
+            hash_mode: field(&mut self.hash_mode)
+                .and_then(|v| v.to_bool())
+                .unwrap_or(false),
+            scroll_depth,
+            engaged_ms,
+            timestamp_us,
+            visitor_id,
+            ip: string_field(Some(std::mem::take(&mut self.ip)), "ip")?,
+            user_agent: string_field(Some(std::mem::take(&mut self.user_agent)), "user_agent")?,
+            title: string_field(Some(std::mem::take(&mut self.title)), "title")?,
+            id,
+            webdriver: field(&mut self.webdriver)
+                .and_then(|v| v.to_bool())
+                .unwrap_or(false),
+            new_session: false,
+        };
+        Ok((hit, cookie))
     }
-    let props = match field(obj, "props", "p").or_else(|| field(obj, "meta", "m")) {
-        Some(p) => parse_props(p)?,
-        None => Vec::new(),
-    };
-    let scroll_depth = match field(obj, "scroll_depth", "sd") {
-        None => None,
-        Some(v) => match v.as_u64() {
-            Some(255) => None,
-            Some(n) => Some(n.min(100) as u8),
-            None => return Err("`sd` must be an integer 0-100".into()),
-        },
-    };
-    let engaged_ms = match field(obj, "engagement_time", "e") {
-        None => None,
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= MAX_ENGAGED_MS => None,
-            Some(n) => Some(n as u32),
-            None => return Err("`e` must be a non-negative integer (milliseconds)".into()),
-        },
-    };
-    if name == "engagement" && scroll_depth.is_none() && engaged_ms.is_none() {
-        return Err("an engagement event needs `sd` or `e`".into());
-    }
-    let timestamp_us = match string_field(obj, "timestamp", "timestamp")? {
-        None => None,
-        Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(&s)
-                .map_err(|_| format!("`timestamp` must be RFC 3339, got {s:?}"))?
-                .timestamp_micros(),
-        ),
-    };
-    let id = match field(obj, "id", "id") {
-        None => None,
-        Some(v) => Some(scalar_to_string(v).ok_or("`id` must be a string or number")?),
-    };
-    let visitor_id = match field(obj, "visitor_id", "visitor_id") {
-        None => None,
-        Some(v) => Some(scalar_to_string(v).ok_or("`visitor_id` must be a string or number")?),
-    };
-    Ok(WireEvent {
-        name,
-        url,
-        domain: string_field(obj, "domain", "d")?,
-        referrer,
-        props,
-        revenue: field(obj, "revenue", "$").and_then(parse_revenue),
-        interactive: field(obj, "interactive", "i").and_then(parse_bool),
-        hash_mode: field(obj, "hashMode", "h")
-            .and_then(parse_bool)
-            .unwrap_or(false),
-        scroll_depth,
-        engaged_ms,
-        timestamp_us,
-        visitor_id,
-        ip: string_field(obj, "ip", "ip")?,
-        user_agent: string_field(obj, "user_agent", "user_agent")?,
-        title: string_field(obj, "title", "title")?,
-        id,
-        webdriver: field(obj, "webdriver", "wd")
-            .and_then(parse_bool)
-            .unwrap_or(false),
-        new_session: false,
-    })
 }
 
 #[cfg(test)]
@@ -272,6 +585,29 @@ mod tests {
         .expect("valid");
         assert_eq!(e.name, "404");
         assert_eq!(e.props, vec![("a".to_string(), "1".to_string())]);
+    }
+
+    #[test]
+    fn json_text_and_values_parse_alike() {
+        let text = r#"{"name":"pageview","u":"https://a.com/\u00e9","url":"https://a.com/x","p":{"k":1},"c":1,"id":7,"timestamp":"2024-01-01T00:00:00Z","extra":[1,{"a":2}]}"#;
+        let (typed, cookie) = parse_event_json(text).expect("valid");
+        let value: Value = serde_json::from_str(text).expect("json");
+        assert_eq!(typed, parse_event(&value).expect("valid"));
+        assert!(cookie);
+        assert_eq!(typed.url, "https://a.com/x");
+        assert_eq!(typed.id.as_deref(), Some("7"));
+        assert!(matches!(
+            parse_event_json("[1]"),
+            Err(JsonEventError::Invalid(m)) if m.contains("JSON object")
+        ));
+        assert!(matches!(
+            parse_event_json("{\"n\":"),
+            Err(JsonEventError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_event_json(r#"{"n":true,"u":"x"}"#),
+            Err(JsonEventError::Invalid(m)) if m.contains("`name` must be a string")
+        ));
     }
 
     #[test]

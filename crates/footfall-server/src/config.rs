@@ -23,8 +23,9 @@ pub struct Config {
     pub duckdb_memory_limit: String,
     /// DuckDB worker threads.
     pub duckdb_threads: u32,
-    /// Acknowledged-but-unstored events beyond which ingestion answers 503.
-    pub max_backlog: usize,
+    /// Megabytes of write-ahead log acknowledged but not yet in the store beyond which
+    /// ingestion answers 503 (the backlog is on disk, not in memory).
+    pub max_backlog_mb: u64,
     /// MaxMind DB City or Country database (GeoLite2, GeoIP2, DB-IP Lite).
     pub geoip_city: Option<PathBuf>,
     /// MaxMind DB ASN or ISP database (organisation, `visit:org`).
@@ -46,7 +47,7 @@ impl Default for Config {
             trusted_proxies: "127.0.0.0/8,::1/128".into(),
             duckdb_memory_limit: "256MB".into(),
             duckdb_threads: 2,
-            max_backlog: 200_000,
+            max_backlog_mb: 1024,
             geoip_city: None,
             geoip_asn: None,
             country_header: String::new(),
@@ -72,7 +73,7 @@ impl Config {
             "trusted_proxies",
             "duckdb_memory_limit",
             "duckdb_threads",
-            "max_backlog",
+            "max_backlog_mb",
             "geoip_city",
             "geoip_asn",
             "country_header",

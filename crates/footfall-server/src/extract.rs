@@ -132,16 +132,49 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     })
 }
 
-/// Reads a body up to `limit` bytes; larger bodies get 413 with our JSON error.
+/// Reads a body up to `limit` bytes; larger bodies get 413 with our JSON error. The
+/// buffer is sized from `Content-Length` up front: growing a multi-megabyte bulk body
+/// chunk by chunk copied it several times into freshly faulted pages.
 pub async fn read_body(
     body: axum::body::Body,
     limit: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    use futures::StreamExt;
+    let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("request body is larger than {} KiB", limit / 1024),
         )
-    })
+    };
+    // No early 413 from the declared length: answering before the client has sent its
+    // body breaks the connection under it (it would see no answer at all).
+    let hint = axum::body::HttpBody::size_hint(&body);
+    let expected = hint.exact().unwrap_or(hint.lower()) as usize;
+    let mut buf = Vec::with_capacity(expected.min(limit));
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        read += chunk.len();
+        if read > limit {
+            // Keep reading (not storing) a body somewhat over the limit, so its sender is
+            // not cut off mid-write and does get the 413; give up at twice the limit.
+            if read > limit.saturating_mul(2) {
+                break;
+            }
+            buf = Vec::new();
+            continue;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if read > limit {
+        return Err(too_large());
+    }
+    Ok(buf.into())
 }

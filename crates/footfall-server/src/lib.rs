@@ -124,7 +124,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let ingestor = Ingestor::start(
         IngestConfig {
             wal_dir: config.wal_dir(),
-            max_backlog: config.max_backlog,
+            max_backlog_bytes: config.max_backlog_mb.saturating_mul(1 << 20),
             store_batch: 100_000,
         },
         storage.events.clone(),

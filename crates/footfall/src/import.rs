@@ -277,7 +277,6 @@ fn read_files(
 struct SendStats {
     accepted: u64,
     duplicates: u64,
-    dropped: u64,
     rejected: u64,
     rejected_samples: Vec<String>,
 }
@@ -333,7 +332,6 @@ pub async fn run(target: Target, args: ImportArgs) -> anyhow::Result<()> {
             let reply = post_one(&client, &url, &target.token, Bytes::from(batch.body)).await?;
             sent.accepted += reply.accepted;
             sent.duplicates += reply.duplicates;
-            sent.dropped += reply.dropped;
             sent.rejected += reply.rejected;
             for (index, err) in reply.rejected_at {
                 if sent.rejected_samples.len() < MALFORMED_SHOWN
@@ -378,15 +376,11 @@ fn print_summary(
         secs,
         read.lines as f64 / secs
     );
-    let stored = sent
-        .accepted
-        .saturating_sub(sent.duplicates)
-        .saturating_sub(sent.dropped);
+    let stored = sent.accepted.saturating_sub(sent.duplicates);
     println!("lines read: {}", read.lines);
     println!("sent: {}", read.sent);
     println!("  stored: {stored}");
     println!("  already imported: {}", sent.duplicates);
-    println!("  dropped by the server: {}", sent.dropped);
     println!("  rejected: {}", sent.rejected);
     for msg in &sent.rejected_samples {
         println!("    {msg}");

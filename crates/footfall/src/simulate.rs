@@ -299,8 +299,6 @@ where
 pub(crate) struct Reply {
     pub accepted: u64,
     pub rejected: u64,
-    /// Accepted but not stored: bots, spam, block rules (`dropped` in the reply).
-    pub dropped: u64,
     /// Accepted ids the server already had (`duplicates` in the reply).
     pub duplicates: u64,
     pub samples: Vec<String>,
@@ -386,7 +384,6 @@ pub(crate) async fn post_one(
         return Ok(Reply {
             accepted: count("accepted"),
             rejected: rejected_list.len() as u64,
-            dropped: count("dropped"),
             duplicates: count("duplicates"),
             samples,
             rejected_at,

@@ -244,3 +244,67 @@ fn a_visit_spanning_a_restart_stays_one_visit() {
         "two page views 10 minutes apart across a restart are one 600 s visit"
     );
 }
+
+/// Bulk hits are answered once they are in the log and processed behind it: a kill -9
+/// while accepted hits wait unprocessed must lose none of them and store none twice,
+/// including a re-send of the same ids after the restart.
+#[test]
+fn hits_accepted_but_not_yet_processed_survive_kill_9_once() {
+    let mut s = Server::start();
+    let site = "backlog.example.com";
+    s.add_site(site, "UTC");
+    let ingest = s.create_key(site, "ingest");
+    let stats = s.create_key(site, "stats");
+    let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let body = |from: usize, n: usize| {
+        Value::Array(
+            (from..from + n)
+                .map(|i| {
+                    json!({"id": format!("bk-{i}"), "name": "pageview",
+                           "url": format!("https://{site}/p/{}", i % 50), "timestamp": ts,
+                           "visitor_id": format!("v-{}", i % 997), "user_agent": CHROME_UA})
+                })
+                .collect(),
+        )
+    };
+    // Large enough that processing takes a while after the 202.
+    let (bodies, per_body) = (4, 10_000);
+    for b in 0..bodies {
+        let r = s.bulk(&ingest, &body(b * per_body, per_body));
+        assert_eq!(r.status().as_u16(), 202);
+        let reply: Value = r.json().expect("json reply");
+        assert_eq!(reply["accepted"], per_body, "{reply}");
+    }
+    let health: Value = reqwest::blocking::get(s.url("/api/health"))
+        .and_then(|r| r.json())
+        .expect("health");
+    let pending = health["backlog_bytes"].as_u64().unwrap_or(0);
+    s.kill9();
+    assert!(
+        pending > 0,
+        "the kill should find accepted hits not yet in the store: {health}"
+    );
+
+    s.restart();
+    let want = (bodies * per_body) as f64;
+    // Re-sending the last body after the restart stores nothing new.
+    let r = s.bulk(&ingest, &body((bodies - 1) * per_body, per_body));
+    let reply: Value = r.json().expect("json reply");
+    assert_eq!(reply["duplicates"], per_body, "{reply}");
+    let got = s.wait_for_metric(
+        &stats,
+        site,
+        &recent_range(),
+        "pageviews",
+        want,
+        Duration::from_secs(60),
+    );
+    assert_eq!(got, want);
+    std::thread::sleep(Duration::from_secs(2));
+    let m = s.aggregate(&stats, site, &recent_range(), &["pageviews", "visitors"]);
+    assert_eq!(
+        m,
+        vec![want, 997.0],
+        "nothing stored twice, every visitor once"
+    );
+}

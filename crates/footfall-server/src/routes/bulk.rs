@@ -8,8 +8,9 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use footfall_ingest::pipeline::{HitContext, HitOutcome};
-use footfall_ingest::wire::{WireEvent, parse_event};
+use footfall_ingest::Acceptance;
+use footfall_ingest::pipeline::HitContext;
+use footfall_ingest::wire::{JsonEventError, WireEvent, parse_event_array, parse_event_json};
 use footfall_store::KeyScope;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -28,40 +29,43 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
-/// Splits a body into event values: a JSON array, one object, or NDJSON lines.
-fn split_body(body: &[u8]) -> Result<Vec<Result<Value, String>>, ApiError> {
+/// Parses a body into events: a JSON array, one object, or NDJSON lines. Each element
+/// is deserialized straight from the body text, without a JSON tree in between; a bad
+/// element is reported by index and does not spoil the others.
+fn parse_body(body: &[u8]) -> Result<Vec<Result<WireEvent, String>>, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
     let trimmed = text.trim_start();
+    let one = |item: &str| match parse_event_json(item) {
+        Ok((hit, _)) => Ok(hit),
+        Err(JsonEventError::Invalid(e)) => Err(e),
+        Err(JsonEventError::Syntax(e)) => Err(format!("invalid JSON: {e}")),
+    };
     if trimmed.starts_with('[') {
-        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| {
+        let items = parse_event_array(trimmed).map_err(|e| {
             ApiError::bad_request(
                 "invalid_json",
                 format!("request body is not a valid JSON array: {e}"),
             )
         })?;
-        return Ok(values.into_iter().map(Ok).collect());
+        return Ok(items);
     }
-    let lines: Vec<_> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Value>(l).map_err(|e| format!("invalid JSON: {e}")))
-        .collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
         return Err(ApiError::bad_request(
             "empty_body",
             "send a JSON array or NDJSON of events",
         ));
     }
-    if lines.len() == 1
-        && let Err(e) = &lines[0]
+    if let [line] = lines.as_slice()
+        && let Err(JsonEventError::Syntax(e)) = parse_event_json(line)
     {
         return Err(ApiError::bad_request(
             "invalid_json",
             format!("request body is not valid JSON: {e}"),
         ));
     }
-    Ok(lines)
+    Ok(lines.into_iter().map(one).collect())
 }
 
 async fn post_events(
@@ -80,14 +84,18 @@ async fn post_events(
         ],
     )?;
     let body = read_body(body, BULK_BODY_LIMIT).await?;
-    let items = split_body(&body)?;
+    let items = parse_body(&body)?;
 
+    // A site key names its site once for the whole body.
+    let key_site = match &caller {
+        Caller::Key(key) => state.indexes.read().sites_by_id.get(&key.site_id).cloned(),
+        Caller::Admin => None,
+    };
     let mut rejected = Vec::new();
     // Events grouped by site, keeping their index for per-event errors.
     let mut by_site: Vec<SiteHits> = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let parsed = item.and_then(|v| parse_event(&v));
-        let hit = match parsed {
+        let hit = match item {
             Ok(hit) => hit,
             Err(error) => {
                 rejected.push(json!({"index": index, "error": error}));
@@ -95,7 +103,7 @@ async fn post_events(
             }
         };
         let site = match (&caller, &hit.domain) {
-            (Caller::Key(key), _) => state.indexes.read().sites_by_id.get(&key.site_id).cloned(),
+            (Caller::Key(_), _) => key_site.clone(),
             (Caller::Admin, Some(domain)) => state.site(domain),
             (Caller::Admin, None) => None,
         };
@@ -109,10 +117,10 @@ async fn post_events(
             None => by_site.push((site, vec![(index, hit)])),
         }
     }
-    if let (Caller::Key(key), true) = (&caller, by_site.is_empty()) {
+    if let (Caller::Key(_), true) = (&caller, by_site.is_empty()) {
         // Nothing valid, but the key's scope still decides 403 vs 202.
-        if let Some(site) = state.indexes.read().sites_by_id.get(&key.site_id).cloned() {
-            state.authorize(&caller, &site, KeyScope::Ingest)?;
+        if let Some(site) = &key_site {
+            state.authorize(&caller, site, KeyScope::Ingest)?;
         }
     }
 
@@ -124,23 +132,20 @@ async fn post_events(
         hints: Default::default(),
         cdn_country: cdn_country(&state, peer, &headers),
     };
-    let (mut accepted, mut dropped, mut duplicates) = (0usize, 0usize, 0usize);
+    // Validated and logged now; enriched, sessionized and stored behind the log, so
+    // hits dropped there (bots, block rules) are counted per site, not in this reply.
+    let (mut accepted, mut duplicates) = (0usize, 0usize);
     for (site, hits) in by_site {
         let (indexes, hits): (Vec<usize>, Vec<WireEvent>) = hits.into_iter().unzip();
-        let ingestor = state.ingestor.clone();
-        let outcomes = ingestor.submit(&site, hits, &ctx).await?;
-        for (index, outcome) in indexes.into_iter().zip(outcomes) {
-            match outcome {
-                HitOutcome::Accepted(_) | HitOutcome::Stored { .. } => accepted += 1,
-                HitOutcome::Duplicate => {
+        let answers = state.ingestor.accept(&site, hits, &ctx).await?;
+        for (index, answer) in indexes.into_iter().zip(answers) {
+            match answer {
+                Acceptance::Logged => accepted += 1,
+                Acceptance::Duplicate => {
                     accepted += 1;
                     duplicates += 1;
                 }
-                HitOutcome::Dropped(_) => {
-                    accepted += 1;
-                    dropped += 1;
-                }
-                HitOutcome::Rejected(error) => {
+                Acceptance::Rejected(error) => {
                     rejected.push(json!({"index": index, "error": error}))
                 }
             }
@@ -152,7 +157,6 @@ async fn post_events(
         Json(json!({
             "accepted": accepted,
             "rejected": rejected,
-            "dropped": dropped,
             "duplicates": duplicates,
         })),
     ))

@@ -2,7 +2,7 @@
 
 use crate::cookie;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{browser_hit_context, check_content_type, parse_json, read_body};
+use crate::extract::{browser_hit_context, check_content_type, read_body};
 use crate::state::{AppState, normalize_domain};
 use axum::Router;
 use axum::body::Body;
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use footfall_core::event::PAGEVIEW;
 use footfall_ingest::pipeline::HitOutcome;
-use footfall_ingest::wire::parse_event;
+use footfall_ingest::wire::{JsonEventError, parse_event_json};
 use footfall_store::IdentityMode;
 use std::net::SocketAddr;
 
@@ -32,8 +32,15 @@ async fn post_event(
 ) -> ApiResult<Response> {
     check_content_type(&headers, &[])?;
     let body = read_body(body, EVENT_BODY_LIMIT).await?;
-    let value = parse_json(&body)?;
-    let mut hit = parse_event(&value).map_err(|m| ApiError::bad_request("invalid_event", m))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
+    let (mut hit, cookie_flag) = parse_event_json(text).map_err(|e| match e {
+        JsonEventError::Syntax(m) => ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {m}"),
+        ),
+        JsonEventError::Invalid(m) => ApiError::bad_request("invalid_event", m),
+    })?;
     // `domain` may list several sites; without it, the URL's host names the site.
     let domains: Vec<String> = match &hit.domain {
         Some(d) => d
@@ -54,7 +61,7 @@ async fn post_event(
         ));
     }
     // Cookie mode: the tracker's `data-cookie` sends `c`, or the site is set to cookies.
-    let cookie_mode = value.get("c").is_some_and(|c| c == 1 || c == true)
+    let cookie_mode = cookie_flag
         || sites
             .iter()
             .any(|s| s.identity_mode == IdentityMode::Cookie);

@@ -12,7 +12,7 @@ async fn get_health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "backlog": state.ingestor.backlog(),
+        "backlog_bytes": state.ingestor.backlog_bytes(),
         "open_visits": state.ingestor.pipeline.sessions.len(),
     }))
 }
