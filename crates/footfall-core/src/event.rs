@@ -9,8 +9,8 @@ pub const PAGEVIEW: &str = "pageview";
 /// custom event; extends visit duration but never un-bounces.
 pub const ENGAGEMENT: &str = "engagement";
 
-/// Attributes of a visit, taken from the session's first event and copied onto every
-/// event of the session (the `visit:*` dimensions).
+/// Attributes of a visit, taken from the session's first event (the `visit:*`
+/// dimensions). Stored once per visit, in the visit's row of the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisitAttrs {
     pub entry_page: String,
@@ -63,23 +63,27 @@ pub struct Event {
     pub revenue_amount: Option<f64>,
     pub revenue_currency: Option<String>,
     pub props: Vec<(String, String)>,
-    /// Shared by every event of the visit: copied into storage, never per event in memory.
-    #[serde(with = "shared_visit")]
-    pub visit: Arc<VisitAttrs>,
+    /// The visit's attributes, on the event that opened the visit only: later events of
+    /// the visit carry `None`, so an open visit costs the sessionizer a few integers,
+    /// not two dozen strings (1M open visits would otherwise hold ~1 GB).
+    #[serde(default, with = "shared_visit")]
+    pub visit: Option<Arc<VisitAttrs>>,
 }
 
-/// Serde for `Arc<VisitAttrs>` without serde's `rc` feature (which would change the
-/// feature set, and so the build, of every crate depending on serde).
+/// Serde for `Option<Arc<VisitAttrs>>` without serde's `rc` feature (which would change
+/// the feature set, and so the build, of every crate depending on serde).
 mod shared_visit {
     use super::VisitAttrs;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::sync::Arc;
 
-    pub fn serialize<S: Serializer>(v: &Arc<VisitAttrs>, s: S) -> Result<S::Ok, S::Error> {
-        v.as_ref().serialize(s)
+    pub fn serialize<S: Serializer>(v: &Option<Arc<VisitAttrs>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<VisitAttrs>, D::Error> {
-        VisitAttrs::deserialize(d).map(Arc::new)
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<VisitAttrs>>, D::Error> {
+        Option::<VisitAttrs>::deserialize(d).map(|v| v.map(Arc::new))
     }
 }
 

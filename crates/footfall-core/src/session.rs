@@ -1,9 +1,6 @@
 //! Sessionization rules (DESIGN §3): the events of one (site, visitor) with no gap over the
 //! site's timeout form one visit, decided by event time, not arrival time.
 
-use crate::event::VisitAttrs;
-use std::sync::Arc;
-
 /// Default inactivity timeout: 30 minutes.
 pub const DEFAULT_TIMEOUT_SECS: u32 = 30 * 60;
 
@@ -14,8 +11,6 @@ pub struct OpenSession {
     pub visitor_id: u64,
     pub start_us: i64,
     pub last_us: i64,
-    /// Attributes of the first event, copied onto every later event.
-    pub visit: Arc<VisitAttrs>,
 }
 
 impl OpenSession {
@@ -42,7 +37,6 @@ mod tests {
             visitor_id: 2,
             start_us: start,
             last_us: start,
-            visit: Arc::default(),
         }
     }
 

@@ -386,7 +386,8 @@ impl Pipeline {
                 // A client whose session cookie expired asks for a new visit.
                 Some(open) if open.continues_at(ts_us, timeout) && !hit.new_session => {
                     open.touch(ts_us);
-                    Some((open.session_id, open.start_us, open.visit.clone()))
+                    // The visit's attributes went out with its first event.
+                    Some((open.session_id, open.start_us, None))
                 }
                 // Engagement beacons only extend a visit; alone they are not a visit.
                 _ if is_engagement => None,
@@ -412,9 +413,8 @@ impl Pipeline {
                         visitor_id,
                         start_us: ts_us,
                         last_us: ts_us,
-                        visit: Arc::new(source),
                     };
-                    let out = (session.session_id, session.start_us, session.visit.clone());
+                    let out = (session.session_id, session.start_us, Some(Arc::new(source)));
                     *slot = Some(session);
                     Some(out)
                 }
@@ -514,7 +514,6 @@ impl Pipeline {
                         visitor_id: e.visitor_id,
                         start_us: e.session_start_us,
                         last_us: e.ts_us,
-                        visit: e.visit.clone(),
                     })
                 }
             });
@@ -589,7 +588,9 @@ mod tests {
         assert_eq!(a.visitor_id, b.visitor_id);
         assert_eq!(a.session_id, b.session_id);
         assert_eq!(b.session_start_us, a.ts_us);
-        assert_eq!(b.visit.entry_page, "/");
+        // The visit's attributes travel with its first event only.
+        assert_eq!(a.visit.as_ref().map(|v| v.entry_page.as_str()), Some("/"));
+        assert!(b.visit.is_none());
         assert_ne!(a.visitor_id, c.visitor_id);
     }
 
@@ -779,22 +780,22 @@ mod enrichment_tests {
             HitOutcome::Accepted(e) => e,
             other => panic!("expected an accepted event, got {other:?}"),
         };
-        assert_eq!(e.visit.browser, "Microsoft Edge");
-        assert_eq!(e.visit.os_version, "11");
-        assert_eq!(e.visit.source, "ChatGPT");
-        assert_eq!(e.visit.channel, "AI Assistants");
+        let v = e
+            .visit
+            .clone()
+            .expect("a visit's first event carries its attributes");
+        assert_eq!(v.browser, "Microsoft Edge");
+        assert_eq!(v.os_version, "11");
+        assert_eq!(v.source, "ChatGPT");
+        assert_eq!(v.channel, "AI Assistants");
         if with_db {
             assert_eq!(
-                (
-                    e.visit.country.as_str(),
-                    e.visit.region.as_str(),
-                    e.visit.city
-                ),
+                (v.country.as_str(), v.region.as_str(), v.city),
                 ("GB", "GB-ENG", 2643743)
             );
         } else {
             // No database: the trusted CDN header gives the country.
-            assert_eq!(e.visit.country, "FR");
+            assert_eq!(v.country, "FR");
         }
         // Server-side sending: the request's hints are not the visitor's.
         let mut bulk = ctx("10.9.9.9");
@@ -806,7 +807,7 @@ mod enrichment_tests {
             HitOutcome::Accepted(e) => e,
             other => panic!("expected an accepted event, got {other:?}"),
         };
-        assert_eq!(e.visit.browser, "Chrome");
+        assert_eq!(e.visit.as_ref().map(|v| v.browser.as_str()), Some("Chrome"));
     }
 }
 

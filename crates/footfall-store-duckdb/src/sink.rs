@@ -5,8 +5,8 @@ use crate::{DuckStore, Inner, db_err};
 use async_trait::async_trait;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
+use footfall_core::Event;
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
-use footfall_core::{Event, VisitAttrs};
 use footfall_store::{EventSink, RecentSession, StoreResult};
 use std::sync::atomic::Ordering;
 
@@ -101,16 +101,33 @@ FROM touched_sessions t JOIN (
     Ok(())
 }
 
-/// Fills `touched_sessions` with the distinct visits of a batch (attributes as the
-/// pipeline gave them: the visit's first event's, on every event); returns the smallest id.
+/// Fills `touched_sessions` with the distinct visits of a batch; returns the smallest id.
+/// A visit's attributes come with its first event only (`Event::visit`); a visit whose
+/// first event was in an earlier batch keeps the attributes of its `sessions` row.
 fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64>> {
     conn.execute("DELETE FROM touched_sessions", [])?;
+    let columns: Vec<&str> = VISIT_COLUMNS.split(", ").collect();
     let mut firsts: Vec<&Event> = events.iter().collect();
-    firsts.sort_by_key(|e| (e.session_id, e.site_id));
+    // Per visit, the event carrying the attributes (if any) sorts first.
+    firsts.sort_by_key(|e| (e.session_id, e.site_id, e.visit.is_none()));
     firsts.dedup_by_key(|e| (e.session_id, e.site_id));
     let mut app = conn.appender("touched_sessions")?;
+    let mut unknown = 0usize;
     for e in &firsts {
-        let v = &e.visit;
+        let Some(v) = &e.visit else {
+            unknown += 1;
+            // Attributes NULL: filled from the visit's row below.
+            let mut row = vec![
+                Value::UInt(e.site_id),
+                Value::UBigInt(e.session_id),
+                Value::UBigInt(e.visitor_id),
+            ];
+            row.resize(3 + columns.len(), Value::Null);
+            let row: Vec<&dyn duckdb::ToSql> =
+                row.iter().map(|v| v as &dyn duckdb::ToSql).collect();
+            app.append_row(row.as_slice())?;
+            continue;
+        };
         app.append_row(params![
             e.site_id,
             e.session_id,
@@ -141,7 +158,34 @@ fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64
         ])?;
     }
     app.flush()?;
-    Ok(firsts.first().map(|e| e.session_id))
+    drop(app);
+    let min_id = firsts.first().map(|e| e.session_id);
+    if unknown > 0 {
+        let from_row = columns
+            .iter()
+            .map(|c| format!("{c} = s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute(
+            &format!(
+                "UPDATE touched_sessions t SET {from_row} FROM sessions s \
+                 WHERE t.entry_page IS NULL AND s.session_id >= ? \
+                 AND s.site_id = t.site_id AND s.session_id = t.session_id"
+            ),
+            params![min_id.unwrap_or(0)],
+        )?;
+        // A visit without a row (its first event was erased) gets empty attributes.
+        let empty = columns
+            .iter()
+            .map(|c| format!("{c} = {}", if *c == "city" { "0" } else { "''" }))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute(
+            &format!("UPDATE touched_sessions SET {empty} WHERE entry_page IS NULL"),
+            [],
+        )?;
+    }
+    Ok(min_id)
 }
 
 /// Fills `touched_sessions` from the existing `sessions` rows picked by `cond` (with
@@ -336,10 +380,7 @@ impl Inner {
 /// rollup (start-up reads these to continue visits across a restart).
 const RECENT_SESSIONS_SQL: &str = "
 WITH newest AS (SELECT site_id, max(last_ts) AS mx FROM sessions GROUP BY site_id)
-SELECT s.site_id, s.visitor_id, s.session_id, epoch_us(s.session_start), epoch_us(s.last_ts),
-       entry_page, entry_hostname, referrer, source, channel, utm_source, utm_medium,
-       utm_campaign, utm_content, utm_term, device, browser, browser_version, os, os_version,
-       country, region, city, country_name, region_name, city_name, org, label
+SELECT s.site_id, s.visitor_id, s.session_id, epoch_us(s.session_start), epoch_us(s.last_ts)
 FROM sessions s JOIN newest n ON s.site_id = n.site_id
 WHERE s.last_ts >= n.mx - to_seconds(?::BIGINT)";
 
@@ -392,31 +433,6 @@ impl EventSink for DuckStore {
                 let mut stmt = conn.prepare(RECENT_SESSIONS_SQL).map_err(db_err)?;
                 let rows = stmt
                     .query_map(params![i64::from(window_secs)], |r| {
-                        let visit = VisitAttrs {
-                            entry_page: r.get(5)?,
-                            entry_hostname: r.get(6)?,
-                            referrer: r.get(7)?,
-                            source: r.get(8)?,
-                            channel: r.get(9)?,
-                            utm_source: r.get(10)?,
-                            utm_medium: r.get(11)?,
-                            utm_campaign: r.get(12)?,
-                            utm_content: r.get(13)?,
-                            utm_term: r.get(14)?,
-                            device: r.get(15)?,
-                            browser: r.get(16)?,
-                            browser_version: r.get(17)?,
-                            os: r.get(18)?,
-                            os_version: r.get(19)?,
-                            country: r.get(20)?,
-                            region: r.get(21)?,
-                            city: r.get(22)?,
-                            country_name: r.get(23)?,
-                            region_name: r.get(24)?,
-                            city_name: r.get(25)?,
-                            org: r.get(26)?,
-                            label: r.get(27)?,
-                        };
                         let start_us: i64 = r.get(3)?;
                         let last_us: i64 = r.get(4)?;
                         Ok(RecentSession {
@@ -427,7 +443,8 @@ impl EventSink for DuckStore {
                                 session_id: r.get(2)?,
                                 session_start_us: start_us,
                                 ts_us: last_us,
-                                visit: std::sync::Arc::new(visit),
+                                // Attributes stay in the visit's row: later events of
+                                // the visit do not carry them.
                                 ..Event::default()
                             },
                             start_us,
@@ -521,6 +538,7 @@ impl EventSink for DuckStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use footfall_core::VisitAttrs;
     use footfall_core::query::{Query, SiteContext, parse_query};
     use footfall_store::EventQuery;
     use std::sync::Arc;
@@ -540,13 +558,18 @@ mod tests {
             name: name.into(),
             pathname: path.into(),
             hostname: "example.com".into(),
-            visit: Arc::new(VisitAttrs {
+            visit: Some(Arc::new(VisitAttrs {
                 entry_page: "/".into(),
                 source: source.into(),
                 ..VisitAttrs::default()
-            }),
+            })),
             ..Event::default()
         }
+    }
+
+    /// A later event of a visit: the pipeline sends the attributes with the first only.
+    fn later(e: Event) -> Event {
+        Event { visit: None, ..e }
     }
 
     fn site() -> SiteContext {
@@ -617,8 +640,8 @@ mod tests {
         store
             .append(
                 Arc::new(vec![
-                    ev(1, 10, DAY + MIN, "pageview", "/x", "Google"),
-                    ev(1, 10, DAY + 2 * MIN, "engagement", "/x", "Google"),
+                    later(ev(1, 10, DAY + MIN, "pageview", "/x", "")),
+                    later(ev(1, 10, DAY + 2 * MIN, "engagement", "/x", "")),
                 ]),
                 2,
             )

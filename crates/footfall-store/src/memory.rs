@@ -119,7 +119,8 @@ impl Hub {
             pageviews: 0,
             page: e.pathname.clone(),
             hostname: e.hostname.clone(),
-            visit: e.visit.clone(),
+            // A visit begun before a restart has no attributes in memory: shown empty.
+            visit: e.visit.clone().unwrap_or_default(),
         });
         p.last_us = p.last_us.max(e.ts_us);
         p.activity_us = p.activity_us.max(e.ts_us.min(now_us));
@@ -132,8 +133,11 @@ impl Hub {
             p.page.clone_from(&e.pathname);
             p.hostname.clone_from(&e.hostname);
         }
-        if !Arc::ptr_eq(&p.visit, &e.visit) {
-            p.visit = e.visit.clone();
+        // Only a visit's first event carries its attributes: a new visit of the visitor.
+        if let Some(visit) = &e.visit
+            && !Arc::ptr_eq(&p.visit, visit)
+        {
+            p.visit = visit.clone();
         }
         let arrived = !p.present;
         if arrived {
