@@ -348,10 +348,15 @@ impl<'a> Builder<'a> {
     fn leaf_cond(&self, l: &Leaf<'_>, expr: &str, sql: &mut Sql) {
         let positive = l.op.positive();
         let cs = l.case_sensitive;
-        sql.push(if l.op.is_negated() {
-            "NOT COALESCE("
-        } else {
-            "COALESCE("
+        // Only exit pages (LEFT JOINed `exits`) can be NULL; everywhere else the bare
+        // condition lets DuckDB push it into the table scan (a COALESCE around it made
+        // `page=/` by source ~3x slower at 10M events).
+        let nullable = expr.starts_with("x.");
+        sql.push(match (l.op.is_negated(), nullable) {
+            (true, true) => "NOT COALESCE(",
+            (false, true) => "COALESCE(",
+            (true, false) => "NOT (",
+            (false, false) => "(",
         });
         match positive {
             FilterOp::Is => {
@@ -404,7 +409,7 @@ impl<'a> Builder<'a> {
                 sql.push(")");
             }
         }
-        sql.push(", false)");
+        sql.push(if nullable { ", false)" } else { ")" });
     }
 
     /// A row completed one of the goals named by an `event:goal` leaf.
