@@ -870,16 +870,28 @@ impl<'a> Builder<'a> {
         self.bind_ts(sql, self.end_us);
         sql.push(" AND e.last_ts >= ");
         self.bind_ts(sql, self.start_us);
+        // Top-level filters wholly on visit attributes test the visit row; the rest pick
+        // the events (joined to their visits only if they mix both kinds).
+        let (on_visit, on_events): (Vec<Filter>, Vec<Filter>) = self
+            .q
+            .filters
+            .iter()
+            .cloned()
+            .partition(|f| !f.any_leaf(&|l| !visit_column(l.dim)));
+        if !on_visit.is_empty() {
+            sql.push(" AND ");
+            self.filters_cond(&on_visit, sql);
+        }
         self.over_sessions.set(false);
         sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
-        if filters_on_visit(&self.q.filters) {
+        if filters_on_visit(&on_events) {
             self.visit_join(sql, Window::Events);
         }
         sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
         self.in_range(sql, "e.ts");
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
-        self.filters_cond(&self.q.filters, sql);
+        self.filters_cond(&on_events, sql);
         sql.push("))");
     }
 
