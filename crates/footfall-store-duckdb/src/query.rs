@@ -96,6 +96,16 @@ fn collect_prop_keys(f: &Filter, out: &mut Vec<String>) {
     }
 }
 
+/// A visit attribute stored on the visit's `sessions` row (exit pages are computed).
+fn visit_column(d: &Dimension) -> bool {
+    matches!(d, Dimension::Visit(a) if a.column().is_some())
+}
+
+/// Whether any of `filters` reads a visit attribute of `sessions`.
+fn filters_on_visit(filters: &[Filter]) -> bool {
+    filters.iter().any(|f| f.any_leaf(&|l| visit_column(l.dim)))
+}
+
 /// Top-level filters minus goal (and property) leaves: the conversion-rate denominator.
 fn strip_goal_filters(filters: &[Filter]) -> Vec<Filter> {
     filters
@@ -248,9 +258,7 @@ impl<'a> Builder<'a> {
     /// Whether event rows need their visit's `sessions` row joined as `v` for these
     /// filters and the query's dimensions (exit pages come from `exits`, not `v`).
     fn needs_visit_join(&self, filters: &[Filter]) -> bool {
-        let visit_attr = |d: &Dimension| matches!(d, Dimension::Visit(a) if a.column().is_some());
-        self.dims().iter().any(visit_attr)
-            || filters.iter().any(|f| f.any_leaf(&|l| visit_attr(l.dim)))
+        self.dims().iter().any(visit_column) || filters_on_visit(filters)
     }
 
     /// ` JOIN sessions v ...`: the visit of each event row, restricted to the visits that
@@ -340,10 +348,15 @@ impl<'a> Builder<'a> {
     fn leaf_cond(&self, l: &Leaf<'_>, expr: &str, sql: &mut Sql) {
         let positive = l.op.positive();
         let cs = l.case_sensitive;
-        sql.push(if l.op.is_negated() {
-            "NOT COALESCE("
-        } else {
-            "COALESCE("
+        // Only exit pages (LEFT JOINed `exits`) can be NULL; everywhere else the bare
+        // condition lets DuckDB push it into the table scan (a COALESCE around it made
+        // `page=/` by source ~3x slower at 10M events).
+        let nullable = expr.starts_with("x.");
+        sql.push(match (l.op.is_negated(), nullable) {
+            (true, true) => "NOT COALESCE(",
+            (false, true) => "COALESCE(",
+            (true, false) => "NOT (",
+            (false, false) => "(",
         });
         match positive {
             FilterOp::Is => {
@@ -396,7 +409,7 @@ impl<'a> Builder<'a> {
                 sql.push(")");
             }
         }
-        sql.push(", false)");
+        sql.push(if nullable { ", false)" } else { ")" });
     }
 
     /// A row completed one of the goals named by an `event:goal` leaf.
@@ -608,7 +621,16 @@ impl<'a> Builder<'a> {
         sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
         match window {
-            Window::Events => self.in_range(sql, "e.ts"),
+            Window::Events => {
+                self.in_range(sql, "e.ts");
+                // Every user of an events-window CTE keeps only rows with `m` (except the
+                // page-view gaps, which need the visit's other page views): filtering
+                // here lets DuckDB filter before joining the visits.
+                if !gap {
+                    sql.push(" AND ");
+                    self.filters_cond(filters, sql);
+                }
+            }
             Window::Visits => {
                 // A visit's events are never before its start.
                 sql.push(" AND e.ts >= ");
@@ -690,16 +712,19 @@ impl<'a> Builder<'a> {
         !self.q.filters_on(&|d| !matches!(d, Dimension::Visit(_)))
     }
 
-    /// Visitors from the rollup too (with time buckets, see `rollup_bucket_visitors_cte`;
-    /// there exit pages would come from `exits`, so not with those).
+    /// Visitors from the rollup too: with event filters (`rollup_matching_visitors_cte`)
+    /// only without time buckets; with time buckets (`rollup_bucket_visitors_cte`) not with
+    /// exit pages, which would come from `exits` there.
     fn rollup_visitors(&self) -> bool {
-        self.rollup_visits() && self.visit_only_filters() && !(self.need_exits && self.time_dims())
+        self.rollup_visits()
+            && (!self.time_dims() || (self.visit_only_filters() && !self.need_exits))
     }
 
     /// Page views too come from `sv` (see `rollup_bucket_visitors_cte`) when nothing
     /// else needs the range's events.
     fn sv_pageviews(&self) -> bool {
         self.rollup_visitors()
+            && self.visit_only_filters()
             && self.has_metric(|m| m == Metric::Pageviews)
             && !self.has_metric(|m| m == Metric::Events)
             && !self.needs_engagement()
@@ -733,6 +758,10 @@ impl<'a> Builder<'a> {
     fn rollup_visitors_cte(&self, sql: &mut Sql) {
         if self.time_dims() || self.sv_pageviews() {
             self.rollup_bucket_visitors_cte(sql);
+            return;
+        }
+        if !self.visit_only_filters() {
+            self.rollup_matching_visitors_cte(sql);
             return;
         }
         self.over_sessions.set(true);
@@ -823,6 +852,47 @@ impl<'a> Builder<'a> {
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
         self.filters_cond(&self.q.filters, sql);
         sql.push(")");
+    }
+
+    /// `sv AS (...)` with event filters: the visits with a matching hit in range, picked
+    /// from `events` by session id; keys and visitor from their `sessions` row. Grouping
+    /// visits instead of their matching events joined to their visits: half the time
+    /// (10M events, 30 days, `page=/` by source: ~110 vs ~220 ms, Python duckdb).
+    fn rollup_matching_visitors_cte(&self, sql: &mut Sql) {
+        self.over_sessions.set(true);
+        sql.push("sv AS (SELECT e.visitor_id");
+        for (i, d) in self.dims().iter().enumerate() {
+            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
+        }
+        sql.push(" FROM sessions e WHERE e.site_id = ");
+        self.bind_site(sql);
+        sql.push(" AND e.session_start < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(" AND e.last_ts >= ");
+        self.bind_ts(sql, self.start_us);
+        // Top-level filters wholly on visit attributes test the visit row; the rest pick
+        // the events (joined to their visits only if they mix both kinds).
+        let (on_visit, on_events): (Vec<Filter>, Vec<Filter>) = self
+            .q
+            .filters
+            .iter()
+            .cloned()
+            .partition(|f| !f.any_leaf(&|l| !visit_column(l.dim)));
+        if !on_visit.is_empty() {
+            sql.push(" AND ");
+            self.filters_cond(&on_visit, sql);
+        }
+        self.over_sessions.set(false);
+        sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
+        if filters_on_visit(&on_events) {
+            self.visit_join(sql, Window::Events);
+        }
+        sql.push(" WHERE e.site_id = ");
+        self.bind_site(sql);
+        self.in_range(sql, "e.ts");
+        sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
+        self.filters_cond(&on_events, sql);
+        sql.push("))");
     }
 
     /// `sess AS (...)` from the rollup: the visits starting in range that match.
