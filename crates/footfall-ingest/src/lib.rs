@@ -223,7 +223,13 @@ impl Ingestor {
                 .map(|e| e.event_id)
                 .collect();
             let written = match record::encode_events(&events) {
-                Ok(payload) => self.wal.append(payload).await.map_err(IngestError::from),
+                // Per-hit endpoints serve browsers, which never re-send a hit: in the log
+                // file (safe from kill -9) is enough, the fsync follows within milliseconds.
+                Ok(payload) => self
+                    .wal
+                    .append(payload, wal::Ack::Written)
+                    .await
+                    .map_err(IngestError::from),
                 Err(e) => Err(IngestError::Wal(e.into())),
             };
             if let Err(e) = written {
@@ -271,7 +277,8 @@ impl Ingestor {
         if !logged.is_empty() {
             let payload = record::encode_hits(site, ctx, &logged);
             drop(logged);
-            if let Err(e) = self.wal.append(payload).await {
+            // Bulk senders retry on failure: their 202 promises the batch is on disk.
+            if let Err(e) = self.wal.append(payload, wal::Ack::Synced).await {
                 for id in ids {
                     self.pipeline.dedup.remove(id);
                 }

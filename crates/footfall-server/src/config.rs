@@ -23,6 +23,9 @@ pub struct Config {
     pub duckdb_memory_limit: String,
     /// DuckDB worker threads.
     pub duckdb_threads: u32,
+    /// Serve repeated identical Stats API queries from memory while no write happened
+    /// (any stored event clears it). Off to measure the engine (`query_cache = false`).
+    pub query_cache: bool,
     /// Megabytes of write-ahead log acknowledged but not yet in the store beyond which
     /// ingestion answers 503 (the backlog is on disk, not in memory).
     pub max_backlog_mb: u64,
@@ -47,6 +50,7 @@ impl Default for Config {
             trusted_proxies: "127.0.0.0/8,::1/128".into(),
             duckdb_memory_limit: "256MB".into(),
             duckdb_threads: 2,
+            query_cache: true,
             max_backlog_mb: 1024,
             geoip_city: None,
             geoip_asn: None,
@@ -73,6 +77,7 @@ impl Config {
             "trusted_proxies",
             "duckdb_memory_limit",
             "duckdb_threads",
+            "query_cache",
             "max_backlog_mb",
             "geoip_city",
             "geoip_asn",

@@ -54,6 +54,7 @@ pub fn open_embedded(config: &Config) -> anyhow::Result<DuckStore> {
     let duck = DuckConfig {
         memory_limit: config.duckdb_memory_limit.clone(),
         threads: config.duckdb_threads,
+        query_cache: config.query_cache,
     };
     DuckStore::open(&config.db_path(), &duck).with_context(|| {
         format!(

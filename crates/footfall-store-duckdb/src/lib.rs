@@ -40,6 +40,8 @@ pub struct DuckConfig {
     /// e.g. "256MB".
     pub memory_limit: String,
     pub threads: u32,
+    /// Keep Stats API results until the next write (`ResultCache`).
+    pub query_cache: bool,
 }
 
 impl Default for DuckConfig {
@@ -47,6 +49,7 @@ impl Default for DuckConfig {
         DuckConfig {
             memory_limit: "256MB".into(),
             threads: 2,
+            query_cache: true,
         }
     }
 }
@@ -59,7 +62,8 @@ pub(crate) struct Inner {
     /// Bumped after every committed change to the event tables: cached query results
     /// of an older generation are never served.
     pub(crate) generation: AtomicU64,
-    results: Mutex<ResultCache>,
+    /// None when the cache is off (`DuckConfig::query_cache`).
+    results: Option<Mutex<ResultCache>>,
 }
 
 /// Stats API results by query (its full resolved form and the site context) with the
@@ -117,17 +121,17 @@ impl DuckStore {
         let conn = open()?;
         if migrate(&conn)? {
             compact_file(conn, path)?;
-            return Self::from_connection(open()?);
+            return Self::from_connection(open()?, cfg.query_cache);
         }
-        Self::from_connection(conn)
+        Self::from_connection(conn, cfg.query_cache)
     }
 
     /// An in-memory store, for tests.
     pub fn memory() -> StoreResult<Self> {
-        Self::from_connection(Connection::open_in_memory().map_err(db_err)?)
+        Self::from_connection(Connection::open_in_memory().map_err(db_err)?, true)
     }
 
-    fn from_connection(base: Connection) -> StoreResult<Self> {
+    fn from_connection(base: Connection, query_cache: bool) -> StoreResult<Self> {
         migrate(&base)?;
         let writer = base.try_clone().map_err(db_err)?;
         // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
@@ -142,7 +146,7 @@ impl DuckStore {
                 readers: Mutex::new(Vec::new()),
                 base: Mutex::new(base),
                 generation: AtomicU64::new(0),
-                results: Mutex::new(ResultCache::default()),
+                results: query_cache.then(|| Mutex::new(ResultCache::default())),
             }),
         })
     }
@@ -304,7 +308,11 @@ impl footfall_store::EventQuery for DuckStore {
             // makes this result stale at once.
             let generation = inner.generation.load(Ordering::Acquire);
             let key = format!("{site_id}\u{1f}{site:?}\u{1f}{query:?}");
-            if let Some(out) = inner.results.lock().get(&key, generation) {
+            if let Some(out) = inner
+                .results
+                .as_ref()
+                .and_then(|cache| cache.lock().get(&key, generation))
+            {
                 return Ok(out);
             }
             let out = inner.with_reader(|conn| {
@@ -313,7 +321,9 @@ impl footfall_store::EventQuery for DuckStore {
                     other => StoreError::Backend(other.to_string()),
                 })
             })?;
-            inner.results.lock().put(key, generation, &out);
+            if let Some(cache) = &inner.results {
+                cache.lock().put(key, generation, &out);
+            }
             Ok(out)
         })
         .await
