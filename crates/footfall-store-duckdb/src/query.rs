@@ -764,17 +764,7 @@ impl<'a> Builder<'a> {
             self.rollup_matching_visitors_cte(sql);
             return;
         }
-        self.over_sessions.set(true);
-        sql.push("sv AS (SELECT e.visitor_id");
-        for (i, d) in self.dims().iter().enumerate() {
-            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
-        }
-        sql.push(" FROM sessions e WHERE e.site_id = ");
-        self.bind_site(sql);
-        sql.push(" AND e.session_start < ");
-        self.bind_ts(sql, self.end_us);
-        sql.push(" AND e.last_ts >= ");
-        self.bind_ts(sql, self.start_us);
+        self.sv_visits_in_range(sql);
         sql.push(" AND (e.session_start >= ");
         self.bind_ts(sql, self.start_us);
         sql.push(" OR e.session_id IN (SELECT session_id FROM events WHERE site_id = ");
@@ -854,11 +844,9 @@ impl<'a> Builder<'a> {
         sql.push(")");
     }
 
-    /// `sv AS (...)` with event filters: the visits with a matching hit in range, picked
-    /// from `events` by session id; keys and visitor from their `sessions` row. Grouping
-    /// visits instead of their matching events joined to their visits: half the time
-    /// (10M events, 30 days, `page=/` by source: ~110 vs ~220 ms, Python duckdb).
-    fn rollup_matching_visitors_cte(&self, sql: &mut Sql) {
+    /// Opens `sv AS (SELECT e.visitor_id, <dimension keys> FROM sessions e WHERE` the
+    /// site's visits that can have events in range; callers add the rest of the condition.
+    fn sv_visits_in_range(&self, sql: &mut Sql) {
         self.over_sessions.set(true);
         sql.push("sv AS (SELECT e.visitor_id");
         for (i, d) in self.dims().iter().enumerate() {
@@ -870,6 +858,14 @@ impl<'a> Builder<'a> {
         self.bind_ts(sql, self.end_us);
         sql.push(" AND e.last_ts >= ");
         self.bind_ts(sql, self.start_us);
+    }
+
+    /// `sv AS (...)` with event filters: the visits with a matching hit in range, picked
+    /// from `events` by session id; keys and visitor from their `sessions` row. Grouping
+    /// visits instead of their matching events joined to their visits: half the time
+    /// (10M events, 30 days, `page=/` by source: ~110 vs ~220 ms, Python duckdb).
+    fn rollup_matching_visitors_cte(&self, sql: &mut Sql) {
+        self.sv_visits_in_range(sql);
         // Top-level filters wholly on visit attributes test the visit row; the rest pick
         // the events (joined to their visits only if they mix both kinds).
         let (on_visit, on_events): (Vec<Filter>, Vec<Filter>) = self
