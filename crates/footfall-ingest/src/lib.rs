@@ -9,6 +9,7 @@ pub mod wal;
 pub mod wire;
 
 use footfall_core::identity::client_event_id;
+use footfall_core::session::OpenSession;
 use footfall_core::{DropReason, Event};
 use footfall_store::{EventSink, LiveState, MetaStore, Site};
 use parking_lot::Mutex;
@@ -119,10 +120,15 @@ impl Ingestor {
             "loaded client event ids"
         );
         for open in sink.recent_sessions(max_timeout_secs + 300).await? {
-            let mut e = open.event;
-            e.session_start_us = open.start_us;
-            e.ts_us = open.last_us;
-            pipeline.restore(&e);
+            pipeline.reopen(
+                open.site_id,
+                OpenSession {
+                    session_id: open.session_id,
+                    visitor_id: open.visitor_id,
+                    start_us: open.start_us,
+                    last_us: open.last_us,
+                },
+            );
         }
         let (wal_dir, p) = (cfg.wal_dir.clone(), pipeline.clone());
         let (found, records) =

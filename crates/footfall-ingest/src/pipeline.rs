@@ -498,25 +498,32 @@ impl Pipeline {
         }
     }
 
-    /// Re-opens a visit known from storage or the log (start-up).
+    /// Re-opens a visit known from storage or the log (start-up), unless the visitor
+    /// already has a later one.
+    pub fn reopen(&self, site_id: u32, visit: OpenSession) {
+        self.sessions.note_time(site_id, visit.last_us);
+        self.sessions
+            .with(site_id, visit.visitor_id, |slot| match slot {
+                Some(open) if open.session_id == visit.session_id => open.touch(visit.last_us),
+                Some(open) if open.last_us > visit.last_us => {}
+                _ => *slot = Some(visit),
+            });
+    }
+
+    /// Re-opens the visit of an event from the log (start-up) and remembers its id.
     pub fn restore(&self, e: &Event) {
         if e.client_id {
             self.dedup.insert(e.event_id);
         }
-        self.sessions.note_time(e.site_id, e.ts_us);
-        self.sessions
-            .with(e.site_id, e.visitor_id, |slot| match slot {
-                Some(open) if open.session_id == e.session_id => open.touch(e.ts_us),
-                Some(open) if open.last_us > e.ts_us => {}
-                _ => {
-                    *slot = Some(OpenSession {
-                        session_id: e.session_id,
-                        visitor_id: e.visitor_id,
-                        start_us: e.session_start_us,
-                        last_us: e.ts_us,
-                    })
-                }
-            });
+        self.reopen(
+            e.site_id,
+            OpenSession {
+                session_id: e.session_id,
+                visitor_id: e.visitor_id,
+                start_us: e.session_start_us,
+                last_us: e.ts_us,
+            },
+        );
     }
 }
 

@@ -433,22 +433,12 @@ impl EventSink for DuckStore {
                 let mut stmt = conn.prepare(RECENT_SESSIONS_SQL).map_err(db_err)?;
                 let rows = stmt
                     .query_map(params![i64::from(window_secs)], |r| {
-                        let start_us: i64 = r.get(3)?;
-                        let last_us: i64 = r.get(4)?;
                         Ok(RecentSession {
                             site_id: r.get(0)?,
-                            event: Event {
-                                site_id: r.get(0)?,
-                                visitor_id: r.get(1)?,
-                                session_id: r.get(2)?,
-                                session_start_us: start_us,
-                                ts_us: last_us,
-                                // Attributes stay in the visit's row: later events of
-                                // the visit do not carry them.
-                                ..Event::default()
-                            },
-                            start_us,
-                            last_us,
+                            visitor_id: r.get(1)?,
+                            session_id: r.get(2)?,
+                            start_us: r.get(3)?,
+                            last_us: r.get(4)?,
                         })
                     })
                     .map_err(db_err)?;

@@ -116,11 +116,14 @@ pub struct DropCount {
     pub count: u64,
 }
 
-/// A visit that may still receive events, rebuilt at start-up.
+/// A visit that may still receive events, rebuilt at start-up (its attributes stay in
+/// the store: later events of a visit do not carry them).
 #[derive(Debug, Clone)]
 pub struct RecentSession {
     pub site_id: u32,
-    pub event: Event,
+    pub visitor_id: u64,
+    pub session_id: u64,
+    /// First and last event times, microseconds since the epoch.
     pub start_us: i64,
     pub last_us: i64,
 }
