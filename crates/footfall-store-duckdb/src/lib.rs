@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     pub(crate) generation: AtomicU64,
     /// None when the cache is off (`DuckConfig::query_cache`).
     results: Option<Mutex<ResultCache>>,
+    /// Goals by site id, read once: every Stats API query needs them, and a DuckDB
+    /// lookup cost ~1 ms of CPU per query (planning included). Only this process writes
+    /// the file; site removal drops its entry.
+    pub(crate) goals: Mutex<HashMap<u32, Vec<footfall_core::query::Goal>>>,
 }
 
 /// Stats API results by query (its full resolved form and the site context) with the
@@ -147,6 +151,7 @@ impl DuckStore {
                 base: Mutex::new(base),
                 generation: AtomicU64::new(0),
                 results: query_cache.then(|| Mutex::new(ResultCache::default())),
+                goals: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -163,6 +168,9 @@ impl DuckStore {
     }
 }
 
+/// Prepared Stats API statements kept per query connection.
+const QUERY_STATEMENT_CACHE: usize = 64;
+
 impl Inner {
     /// Borrows a query connection from the pool (cloning a new one when empty).
     pub(crate) fn with_reader<R>(
@@ -171,7 +179,12 @@ impl Inner {
     ) -> StoreResult<R> {
         let conn = match self.readers.lock().pop() {
             Some(c) => c,
-            None => self.base.lock().try_clone().map_err(db_err)?,
+            None => {
+                let conn = self.base.lock().try_clone().map_err(db_err)?;
+                // Room for a dashboard's statements with a few filter sets (see query.rs).
+                conn.set_prepared_statement_cache_capacity(QUERY_STATEMENT_CACHE);
+                conn
+            }
         };
         let out = f(&conn);
         self.readers.lock().push(conn);

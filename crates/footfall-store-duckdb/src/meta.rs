@@ -121,6 +121,7 @@ impl MetaStore for DuckStore {
             }
             conn.execute("DELETE FROM sites WHERE id = ?", params![id])
                 .map_err(db_err)?;
+            inner.goals.lock().remove(&id);
             Ok(())
         })
         .await
@@ -244,6 +245,9 @@ impl MetaStore for DuckStore {
     }
 
     async fn goals(&self, site_id: u32) -> StoreResult<Vec<Goal>> {
+        if let Some(goals) = self.inner.goals.lock().get(&site_id) {
+            return Ok(goals.clone());
+        }
         self.blocking(move |inner| {
             let conn = inner.meta.lock();
             let mut stmt = conn
@@ -265,7 +269,9 @@ impl MetaStore for DuckStore {
                     })
                 })
                 .map_err(db_err)?;
-            rows.collect::<Result<_, _>>().map_err(db_err)
+            let goals: Vec<Goal> = rows.collect::<Result<_, _>>().map_err(db_err)?;
+            inner.goals.lock().insert(site_id, goals.clone());
+            Ok(goals)
         })
         .await
     }
