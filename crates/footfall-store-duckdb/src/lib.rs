@@ -4,17 +4,18 @@
 //! share it with MVCC. We keep one connection for the event writer, one for metadata
 //! and a small pool for queries, and run every call on tokio's blocking pool.
 
+mod cache;
 mod meta;
 pub mod query;
 mod sink;
 
+use cache::ResultCache;
 use duckdb::Connection;
 use footfall_store::{StoreError, StoreResult};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Forward-only migrations, applied in order at open; the applied version is recorded.
 const MIGRATIONS: &[(u32, &str)] = &[
@@ -59,46 +60,12 @@ pub(crate) struct Inner {
     pub(crate) meta: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     base: Mutex<Connection>,
-    /// Bumped after every committed change to the event tables: cached query results
-    /// of an older generation are never served.
-    pub(crate) generation: AtomicU64,
     /// None when the cache is off (`DuckConfig::query_cache`).
     results: Option<Mutex<ResultCache>>,
     /// Goals by site id, read once: every Stats API query needs them, and a DuckDB
     /// lookup cost ~1 ms of CPU per query (planning included). Only this process writes
     /// the file; site removal drops its entry.
     pub(crate) goals: Mutex<HashMap<u32, Vec<footfall_core::query::Goal>>>,
-}
-
-/// Stats API results by query (its full resolved form and the site context) with the
-/// generation they were computed at. Small and cleared when full: it serves the repeated
-/// identical queries of dashboards while no write happens, nothing more.
-#[derive(Default)]
-struct ResultCache {
-    entries: HashMap<String, (u64, footfall_core::query::QueryOutput)>,
-}
-
-impl ResultCache {
-    const MAX_ENTRIES: usize = 64;
-    /// Larger results are not kept (a full breakdown can hold 10,000 rows).
-    const MAX_ROWS: usize = 1_000;
-
-    fn get(&self, key: &str, generation: u64) -> Option<footfall_core::query::QueryOutput> {
-        match self.entries.get(key) {
-            Some((g, out)) if *g == generation => Some(out.clone()),
-            _ => None,
-        }
-    }
-
-    fn put(&mut self, key: String, generation: u64, out: &footfall_core::query::QueryOutput) {
-        if out.results.len() > Self::MAX_ROWS {
-            return;
-        }
-        if self.entries.len() >= Self::MAX_ENTRIES {
-            self.entries.clear();
-        }
-        self.entries.insert(key, (generation, out.clone()));
-    }
 }
 
 /// The embedded store; cheap to clone.
@@ -149,7 +116,6 @@ impl DuckStore {
                 meta: Mutex::new(meta),
                 readers: Mutex::new(Vec::new()),
                 base: Mutex::new(base),
-                generation: AtomicU64::new(0),
                 results: query_cache.then(|| Mutex::new(ResultCache::default())),
                 goals: Mutex::new(HashMap::new()),
             }),
@@ -172,6 +138,28 @@ impl DuckStore {
 const QUERY_STATEMENT_CACHE: usize = 64;
 
 impl Inner {
+    /// Records a committed append of `events` for the result cache: per site, the
+    /// earliest event time or visit start it touched.
+    pub(crate) fn note_append(&self, events: &[footfall_core::Event]) {
+        let Some(cache) = &self.results else { return };
+        let mut touched: Vec<(u32, i64)> = Vec::new();
+        for e in events {
+            let earliest = e.ts_us.min(e.session_start_us);
+            match touched.iter_mut().find(|(site, _)| *site == e.site_id) {
+                Some((_, t)) => *t = (*t).min(earliest),
+                None => touched.push((e.site_id, earliest)),
+            }
+        }
+        cache.lock().writes.appended(touched);
+    }
+
+    /// Records a committed write that may have changed any site and range.
+    pub(crate) fn note_rewrite(&self) {
+        if let Some(cache) = &self.results {
+            cache.lock().writes.rewritten();
+        }
+    }
+
     /// Borrows a query connection from the pool (cloning a new one when empty).
     pub(crate) fn with_reader<R>(
         &self,
@@ -317,24 +305,30 @@ impl footfall_store::EventQuery for DuckStore {
         query: footfall_core::query::Query,
     ) -> StoreResult<footfall_core::query::QueryOutput> {
         self.blocking(move |inner| {
-            // The generation is read before the query runs: a write committing meanwhile
-            // makes this result stale at once.
-            let generation = inner.generation.load(Ordering::Acquire);
+            let scope = cache::Scope {
+                site: site_id,
+                end_us: query.range.end_utc.timestamp_micros(),
+            };
             let key = format!("{site_id}\u{1f}{site:?}\u{1f}{query:?}");
-            if let Some(out) = inner
-                .results
-                .as_ref()
-                .and_then(|cache| cache.lock().get(&key, generation))
-            {
-                return Ok(out);
-            }
+            // The generation is read before the query runs: a write committing meanwhile
+            // counts as after the result.
+            let generation = match &inner.results {
+                Some(cache) => {
+                    let cache = cache.lock();
+                    if let Some(out) = cache.get(&key, scope) {
+                        return Ok(out);
+                    }
+                    Some(cache.writes.generation())
+                }
+                None => None,
+            };
             let out = inner.with_reader(|conn| {
                 query::execute(conn, site_id, &site, &query).map_err(|e| match e {
                     query::ExecError::Invalid(m) => StoreError::Query(m),
                     other => StoreError::Backend(other.to_string()),
                 })
             })?;
-            if let Some(cache) = &inner.results {
+            if let (Some(cache), Some(generation)) = (&inner.results, generation) {
                 cache.lock().put(key, generation, &out);
             }
             Ok(out)

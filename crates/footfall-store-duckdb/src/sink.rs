@@ -8,7 +8,6 @@ use duckdb::{Connection, params};
 use footfall_core::Event;
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_store::{EventSink, RecentSession, StoreResult};
-use std::sync::atomic::Ordering;
 
 fn ts(us: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, us)
@@ -348,7 +347,7 @@ impl Inner {
         match result {
             Ok(()) => {
                 let committed = conn.execute_batch("COMMIT").map_err(db_err);
-                self.generation.fetch_add(1, Ordering::Release);
+                self.note_append(events);
                 committed
             }
             Err(e) => {
@@ -365,7 +364,7 @@ impl Inner {
         match f(&conn) {
             Ok(r) => {
                 let committed = conn.execute_batch("COMMIT").map_err(db_err);
-                self.generation.fetch_add(1, Ordering::Release);
+                self.note_rewrite();
                 committed.map(|()| r)
             }
             Err(e) => {
@@ -707,5 +706,86 @@ mod tests {
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .expect("count");
         assert_eq!(left, 1);
+    }
+
+    /// A cached result over a past range is served again after appends that touch only
+    /// later times (today's live traffic under a "30d" dashboard), and recomputed after
+    /// one that reaches into the range, including a later event of a visit that started
+    /// in it. The store is changed behind the cache's back to tell the two apart.
+    #[tokio::test]
+    async fn results_of_past_ranges_survive_appends_after_them() {
+        const DAY_US: i64 = 24 * 60 * MIN;
+        let store = DuckStore::memory().expect("store");
+        let day = query(serde_json::json!({"site_id": "example.com",
+            "date_range": ["2024-03-10", "2024-03-10"], "metrics": ["visitors", "pageviews"]}));
+        let metrics = |out: &footfall_core::query::QueryOutput| {
+            out.results.first().map(|r| r.metrics.clone())
+        };
+        let hidden_delete = |store: &DuckStore| {
+            store
+                .inner
+                .writer
+                .lock()
+                .execute_batch("DELETE FROM events; DELETE FROM sessions;")
+                .expect("delete");
+        };
+        store
+            .append(
+                Arc::new(vec![
+                    ev(1, 10, DAY, "pageview", "/", "Google"),
+                    later(ev(1, 10, DAY + MIN, "pageview", "/a", "")),
+                ]),
+                1,
+            )
+            .await
+            .expect("append");
+        let cached = store.run(1, site(), day.clone()).await.expect("query");
+        assert_eq!(
+            metrics(&cached),
+            Some(vec![serde_json::json!(1), serde_json::json!(2)])
+        );
+
+        hidden_delete(&store);
+        // The next day's traffic, on this site and another: the answer stands.
+        let mut other_site = ev(5, 50, DAY, "pageview", "/", "");
+        other_site.site_id = 2;
+        store
+            .append(
+                Arc::new(vec![
+                    ev(2, 20, DAY + DAY_US, "pageview", "/", ""),
+                    other_site,
+                ]),
+                2,
+            )
+            .await
+            .expect("append");
+        let again = store.run(1, site(), day.clone()).await.expect("query");
+        assert_eq!(metrics(&again), metrics(&cached));
+
+        // A visit inside the range: recomputed (the hidden delete shows).
+        store
+            .append(
+                Arc::new(vec![ev(3, 30, DAY + 30 * MIN, "pageview", "/", "")]),
+                3,
+            )
+            .await
+            .expect("append");
+        let fresh = store.run(1, site(), day.clone()).await.expect("query");
+        assert_eq!(
+            metrics(&fresh),
+            Some(vec![serde_json::json!(1), serde_json::json!(1)])
+        );
+
+        // A visit that started in the range goes on the next day: its start is before
+        // the range's end, so the result is recomputed too.
+        hidden_delete(&store);
+        let mut continued = later(ev(3, 30, DAY + DAY_US + 5 * MIN, "pageview", "/b", ""));
+        continued.session_start_us = DAY + 30 * MIN;
+        store
+            .append(Arc::new(vec![continued]), 4)
+            .await
+            .expect("append");
+        let after = store.run(1, site(), day).await.expect("query");
+        assert_ne!(metrics(&after), metrics(&fresh));
     }
 }
