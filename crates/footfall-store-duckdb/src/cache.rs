@@ -6,7 +6,7 @@
 //! started before `end` (a visit belongs to the range of its first event; its duration,
 //! exit page and bounce include later events). An append that only touches events and
 //! visits at or after `end` of other ranges leaves the answer as it was — so live traffic
-//! today keeps the "30d" and "month" dashboards (which end at midnight) cached, while a
+//! today keeps the "7d" and "30d" dashboards (which end before today) cached, while a
 //! range that includes now is recomputed after every batch.
 
 use footfall_core::query::QueryOutput;
