@@ -102,8 +102,9 @@ FROM touched_sessions t JOIN (
 }
 
 /// Fills `touched_sessions` with the distinct visits of a batch; returns the smallest id.
-/// A visit's attributes come with its first event only (`Event::visit`); a visit whose
-/// first event was in an earlier batch keeps the attributes of its `sessions` row.
+/// A visit's attributes come with its first event only (`Event::visit`); the others are
+/// staged with NULL attributes, which `fill_missing_attributes` takes from the visit's
+/// `sessions` row where a row is rewritten as a whole.
 fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64>> {
     conn.execute("DELETE FROM touched_sessions", [])?;
     let columns: Vec<&str> = VISIT_COLUMNS.split(", ").collect();
@@ -112,11 +113,9 @@ fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64
     firsts.sort_by_key(|e| (e.session_id, e.site_id, e.visit.is_none()));
     firsts.dedup_by_key(|e| (e.session_id, e.site_id));
     let mut app = conn.appender("touched_sessions")?;
-    let mut unknown = 0usize;
     for e in &firsts {
         let Some(v) = &e.visit else {
-            unknown += 1;
-            // Attributes NULL: filled from the visit's row below.
+            // Attributes NULL: see `fill_missing_attributes`.
             let mut row = vec![
                 Value::UInt(e.site_id),
                 Value::UBigInt(e.session_id),
@@ -159,33 +158,38 @@ fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64
     }
     app.flush()?;
     drop(app);
-    let min_id = firsts.first().map(|e| e.session_id);
-    if unknown > 0 {
-        let from_row = columns
-            .iter()
-            .map(|c| format!("{c} = s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        conn.execute(
-            &format!(
-                "UPDATE touched_sessions t SET {from_row} FROM sessions s \
-                 WHERE t.entry_page IS NULL AND s.session_id >= ? \
-                 AND s.site_id = t.site_id AND s.session_id = t.session_id"
-            ),
-            params![min_id.unwrap_or(0)],
-        )?;
-        // A visit without a row (its first event was erased) gets empty attributes.
-        let empty = columns
-            .iter()
-            .map(|c| format!("{c} = {}", if *c == "city" { "0" } else { "''" }))
-            .collect::<Vec<_>>()
-            .join(", ");
-        conn.execute(
-            &format!("UPDATE touched_sessions SET {empty} WHERE entry_page IS NULL"),
-            [],
-        )?;
-    }
-    Ok(min_id)
+    Ok(firsts.first().map(|e| e.session_id))
+}
+
+/// Gives the staged visits without attributes (staged NULL by `stage_batch`) those of
+/// their `sessions` row, or empty ones when they have none (their first event was
+/// erased). `min_id` is the smallest staged id.
+fn fill_missing_attributes(conn: &Connection, min_id: u64) -> duckdb::Result<()> {
+    let columns: Vec<&str> = VISIT_COLUMNS.split(", ").collect();
+    let from_row = columns
+        .iter()
+        .map(|c| format!("{c} = s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.execute(
+        &format!(
+            "UPDATE touched_sessions t SET {from_row} FROM sessions s \
+             WHERE t.entry_page IS NULL AND s.session_id >= ? \
+             AND s.site_id = t.site_id AND s.session_id = t.session_id"
+        ),
+        params![min_id],
+    )?;
+    // A visit without a row (its first event was erased) gets empty attributes.
+    let empty = columns
+        .iter()
+        .map(|c| format!("{c} = {}", if *c == "city" { "0" } else { "''" }))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.execute(
+        &format!("UPDATE touched_sessions SET {empty} WHERE entry_page IS NULL"),
+        [],
+    )?;
+    Ok(())
 }
 
 /// One visit's numbers within one write batch, merged into its `sessions` row.
@@ -307,15 +311,10 @@ fn merge_batch_into_rollup(conn: &Connection, events: &[Event], min_id: u64) -> 
          WHERE s.session_id >= ? AND s.site_id = b.site_id AND s.session_id = b.session_id",
         params![min_id],
     )?;
-    let attributes = VISIT_COLUMNS
-        .split(", ")
-        .map(|c| format!("{c} = t.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    conn.execute(
-        &format!(
-            "UPDATE sessions s SET visitor_id = t.visitor_id, {attributes},
-                 session_start = least(s.session_start, b.first_ts),
+    // The numbers of every mergeable visit; the attributes only of those whose opening
+    // event is in the batch (an earlier hit that became the visit's start): rewriting two
+    // dozen unchanged strings per continuing visit was most of the update's cost.
+    let numbers = "session_start = least(s.session_start, b.first_ts),
                  last_ts = greatest(s.last_ts, b.last_ts),
                  pageviews = s.pageviews + b.pageviews,
                  interactive = s.interactive + b.interactive,
@@ -324,13 +323,46 @@ fn merge_batch_into_rollup(conn: &Connection, events: &[Event], min_id: u64) -> 
                      ELSE b.exit_page END,
                  exit_hostname = CASE WHEN b.last_pageview_ts IS NOT NULL THEN b.pageview_exit_hostname
                      WHEN s.pageviews > 0 OR s.last_ts > b.last_ts THEN s.exit_hostname
-                     ELSE b.exit_hostname END
+                     ELSE b.exit_hostname END";
+    let attributes = VISIT_COLUMNS
+        .split(", ")
+        .map(|c| format!("{c} = t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.execute(
+        &format!(
+            "UPDATE sessions s SET {numbers}
              FROM batch_visits b, touched_sessions t
-             WHERE b.mergeable AND t.site_id = b.site_id AND t.session_id = b.session_id
+             WHERE b.mergeable AND t.entry_page IS NULL
+               AND t.site_id = b.site_id AND t.session_id = b.session_id
                AND s.session_id >= ? AND s.site_id = b.site_id AND s.session_id = b.session_id"
         ),
         params![min_id],
     )?;
+    conn.execute(
+        &format!(
+            "UPDATE sessions s SET visitor_id = t.visitor_id, {attributes}, {numbers}
+             FROM batch_visits b, touched_sessions t
+             WHERE b.mergeable AND t.entry_page IS NOT NULL
+               AND t.site_id = b.site_id AND t.session_id = b.session_id
+               AND s.session_id >= ? AND s.site_id = b.site_id AND s.session_id = b.session_id"
+        ),
+        params![min_id],
+    )?;
+    // Left to do: new visits (inserted) and those recomputed from their events.
+    conn.execute(
+        "DELETE FROM touched_sessions t WHERE EXISTS (SELECT 1 FROM batch_visits b
+             WHERE b.site_id = t.site_id AND b.session_id = t.session_id AND b.mergeable)",
+        [],
+    )?;
+    let Some(oldest_left) =
+        conn.query_row("SELECT min(session_id) FROM touched_sessions", [], |r| {
+            r.get::<_, Option<u64>>(0)
+        })?
+    else {
+        return Ok(());
+    };
+    fill_missing_attributes(conn, oldest_left)?;
     conn.execute(
         "INSERT INTO sessions BY NAME
          SELECT t.*, b.first_ts AS session_start, b.last_ts AS last_ts,
@@ -342,11 +374,10 @@ fn merge_batch_into_rollup(conn: &Connection, events: &[Event], min_id: u64) -> 
          WHERE NOT b.has_row",
         [],
     )?;
-    // What is left in `touched_sessions` is recomputed from its events.
+    // What is left now is recomputed from its events.
     conn.execute(
         "DELETE FROM touched_sessions t WHERE EXISTS (SELECT 1 FROM batch_visits b
-             WHERE b.site_id = t.site_id AND b.session_id = t.session_id
-               AND (b.mergeable OR NOT b.has_row))",
+             WHERE b.site_id = t.site_id AND b.session_id = t.session_id AND NOT b.has_row)",
         [],
     )?;
     let oldest_left: Option<u64> =
@@ -827,7 +858,9 @@ mod tests {
                     event_id
                 };
                 e.interactive = next(2) == 0;
-                if std::mem::replace(&mut opened[session as usize], true) {
+                // Later hits carry no attributes, except now and then one that became
+                // the visit's start (processed out of order).
+                if std::mem::replace(&mut opened[session as usize], true) && next(5) != 0 {
                     e = later(e);
                 }
                 events.push(e);
