@@ -29,6 +29,12 @@ pub struct Config {
     /// Megabytes of write-ahead log acknowledged but not yet in the store beyond which
     /// ingestion answers 503 (the backlog is on disk, not in memory).
     pub max_backlog_mb: u64,
+    /// glibc malloc arenas (DuckDB's C++ allocates through glibc malloc; its default is
+    /// 8 per core, each keeping its own free memory). 0: glibc's default.
+    pub malloc_arena_max: u32,
+    /// Seconds between memory reports in the log (resident set, what glibc malloc,
+    /// mimalloc and DuckDB hold; target `footfall::memory`). 0: off.
+    pub memory_report_secs: u64,
     /// MaxMind DB City or Country database (GeoLite2, GeoIP2, DB-IP Lite).
     pub geoip_city: Option<PathBuf>,
     /// MaxMind DB ASN or ISP database (organisation, `visit:org`).
@@ -52,6 +58,8 @@ impl Default for Config {
             duckdb_threads: 2,
             query_cache: true,
             max_backlog_mb: 1024,
+            malloc_arena_max: 2,
+            memory_report_secs: 0,
             geoip_city: None,
             geoip_asn: None,
             country_header: String::new(),
@@ -79,6 +87,8 @@ impl Config {
             "duckdb_threads",
             "query_cache",
             "max_backlog_mb",
+            "malloc_arena_max",
+            "memory_report_secs",
             "geoip_city",
             "geoip_asn",
             "country_header",

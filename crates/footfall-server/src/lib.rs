@@ -112,6 +112,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let started = std::time::Instant::now();
     let store = open_embedded(&config)?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, "store opened");
+    if config.memory_report_secs > 0 {
+        store.spawn_memory_report(Duration::from_secs(config.memory_report_secs));
+    }
     let storage = storage_of(&store);
     let token = admin_token(&config.admin_token_path())?;
     let max_timeout = storage

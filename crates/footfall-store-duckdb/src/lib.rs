@@ -131,6 +131,44 @@ impl DuckStore {
         Self::from_connection(Connection::open_in_memory().map_err(db_err)?, true)
     }
 
+    /// DuckDB's own account of its memory (`duckdb_memory()`): bytes in use by its
+    /// buffer pool and tracked allocations, and bytes spilled to temporary storage.
+    pub fn memory_usage(&self) -> StoreResult<(u64, u64)> {
+        self.inner.with_reader(|conn| {
+            conn.query_row(
+                "SELECT sum(memory_usage_bytes)::UBIGINT, sum(temporary_storage_bytes)::UBIGINT FROM duckdb_memory()",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db_err)
+        })
+    }
+
+    /// Logs `memory_usage` every `every` while the store is open (target
+    /// `footfall::memory`, next to the process report of `FOOTFALL_MEMORY_REPORT`).
+    pub fn spawn_memory_report(&self, every: std::time::Duration) {
+        let store = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("footfall-duckdb-memory".into())
+            .spawn(move || {
+                while let Some(inner) = store.upgrade() {
+                    match (DuckStore { inner }).memory_usage() {
+                        Ok((used, spilled)) => tracing::info!(
+                            target: "footfall::memory",
+                            "duckdb: memory {} MiB, temporary storage {} MiB",
+                            used >> 20,
+                            spilled >> 20
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "could not read duckdb_memory()"),
+                    }
+                    std::thread::sleep(every);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the DuckDB memory report");
+        }
+    }
+
     fn from_connection(base: Connection, query_cache: bool) -> StoreResult<Self> {
         migrate(&base)?;
         let writer = base.try_clone().map_err(db_err)?;
