@@ -1,6 +1,7 @@
 //! Ingestion without HTTP: wire parsing, the pipeline steps, the write-ahead log and the
 //! writer that moves durable batches into the event store.
 
+pub mod dedup;
 pub mod pipeline;
 pub mod record;
 pub mod salts;

@@ -29,6 +29,10 @@ pub struct Config {
     /// Megabytes of write-ahead log acknowledged but not yet in the store beyond which
     /// ingestion answers 503 (the backlog is on disk, not in memory).
     pub max_backlog_mb: u64,
+    /// Most events the store writer appends in one transaction (the applier gathers up
+    /// to this many before processing them; about three such batches are in memory at
+    /// once: being processed, queued, being written).
+    pub store_batch: usize,
     /// glibc malloc arenas (DuckDB's C++ allocates through glibc malloc; its default is
     /// 8 per core, each keeping its own free memory). 0: glibc's default.
     pub malloc_arena_max: u32,
@@ -58,6 +62,7 @@ impl Default for Config {
             duckdb_threads: 2,
             query_cache: true,
             max_backlog_mb: 1024,
+            store_batch: 100_000,
             malloc_arena_max: 2,
             memory_report_secs: 0,
             geoip_city: None,
@@ -87,6 +92,7 @@ impl Config {
             "duckdb_threads",
             "query_cache",
             "max_backlog_mb",
+            "store_batch",
             "malloc_arena_max",
             "memory_report_secs",
             "geoip_city",

@@ -129,7 +129,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         IngestConfig {
             wal_dir: config.wal_dir(),
             max_backlog_bytes: config.max_backlog_mb.saturating_mul(1 << 20),
-            store_batch: 100_000,
+            store_batch: config.store_batch.max(1),
         },
         storage.events.clone(),
         storage.meta.clone(),
