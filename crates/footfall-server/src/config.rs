@@ -19,7 +19,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: String,
-    /// DuckDB memory limit, e.g. "256MB".
+    /// DuckDB memory limit, e.g. "128MB" (the default) or "1GB".
     pub duckdb_memory_limit: String,
     /// DuckDB worker threads.
     pub duckdb_threads: u32,
@@ -58,7 +58,7 @@ impl Default for Config {
             data: PathBuf::from("footfall-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8070)),
             trusted_proxies: "127.0.0.0/8,::1/128".into(),
-            duckdb_memory_limit: "256MB".into(),
+            duckdb_memory_limit: footfall_store_duckdb::DEFAULT_MEMORY_LIMIT.into(),
             duckdb_threads: 2,
             query_cache: true,
             max_backlog_mb: 1024,

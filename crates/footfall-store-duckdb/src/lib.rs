@@ -34,10 +34,27 @@ fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
     }
 }
 
+/// DuckDB's memory limit while migrations run (their slices are sized for it).
+const MIGRATION_MEMORY_LIMIT: &str = "256MB";
+
+/// DuckDB's default memory limit: its buffer pool and query state, allocated through
+/// glibc malloc, are most of what DuckDB adds to the resident set. The dashboard queries
+/// over 10M events took as long with 128 MB as with 256 MB (`scripts/dashboard-direct`,
+/// docs/ARCHITECTURE.md "Memory").
+pub const DEFAULT_MEMORY_LIMIT: &str = "128MB";
+
+fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {
+    conn.execute_batch(&format!(
+        "SET memory_limit = '{}'",
+        limit.replace('\'', "''")
+    ))
+    .map_err(db_err)
+}
+
 /// Resource limits handed to DuckDB.
 #[derive(Debug, Clone)]
 pub struct DuckConfig {
-    /// e.g. "256MB".
+    /// e.g. "128MB" (`DEFAULT_MEMORY_LIMIT`).
     pub memory_limit: String,
     pub threads: u32,
     /// Keep Stats API results until the next write (`ResultCache`).
@@ -47,7 +64,7 @@ pub struct DuckConfig {
 impl Default for DuckConfig {
     fn default() -> Self {
         DuckConfig {
-            memory_limit: "256MB".into(),
+            memory_limit: DEFAULT_MEMORY_LIMIT.into(),
             threads: 2,
             query_cache: true,
         }
@@ -119,10 +136,14 @@ impl DuckStore {
                 .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))
         };
         let conn = open()?;
+        // Migrations copy and regroup whole tables in slices sized for 256 MB; they run
+        // with that limit whatever the configured one (a lower limit is for serving).
+        set_memory_limit(&conn, MIGRATION_MEMORY_LIMIT)?;
         if migrate(&conn)? {
             compact_file(conn, path)?;
             return Self::from_connection(open()?, cfg.query_cache);
         }
+        set_memory_limit(&conn, &cfg.memory_limit)?;
         Self::from_connection(conn, cfg.query_cache)
     }
 
