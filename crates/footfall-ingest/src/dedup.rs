@@ -182,9 +182,7 @@ impl Dedup {
     /// Forgets an id accepted earlier (its write failed, so a retry must pass).
     pub fn remove(&self, id: u64) {
         let mut stored = self.stored.write();
-        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id)
-            && stored.contains(id)
-        {
+        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) && stored.contains(id) {
             let len = stored.len() - 1;
             let rest = SortedIds::from_sorted(stored.iter().filter(|&other| other != id), len);
             *stored = rest;
