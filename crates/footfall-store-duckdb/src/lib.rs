@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) generation: AtomicU64,
     /// None when the cache is off (`DuckConfig::query_cache`).
     results: Option<Mutex<ResultCache>>,
+    /// The configured DuckDB memory limit (`release_cached_buffers` restores it).
+    memory_limit: String,
 }
 
 /// Stats API results by query (its full resolved form and the site context) with the
@@ -141,15 +143,20 @@ impl DuckStore {
         set_memory_limit(&conn, MIGRATION_MEMORY_LIMIT)?;
         if migrate(&conn)? {
             compact_file(conn, path)?;
-            return Self::from_connection(open()?, cfg.query_cache);
+            let conn = open()?;
+            set_memory_limit(&conn, &cfg.memory_limit)?;
+            return Self::from_connection(conn, cfg);
         }
         set_memory_limit(&conn, &cfg.memory_limit)?;
-        Self::from_connection(conn, cfg.query_cache)
+        Self::from_connection(conn, cfg)
     }
 
     /// An in-memory store, for tests.
     pub fn memory() -> StoreResult<Self> {
-        Self::from_connection(Connection::open_in_memory().map_err(db_err)?, true)
+        Self::from_connection(
+            Connection::open_in_memory().map_err(db_err)?,
+            &DuckConfig::default(),
+        )
     }
 
     /// DuckDB's own account of its memory (`duckdb_memory()`): bytes in use by its
@@ -190,7 +197,7 @@ impl DuckStore {
         }
     }
 
-    fn from_connection(base: Connection, query_cache: bool) -> StoreResult<Self> {
+    fn from_connection(base: Connection, cfg: &DuckConfig) -> StoreResult<Self> {
         migrate(&base)?;
         let writer = base.try_clone().map_err(db_err)?;
         // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
@@ -205,7 +212,8 @@ impl DuckStore {
                 readers: Mutex::new(Vec::new()),
                 base: Mutex::new(base),
                 generation: AtomicU64::new(0),
-                results: query_cache.then(|| Mutex::new(ResultCache::default())),
+                results: cfg.query_cache.then(|| Mutex::new(ResultCache::default())),
+                memory_limit: cfg.memory_limit.clone(),
             }),
         })
     }
@@ -222,7 +230,26 @@ impl DuckStore {
     }
 }
 
+/// The limit `release_cached_buffers` lowers DuckDB's to for a moment.
+const RELEASE_MEMORY_LIMIT: &str = "16MB";
+
 impl Inner {
+    /// Empties DuckDB's buffer pool of cached blocks: lowering the memory limit makes
+    /// DuckDB evict unpinned blocks, and the configured limit is set again at once.
+    /// For start-up, whose whole-table scans (client ids, open visits) fill the pool
+    /// with blocks no query needs (~100 MB of the idle resident set otherwise).
+    /// Best effort: a failure only leaves the blocks cached.
+    pub(crate) fn release_cached_buffers(&self, conn: &Connection) {
+        let lowered = set_memory_limit(conn, RELEASE_MEMORY_LIMIT);
+        if let Err(e) = lowered.and_then(|()| set_memory_limit(conn, &self.memory_limit)) {
+            tracing::debug!(error = %e, "could not release DuckDB's cached buffers");
+            // Whatever happened, serve with the configured limit.
+            if let Err(e) = set_memory_limit(conn, &self.memory_limit) {
+                tracing::warn!(error = %e, "could not restore DuckDB's memory limit");
+            }
+        }
+    }
+
     /// Borrows a query connection from the pool (cloning a new one when empty).
     pub(crate) fn with_reader<R>(
         &self,
