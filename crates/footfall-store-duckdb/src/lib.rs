@@ -420,6 +420,49 @@ impl footfall_store::EventQuery for DuckStore {
 mod tests {
     use super::*;
 
+    /// The configured limit is in force after opening and after the start-up release of
+    /// cached blocks, which empties the buffer pool.
+    #[test]
+    fn memory_limit_is_configured_and_survives_releasing_cached_buffers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = DuckConfig {
+            memory_limit: "96MB".into(),
+            ..DuckConfig::default()
+        };
+        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
+        let limit = |store: &DuckStore| -> String {
+            store
+                .inner
+                .with_reader(|conn| {
+                    conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+                        .map_err(db_err)
+                })
+                .expect("setting")
+        };
+        let configured = limit(&store);
+        assert!(configured.starts_with("91.5 MiB"), "{configured}");
+        store
+            .inner
+            .with_reader(|conn| {
+                conn.execute_batch(
+                    "CREATE TABLE filler AS SELECT range AS i, md5(range::VARCHAR) AS s \
+                     FROM range(300000); CHECKPOINT; SELECT count(DISTINCT s) FROM filler",
+                )
+                .map_err(db_err)
+            })
+            .expect("fill");
+        store
+            .inner
+            .with_reader(|conn| {
+                store.inner.release_cached_buffers(conn);
+                Ok(())
+            })
+            .expect("release");
+        let (after, _) = store.memory_usage().expect("usage");
+        assert!(after <= 16 << 20, "{after}");
+        assert_eq!(limit(&store), configured);
+    }
+
     /// A version-3 store with events is migrated (visit attributes and visitor moved to
     /// the rollup, events clustered by visit) and its file rewritten.
     #[test]
