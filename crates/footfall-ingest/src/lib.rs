@@ -1,6 +1,7 @@
 //! Ingestion without HTTP: wire parsing, the pipeline steps, the write-ahead log and the
 //! writer that moves durable batches into the event store.
 
+pub mod dedup;
 pub mod pipeline;
 pub mod record;
 pub mod salts;
@@ -163,6 +164,7 @@ impl Ingestor {
             pipeline: pipeline.clone(),
             drops: drops.clone(),
             out: batch_tx,
+            slots: Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_MEMORY)),
             max_batch: cfg.store_batch,
             runtime: tokio::runtime::Handle::current(),
         };
@@ -358,7 +360,14 @@ struct Applied {
     events: Vec<Event>,
     lsn: u64,
     bytes: u64,
+    /// Held until the batch is stored (see `BATCHES_IN_MEMORY`).
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
+
+/// Batches of processed events in memory at once: one being written to the store while
+/// the next is gathered and processed. A third, queued between them, would only wait
+/// (the store is the slower side) and cost ~50 MB at 100,000 events.
+const BATCHES_IN_MEMORY: usize = 2;
 
 /// Reads durable records back from the log in LSN order, runs the pipeline over hit
 /// records (both cores when there is a backlog) and hands batches to the store writer,
@@ -369,13 +378,14 @@ struct Applier {
     pipeline: Arc<Pipeline>,
     drops: Arc<DropCounter>,
     out: tokio::sync::mpsc::Sender<Applied>,
+    /// `BATCHES_IN_MEMORY` permits; one is taken before a batch is gathered.
+    slots: Arc<tokio::sync::Semaphore>,
     max_batch: usize,
     runtime: tokio::runtime::Handle,
 }
 
-/// Records read for one store batch: up to `lsn`, `bytes` of log.
+/// Events of the records read for one store batch: up to `lsn`, `bytes` of log.
 struct Gathered {
-    hits: Vec<HitBatch>,
     events: Vec<Event>,
     lsn: u64,
     bytes: u64,
@@ -410,17 +420,19 @@ impl Applier {
     fn run(mut self) {
         lower_priority();
         loop {
-            let Some(Gathered {
-                hits,
-                mut events,
-                lsn,
-                bytes,
-            }) = self.gather()
-            else {
+            let slots = self.slots.clone();
+            let Ok(slot) = self.runtime.block_on(slots.acquire_owned()) else {
                 return;
             };
-            self.process(hits, &mut events);
-            let batch = Applied { events, lsn, bytes };
+            let Some(Gathered { events, lsn, bytes }) = self.gather() else {
+                return;
+            };
+            let batch = Applied {
+                events,
+                lsn,
+                bytes,
+                _slot: slot,
+            };
             if self.out.blocking_send(batch).is_err() {
                 return;
             }
@@ -431,7 +443,6 @@ impl Applier {
     /// when the log is quiet. `None` when the log writer has stopped.
     fn gather(&mut self) -> Option<Gathered> {
         let mut g = Gathered {
-            hits: Vec::new(),
             events: Vec::new(),
             lsn: 0,
             bytes: 0,
@@ -445,9 +456,11 @@ impl Applier {
                     g.lsn = at;
                     g.bytes += size;
                     match record::decode(&payload) {
+                        // Processed as read: only one record's raw hits are in memory,
+                        // not a whole batch's (~70 MB at 100,000 hits) next to its events.
                         Ok(Record::Hits { site, ctx, hits: h }) => {
                             count += h.len();
-                            g.hits.push(HitBatch { site, ctx, hits: h });
+                            self.process(vec![HitBatch { site, ctx, hits: h }], &mut g.events);
                         }
                         Ok(Record::Events(e)) => {
                             count += e.len();

@@ -1,6 +1,7 @@
 //! The per-hit steps, in order (DESIGN §2): cheap drops, URL and referrer, user agent
 //! and bot verdict, identity, de-duplication, sessionization. Pure CPU, no I/O.
 
+pub use crate::dedup::Dedup;
 use crate::salts::{SaltBook, day_of};
 use crate::sessions::SessionTable;
 use crate::wire::WireEvent;
@@ -15,8 +16,7 @@ use footfall_enrich::rules::{BlockRules, HitFacts, is_spam_referrer_url};
 use footfall_enrich::ua::{BotReason, UaParser};
 use footfall_enrich::url::parse_page_url;
 use footfall_store::Site;
-use parking_lot::{Mutex, RwLock};
-use std::collections::HashSet;
+use parking_lot::RwLock;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -71,134 +71,6 @@ pub fn validate(hit: &WireEvent) -> Result<(), String> {
     parse_page_url(&hit.url, hit.hash_mode)
         .map(|_| ())
         .map_err(url_error)
-}
-
-const DEDUP_SHARDS: usize = 16;
-
-/// Sorted ids with a table of where each top-bits prefix starts: client event ids are
-/// hashes, so a lookup searches ~8 neighbours instead of walking a binary search over
-/// millions (two cache misses instead of ~24). The table costs 0.5 byte per id.
-#[derive(Default)]
-struct SortedIds {
-    ids: Vec<u64>,
-    shift: u32,
-    starts: Vec<u32>,
-}
-
-impl SortedIds {
-    fn new(mut ids: Vec<u64>) -> SortedIds {
-        ids.sort_unstable();
-        SortedIds::from_sorted(ids)
-    }
-
-    /// `ids` must be sorted.
-    fn from_sorted(mut ids: Vec<u64>) -> SortedIds {
-        ids.dedup();
-        ids.shrink_to_fit();
-        let bits = (ids.len() / 8).max(1).ilog2().min(28);
-        let shift = 64 - bits;
-        let buckets = 1usize << bits;
-        let mut starts = Vec::with_capacity(buckets + 1);
-        for (i, id) in ids.iter().enumerate() {
-            let bucket = id.checked_shr(shift).unwrap_or(0) as usize;
-            while starts.len() <= bucket {
-                starts.push(i as u32);
-            }
-        }
-        while starts.len() <= buckets {
-            starts.push(ids.len() as u32);
-        }
-        SortedIds { ids, shift, starts }
-    }
-
-    fn position(&self, id: u64) -> Result<usize, usize> {
-        let bucket = id.checked_shr(self.shift).unwrap_or(0) as usize;
-        let (Some(&lo), Some(&hi)) = (self.starts.get(bucket), self.starts.get(bucket + 1)) else {
-            return Err(0);
-        };
-        let (lo, hi) = (lo as usize, hi as usize);
-        self.ids[lo..hi]
-            .binary_search(&id)
-            .map(|i| lo + i)
-            .map_err(|i| lo + i)
-    }
-
-    fn contains(&self, id: u64) -> bool {
-        self.position(id).is_ok()
-    }
-}
-
-/// Event ids that came from client-given ids, to answer re-sends idempotently.
-pub struct Dedup {
-    /// Ids of the store and those folded in by `compact`: 8.5 bytes each, where a hash
-    /// set costs two to four times that.
-    stored: RwLock<SortedIds>,
-    /// Ids accepted since the last `compact`.
-    shards: Vec<Mutex<HashSet<u64>>>,
-}
-
-impl Default for Dedup {
-    fn default() -> Self {
-        Dedup {
-            stored: RwLock::new(SortedIds::default()),
-            shards: (0..DEDUP_SHARDS)
-                .map(|_| Mutex::new(HashSet::new()))
-                .collect(),
-        }
-    }
-}
-
-impl Dedup {
-    /// Records `id`; false when it was already there.
-    pub fn insert(&self, id: u64) -> bool {
-        // Held across both lookups so `compact` cannot move the id in between.
-        let stored = self.stored.read();
-        if stored.contains(id) {
-            return false;
-        }
-        self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
-    }
-    /// Bulk load of the store's ids at start-up.
-    pub fn extend(&self, mut ids: Vec<u64>) {
-        let mut stored = self.stored.write();
-        ids.extend_from_slice(&stored.ids);
-        *stored = SortedIds::new(ids);
-    }
-    /// Moves the ids accepted since the last call into the sorted vector (upkeep).
-    pub fn compact(&self) {
-        let mut stored = self.stored.write();
-        let mut ids = Vec::new();
-        for shard in &self.shards {
-            let mut set = shard.lock();
-            ids.extend(set.iter().copied());
-            *set = HashSet::new();
-        }
-        if ids.is_empty() {
-            return;
-        }
-        // A merge, not a sort of everything: acceptance waits while this runs.
-        ids.sort_unstable();
-        let old = std::mem::take(&mut stored.ids);
-        let mut merged = Vec::with_capacity(old.len() + ids.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), ids.into_iter().peekable());
-        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
-            merged.extend(if x <= y { a.next() } else { b.next() });
-        }
-        merged.extend(a);
-        merged.extend(b);
-        *stored = SortedIds::from_sorted(merged);
-    }
-    /// Forgets an id accepted earlier (its write failed, so a retry must pass).
-    pub fn remove(&self, id: u64) {
-        let mut stored = self.stored.write();
-        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id)
-            && let Ok(at) = stored.position(id)
-        {
-            let mut ids = std::mem::take(&mut stored.ids);
-            ids.remove(at);
-            *stored = SortedIds::new(ids);
-        }
-    }
 }
 
 /// Event and session ids: a counter seeded with the start time in microseconds, so ids
@@ -815,37 +687,5 @@ mod enrichment_tests {
             other => panic!("expected an accepted event, got {other:?}"),
         };
         assert_eq!(e.visit.as_ref().map(|v| v.browser.as_str()), Some("Chrome"));
-    }
-}
-
-#[cfg(test)]
-mod dedup_tests {
-    use super::Dedup;
-
-    #[test]
-    fn stored_and_new_ids_are_both_seen() {
-        let d = Dedup::default();
-        d.extend(vec![30, 10, 20, 10]);
-        assert!(!d.insert(10));
-        assert!(!d.insert(30));
-        assert!(d.insert(15));
-        assert!(!d.insert(15));
-        d.remove(15);
-        assert!(d.insert(15));
-        d.extend(vec![40]);
-        assert!(!d.insert(20) && !d.insert(40));
-        assert!(d.insert(25));
-        d.compact();
-        assert!(!d.insert(25) && !d.insert(15) && !d.insert(10));
-        d.remove(25);
-        assert!(d.insert(25));
-        // Many ids: the prefix table finds every one of them, and nothing else.
-        let many: Vec<u64> = (0..100_000u64)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-            .collect();
-        let d = Dedup::default();
-        d.extend(many.clone());
-        assert!(many.iter().all(|&id| !d.insert(id)));
-        assert!(d.insert(u64::MAX) && d.insert(12345));
     }
 }

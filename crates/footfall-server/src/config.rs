@@ -19,7 +19,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: String,
-    /// DuckDB memory limit, e.g. "256MB".
+    /// DuckDB memory limit, e.g. "128MB" (the default) or "1GB".
     pub duckdb_memory_limit: String,
     /// DuckDB worker threads.
     pub duckdb_threads: u32,
@@ -29,6 +29,16 @@ pub struct Config {
     /// Megabytes of write-ahead log acknowledged but not yet in the store beyond which
     /// ingestion answers 503 (the backlog is on disk, not in memory).
     pub max_backlog_mb: u64,
+    /// Most events the store writer appends in one transaction (the applier gathers up
+    /// to this many before processing them; about three such batches are in memory at
+    /// once: being processed, queued, being written).
+    pub store_batch: usize,
+    /// glibc malloc arenas (DuckDB's C++ allocates through glibc malloc; its default is
+    /// 8 per core, each keeping its own free memory). 0: glibc's default.
+    pub malloc_arena_max: u32,
+    /// Seconds between memory reports in the log (resident set, what glibc malloc,
+    /// mimalloc and DuckDB hold; target `footfall::memory`). 0: off.
+    pub memory_report_secs: u64,
     /// MaxMind DB City or Country database (GeoLite2, GeoIP2, DB-IP Lite).
     pub geoip_city: Option<PathBuf>,
     /// MaxMind DB ASN or ISP database (organisation, `visit:org`).
@@ -48,10 +58,13 @@ impl Default for Config {
             data: PathBuf::from("footfall-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8070)),
             trusted_proxies: "127.0.0.0/8,::1/128".into(),
-            duckdb_memory_limit: "256MB".into(),
+            duckdb_memory_limit: footfall_store_duckdb::DEFAULT_MEMORY_LIMIT.into(),
             duckdb_threads: 2,
             query_cache: true,
             max_backlog_mb: 1024,
+            store_batch: 100_000,
+            malloc_arena_max: 2,
+            memory_report_secs: 0,
             geoip_city: None,
             geoip_asn: None,
             country_header: String::new(),
@@ -79,6 +92,9 @@ impl Config {
             "duckdb_threads",
             "query_cache",
             "max_backlog_mb",
+            "store_batch",
+            "malloc_arena_max",
+            "memory_report_secs",
             "geoip_city",
             "geoip_asn",
             "country_header",

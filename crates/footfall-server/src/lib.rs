@@ -112,6 +112,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let started = std::time::Instant::now();
     let store = open_embedded(&config)?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, "store opened");
+    if config.memory_report_secs > 0 {
+        store.spawn_memory_report(Duration::from_secs(config.memory_report_secs));
+    }
     let storage = storage_of(&store);
     let token = admin_token(&config.admin_token_path())?;
     let max_timeout = storage
@@ -126,7 +129,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         IngestConfig {
             wal_dir: config.wal_dir(),
             max_backlog_bytes: config.max_backlog_mb.saturating_mul(1 << 20),
-            store_batch: 100_000,
+            store_batch: config.store_batch.max(1),
         },
         storage.events.clone(),
         storage.meta.clone(),

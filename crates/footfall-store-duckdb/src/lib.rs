@@ -35,10 +35,27 @@ fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
     }
 }
 
+/// DuckDB's memory limit while migrations run (their slices are sized for it).
+const MIGRATION_MEMORY_LIMIT: &str = "256MB";
+
+/// DuckDB's default memory limit: its buffer pool and query state, allocated through
+/// glibc malloc, are most of what DuckDB adds to the resident set. The dashboard queries
+/// over 10M events took as long with 128 MB as with 256 MB (`scripts/dashboard-direct`,
+/// docs/ARCHITECTURE.md "Memory").
+pub const DEFAULT_MEMORY_LIMIT: &str = "128MB";
+
+fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {
+    conn.execute_batch(&format!(
+        "SET memory_limit = '{}'",
+        limit.replace('\'', "''")
+    ))
+    .map_err(db_err)
+}
+
 /// Resource limits handed to DuckDB.
 #[derive(Debug, Clone)]
 pub struct DuckConfig {
-    /// e.g. "256MB".
+    /// e.g. "128MB" (`DEFAULT_MEMORY_LIMIT`).
     pub memory_limit: String,
     pub threads: u32,
     /// Keep Stats API results until the next write (`ResultCache`).
@@ -48,7 +65,7 @@ pub struct DuckConfig {
 impl Default for DuckConfig {
     fn default() -> Self {
         DuckConfig {
-            memory_limit: "256MB".into(),
+            memory_limit: DEFAULT_MEMORY_LIMIT.into(),
             threads: 2,
             query_cache: true,
         }
@@ -66,6 +83,8 @@ pub(crate) struct Inner {
     /// lookup cost ~1 ms of CPU per query (planning included). Only this process writes
     /// the file; site removal drops its entry.
     pub(crate) goals: Mutex<HashMap<u32, Vec<footfall_core::query::Goal>>>,
+    /// The configured DuckDB memory limit (`release_cached_buffers` restores it).
+    memory_limit: String,
 }
 
 /// The embedded store; cheap to clone.
@@ -90,19 +109,66 @@ impl DuckStore {
                 .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))
         };
         let conn = open()?;
+        // Migrations copy and regroup whole tables in slices sized for 256 MB; they run
+        // with that limit whatever the configured one (a lower limit is for serving).
+        set_memory_limit(&conn, MIGRATION_MEMORY_LIMIT)?;
         if migrate(&conn)? {
             compact_file(conn, path)?;
-            return Self::from_connection(open()?, cfg.query_cache);
+            let conn = open()?;
+            set_memory_limit(&conn, &cfg.memory_limit)?;
+            return Self::from_connection(conn, cfg);
         }
-        Self::from_connection(conn, cfg.query_cache)
+        set_memory_limit(&conn, &cfg.memory_limit)?;
+        Self::from_connection(conn, cfg)
     }
 
     /// An in-memory store, for tests.
     pub fn memory() -> StoreResult<Self> {
-        Self::from_connection(Connection::open_in_memory().map_err(db_err)?, true)
+        Self::from_connection(
+            Connection::open_in_memory().map_err(db_err)?,
+            &DuckConfig::default(),
+        )
     }
 
-    fn from_connection(base: Connection, query_cache: bool) -> StoreResult<Self> {
+    /// DuckDB's own account of its memory (`duckdb_memory()`): bytes in use by its
+    /// buffer pool and tracked allocations, and bytes spilled to temporary storage.
+    pub fn memory_usage(&self) -> StoreResult<(u64, u64)> {
+        self.inner.with_reader(|conn| {
+            conn.query_row(
+                "SELECT sum(memory_usage_bytes)::UBIGINT, sum(temporary_storage_bytes)::UBIGINT FROM duckdb_memory()",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db_err)
+        })
+    }
+
+    /// Logs `memory_usage` every `every` while the store is open (target
+    /// `footfall::memory`, next to the process report of `FOOTFALL_MEMORY_REPORT`).
+    pub fn spawn_memory_report(&self, every: std::time::Duration) {
+        let store = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("footfall-duckdb-memory".into())
+            .spawn(move || {
+                while let Some(inner) = store.upgrade() {
+                    match (DuckStore { inner }).memory_usage() {
+                        Ok((used, spilled)) => tracing::info!(
+                            target: "footfall::memory",
+                            "duckdb: memory {} MiB, temporary storage {} MiB",
+                            used >> 20,
+                            spilled >> 20
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "could not read duckdb_memory()"),
+                    }
+                    std::thread::sleep(every);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the DuckDB memory report");
+        }
+    }
+
+    fn from_connection(base: Connection, cfg: &DuckConfig) -> StoreResult<Self> {
         migrate(&base)?;
         let writer = base.try_clone().map_err(db_err)?;
         // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
@@ -116,8 +182,9 @@ impl DuckStore {
                 meta: Mutex::new(meta),
                 readers: Mutex::new(Vec::new()),
                 base: Mutex::new(base),
-                results: query_cache.then(|| Mutex::new(ResultCache::default())),
+                results: cfg.query_cache.then(|| Mutex::new(ResultCache::default())),
                 goals: Mutex::new(HashMap::new()),
+                memory_limit: cfg.memory_limit.clone(),
             }),
         })
     }
@@ -136,6 +203,9 @@ impl DuckStore {
 
 /// Prepared Stats API statements kept per query connection.
 const QUERY_STATEMENT_CACHE: usize = 64;
+
+/// The limit `release_cached_buffers` lowers DuckDB's to for a moment.
+const RELEASE_MEMORY_LIMIT: &str = "16MB";
 
 impl Inner {
     /// Records a committed append of `events` for the result cache: per site, the
@@ -157,6 +227,22 @@ impl Inner {
     pub(crate) fn note_rewrite(&self) {
         if let Some(cache) = &self.results {
             cache.lock().writes.rewritten();
+        }
+    }
+
+    /// Empties DuckDB's buffer pool of cached blocks: lowering the memory limit makes
+    /// DuckDB evict unpinned blocks, and the configured limit is set again at once.
+    /// For start-up, whose whole-table scans (client ids, open visits) fill the pool
+    /// with blocks no query needs (~100 MB of the idle resident set otherwise).
+    /// Best effort: a failure only leaves the blocks cached.
+    pub(crate) fn release_cached_buffers(&self, conn: &Connection) {
+        let lowered = set_memory_limit(conn, RELEASE_MEMORY_LIMIT);
+        if let Err(e) = lowered.and_then(|()| set_memory_limit(conn, &self.memory_limit)) {
+            tracing::debug!(error = %e, "could not release DuckDB's cached buffers");
+            // Whatever happened, serve with the configured limit.
+            if let Err(e) = set_memory_limit(conn, &self.memory_limit) {
+                tracing::warn!(error = %e, "could not restore DuckDB's memory limit");
+            }
         }
     }
 
@@ -340,6 +426,49 @@ impl footfall_store::EventQuery for DuckStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The configured limit is in force after opening and after the start-up release of
+    /// cached blocks, which empties the buffer pool.
+    #[test]
+    fn memory_limit_is_configured_and_survives_releasing_cached_buffers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = DuckConfig {
+            memory_limit: "96MB".into(),
+            ..DuckConfig::default()
+        };
+        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
+        let limit = |store: &DuckStore| -> String {
+            store
+                .inner
+                .with_reader(|conn| {
+                    conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+                        .map_err(db_err)
+                })
+                .expect("setting")
+        };
+        let configured = limit(&store);
+        assert!(configured.starts_with("91.5 MiB"), "{configured}");
+        store
+            .inner
+            .with_reader(|conn| {
+                conn.execute_batch(
+                    "CREATE TABLE filler AS SELECT range AS i, md5(range::VARCHAR) AS s \
+                     FROM range(300000); CHECKPOINT; SELECT count(DISTINCT s) FROM filler",
+                )
+                .map_err(db_err)
+            })
+            .expect("fill");
+        store
+            .inner
+            .with_reader(|conn| {
+                store.inner.release_cached_buffers(conn);
+                Ok(())
+            })
+            .expect("release");
+        let (after, _) = store.memory_usage().expect("usage");
+        assert!(after <= 16 << 20, "{after}");
+        assert_eq!(limit(&store), configured);
+    }
 
     /// A version-3 store with events is migrated (visit attributes and visitor moved to
     /// the rollup, events clustered by visit) and its file rewritten.

@@ -9,6 +9,7 @@ mod bench;
 mod cli_admin;
 mod enrich_cmd;
 mod import;
+mod memory;
 mod simulate;
 
 use anyhow::Context;
@@ -218,6 +219,12 @@ async fn main() -> anyhow::Result<()> {
                 extra.push(("country_header", h.clone()));
             }
             let config = load_config(&cli, &extra)?;
+            memory::apply(memory::AllocatorSettings {
+                malloc_arena_max: config.malloc_arena_max,
+            });
+            if config.memory_report_secs > 0 {
+                memory::spawn_report(std::time::Duration::from_secs(config.memory_report_secs));
+            }
             footfall_server::serve(config, shutdown_signal()).await
         }
         Command::Site(cmd) => {

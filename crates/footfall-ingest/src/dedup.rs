@@ -1,0 +1,282 @@
+//! The set of client-given event ids (`id` of the bulk and events APIs), to answer
+//! re-sends idempotently: exact, and compact enough to hold every id of the store.
+
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashSet;
+
+const DEDUP_SHARDS: usize = 16;
+
+/// Bits of an id that select its bucket; the other 48 are stored.
+const BUCKET_BITS: u32 = 16;
+const BUCKETS: usize = 1 << BUCKET_BITS;
+const LOW_BITS: u32 = 64 - BUCKET_BITS;
+
+/// Sorted ids, stored in 6 bytes each: the top 16 bits are implied by the bucket (a
+/// table of where each bucket starts, 256 KiB), the low 48 bits are kept as a `u32` and
+/// a `u16` in two arrays. Exact (every bit of every id is kept) at 6 bytes per id plus
+/// the table, where a sorted `Vec<u64>` costs 8 and a hash set 16 to 32. Client event
+/// ids are hashes, so buckets fill evenly and a lookup searches ~n/65,536 neighbours.
+#[derive(Default)]
+struct SortedIds {
+    /// Bits 0..32 of each id, in id order.
+    low: Vec<u32>,
+    /// Bits 32..48 of each id, in id order.
+    mid: Vec<u16>,
+    /// `starts[b]..starts[b + 1]`: the ids whose top bits are `b`. Empty when there are
+    /// no ids.
+    starts: Vec<u32>,
+}
+
+fn bucket_of(id: u64) -> usize {
+    (id >> LOW_BITS) as usize
+}
+
+fn low48(id: u64) -> u64 {
+    id & ((1 << LOW_BITS) - 1)
+}
+
+impl SortedIds {
+    /// From ids in ascending order (duplicates are skipped).
+    fn from_sorted(ids: impl IntoIterator<Item = u64>, len_hint: usize) -> SortedIds {
+        let mut low = Vec::with_capacity(len_hint);
+        let mut mid = Vec::with_capacity(len_hint);
+        let mut starts = Vec::with_capacity(BUCKETS + 1);
+        let mut last = None;
+        for id in ids {
+            if last == Some(id) {
+                continue;
+            }
+            last = Some(id);
+            while starts.len() <= bucket_of(id) {
+                starts.push(low.len() as u32);
+            }
+            low.push(id as u32);
+            mid.push((id >> 32) as u16);
+        }
+        if low.is_empty() {
+            return SortedIds::default();
+        }
+        while starts.len() <= BUCKETS {
+            starts.push(low.len() as u32);
+        }
+        low.shrink_to_fit();
+        mid.shrink_to_fit();
+        SortedIds { low, mid, starts }
+    }
+
+    fn len(&self) -> usize {
+        self.low.len()
+    }
+
+    fn low48_at(&self, i: usize) -> u64 {
+        (u64::from(self.mid[i]) << 32) | u64::from(self.low[i])
+    }
+
+    /// Every id, ascending.
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let buckets = self.starts.windows(2).enumerate();
+        buckets.flat_map(move |(bucket, range)| {
+            (range[0] as usize..range[1] as usize)
+                .map(move |i| ((bucket as u64) << LOW_BITS) | self.low48_at(i))
+        })
+    }
+
+    fn position(&self, id: u64) -> Option<usize> {
+        let bucket = bucket_of(id);
+        let (&lo, &hi) = (self.starts.get(bucket)?, self.starts.get(bucket + 1)?);
+        let (mut lo, mut hi) = (lo as usize, hi as usize);
+        let key = low48(id);
+        while lo < hi {
+            let at = lo + (hi - lo) / 2;
+            match self.low48_at(at).cmp(&key) {
+                std::cmp::Ordering::Less => lo = at + 1,
+                std::cmp::Ordering::Greater => hi = at,
+                std::cmp::Ordering::Equal => return Some(at),
+            }
+        }
+        None
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.position(id).is_some()
+    }
+
+    /// Bytes held (the memory report and tests).
+    fn bytes(&self) -> usize {
+        self.low.capacity() * 4 + self.mid.capacity() * 2 + self.starts.capacity() * 4
+    }
+}
+
+/// Merges two ascending sequences.
+fn merge_sorted(
+    a: impl Iterator<Item = u64>,
+    b: impl Iterator<Item = u64>,
+) -> impl Iterator<Item = u64> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x <= y => a.next(),
+        (Some(_), Some(_)) => b.next(),
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// Event ids that came from client-given ids, to answer re-sends idempotently.
+pub struct Dedup {
+    /// Ids of the store and those folded in by `compact` (6 bytes each).
+    stored: RwLock<SortedIds>,
+    /// Ids accepted since the last `compact`.
+    shards: Vec<Mutex<HashSet<u64>>>,
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup {
+            stored: RwLock::new(SortedIds::default()),
+            shards: (0..DEDUP_SHARDS)
+                .map(|_| Mutex::new(HashSet::new()))
+                .collect(),
+        }
+    }
+}
+
+impl Dedup {
+    /// Records `id`; false when it was already there.
+    pub fn insert(&self, id: u64) -> bool {
+        // Held across both lookups so `compact` cannot move the id in between.
+        let stored = self.stored.read();
+        if stored.contains(id) {
+            return false;
+        }
+        self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
+    }
+
+    /// Bulk load of the store's ids at start-up.
+    pub fn extend(&self, mut ids: Vec<u64>) {
+        ids.sort_unstable();
+        let mut stored = self.stored.write();
+        let len = stored.len() + ids.len();
+        let merged = SortedIds::from_sorted(merge_sorted(stored.iter(), ids.into_iter()), len);
+        *stored = merged;
+    }
+
+    /// Moves the ids accepted since the last call into the compact set (upkeep).
+    pub fn compact(&self) {
+        let mut stored = self.stored.write();
+        let mut ids = Vec::new();
+        for shard in &self.shards {
+            let mut set = shard.lock();
+            ids.extend(set.iter().copied());
+            *set = HashSet::new();
+        }
+        if ids.is_empty() {
+            return;
+        }
+        // A merge, not a sort of everything: acceptance waits while this runs.
+        ids.sort_unstable();
+        let len = stored.len() + ids.len();
+        let merged = SortedIds::from_sorted(merge_sorted(stored.iter(), ids.into_iter()), len);
+        *stored = merged;
+    }
+
+    /// Forgets an id accepted earlier (its write failed, so a retry must pass).
+    pub fn remove(&self, id: u64) {
+        let mut stored = self.stored.write();
+        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) && stored.contains(id) {
+            let len = stored.len() - 1;
+            let rest = SortedIds::from_sorted(stored.iter().filter(|&other| other != id), len);
+            *stored = rest;
+        }
+    }
+
+    /// Ids held, and bytes of the compact part (for logs and tests).
+    pub fn footprint(&self) -> (usize, usize) {
+        let stored = self.stored.read();
+        let recent: usize = self.shards.iter().map(|s| s.lock().len()).sum();
+        (stored.len() + recent, stored.bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dedup, SortedIds};
+
+    #[test]
+    fn stored_and_new_ids_are_both_seen() {
+        let d = Dedup::default();
+        d.extend(vec![30, 10, 20, 10]);
+        assert!(!d.insert(10));
+        assert!(!d.insert(30));
+        assert!(d.insert(15));
+        assert!(!d.insert(15));
+        d.remove(15);
+        assert!(d.insert(15));
+        d.extend(vec![40]);
+        assert!(!d.insert(20) && !d.insert(40));
+        assert!(d.insert(25));
+        d.compact();
+        assert!(!d.insert(25) && !d.insert(15) && !d.insert(10));
+        d.remove(25);
+        assert!(d.insert(25));
+        // Many ids: every one is found, and nothing else.
+        let many: Vec<u64> = (0..100_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let d = Dedup::default();
+        d.extend(many.clone());
+        assert!(many.iter().all(|&id| !d.insert(id)));
+        assert!(d.insert(u64::MAX) && d.insert(12345));
+    }
+
+    #[test]
+    fn ids_sharing_their_low_bits_stay_distinct() {
+        // Same low 48 bits, different buckets; same bucket, neighbouring low bits; the
+        // extremes of the id space.
+        let ids = [
+            0x0001_0000_0000_0005,
+            0x0002_0000_0000_0005,
+            0x0002_0000_0000_0006,
+            0x0002_ffff_ffff_ffff,
+            0,
+            u64::MAX,
+            0xffff_0000_0000_0000,
+        ];
+        let d = Dedup::default();
+        d.extend(ids.to_vec());
+        for id in ids {
+            assert!(!d.insert(id), "{id:#x} should be known");
+        }
+        for id in [
+            0x0003_0000_0000_0005,
+            0x0002_0000_0000_0004,
+            0x0002_0001_0000_0005,
+            1,
+            u64::MAX - 1,
+        ] {
+            assert!(d.insert(id), "{id:#x} should be new");
+        }
+    }
+
+    #[test]
+    fn compact_keeps_every_id_in_order_at_six_bytes_each() {
+        let d = Dedup::default();
+        let first: Vec<u64> = (0..50_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        d.extend(first.clone());
+        let later: Vec<u64> = (50_000..80_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        assert!(later.iter().all(|&id| d.insert(id)));
+        d.compact();
+        let stored = d.stored.read();
+        let all: Vec<u64> = stored.iter().collect();
+        let mut expected: Vec<u64> = first.iter().chain(&later).copied().collect();
+        expected.sort_unstable();
+        assert_eq!(all, expected);
+        assert_eq!(stored.bytes(), 80_000 * 6 + (super::BUCKETS + 1) * 4);
+        drop(stored);
+        assert!(first.iter().chain(&later).all(|&id| !d.insert(id)));
+        assert_eq!(SortedIds::default().bytes(), 0);
+    }
+}

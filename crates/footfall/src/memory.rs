@@ -1,0 +1,215 @@
+//! Process memory settings and the optional memory report.
+//!
+//! Two allocators share the process: Rust code allocates through mimalloc (the global
+//! allocator), DuckDB's C++ through glibc malloc. Each keeps freed memory for reuse;
+//! these settings bound how much of it stays resident.
+//!
+//! The only module of the workspace with unsafe code: foreign calls into the two
+//! allocators' C APIs, none of which takes or keeps a Rust reference.
+#![allow(unsafe_code)]
+
+use std::time::Duration;
+
+/// glibc's `mallinfo2` (glibc >= 2.33).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[repr(C)]
+#[derive(Default)]
+struct MallInfo2 {
+    /// Non-mmapped space allocated from the system (all arenas).
+    arena: usize,
+    ordblks: usize,
+    smblks: usize,
+    hblks: usize,
+    /// Space in mmapped chunks (large allocations).
+    hblkhd: usize,
+    usmblks: usize,
+    fsmblks: usize,
+    /// Allocated space in the arenas.
+    uordblks: usize,
+    /// Free space in the arenas (resident until trimmed).
+    fordblks: usize,
+    keepcost: usize,
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe extern "C" {
+    fn mallinfo2() -> MallInfo2;
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe extern "C" {
+    fn mallopt(param: i32, value: i32) -> i32;
+    fn malloc_trim(pad: usize) -> i32;
+}
+
+/// glibc's `M_ARENA_MAX` (malloc.h).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const M_ARENA_MAX: i32 = -8;
+
+// mimalloc's C API (v3, the `mimalloc` crate's default), linked through the `mimalloc`
+// crate; its Rust declarations of these need the `extended` feature, which would only
+// add declarations.
+unsafe extern "C" {
+    fn mi_option_set(option: i32, value: std::ffi::c_long);
+    fn mi_option_get(option: i32) -> std::ffi::c_long;
+    fn mi_process_info(
+        elapsed_msecs: *mut usize,
+        user_msecs: *mut usize,
+        system_msecs: *mut usize,
+        current_rss: *mut usize,
+        peak_rss: *mut usize,
+        current_commit: *mut usize,
+        peak_commit: *mut usize,
+        page_faults: *mut usize,
+    );
+}
+
+/// `mi_option_purge_delay` and `mi_option_arena_purge_mult` in mimalloc v3's
+/// `mi_option_t`.
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+const MI_OPTION_ARENA_PURGE_MULT: i32 = 24;
+
+/// How often the trimmer looks at glibc's free memory.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+/// Free memory in glibc's arenas above which the trimmer returns it to the system.
+const TRIM_ABOVE: usize = 16 << 20;
+
+/// Allocator settings for the server, applied before the store starts DuckDB's threads.
+#[derive(Debug, Clone, Copy)]
+pub struct AllocatorSettings {
+    /// glibc arenas (DuckDB's C++ allocates through glibc malloc); 0 keeps glibc's
+    /// default of 8 per core.
+    pub malloc_arena_max: u32,
+}
+
+/// Applies `settings` and starts the trimmer thread. Call before DuckDB starts threads:
+/// glibc creates arenas on first contention and never removes them.
+pub fn apply(settings: AllocatorSettings) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if settings.malloc_arena_max > 0 {
+        let arenas = i32::try_from(settings.malloc_arena_max).unwrap_or(i32::MAX);
+        // SAFETY: mallopt only sets an integer parameter of the allocator; it is
+        // thread-safe and takes no pointers.
+        if unsafe { mallopt(M_ARENA_MAX, arenas) } != 1 {
+            tracing::warn!(arenas, "glibc refused M_ARENA_MAX");
+        }
+    }
+    // mimalloc keeps freed pages 1 s (pages) and 10 s (arena blocks) before returning
+    // them to the system; a batch of 100,000 events is freed every second or so, so the
+    // resident set held two or three batches' worth of freed pages. Purge at once.
+    // SAFETY: mi_option_set stores an integer option; thread-safe, no pointers.
+    unsafe {
+        mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        mi_option_set(MI_OPTION_ARENA_PURGE_MULT, 1);
+    }
+    // SAFETY: as above, a read of an integer option.
+    let (delay, mult) = unsafe {
+        (
+            mi_option_get(MI_OPTION_PURGE_DELAY),
+            mi_option_get(MI_OPTION_ARENA_PURGE_MULT),
+        )
+    };
+    tracing::debug!(
+        arena_max = settings.malloc_arena_max,
+        purge_delay = delay,
+        arena_purge_mult = mult,
+        "allocator settings"
+    );
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("footfall-malloc-trim".into())
+            .spawn(trim_loop);
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the malloc trimmer");
+        }
+    }
+}
+
+/// glibc keeps memory freed inside its arenas resident (only the top of an arena is
+/// returned by itself): after a large DuckDB write or query hundreds of MiB stay with
+/// the process. `malloc_trim` hands the free pages back (`MADV_DONTNEED`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_loop() {
+    loop {
+        std::thread::sleep(TRIM_EVERY);
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
+        let free = unsafe { mallinfo2() }.fordblks;
+        if free > TRIM_ABOVE {
+            // SAFETY: malloc_trim takes a byte count and touches only the allocator's
+            // own free chunks, under its arena locks.
+            unsafe { malloc_trim(0) };
+        }
+    }
+}
+
+/// What the report prints: resident set, and what each allocator holds.
+fn report_line() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1024
+    };
+    let mut line = format!(
+        "rss {} MiB (anon {} file {}) peak {} MiB",
+        kib("VmRSS:"),
+        kib("RssAnon:"),
+        kib("RssFile:"),
+        kib("VmHWM:")
+    );
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
+        let m = unsafe { mallinfo2() };
+        let mib = |b: usize| b >> 20;
+        line.push_str(&format!(
+            "; glibc: arenas {} MiB (in use {}, free {}), mmapped {} MiB",
+            mib(m.arena),
+            mib(m.uordblks),
+            mib(m.fordblks),
+            mib(m.hblkhd)
+        ));
+    }
+    let (mut elapsed, mut user, mut system, mut rss, mut peak_rss, mut commit) = (0, 0, 0, 0, 0, 0);
+    let (mut peak_commit, mut faults) = (0, 0);
+    // SAFETY: every pointer is a valid, exclusive `usize` for the duration of the call.
+    unsafe {
+        mi_process_info(
+            &mut elapsed,
+            &mut user,
+            &mut system,
+            &mut rss,
+            &mut peak_rss,
+            &mut commit,
+            &mut peak_commit,
+            &mut faults,
+        );
+    }
+    line.push_str(&format!(
+        "; mimalloc: committed {} MiB (peak {})",
+        commit >> 20,
+        peak_commit >> 20
+    ));
+    line
+}
+
+/// Logs the memory report every `every` (`memory_report_secs`, target
+/// `footfall::memory`): where the resident set is, for measuring.
+pub fn spawn_report(every: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("footfall-memory-report".into())
+        .spawn(move || {
+            loop {
+                tracing::info!(target: "footfall::memory", "{}", report_line());
+                std::thread::sleep(every);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the memory report");
+    }
+}
