@@ -18,7 +18,6 @@ use pipeline::{HitContext, HitOutcome, Pipeline};
 use record::Record;
 use salts::{SaltBook, day_of};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -75,9 +74,6 @@ impl DropCounter {
 /// are already durable. 1 s instead of 200 ms: `/api/event` 12.4k -> 16.1k req/s back to
 /// back (server CPU per request 128 -> 89 us); only visibility waits.
 const STORE_LINGER: Duration = Duration::from_millis(1000);
-
-/// Hit records of fewer hits are processed on one thread.
-const PARALLEL_HITS: usize = 2048;
 
 /// What the bulk API can say about a hit at 202 time; enrichment, identity and
 /// sessionization happen behind the log.
@@ -498,35 +494,17 @@ impl Applier {
         }
     }
 
-    /// Runs the pipeline over the gathered hits, appending accepted events to `out`.
-    /// The hits of one visitor stay on one thread and in log order, so a visit is
-    /// sessionized exactly as on a single thread.
+    /// Runs the pipeline over the gathered hits, appending accepted events to `out`, in
+    /// log order on this one thread. Records of 2,048 hits or more used to be split over
+    /// up to four threads by visitor; the store writer, not this, bounds the rate
+    /// (`footfall bench --only bulk`: 105-110k events/s until queryable either way), and
+    /// every thread that parses user agents keeps its own regex caches (~44 MB each once
+    /// warm: `UaParser` over the uap-core corpus), which stayed resident after loads.
     fn process(&self, batches: Vec<HitBatch>, out: &mut Vec<Event>) {
-        let total: usize = batches.iter().map(|b| b.hits.len()).sum();
-        let threads = if total >= PARALLEL_HITS {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-        } else {
-            1
-        };
-        let mut lanes: Vec<Vec<(usize, WireEvent)>> = (0..threads).map(|_| Vec::new()).collect();
-        let mut contexts = Vec::with_capacity(batches.len());
-        for (i, b) in batches.into_iter().enumerate() {
-            for hit in b.hits {
-                let lane = if threads > 1 {
-                    (visitor_key(&b.site, &b.ctx, &hit) % threads as u64) as usize
-                } else {
-                    0
-                };
-                lanes[lane].push((i, hit));
-            }
-            contexts.push((b.site, b.ctx));
-        }
-        let run = |lane: Vec<(usize, WireEvent)>| -> Vec<Event> {
-            let mut events = Vec::with_capacity(lane.len());
-            for (i, hit) in lane {
-                let (site, ctx) = &contexts[i];
-                match self.pipeline.process_logged(site, hit, ctx) {
-                    HitOutcome::Accepted(e) => events.push(*e),
+        for HitBatch { site, ctx, hits } in batches {
+            for hit in hits {
+                match self.pipeline.process_logged(&site, hit, &ctx) {
+                    HitOutcome::Accepted(e) => out.push(*e),
                     HitOutcome::Dropped(reason) => self.drops.add(site.id, reason),
                     HitOutcome::Rejected(error) => {
                         tracing::debug!(%error, "a logged hit failed processing")
@@ -534,39 +512,8 @@ impl Applier {
                     HitOutcome::Stored { .. } | HitOutcome::Duplicate => {}
                 }
             }
-            events
-        };
-        let mut lanes = lanes.into_iter();
-        let Some(first) = lanes.next() else { return };
-        std::thread::scope(|scope| {
-            let others: Vec<_> = lanes.map(|lane| scope.spawn(|| run(lane))).collect();
-            out.extend(run(first));
-            for handle in others {
-                match handle.join() {
-                    Ok(events) => out.extend(events),
-                    Err(_) => tracing::error!("a pipeline thread panicked; its events are lost"),
-                }
-            }
-        });
-    }
-}
-
-/// What decides the visitor of a hit before it is hashed: hits with the same key must
-/// be processed in order on one thread.
-fn visitor_key(site: &Site, ctx: &HitContext, hit: &WireEvent) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    site.id.hash(&mut h);
-    match hit.visitor_id.as_deref() {
-        Some(v) => v.hash(&mut h),
-        None => {
-            hit.ip.as_deref().unwrap_or(&ctx.ip).hash(&mut h);
-            hit.user_agent
-                .as_deref()
-                .unwrap_or(&ctx.user_agent)
-                .hash(&mut h);
         }
     }
-    h.finish()
 }
 
 /// Moves processed batches into the store. On a store error it retries: the records

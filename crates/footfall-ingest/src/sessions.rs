@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 const SHARDS: usize = 64;
 
+/// Shards below this many open visits keep whatever capacity they have.
+const MIN_SHRINK_CAPACITY: usize = 1024;
+
 type Key = (u32, u64);
 
 pub struct SessionTable {
@@ -86,6 +89,13 @@ impl SessionTable {
             });
             self.len_hint
                 .fetch_sub((before - map.len()) as i64, Ordering::Relaxed);
+            // `retain` keeps the capacity a burst needed (a bulk load holds ~10 s of
+            // visits between sweeps, a restart restores a million); give it back once
+            // the open visits fill a quarter of it.
+            let open = map.len();
+            if map.capacity() > 4 * open.max(MIN_SHRINK_CAPACITY) {
+                map.shrink_to(2 * open);
+            }
         }
     }
 

@@ -223,10 +223,15 @@ impl MemoryLive {
 #[async_trait]
 impl LiveState for MemoryLive {
     async fn record(&self, events: &[Event]) -> StoreResult<()> {
+        let now_us = chrono::Utc::now().timestamp_micros();
         let mut visitors = self.visitors.lock().unwrap_or_else(|e| e.into_inner());
         let mut newest = i64::MIN;
         for e in events {
             newest = newest.max(e.ts_us);
+            // Would be dropped by the `retain` below; a backfill batch holds thousands.
+            if now_us - e.ts_us > KEEP_US {
+                continue;
+            }
             let entry = visitors
                 .entry((e.site_id, e.visitor_id))
                 .or_insert_with(|| ActiveVisitor {
@@ -243,7 +248,6 @@ impl LiveState for MemoryLive {
                 }
             }
         }
-        let now_us = chrono::Utc::now().timestamp_micros();
         visitors.retain(|_, v| now_us - v.last_seen_us <= KEEP_US);
         drop(visitors);
         // Historical events (imports, bulk backfills) say nothing about who is here now.
