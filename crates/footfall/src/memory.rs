@@ -139,7 +139,7 @@ pub fn apply(settings: AllocatorSettings) {
 /// returned by itself): after a large DuckDB write or query hundreds of MiB stay with
 /// the process. `malloc_trim` hands the free pages back (`MADV_DONTNEED`). mimalloc
 /// runs its delayed purges only when the allocator is called again, so a server that
-/// goes quiet right after a burst (start-up's id load) kept ~130 MiB freed but
+/// goes quiet right after a burst (start-up's id load) kept ~175 MiB freed but
 /// resident; `mi_collect` runs them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim_loop() {
