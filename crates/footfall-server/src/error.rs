@@ -40,7 +40,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Backpressure (backlog full, store busy): the client retries; not a fault.
+            tracing::warn!(code = self.code, error = %self.message, "request refused");
+        } else if self.status.is_server_error() {
             tracing::error!(code = self.code, error = %self.message, "request failed");
         }
         let mut resp = (

@@ -43,7 +43,13 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(error::json_errors))
         // Trackers post from other origins.
         .layer(CorsLayer::permissive())
-        .layer(TraceLayer::new_for_http())
+        // Server errors are logged where they are answered (`ApiError`), with their
+        // cause; the trace layer's own line for them is only a pointer.
+        .layer(
+            TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
 }
 
