@@ -91,7 +91,7 @@ impl SessionTable {
                 .fetch_sub((before - map.len()) as i64, Ordering::Relaxed);
             // `retain` keeps the capacity a burst needed (a bulk load holds ~10 s of
             // visits between sweeps, a restart restores a million); give it back once
-            // the open visits fill a quarter of it.
+            // the open visits fill less than a quarter of it.
             let open = map.len();
             if map.capacity() > 4 * open.max(MIN_SHRINK_CAPACITY) {
                 map.shrink_to(2 * open);
