@@ -3,6 +3,7 @@
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const DEDUP_SHARDS: usize = 16;
 
@@ -127,6 +128,8 @@ pub struct Dedup {
     stored: RwLock<SortedIds>,
     /// Ids accepted since the last `compact`.
     shards: Vec<Mutex<HashSet<u64>>>,
+    /// How many ids `shards` hold.
+    pending: AtomicUsize,
 }
 
 impl Default for Dedup {
@@ -136,6 +139,7 @@ impl Default for Dedup {
             shards: (0..DEDUP_SHARDS)
                 .map(|_| Mutex::new(HashSet::new()))
                 .collect(),
+            pending: AtomicUsize::new(0),
         }
     }
 }
@@ -148,7 +152,16 @@ impl Dedup {
         if stored.contains(id) {
             return false;
         }
-        self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
+        let inserted = self.shards[id as usize % DEDUP_SHARDS].lock().insert(id);
+        if inserted {
+            self.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        inserted
+    }
+
+    /// Ids accepted since the last `compact` (hash sets at ~16 bytes per id).
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Bulk load of the store's ids at start-up.
@@ -163,12 +176,13 @@ impl Dedup {
     /// Moves the ids accepted since the last call into the compact set (upkeep).
     pub fn compact(&self) {
         let mut stored = self.stored.write();
-        let mut ids = Vec::new();
+        let mut ids = Vec::with_capacity(self.pending());
         for shard in &self.shards {
             let mut set = shard.lock();
             ids.extend(set.iter().copied());
             *set = HashSet::new();
         }
+        self.pending.fetch_sub(ids.len(), Ordering::Relaxed);
         if ids.is_empty() {
             return;
         }
@@ -182,7 +196,9 @@ impl Dedup {
     /// Forgets an id accepted earlier (its write failed, so a retry must pass).
     pub fn remove(&self, id: u64) {
         let mut stored = self.stored.write();
-        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) && stored.contains(id) {
+        if self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        } else if stored.contains(id) {
             let len = stored.len() - 1;
             let rest = SortedIds::from_sorted(stored.iter().filter(|&other| other != id), len);
             *stored = rest;
@@ -278,5 +294,27 @@ mod tests {
         drop(stored);
         assert!(first.iter().chain(&later).all(|&id| !d.insert(id)));
         assert_eq!(SortedIds::default().bytes(), 0);
+    }
+
+    #[test]
+    fn pending_counts_ids_since_the_last_compact() {
+        let d = Dedup::default();
+        for id in 1..=1_000u64 {
+            assert!(d.insert(id << 20));
+        }
+        // A re-sent id is refused and not counted.
+        assert!(!d.insert(5 << 20));
+        assert_eq!(d.pending(), 1_000);
+        d.remove(7 << 20);
+        assert_eq!(d.pending(), 999);
+        d.compact();
+        assert_eq!(d.pending(), 0);
+        assert_eq!(d.footprint().0, 999);
+        // Removing a compacted id leaves the pending count alone.
+        d.remove(9 << 20);
+        assert_eq!(d.pending(), 0);
+        assert_eq!(d.footprint().0, 998);
+        assert!(d.insert(9 << 20));
+        assert_eq!(d.pending(), 1);
     }
 }

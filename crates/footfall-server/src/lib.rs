@@ -179,10 +179,14 @@ pub async fn serve(
 
     let upkeep = state.clone();
     let maintenance = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
-        loop {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        for second in 0u64.. {
             tick.tick().await;
-            upkeep.maintain().await;
+            if second % 10 == 0 {
+                upkeep.maintain().await;
+            } else {
+                upkeep.ingestor.compact_dedup_if_large();
+            }
         }
     });
     let sites = state.indexes.read().sites_by_domain.len();
