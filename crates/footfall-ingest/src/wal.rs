@@ -459,6 +459,10 @@ impl Writer {
                     continue;
                 }
             };
+            // Let the requests already runnable on this worker queue their records first:
+            // one `write` per group costs a syscall and an inode update, and under
+            // `/api/event` load groups of a few records made that ~6 % of server CPU.
+            tokio::task::yield_now().await;
             let mut group = vec![first];
             // Everything that queued while the last write ran goes in one write.
             while group.len() < 4096 {
