@@ -173,6 +173,16 @@ impl Dedup {
         *stored = merged;
     }
 
+    /// `compact` once at least `min` ids wait and they are a sixteenth of the compact
+    /// set: a fold rewrites the whole set, so the second bound keeps the rewriting per
+    /// id (about 16 moves) from growing with the store.
+    pub fn compact_if_many(&self, min: usize) {
+        let pending = self.pending();
+        if pending >= min && pending >= self.stored.read().len() / 16 {
+            self.compact();
+        }
+    }
+
     /// Moves the ids accepted since the last call into the compact set (upkeep).
     pub fn compact(&self) {
         let mut stored = self.stored.write();
@@ -316,5 +326,17 @@ mod tests {
         assert_eq!(d.footprint().0, 998);
         assert!(d.insert(9 << 20));
         assert_eq!(d.pending(), 1);
+        // 998 compacted: a fold waits for 62 new ids (a sixteenth) as well as `min`.
+        for id in 2_000..2_060u64 {
+            assert!(d.insert(id << 20));
+        }
+        d.compact_if_many(10);
+        assert_eq!(d.pending(), 61);
+        assert!(d.insert(3_000 << 20));
+        d.compact_if_many(100);
+        assert_eq!(d.pending(), 62);
+        d.compact_if_many(10);
+        assert_eq!(d.pending(), 0);
+        assert_eq!(d.footprint().0, 1_060);
     }
 }

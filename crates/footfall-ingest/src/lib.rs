@@ -74,8 +74,9 @@ impl DropCounter {
 /// are already durable. 1 s instead of 200 ms: `/api/event` 12.4k -> 16.1k req/s back to
 /// back (server CPU per request 128 -> 89 us); only visibility waits.
 const STORE_LINGER: Duration = Duration::from_millis(1000);
-/// Recent client ids (hash sets, ~16 bytes each) folded into the compact set at this
-/// count; a fold rewrites the compact set (~60 MB at 10M ids), so not on every tick.
+/// Recent client ids (hash sets, ~16 bytes each) folded into the compact set from this
+/// count (and a sixteenth of the set); a fold rewrites the compact set (~60 MB at 10M
+/// ids), so not on every tick.
 const DEDUP_COMPACT_AT: usize = 250_000;
 
 /// What the bulk API can say about a hit at 202 time; enrichment, identity and
@@ -311,9 +312,7 @@ impl Ingestor {
     /// many: during a bulk load at 300k events/s, ten seconds of them (~3M ids, ~16
     /// bytes each in hash sets) would wait for the next `maintain`.
     pub fn compact_dedup_if_large(&self) {
-        if self.pipeline.dedup.pending() >= DEDUP_COMPACT_AT {
-            self.pipeline.dedup.compact();
-        }
+        self.pipeline.dedup.compact_if_many(DEDUP_COMPACT_AT);
     }
 
     /// Periodic upkeep: close stale visits, rotate salts, flush drop counters.
