@@ -339,4 +339,31 @@ mod tests {
         assert_eq!(d.pending(), 0);
         assert_eq!(d.footprint().0, 1_060);
     }
+
+    /// Folds running while requests insert never let an id be accepted twice.
+    #[test]
+    fn inserts_racing_folds_see_every_id_once() {
+        let d = Dedup::default();
+        let id = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        d.extend((0..20_000).map(id).collect());
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let d = &d;
+                scope.spawn(move || {
+                    for i in 0..20_000 {
+                        let fresh = id(20_000 + t * 20_000 + i);
+                        assert!(d.insert(fresh));
+                        assert!(!d.insert(fresh));
+                        assert!(!d.insert(id(i)));
+                    }
+                });
+            }
+            for _ in 0..200 {
+                d.compact();
+            }
+        });
+        d.compact();
+        assert_eq!(d.footprint().0, 100_000);
+        assert!((0..100_000).all(|i| !d.insert(id(i))));
+    }
 }
