@@ -362,6 +362,13 @@ pub struct UaInfo {
     pub bot: Option<BotReason>,
 }
 
+/// The crawler-user-agents patterns in use (minus the skipped ones).
+fn crawler_patterns() -> impl Iterator<Item = &'static str> {
+    CRAWLER_PATTERNS
+        .lines()
+        .filter(|p| !p.is_empty() && !SKIPPED_CRAWLER_PATTERNS.contains(p))
+}
+
 /// crawler-user-agents' patterns, split by what they need. All but 36 are plain text
 /// (`Googlebot\/` is the text `Googlebot/`): one Aho-Corasick automaton finds them all in
 /// one pass. The rest (anchors, classes, alternations) form one regex alternation. One
@@ -437,11 +444,7 @@ impl UaParser {
             serde_yaml::from_str(REGEXES_YAML).expect("embedded regexes.yaml parses");
         let extractor =
             ua_parser::Extractor::try_from(regexes).expect("embedded regexes.yaml compiles");
-        let crawlers = CrawlerPatterns::new(
-            CRAWLER_PATTERNS
-                .lines()
-                .filter(|p| !p.is_empty() && !SKIPPED_CRAWLER_PATTERNS.contains(p)),
-        );
+        let crawlers = CrawlerPatterns::new(crawler_patterns());
         UaParser {
             extractor,
             crawlers,
@@ -775,10 +778,7 @@ mod tests {
     /// alternation of all patterns did.
     #[test]
     fn crawler_patterns_match_as_one_alternation() {
-        let patterns: Vec<&str> = CRAWLER_PATTERNS
-            .lines()
-            .filter(|p| !p.is_empty() && !SKIPPED_CRAWLER_PATTERNS.contains(p))
-            .collect();
+        let patterns: Vec<&str> = crawler_patterns().collect();
         let split = CrawlerPatterns::new(patterns.iter().copied());
         let whole = regex::RegexBuilder::new(
             &patterns

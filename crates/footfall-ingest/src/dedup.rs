@@ -3,7 +3,6 @@
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const DEDUP_SHARDS: usize = 16;
 
@@ -128,8 +127,6 @@ pub struct Dedup {
     stored: RwLock<SortedIds>,
     /// Ids accepted since the last `compact`.
     shards: Vec<Mutex<HashSet<u64>>>,
-    /// How many ids `shards` hold.
-    pending: AtomicUsize,
 }
 
 impl Default for Dedup {
@@ -139,7 +136,6 @@ impl Default for Dedup {
             shards: (0..DEDUP_SHARDS)
                 .map(|_| Mutex::new(HashSet::new()))
                 .collect(),
-            pending: AtomicUsize::new(0),
         }
     }
 }
@@ -152,16 +148,12 @@ impl Dedup {
         if stored.contains(id) {
             return false;
         }
-        let inserted = self.shards[id as usize % DEDUP_SHARDS].lock().insert(id);
-        if inserted {
-            self.pending.fetch_add(1, Ordering::Relaxed);
-        }
-        inserted
+        self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
     }
 
     /// Ids accepted since the last `compact` (hash sets at ~16 bytes per id).
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
     /// Bulk load of the store's ids at start-up.
@@ -192,7 +184,6 @@ impl Dedup {
             ids.extend(set.iter().copied());
             *set = HashSet::new();
         }
-        self.pending.fetch_sub(ids.len(), Ordering::Relaxed);
         if ids.is_empty() {
             return;
         }
@@ -206,9 +197,7 @@ impl Dedup {
     /// Forgets an id accepted earlier (its write failed, so a retry must pass).
     pub fn remove(&self, id: u64) {
         let mut stored = self.stored.write();
-        if self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
-        } else if stored.contains(id) {
+        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) && stored.contains(id) {
             let len = stored.len() - 1;
             let rest = SortedIds::from_sorted(stored.iter().filter(|&other| other != id), len);
             *stored = rest;
@@ -218,8 +207,7 @@ impl Dedup {
     /// Ids held, and bytes of the compact part (for logs and tests).
     pub fn footprint(&self) -> (usize, usize) {
         let stored = self.stored.read();
-        let recent: usize = self.shards.iter().map(|s| s.lock().len()).sum();
-        (stored.len() + recent, stored.bytes())
+        (stored.len() + self.pending(), stored.bytes())
     }
 }
 

@@ -311,7 +311,7 @@ impl Ingestor {
     /// Folds recently accepted client ids into the compact de-dup set once they are
     /// many: during a bulk load at 300k events/s, ten seconds of them (~3M ids, ~16
     /// bytes each in hash sets) would wait for the next `maintain`.
-    pub fn compact_dedup_if_large(&self) {
+    pub fn compact_dedup_if_many(&self) {
         self.pipeline.dedup.compact_if_many(DEDUP_COMPACT_AT);
     }
 

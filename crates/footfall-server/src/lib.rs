@@ -185,7 +185,7 @@ pub async fn serve(
             if second % 10 == 0 {
                 upkeep.maintain().await;
             } else {
-                upkeep.ingestor.compact_dedup_if_large();
+                upkeep.ingestor.compact_dedup_if_many();
             }
         }
     });
