@@ -364,6 +364,17 @@ fn compact_file(conn: Connection, path: &Path) -> StoreResult<()> {
 }
 
 impl DuckStore {
+    /// The SQL of a Stats API query with its parameters inlined (see
+    /// [`query::statement_text`]).
+    pub fn query_text(
+        &self,
+        site_id: u32,
+        site: &footfall_core::query::SiteContext,
+        q: &footfall_core::query::Query,
+    ) -> String {
+        query::statement_text(site_id, site, q)
+    }
+
     /// Times the SQL of a Stats API query run directly on this store (see
     /// [`query::time_statement`]); the first run is a warm-up and not returned.
     pub fn time_query(

@@ -106,6 +106,23 @@ fn filters_on_visit(filters: &[Filter]) -> bool {
     filters.iter().any(|f| f.any_leaf(&|l| visit_column(l.dim)))
 }
 
+/// Whether `Builder::keyed_grouping` groups `d` on its hash: paths and free-form values.
+fn hashed_key(d: &Dimension) -> bool {
+    matches!(
+        d,
+        Dimension::EventPage
+            | Dimension::EventProps(_)
+            | Dimension::Visit(
+                VisitAttr::EntryPage
+                    | VisitAttr::ExitPage
+                    | VisitAttr::Referrer
+                    | VisitAttr::UtmCampaign
+                    | VisitAttr::UtmContent
+                    | VisitAttr::UtmTerm
+            )
+    )
+}
+
 /// Top-level filters minus goal (and property) leaves: the conversion-rate denominator.
 fn strip_goal_filters(filters: &[Filter]) -> Vec<Filter> {
     filters
@@ -172,6 +189,41 @@ impl<'a> Builder<'a> {
         } else {
             format!(" GROUP BY {}", self.dim_cols())
         }
+    }
+
+    /// Keys with their grouping (`d0, ... ` and ` GROUP BY ...`) for `ev`, which counts
+    /// distinct visitors per key over the range's events joined to their visits (the
+    /// rows of the dashboard's costliest query, `event:page`). DuckDB's distinct
+    /// aggregate keeps every (key, visitor) pair in its hash table; a path is usually
+    /// longer than the 12 bytes DuckDB keeps inline, so each row hashes and compares a
+    /// string behind a pointer. Path-like and free-form keys are grouped on their 128-bit
+    /// MD5 instead (`md5_number`, a UHUGEINT; as ClickHouse's `uniqExact` identifies
+    /// strings by a 128-bit hash: two keys colliding is not a practical event) and the key
+    /// is taken back with `any_value`. Measured at 10M events (BENCHMARKS.md): `event:page`
+    /// ~250 -> ~165 ms; a 64-bit `hash` with a `min <> max` clash check was slower (~200)
+    /// and short keys (browser, device, ...) or the one-row-per-visit `sessions` scans
+    /// gained nothing, so they stay plain. So does a key an `is` filter pins to a few
+    /// values (`page=/` by page: the MD5 of every row is then pure cost, ~95 -> ~125 ms).
+    fn keyed_grouping(&self) -> (String, String) {
+        if self.dims().is_empty() {
+            return (String::new(), String::new());
+        }
+        let mut select = String::new();
+        let mut keys = Vec::new();
+        for (i, d) in self.dims().iter().enumerate() {
+            let pinned = self.q.filters.iter().any(|f| {
+                f.as_leaf()
+                    .is_some_and(|l| l.op == FilterOp::Is && l.dim == d)
+            });
+            if hashed_key(d) && !pinned {
+                select.push_str(&format!("any_value(d{i}) AS d{i}, "));
+                keys.push(format!("md5_number(d{i})"));
+            } else {
+                select.push_str(&format!("d{i}, "));
+                keys.push(format!("d{i}"));
+            }
+        }
+        (select, format!(" GROUP BY {}", keys.join(", ")))
     }
 
     fn bind_site(&self, sql: &mut Sql) {
@@ -1042,10 +1094,11 @@ impl<'a> Builder<'a> {
                 parts.push("ev");
             } else if self.needs_events() {
                 let mut s = Sql::default();
+                let (ksel, kgb) = self.keyed_grouping();
                 s.push(&format!(
-                    "ev AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors, \
+                    "ev AS (SELECT {ksel}count(DISTINCT visitor_id) AS visitors, \
                      count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, count(*) AS events \
-                     FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb})"
+                     FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{kgb})"
                 ));
                 ctes.push(s);
                 parts.push("ev");
@@ -1356,6 +1409,37 @@ fn main_statement(b: &Builder<'_>, base: &Sql, q: &Query) -> Sql {
             i64::try_from(q.pagination.offset).unwrap_or(i64::MAX),
         ));
     main
+}
+
+/// The SQL that answers `q` with its parameters written in as literals, to run by hand
+/// (`footfall bench-sql --show-sql`); a diagnostic, never executed by footfall.
+pub fn statement_text(site_id: u32, site: &SiteContext, q: &Query) -> String {
+    let b = Builder::new(q, site, site_id, true);
+    let main = main_statement(&b, &b.build(), q);
+    let mut params = main.params.iter().peekable();
+    let mut out = String::with_capacity(main.text.len() + 64);
+    for c in main.text.chars() {
+        match params.next_if(|_| c == '?') {
+            Some(v) => out.push_str(&sql_literal(v)),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+fn sql_literal(v: &DbValue) -> String {
+    match v {
+        DbValue::Text(s) => format!("'{}'", s.replace('\'', "''")),
+        DbValue::Timestamp(_, us) => format!("make_timestamp({us})"),
+        DbValue::BigInt(n) => n.to_string(),
+        DbValue::UInt(n) => n.to_string(),
+        DbValue::UBigInt(n) => n.to_string(),
+        DbValue::Int(n) => n.to_string(),
+        DbValue::Double(n) => n.to_string(),
+        DbValue::Boolean(b) => b.to_string(),
+        DbValue::Null => "NULL".to_string(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Runs the SQL that answers `q` directly, `runs` times, reading every row but building

@@ -1080,6 +1080,7 @@ pub async fn direct_sql(
     site: &str,
     query: &str,
     runs: usize,
+    show_sql: bool,
 ) -> anyhow::Result<()> {
     use footfall_store::MetaStore;
     let store = footfall_server::open_embedded(config)?;
@@ -1098,6 +1099,10 @@ pub async fn direct_sql(
     let body: Value = serde_json::from_str(query)?;
     let q = footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())
         .map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
+    if show_sql {
+        println!("{}", store.query_text(site.id, &ctx, &q));
+        return Ok(());
+    }
     let times = store.time_query(site.id, &ctx, &q, runs.max(1))?;
     let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     println!("{:.1}", median(&ms));

@@ -107,6 +107,9 @@ enum Command {
         query: String,
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Print the SQL with its parameters inlined instead of timing it.
+        #[arg(long)]
+        show_sql: bool,
     },
     /// Minimal HTTP server answering 202, the baseline for `bench`.
     #[command(hide = true)]
@@ -273,9 +276,14 @@ async fn main() -> anyhow::Result<()> {
             bench::run(args.clone()).await
         }
         Command::BenchBaseline { listen } => bench::baseline_server(*listen).await,
-        Command::BenchSql { site, query, runs } => {
+        Command::BenchSql {
+            site,
+            query,
+            runs,
+            show_sql,
+        } => {
             init_tracing("warn");
-            bench::direct_sql(&load_config(&cli, &[])?, site, query, *runs).await
+            bench::direct_sql(&load_config(&cli, &[])?, site, query, *runs, *show_sql).await
         }
     }
 }
