@@ -597,6 +597,22 @@ impl<'a> Builder<'a> {
     }
 
     fn exits_cte(&self, sql: &mut Sql) {
+        if self.use_rollup {
+            // The rollup keeps each visit's exit exact (sink.rs tests it against a full
+            // recompute); computing it here from events grouped by visit needed more
+            // than DuckDB's 128 MB default at 10M events (Out of Memory on
+            // `visit:exit_page` with event metrics). These are the visits of every
+            // events-window row (events in range) and visits-window row (visits
+            // starting in range).
+            sql.push("exits AS (SELECT session_id, exit_page, exit_hostname FROM sessions WHERE site_id = ");
+            self.bind_site(sql);
+            sql.push(" AND session_start < ");
+            self.bind_ts(sql, self.end_us);
+            sql.push(" AND last_ts >= ");
+            self.bind_ts(sql, self.start_us);
+            sql.push(")");
+            return;
+        }
         sql.push(&format!(
             "exits AS (SELECT session_id, \
              COALESCE(arg_max(pathname, (ts, event_id)) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(pathname, (ts, event_id))) AS exit_page, \
@@ -2017,6 +2033,23 @@ mod tests {
                 [["/blog/b"], [2]],
                 [["/"], [1]],
                 [["/about"], [1]]
+            ])
+        );
+        // Event metrics by exit page (the exits joined to events in range): /blog/a S1
+        // (pv /, pv /blog/a, Signup) + S2 (pv) -> V1 V2, 3 pv, 4 events; /blog/b S3 (3 pv,
+        // Outbound) + S4 (pv, Signup) -> V1 V3, 4 pv, 6 events; / S5; /about S8 (its
+        // in-range pv /); /pricing S7 (began before the range, pv /pricing in range).
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors", "pageviews", "events"], "dimensions": ["visit:exit_page"]})
+            ),
+            json!([
+                [["/blog/a"], [2, 3, 4]],
+                [["/blog/b"], [2, 4, 6]],
+                [["/"], [1, 1, 1]],
+                [["/about"], [1, 1, 1]],
+                [["/pricing"], [1, 1, 1]]
             ])
         );
         // Exit page as a filter: S3 (V1) and S4 (V3).
