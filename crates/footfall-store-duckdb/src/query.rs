@@ -931,9 +931,12 @@ impl<'a> Builder<'a> {
     /// `sv AS (...)` with event filters: the visits with a matching hit in range, picked
     /// from `events` by session id; keys and visitor from their `sessions` row. Grouping
     /// visits instead of their matching events joined to their visits: half the time
-    /// (10M events, 30 days, `page=/` by source: ~110 vs ~220 ms, Python duckdb).
+    /// (10M events, 30 days, `page=/` by source: ~110 vs ~220 ms, Python duckdb). The
+    /// matching session ids are made distinct and joined to `sessions`, rather than
+    /// tested with `session_id IN (...)`: DuckDB then hashes the ~350k matching visits
+    /// instead of probing every visit of the range against ~530k matching events
+    /// (`page=/`: 61 -> 45 ms for this CTE alone, 2026-12-04).
     fn rollup_matching_visitors_cte(&self, sql: &mut Sql) {
-        self.sv_visits_in_range(sql);
         // Top-level filters wholly on visit attributes test the visit row; the rest pick
         // the events (joined to their visits only if they mix both kinds).
         let (on_visit, on_events): (Vec<Filter>, Vec<Filter>) = self
@@ -942,12 +945,13 @@ impl<'a> Builder<'a> {
             .iter()
             .cloned()
             .partition(|f| !f.any_leaf(&|l| !visit_column(l.dim)));
-        if !on_visit.is_empty() {
-            sql.push(" AND ");
-            self.filters_cond(&on_visit, sql);
+        self.over_sessions.set(true);
+        sql.push("sv AS (SELECT e.visitor_id");
+        for (i, d) in self.dims().iter().enumerate() {
+            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
         }
         self.over_sessions.set(false);
-        sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
+        sql.push(" FROM (SELECT DISTINCT e.session_id FROM events e");
         if filters_on_visit(&on_events) {
             self.visit_join(sql, Window::Events);
         }
@@ -956,7 +960,19 @@ impl<'a> Builder<'a> {
         self.in_range(sql, "e.ts");
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
         self.filters_cond(&on_events, sql);
-        sql.push("))");
+        sql.push(") m JOIN sessions e ON e.session_id = m.session_id WHERE e.site_id = ");
+        self.over_sessions.set(true);
+        self.bind_site(sql);
+        sql.push(" AND e.session_start < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(" AND e.last_ts >= ");
+        self.bind_ts(sql, self.start_us);
+        if !on_visit.is_empty() {
+            sql.push(" AND ");
+            self.filters_cond(&on_visit, sql);
+        }
+        self.over_sessions.set(false);
+        sql.push(")");
     }
 
     /// `sess AS (...)` from the rollup: the visits starting in range that match.
@@ -980,10 +996,15 @@ impl<'a> Builder<'a> {
             return;
         }
         // Event filters: the visits with a matching hit, as the raw plan's HAVING says
-        // (filters are evaluated per event; visit attributes are on every event).
+        // (filters are evaluated per event; visit attributes are on every event). The
+        // visit row is joined only when a filter reads it: the outer condition already
+        // keeps the visits starting in range, and the join cost ~20 % of the `page=/`
+        // aggregate at 10M events (177 -> 142 ms).
         self.over_sessions.set(false);
         sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
-        self.visit_join(sql, Window::Visits);
+        if filters_on_visit(&self.q.filters) {
+            self.visit_join(sql, Window::Visits);
+        }
         sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
         sql.push(" AND e.ts >= ");
