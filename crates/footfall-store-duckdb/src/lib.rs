@@ -44,6 +44,31 @@ const MIGRATION_MEMORY_LIMIT: &str = "256MB";
 /// docs/ARCHITECTURE.md "Memory").
 pub const DEFAULT_MEMORY_LIMIT: &str = "128MB";
 
+/// A Stats API query that runs out of memory is run once more with this many times the
+/// configured limit (`Inner::with_more_memory`).
+const RETRY_MEMORY_FACTOR: u64 = 4;
+
+/// `RETRY_MEMORY_FACTOR` times a limit written as DuckDB takes it ("128MB", "1GB",
+/// "512MiB", ...), in MiB; None when it cannot be read.
+fn raised_limit(limit: &str) -> Option<String> {
+    let limit = limit.trim();
+    let split = limit
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(limit.len());
+    let (number, unit) = limit.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let mib = match unit.trim().to_ascii_lowercase().as_str() {
+        "kb" => number * 1000.0 / 1048576.0,
+        "kib" => number / 1024.0,
+        "mb" => number * 1e6 / 1048576.0,
+        "mib" => number,
+        "gb" => number * 1e9 / 1048576.0,
+        "gib" => number * 1024.0,
+        _ => return None,
+    };
+    Some(format!("{}MiB", (mib * RETRY_MEMORY_FACTOR as f64).ceil()))
+}
+
 fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {
     conn.execute_batch(&format!(
         "SET memory_limit = '{}'",
@@ -85,6 +110,8 @@ pub(crate) struct Inner {
     pub(crate) goals: Mutex<HashMap<u32, Vec<footfall_core::query::Goal>>>,
     /// The configured DuckDB memory limit (`release_cached_buffers` restores it).
     memory_limit: String,
+    /// Serialises Stats API queries re-run with a raised limit (`with_more_memory`).
+    raised_limit: Mutex<()>,
 }
 
 /// The embedded store; cheap to clone.
@@ -185,6 +212,7 @@ impl DuckStore {
                 results: cfg.query_cache.then(|| Mutex::new(ResultCache::default())),
                 goals: Mutex::new(HashMap::new()),
                 memory_limit: cfg.memory_limit.clone(),
+                raised_limit: Mutex::new(()),
             }),
         })
     }
@@ -244,6 +272,37 @@ impl Inner {
                 tracing::warn!(error = %e, "could not restore DuckDB's memory limit");
             }
         }
+    }
+
+    /// Runs `f` once more with DuckDB's memory limit raised to `RETRY_MEMORY_FACTOR` times
+    /// the configured one, for a Stats API query that ran out of memory: a rare, heavy
+    /// query (a 30-day `event:page` breakdown with bounce rate at 10M events needs ~190
+    /// MB) is then answered instead of failing, while the resident set stays bounded by
+    /// the configured limit the rest of the time. The limit is DuckDB-wide, so such
+    /// re-runs take turns, and the configured limit is set again whatever happened.
+    pub(crate) fn with_more_memory<R>(
+        &self,
+        conn: &Connection,
+        f: impl FnOnce() -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        let Some(raised) = raised_limit(&self.memory_limit) else {
+            return Err(StoreError::Backend(format!(
+                "out of memory at the configured limit {}",
+                self.memory_limit
+            )));
+        };
+        let _turn = self.raised_limit.lock();
+        tracing::warn!(
+            limit = %self.memory_limit,
+            raised = %raised,
+            "a query ran out of DuckDB memory; running it again with a raised limit (duckdb_memory_limit)"
+        );
+        set_memory_limit(conn, &raised)?;
+        let out = f();
+        if let Err(e) = set_memory_limit(conn, &self.memory_limit) {
+            tracing::warn!(error = %e, "could not restore DuckDB's memory limit");
+        }
+        out
     }
 
     /// Borrows a query connection from the pool (cloning a new one when empty).
@@ -420,10 +479,18 @@ impl footfall_store::EventQuery for DuckStore {
                 None => None,
             };
             let out = inner.with_reader(|conn| {
-                query::execute(conn, site_id, &site, &query).map_err(|e| match e {
-                    query::ExecError::Invalid(m) => StoreError::Query(m),
-                    other => StoreError::Backend(other.to_string()),
-                })
+                let run = || {
+                    query::execute(conn, site_id, &site, &query).map_err(|e| match e {
+                        query::ExecError::Invalid(m) => StoreError::Query(m),
+                        other => StoreError::Backend(other.to_string()),
+                    })
+                };
+                match run() {
+                    Err(StoreError::Backend(m)) if m.contains("Out of Memory Error") => {
+                        inner.with_more_memory(conn, run)
+                    }
+                    other => other,
+                }
             })?;
             if let (Some(cache), Some(generation)) = (&inner.results, generation) {
                 cache.lock().put(key, generation, &out);
@@ -440,6 +507,17 @@ mod tests {
 
     /// The configured limit is in force after opening and after the start-up release of
     /// cached blocks, which empties the buffer pool.
+    #[test]
+    fn raised_limits_are_four_times_the_configured_one() {
+        assert_eq!(raised_limit("128MB").as_deref(), Some("489MiB"));
+        assert_eq!(raised_limit("128MiB").as_deref(), Some("512MiB"));
+        assert_eq!(raised_limit(" 1GB").as_deref(), Some("3815MiB"));
+        assert_eq!(raised_limit("0.5GiB").as_deref(), Some("2048MiB"));
+        assert_eq!(raised_limit("512KiB").as_deref(), Some("2MiB"));
+        assert_eq!(raised_limit("lots"), None);
+        assert_eq!(raised_limit("12 parsecs"), None);
+    }
+
     #[test]
     fn memory_limit_is_configured_and_survives_releasing_cached_buffers() {
         let dir = tempfile::tempdir().expect("temp dir");
