@@ -505,8 +505,6 @@ impl footfall_store::EventQuery for DuckStore {
 mod tests {
     use super::*;
 
-    /// The configured limit is in force after opening and after the start-up release of
-    /// cached blocks, which empties the buffer pool.
     #[test]
     fn raised_limits_are_four_times_the_configured_one() {
         assert_eq!(raised_limit("128MB").as_deref(), Some("489MiB"));
@@ -518,6 +516,8 @@ mod tests {
         assert_eq!(raised_limit("12 parsecs"), None);
     }
 
+    /// The configured limit is in force after opening and after the start-up release of
+    /// cached blocks, which empties the buffer pool.
     #[test]
     fn memory_limit_is_configured_and_survives_releasing_cached_buffers() {
         let dir = tempfile::tempdir().expect("temp dir");

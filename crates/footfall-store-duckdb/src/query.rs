@@ -780,7 +780,6 @@ impl<'a> Builder<'a> {
             && (self.visit_only_filters() || !self.need_exits)
     }
 
-    /// Every filter is on a visit attribute (a visit matches as a whole or not at all).
     /// Visit metrics by event page or hostname (bounce rate and duration of the visits
     /// entering there) can take each visit from the rollup when nothing else needs its
     /// events: visit-only filters, and no other event key.
@@ -793,6 +792,7 @@ impl<'a> Builder<'a> {
             })
     }
 
+    /// Every filter is on a visit attribute (a visit matches as a whole or not at all).
     fn visit_only_filters(&self) -> bool {
         !self.q.filters_on(&|d| !matches!(d, Dimension::Visit(_)))
     }
@@ -893,13 +893,7 @@ impl<'a> Builder<'a> {
         self.over_sessions.set(true);
         sql.push("sv AS (SELECT e.visitor_id, e.pageviews AS pv");
         for (i, d) in self.dims().iter().enumerate() {
-            let key = match d {
-                // Page and hostname keys of visit metrics are the entry ones (see `build`).
-                Dimension::EventPage => "e.entry_page".to_string(),
-                Dimension::EventHostname => "e.entry_hostname".to_string(),
-                d => self.dim_expr(d, Window::Visits),
-            };
-            sql.push(&format!(", {key} AS d{i}"));
+            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Visits)));
         }
         sql.push(" FROM sessions e WHERE e.site_id = ");
         self.bind_site(sql);
@@ -938,12 +932,25 @@ impl<'a> Builder<'a> {
     /// Opens `sv AS (SELECT e.visitor_id, <dimension keys> FROM sessions e WHERE` the
     /// site's visits that can have events in range; callers add the rest of the condition.
     fn sv_visits_in_range(&self, sql: &mut Sql) {
+        self.sv_select(sql);
+        sql.push(" FROM sessions e WHERE ");
+        self.visit_rows_in_range(sql);
+    }
+
+    /// `sv AS (SELECT e.visitor_id, <dimension keys>` over `sessions e` (leaves
+    /// `over_sessions` set).
+    fn sv_select(&self, sql: &mut Sql) {
         self.over_sessions.set(true);
         sql.push("sv AS (SELECT e.visitor_id");
         for (i, d) in self.dims().iter().enumerate() {
             sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
         }
-        sql.push(" FROM sessions e WHERE e.site_id = ");
+    }
+
+    /// The condition on `sessions e` keeping the site's visits that can have events in
+    /// range.
+    fn visit_rows_in_range(&self, sql: &mut Sql) {
+        sql.push("e.site_id = ");
         self.bind_site(sql);
         sql.push(" AND e.session_start < ");
         self.bind_ts(sql, self.end_us);
@@ -961,11 +968,7 @@ impl<'a> Builder<'a> {
     /// (`page=/`: 61 -> 45 ms for this CTE alone, 2026-12-04).
     fn rollup_matching_visitors_cte(&self, sql: &mut Sql) {
         let (on_visit, on_events) = self.split_visit_filters();
-        self.over_sessions.set(true);
-        sql.push("sv AS (SELECT e.visitor_id");
-        for (i, d) in self.dims().iter().enumerate() {
-            sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
-        }
+        self.sv_select(sql);
         self.over_sessions.set(false);
         sql.push(" FROM (SELECT DISTINCT e.session_id FROM events e");
         if filters_on_visit(&on_events) {
@@ -976,13 +979,9 @@ impl<'a> Builder<'a> {
         self.in_range(sql, "e.ts");
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
         self.filters_cond(&on_events, sql);
-        sql.push(") m JOIN sessions e ON e.session_id = m.session_id WHERE e.site_id = ");
+        sql.push(") m JOIN sessions e ON e.session_id = m.session_id WHERE ");
         self.over_sessions.set(true);
-        self.bind_site(sql);
-        sql.push(" AND e.session_start < ");
-        self.bind_ts(sql, self.end_us);
-        sql.push(" AND e.last_ts >= ");
-        self.bind_ts(sql, self.start_us);
+        self.visit_rows_in_range(sql);
         if !on_visit.is_empty() {
             sql.push(" AND ");
             self.filters_cond(&on_visit, sql);
