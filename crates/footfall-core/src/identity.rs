@@ -66,18 +66,26 @@ const SECOND_LEVEL: &[&str] = &[
 
 /// The registrable ("root") domain of a host: `blog.example.com` -> `example.com`.
 pub fn registrable_domain(host: &str) -> &str {
-    let labels: Vec<&str> = host.rsplitn(4, '.').collect();
-    if labels.len() < 3 || host.parse::<std::net::IpAddr>().is_ok() {
+    // Per hit on the cookieless path: label positions from the right, no allocation.
+    let mut dots = host.rmatch_indices('.').map(|(i, _)| i);
+    let (Some(last), Some(second)) = (dots.next(), dots.next()) else {
+        return host; // fewer than three labels
+    };
+    let tld = &host[last + 1..];
+    // IP addresses are kept whole; only a host ending in digits can be one.
+    if !tld.is_empty()
+        && tld.bytes().all(|b| b.is_ascii_digit())
+        && host.parse::<std::net::IpAddr>().is_ok()
+    {
         return host;
     }
-    // labels are reversed: [tld, sld, third, rest]
-    let take = if labels[0].len() == 2 && SECOND_LEVEL.contains(&labels[1]) {
-        3
+    let sld = &host[second + 1..last];
+    let start = if tld.len() == 2 && SECOND_LEVEL.contains(&sld) {
+        dots.next().map_or(0, |third| third + 1)
     } else {
-        2
+        second + 1
     };
-    let keep: usize = labels[..take].iter().map(|l| l.len()).sum::<usize>() + take - 1;
-    &host[host.len() - keep.min(host.len())..]
+    &host[start..]
 }
 
 #[cfg(test)]
@@ -92,6 +100,60 @@ mod tests {
         assert_eq!(registrable_domain("shop.example.co.uk"), "example.co.uk");
         assert_eq!(registrable_domain("localhost"), "localhost");
         assert_eq!(registrable_domain("127.0.0.1"), "127.0.0.1");
+        assert_eq!(registrable_domain("::ffff:10.0.0.1"), "::ffff:10.0.0.1");
+        assert_eq!(
+            registrable_domain("a.b.shop.example.co.uk"),
+            "example.co.uk"
+        );
+    }
+
+    /// The allocation-free version answers exactly what the first one did, so cookieless
+    /// visitor ids do not change across an upgrade.
+    #[test]
+    fn registrable_domain_matches_the_first_version() {
+        fn first_version(host: &str) -> &str {
+            let labels: Vec<&str> = host.rsplitn(4, '.').collect();
+            if labels.len() < 3 || host.parse::<std::net::IpAddr>().is_ok() {
+                return host;
+            }
+            let take = if labels[0].len() == 2 && SECOND_LEVEL.contains(&labels[1]) {
+                3
+            } else {
+                2
+            };
+            let keep: usize = labels[..take].iter().map(|l| l.len()).sum::<usize>() + take - 1;
+            &host[host.len() - keep.min(host.len())..]
+        }
+        for host in [
+            "",
+            ".",
+            "..",
+            "...",
+            "a",
+            "a.b",
+            "a.b.c",
+            "a.b.c.d.e",
+            "example.com",
+            "www.example.com.",
+            "blog.example.co.uk",
+            "example.co.uk",
+            "co.uk",
+            "x.co.uk",
+            "a.b.example.com.au",
+            "127.0.0.1",
+            "999.1.1.1",
+            "1.2.3",
+            "::1",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+            "a.b.c:80",
+            "shop.example.de",
+            "é.example.fr",
+            "a..b",
+            ".example.com",
+        ] {
+            assert_eq!(registrable_domain(host), first_version(host), "{host:?}");
+        }
     }
 
     #[test]

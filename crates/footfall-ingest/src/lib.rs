@@ -230,16 +230,13 @@ impl Ingestor {
                 .filter(|e| e.client_id)
                 .map(|e| e.event_id)
                 .collect();
-            let written = match record::encode_events(&events) {
-                // Per-hit endpoints serve browsers, which never re-send a hit: in the log
-                // file (safe from kill -9) is enough, the fsync follows within milliseconds.
-                Ok(payload) => self
-                    .wal
-                    .append(payload, wal::Ack::Written)
-                    .await
-                    .map_err(IngestError::from),
-                Err(e) => Err(IngestError::Wal(e.into())),
-            };
+            // Per-hit endpoints serve browsers, which never re-send a hit: in the log file
+            // (safe from kill -9) is enough, the fsync follows within milliseconds.
+            let written = self
+                .wal
+                .append(record::encode_events(&events), wal::Ack::Written)
+                .await
+                .map_err(IngestError::from);
             if let Err(e) = written {
                 // Not durable, so not seen: a retry with the same ids must be stored.
                 for id in ids {

@@ -3,6 +3,7 @@
 use footfall_core::session::OpenSession;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 const SHARDS: usize = 64;
@@ -36,7 +37,8 @@ impl SessionTable {
         &self.shards[idx]
     }
 
-    /// Runs `f` with the entry of (site, visitor) locked.
+    /// Runs `f` with the entry of (site, visitor) locked. One hash lookup (the entry),
+    /// not a remove and a re-insert per hit.
     pub fn with<R>(
         &self,
         site_id: u32,
@@ -45,18 +47,29 @@ impl SessionTable {
     ) -> R {
         let key = (site_id, visitor_id);
         let mut shard = self.shard(&key).lock();
-        let mut slot = shard.remove(&key);
-        let had = slot.is_some();
-        let out = f(&mut slot);
-        if let Some(s) = slot {
-            shard.insert(key, s);
-            if !had {
-                self.len_hint.fetch_add(1, Ordering::Relaxed);
+        match shard.entry(key) {
+            Entry::Occupied(mut open) => {
+                let mut slot = Some(open.get().clone());
+                let out = f(&mut slot);
+                match slot {
+                    Some(s) => *open.get_mut() = s,
+                    None => {
+                        open.remove();
+                        self.len_hint.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+                out
             }
-        } else if had {
-            self.len_hint.fetch_sub(1, Ordering::Relaxed);
+            Entry::Vacant(vacant) => {
+                let mut slot = None;
+                let out = f(&mut slot);
+                if let Some(s) = slot {
+                    vacant.insert(s);
+                    self.len_hint.fetch_add(1, Ordering::Relaxed);
+                }
+                out
+            }
         }
-        out
     }
 
     /// Whether (site, visitor) has a visit that an event at `ts_us` would continue.

@@ -74,11 +74,15 @@ async fn post_event(
     let mut dropped = None;
     // The first site's visit: for the cookie and the live channel.
     let mut stored = None;
-    for site in sites {
-        let outcomes = state
-            .ingestor
-            .submit(&site, vec![hit.clone()], &ctx)
-            .await?;
+    let mut sites = sites.into_iter().peekable();
+    while let Some(site) = sites.next() {
+        // A copy of the hit per further site; the last (usually the only) one takes it.
+        let this = if sites.peek().is_some() {
+            hit.clone()
+        } else {
+            std::mem::take(&mut hit)
+        };
+        let outcomes = state.ingestor.submit(&site, vec![this], &ctx).await?;
         for outcome in outcomes {
             match outcome {
                 HitOutcome::Rejected(msg) => {
