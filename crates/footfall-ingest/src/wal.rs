@@ -348,6 +348,19 @@ impl Wal {
     }
 }
 
+/// `write_all` for several slices (std's `write_all_vectored` is unstable).
+fn write_all_vectored(mut file: &File, mut slices: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 struct Writer {
     dir: PathBuf,
     /// Shared with the sync thread, which may still be syncing a segment rolled away from.
@@ -422,7 +435,7 @@ impl Writer {
             file_first_lsn: next_lsn,
             file_len,
             next_lsn,
-            buf: Vec::with_capacity(1 << 20),
+            buf: Vec::with_capacity(64 * HEADER),
             bytes,
             sync,
             held: None,
@@ -567,6 +580,9 @@ impl Writer {
         if self.file_len >= SEGMENT_BYTES {
             self.roll()?;
         }
+        // Record headers go into `buf`; payloads are written from where they are (one
+        // writev), not copied next to them: a bulk group is megabytes, and a buffer that
+        // size, grown and freed per group, was re-faulted by the kernel each time.
         self.buf.clear();
         let first_lsn = self.next_lsn;
         for (i, req) in group.iter().enumerate() {
@@ -577,23 +593,24 @@ impl Writer {
                 .extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
             self.buf
                 .extend_from_slice(&(first_lsn + i as u64).to_le_bytes());
-            self.buf.extend_from_slice(payload);
         }
-        if let Err(e) = (&*self.file).write_all(&self.buf) {
+        let mut slices = Vec::with_capacity(group.len() * 2);
+        for (header, req) in self.buf.chunks_exact(HEADER).zip(group) {
+            slices.push(io::IoSlice::new(header));
+            slices.push(io::IoSlice::new(&req.payload));
+        }
+        let total = self.buf.len() + group.iter().map(|r| r.payload.len()).sum::<usize>();
+        if let Err(e) = write_all_vectored(&self.file, &mut slices) {
             // A partial write must not be followed by good records: cut back and retry later.
             let _ = self.file.set_len(self.file_len);
             let _ = (&*self.file).seek(SeekFrom::End(0));
             return Err(e.into());
         }
-        self.file_len += self.buf.len() as u64;
+        self.file_len += total as u64;
         self.next_lsn += group.len() as u64;
         self.bytes
             .written
-            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
-        // A 16 MiB body must not keep a 16 MiB buffer alive for ever.
-        if self.buf.capacity() > 4 << 20 {
-            self.buf = Vec::with_capacity(1 << 20);
-        }
+            .fetch_add(total as u64, Ordering::Relaxed);
         Ok(first_lsn)
     }
 

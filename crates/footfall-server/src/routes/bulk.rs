@@ -94,6 +94,7 @@ async fn post_events(
     let mut rejected = Vec::new();
     // Events grouped by site, keeping their index for per-event errors.
     let mut by_site: Vec<SiteHits> = Vec::new();
+    let count = items.len();
     for (index, item) in items.into_iter().enumerate() {
         let hit = match item {
             Ok(hit) => hit,
@@ -114,7 +115,13 @@ async fn post_events(
         state.authorize(&caller, &site, KeyScope::Ingest)?;
         match by_site.iter_mut().find(|(s, _)| s.id == site.id) {
             Some((_, hits)) => hits.push((index, hit)),
-            None => by_site.push((site, vec![(index, hit)])),
+            None => {
+                // Sized for the whole body (usually one site): growing a multi-megabyte
+                // vector by doubling faults in fresh pages at every step.
+                let mut hits = Vec::with_capacity(count - index);
+                hits.push((index, hit));
+                by_site.push((site, hits));
+            }
         }
     }
     if let (Caller::Key(_), true) = (&caller, by_site.is_empty()) {
