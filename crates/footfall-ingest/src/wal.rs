@@ -753,4 +753,19 @@ mod tests {
             HEADER as u64 + 5
         );
     }
+
+    /// More slices than one writev takes (IOV_MAX is 1024 on Linux): every byte lands,
+    /// in order.
+    #[test]
+    fn vectored_writes_finish_past_the_iovec_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out");
+        let file = File::create(&path).expect("create");
+        let parts: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| i.to_le_bytes().repeat(1 + (i % 7) as usize))
+            .collect();
+        let mut slices: Vec<io::IoSlice> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        write_all_vectored(&file, &mut slices).expect("write");
+        assert_eq!(fs::read(&path).expect("read"), parts.concat());
+    }
 }
