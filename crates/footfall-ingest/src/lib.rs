@@ -260,10 +260,9 @@ impl Ingestor {
     ) -> Result<Vec<Acceptance>, IngestError> {
         self.admit()?;
         let mut answers = Vec::with_capacity(hits.len());
-        let mut logged = Vec::with_capacity(hits.len());
         let mut ids = Vec::new();
-        for hit in hits {
-            if let Err(e) = pipeline::validate(&hit) {
+        for hit in &hits {
+            if let Err(e) = pipeline::validate(hit) {
                 answers.push(Acceptance::Rejected(e));
                 continue;
             }
@@ -277,11 +276,17 @@ impl Ingestor {
                 ids.push(event_id);
             }
             answers.push(Acceptance::Logged);
-            logged.push(hit);
         }
-        if !logged.is_empty() {
-            let payload = record::encode_hits(site, ctx, &logged);
-            drop(logged);
+        // The logged hits are encoded from where they are, not moved into a list of
+        // their own first (megabytes per bulk body).
+        let logged = hits
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| matches!(a, Acceptance::Logged))
+            .map(|(hit, _)| hit);
+        if logged.clone().next().is_some() {
+            let payload = record::encode_hits(site, ctx, logged);
+            drop(hits);
             // Bulk senders retry on failure: their 202 promises the batch is on disk.
             if let Err(e) = self.wal.append(payload, wal::Ack::Synced).await {
                 for id in ids {

@@ -218,10 +218,15 @@ fn decode_visit(r: &mut Reader) -> Result<VisitAttrs, DecodeError> {
 }
 
 /// Encodes validated hits of one site and request.
-pub fn encode_hits(site: &Site, ctx: &HitContext, hits: &[WireEvent]) -> Vec<u8> {
+pub fn encode_hits<'a, I>(site: &Site, ctx: &HitContext, hits: I) -> Vec<u8>
+where
+    I: Iterator<Item = &'a WireEvent> + Clone,
+{
     // Sized up front: growing a multi-megabyte buffer copies it several times.
+    let mut count = 0usize;
     let strings: usize = hits
-        .iter()
+        .clone()
+        .inspect(|_| count += 1)
         .map(|h| {
             h.name.len()
                 + h.url.len()
@@ -238,7 +243,7 @@ pub fn encode_hits(site: &Site, ctx: &HitContext, hits: &[WireEvent]) -> Vec<u8>
                 + h.ip.as_ref().map_or(0, String::len)
         })
         .sum();
-    let mut w = Writer(Vec::with_capacity(512 + strings + hits.len() * 96));
+    let mut w = Writer(Vec::with_capacity(512 + strings + count * 96));
     w.u8(KIND_HITS);
     w.u32(site.id);
     w.str(&site.domain);
@@ -265,7 +270,7 @@ pub fn encode_hits(site: &Site, ctx: &HitContext, hits: &[WireEvent]) -> Vec<u8>
         w.str(s);
     }
     w.opt_str(ctx.cdn_country.as_deref());
-    w.u32(hits.len() as u32);
+    w.u32(count as u32);
     for hit in hits {
         w.str(&hit.name);
         w.str(&hit.url);
@@ -557,7 +562,7 @@ mod tests {
             },
             WireEvent::default(),
         ];
-        let payload = encode_hits(&site, &ctx, &hits);
+        let payload = encode_hits(&site, &ctx, hits.iter());
         let Ok(Record::Hits {
             site: s,
             ctx: c,

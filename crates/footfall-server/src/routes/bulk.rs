@@ -15,11 +15,12 @@ use footfall_store::KeyScope;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
-/// A site's share of a bulk body: each hit with its index in the body.
-type SiteHits = (
-    std::sync::Arc<footfall_store::Site>,
-    Vec<(usize, WireEvent)>,
-);
+/// A site's share of a bulk body: its hits and their indexes in the body.
+struct SiteHits {
+    site: std::sync::Arc<footfall_store::Site>,
+    indexes: Vec<usize>,
+    hits: Vec<WireEvent>,
+}
 
 pub const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -95,6 +96,8 @@ async fn post_events(
     // Events grouped by site, keeping their index for per-event errors.
     let mut by_site: Vec<SiteHits> = Vec::new();
     let count = items.len();
+    // The previous event's domain and site: a body usually names one site throughout.
+    let mut last: Option<(String, Option<std::sync::Arc<footfall_store::Site>>)> = None;
     for (index, item) in items.into_iter().enumerate() {
         let hit = match item {
             Ok(hit) => hit,
@@ -105,7 +108,14 @@ async fn post_events(
         };
         let site = match (&caller, &hit.domain) {
             (Caller::Key(_), _) => key_site.clone(),
-            (Caller::Admin, Some(domain)) => state.site(domain),
+            (Caller::Admin, Some(domain)) => match &last {
+                Some((d, site)) if d == domain => site.clone(),
+                _ => {
+                    let site = state.site(domain);
+                    last = Some((domain.clone(), site.clone()));
+                    site
+                }
+            },
             (Caller::Admin, None) => None,
         };
         let Some(site) = site else {
@@ -113,14 +123,22 @@ async fn post_events(
             continue;
         };
         state.authorize(&caller, &site, KeyScope::Ingest)?;
-        match by_site.iter_mut().find(|(s, _)| s.id == site.id) {
-            Some((_, hits)) => hits.push((index, hit)),
+        match by_site.iter_mut().find(|s| s.site.id == site.id) {
+            Some(share) => {
+                share.indexes.push(index);
+                share.hits.push(hit);
+            }
             None => {
                 // Sized for the whole body (usually one site): growing a multi-megabyte
                 // vector by doubling faults in fresh pages at every step.
-                let mut hits = Vec::with_capacity(count - index);
-                hits.push((index, hit));
-                by_site.push((site, hits));
+                let mut share = SiteHits {
+                    site,
+                    indexes: Vec::with_capacity(count - index),
+                    hits: Vec::with_capacity(count - index),
+                };
+                share.indexes.push(index);
+                share.hits.push(hit);
+                by_site.push(share);
             }
         }
     }
@@ -142,8 +160,12 @@ async fn post_events(
     // Validated and logged now; enriched, sessionized and stored behind the log, so
     // hits dropped there (bots, block rules) are counted per site, not in this reply.
     let (mut accepted, mut duplicates) = (0usize, 0usize);
-    for (site, hits) in by_site {
-        let (indexes, hits): (Vec<usize>, Vec<WireEvent>) = hits.into_iter().unzip();
+    for SiteHits {
+        site,
+        indexes,
+        hits,
+    } in by_site
+    {
         let answers = state.ingestor.accept(&site, hits, &ctx).await?;
         for (index, answer) in indexes.into_iter().zip(answers) {
             match answer {
