@@ -136,6 +136,51 @@ pub fn parse_page_url(url: &str, hash_mode: bool) -> Result<PageUrl, UrlError> {
     Ok(out)
 }
 
+/// Whether `parse_page_url` would accept `url`, without building its parts: what bulk
+/// acceptance checks for every event before its 202. The common shape (an `http(s)` URL
+/// whose host is plain letters, digits, dots and hyphens) needs no parse at all: for
+/// such a URL the WHATWG parser cannot fail (path, query and fragment characters are
+/// escaped, never refused). Anything else takes the full parse.
+pub fn check_page_url(url: &str, hash_mode: bool) -> Result<(), UrlError> {
+    let raw = url.trim();
+    if url.len() <= MAX_URL_BYTES && is_plain_http_url(raw) {
+        return Ok(());
+    }
+    parse_page_url(url, hash_mode).map(|_| ())
+}
+
+/// `http://` or `https://`, then a host of ASCII letters, digits, `.` and `-` that is not
+/// an IPv4 form (its last label starts with a letter) nor punycode (`xn--` labels are
+/// decoded and may be invalid), then the end or `/`, `?`, `#`. Ports, user info, IP
+/// literals and other characters are left to the parser.
+fn is_plain_http_url(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let rest = if bytes.len() >= 7 && bytes[..7].eq_ignore_ascii_case(b"http://") {
+        &raw[7..]
+    } else if bytes.len() >= 8 && bytes[..8].eq_ignore_ascii_case(b"https://") {
+        &raw[8..]
+    } else {
+        return false;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..end];
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        || host
+            .split('.')
+            .any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"))
+    {
+        return false;
+    }
+    // The last label that is not empty must start with a letter: "a.1", "0x1f" or "1.2.3.4"
+    // are read as IPv4 addresses, which can be refused.
+    host.split('.')
+        .rfind(|label| !label.is_empty())
+        .is_some_and(|label| label.as_bytes()[0].is_ascii_alphabetic())
+}
+
 /// Host used internally to parse relative URLs; never reported.
 const PLACEHOLDER_HOST: &str = "relative.footfall.invalid";
 
@@ -265,5 +310,67 @@ mod tests {
         ));
         assert!(parse_page_url("not a url", false).is_err());
         assert!(parse_page_url("http://", false).is_err());
+    }
+
+    /// The shortcut never accepts what the parser refuses: generated URLs built from the
+    /// characters that matter to hosts (digits, dots, `%`, `@`, `:`, brackets, `xn--`,
+    /// spaces, non-ASCII), plus hand-picked edge cases.
+    #[test]
+    fn check_page_url_agrees_with_the_parser() {
+        let cases = [
+            "http://example.com/a b?c#d",
+            "https://EXAMPLE.com",
+            "http://1.2.3.256/",
+            "http://a.1/",
+            "http://0x10/",
+            "http://a.b.",
+            "http://a..b/",
+            "http://-a-.b-/",
+            "http://xn--a.com/",
+            "http://a.xn--/",
+            "http://exa mple.com/",
+            "http://exa%41mple.com/",
+            "http://[::1]/",
+            "http://a@b.com/",
+            "http://a.com:99999/",
+            "http://./",
+            "http://../",
+            "http:///path",
+            "HTTP://a.com\\path",
+            "https://",
+            "https://a.com?x#y",
+            "ftp://a.com/",
+        ];
+        for url in cases {
+            assert_eq!(
+                check_page_url(url, false).is_ok(),
+                parse_page_url(url, false).is_ok(),
+                "{url:?}"
+            );
+        }
+        const PIECES: &[&str] = &[
+            "a", "Z", "0", "9", "1", ".", "-", "xn--", "%", "@", ":", "[", "]", " ", "é", "/", "?",
+            "#", "\\", "\t", "0x", "256", "com", "_", "*", "\u{0}",
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200_000 {
+            let mut url = String::from(if next() % 2 == 0 {
+                "http://"
+            } else {
+                "https://"
+            });
+            for _ in 0..(next() % 12) {
+                url.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if is_plain_http_url(url.trim()) {
+                assert!(parse_page_url(&url, false).is_ok(), "{url:?}");
+            }
+        }
     }
 }

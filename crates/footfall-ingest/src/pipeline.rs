@@ -14,7 +14,7 @@ use footfall_enrich::hints::ClientHints;
 use footfall_enrich::hit::{locate, parse_ua};
 use footfall_enrich::rules::{BlockRules, HitFacts, is_spam_referrer_url};
 use footfall_enrich::ua::{BotReason, UaParser};
-use footfall_enrich::url::parse_page_url;
+use footfall_enrich::url::{check_page_url, parse_page_url};
 use footfall_store::Site;
 use parking_lot::RwLock;
 use std::sync::Arc;
@@ -68,9 +68,7 @@ fn url_error(e: footfall_enrich::url::UrlError) -> String {
 /// The checks of `Pipeline::process` that can reject a hit (as opposed to dropping it),
 /// for acceptance before the hit is processed behind the log.
 pub fn validate(hit: &WireEvent) -> Result<(), String> {
-    parse_page_url(&hit.url, hit.hash_mode)
-        .map(|_| ())
-        .map_err(url_error)
+    check_page_url(&hit.url, hit.hash_mode).map_err(url_error)
 }
 
 /// Event and session ids: a counter seeded with the start time in microseconds, so ids
