@@ -4,6 +4,10 @@
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashSet;
 
+/// Ids accepted since the last fold. foldhash (seeded per process) instead of std's
+/// SipHash: the ids are hashes already, and this set takes every bulk event.
+type PendingIds = HashSet<u64, foldhash::fast::RandomState>;
+
 const DEDUP_SHARDS: usize = 16;
 
 /// Bits of an id that select its bucket; the other 48 are stored.
@@ -126,7 +130,7 @@ pub struct Dedup {
     /// Ids of the store and those folded in by `compact` (6 bytes each).
     stored: RwLock<SortedIds>,
     /// Ids accepted since the last `compact`.
-    shards: Vec<Mutex<HashSet<u64>>>,
+    shards: Vec<Mutex<PendingIds>>,
 }
 
 impl Default for Dedup {
@@ -134,7 +138,7 @@ impl Default for Dedup {
         Dedup {
             stored: RwLock::new(SortedIds::default()),
             shards: (0..DEDUP_SHARDS)
-                .map(|_| Mutex::new(HashSet::new()))
+                .map(|_| Mutex::new(PendingIds::default()))
                 .collect(),
         }
     }
@@ -182,7 +186,7 @@ impl Dedup {
         for shard in &self.shards {
             let mut set = shard.lock();
             ids.extend(set.iter().copied());
-            *set = HashSet::new();
+            *set = PendingIds::default();
         }
         if ids.is_empty() {
             return;

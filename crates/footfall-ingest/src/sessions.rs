@@ -12,9 +12,11 @@ const SHARDS: usize = 64;
 const MIN_SHRINK_CAPACITY: usize = 1024;
 
 type Key = (u32, u64);
+/// foldhash (seeded per process) instead of std's SipHash: looked up on every hit.
+type OpenVisits = HashMap<Key, OpenSession, foldhash::fast::RandomState>;
 
 pub struct SessionTable {
-    shards: Vec<Mutex<HashMap<Key, OpenSession>>>,
+    shards: Vec<Mutex<OpenVisits>>,
     /// Newest event time seen per site: visits are closed relative to it, so historical
     /// data sent in time order sessionizes exactly like live traffic.
     newest: Mutex<HashMap<u32, i64>>,
@@ -24,7 +26,9 @@ pub struct SessionTable {
 impl Default for SessionTable {
     fn default() -> Self {
         SessionTable {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(OpenVisits::default()))
+                .collect(),
             newest: Mutex::new(HashMap::new()),
             len_hint: AtomicI64::new(0),
         }
@@ -32,7 +36,7 @@ impl Default for SessionTable {
 }
 
 impl SessionTable {
-    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, OpenSession>> {
+    fn shard(&self, key: &Key) -> &Mutex<OpenVisits> {
         let idx = (key.1 as usize ^ key.0 as usize) % SHARDS;
         &self.shards[idx]
     }
