@@ -57,13 +57,7 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
         w.str(&e.pathname);
         w.str(&e.title);
         w.u32(e.engagement_ms);
-        match e.scroll_depth {
-            Some(d) => {
-                w.u8(1);
-                w.u8(d);
-            }
-            None => w.u8(0),
-        }
+        w.opt_u8(e.scroll_depth);
         match &e.revenue_amount {
             Some(amount) => {
                 w.u8(1);
@@ -72,11 +66,7 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
             None => w.u8(0),
         }
         w.opt_str(e.revenue_currency.as_deref());
-        w.u32(e.props.len() as u32);
-        for (k, v) in &e.props {
-            w.str(k);
-            w.str(v);
-        }
+        w.props(&e.props);
         match &e.visit {
             Some(v) => {
                 w.u8(1);
@@ -140,20 +130,13 @@ fn decode_events(payload: &[u8]) -> Result<Record, DecodeError> {
         let pathname = r.string()?;
         let title = r.string()?;
         let engagement_ms = r.u32()?;
-        let scroll_depth = match r.u8()? {
-            0 => None,
-            _ => Some(r.u8()?),
-        };
+        let scroll_depth = r.opt_u8()?;
         let revenue_amount = match r.u8()? {
             0 => None,
             _ => Some(f64::from_le_bytes(r.array()?)),
         };
         let revenue_currency = r.opt_string()?;
-        let n_props = r.len()?;
-        let mut props = Vec::with_capacity(n_props);
-        for _ in 0..n_props {
-            props.push((r.string()?, r.string()?));
-        }
+        let props = r.props()?;
         let visit = match r.u8()? {
             0 => None,
             _ => Some(Arc::new(decode_visit(&mut r)?)),
@@ -276,11 +259,7 @@ where
         w.str(&hit.url);
         w.opt_str(hit.domain.as_deref());
         w.opt_str(hit.referrer.as_deref());
-        w.u32(hit.props.len() as u32);
-        for (k, v) in &hit.props {
-            w.str(k);
-            w.str(v);
-        }
+        w.props(&hit.props);
         match &hit.revenue {
             Some((amount, currency)) => {
                 w.u8(1);
@@ -297,13 +276,7 @@ where
         w.u8(u8::from(hit.hash_mode)
             | u8::from(hit.webdriver) << 1
             | u8::from(hit.new_session) << 2);
-        match hit.scroll_depth {
-            Some(d) => {
-                w.u8(1);
-                w.u8(d);
-            }
-            None => w.u8(0),
-        }
+        w.opt_u8(hit.scroll_depth);
         match hit.engaged_ms {
             Some(ms) => {
                 w.u8(1);
@@ -387,11 +360,7 @@ fn decode_hits(payload: &[u8]) -> Result<Record, DecodeError> {
         let url = r.string()?;
         let domain = r.opt_string()?;
         let referrer = r.opt_string()?;
-        let n_props = r.len()?;
-        let mut props = Vec::with_capacity(n_props);
-        for _ in 0..n_props {
-            props.push((r.string()?, r.string()?));
-        }
+        let props = r.props()?;
         let revenue = match r.u8()? {
             0 => None,
             _ => Some((f64::from_le_bytes(r.array()?), r.string()?)),
@@ -402,10 +371,7 @@ fn decode_hits(payload: &[u8]) -> Result<Record, DecodeError> {
             _ => Some(true),
         };
         let flags = r.u8()?;
-        let scroll_depth = match r.u8()? {
-            0 => None,
-            _ => Some(r.u8()?),
-        };
+        let scroll_depth = r.opt_u8()?;
         let engaged_ms = match r.u8()? {
             0 => None,
             _ => Some(r.u32()?),
@@ -456,6 +422,22 @@ impl Writer {
     fn str(&mut self, s: &str) {
         self.u32(s.len() as u32);
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt_u8(&mut self, v: Option<u8>) {
+        match v {
+            Some(v) => {
+                self.u8(1);
+                self.u8(v);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn props(&mut self, props: &[(String, String)]) {
+        self.u32(props.len() as u32);
+        for (k, v) in props {
+            self.str(k);
+            self.str(v);
+        }
     }
     fn opt_str(&mut self, s: Option<&str>) {
         match s {
@@ -510,6 +492,20 @@ impl Reader<'_> {
         std::str::from_utf8(bytes)
             .map(str::to_string)
             .map_err(|_| DecodeError("string is not UTF-8".into()))
+    }
+    fn opt_u8(&mut self) -> Result<Option<u8>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => self.u8().map(Some),
+        }
+    }
+    fn props(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
+        let n = self.len()?;
+        let mut props = Vec::with_capacity(n);
+        for _ in 0..n {
+            props.push((self.string()?, self.string()?));
+        }
+        Ok(props)
     }
     fn opt_string(&mut self) -> Result<Option<String>, DecodeError> {
         match self.u8()? {
