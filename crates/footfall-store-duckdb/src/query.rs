@@ -1017,13 +1017,20 @@ impl<'a> Builder<'a> {
         self.over_sessions.set(false);
         sql.push("msess AS MATERIALIZED (SELECT e.session_id, bool_or(e.ts < ");
         self.bind_ts(sql, self.end_us);
-        sql.push(") AS in_range FROM events e WHERE e.site_id = ");
+        sql.push(") AS in_range FROM events e");
+        self.hits_from_start(sql, &on_events);
+        sql.push(" GROUP BY e.session_id)");
+    }
+
+    /// ` WHERE` the site's hits (not engagement) at or after the range start that pass
+    /// `filters`, on `events e`: the visits they belong to match (`msess`, `sess`).
+    fn hits_from_start(&self, sql: &mut Sql, filters: &[Filter]) {
+        sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
         sql.push(" AND e.ts >= ");
         self.bind_ts(sql, self.start_us);
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
-        self.filters_cond(&on_events, sql);
-        sql.push(" GROUP BY e.session_id)");
+        self.filters_cond(filters, sql);
     }
 
     /// `sess AS (...)` from the rollup: the visits starting in range that match.
@@ -1072,12 +1079,7 @@ impl<'a> Builder<'a> {
         if filters_on_visit(&on_events) {
             self.visit_join(sql, Window::Visits);
         }
-        sql.push(" WHERE e.site_id = ");
-        self.bind_site(sql);
-        sql.push(" AND e.ts >= ");
-        self.bind_ts(sql, self.start_us);
-        sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
-        self.filters_cond(&on_events, sql);
+        self.hits_from_start(sql, &on_events);
         sql.push("))");
     }
 
