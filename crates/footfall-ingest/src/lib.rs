@@ -277,14 +277,14 @@ impl Ingestor {
             }
             answers.push(Acceptance::Logged);
         }
-        // The logged hits are encoded from where they are, not moved into a list of
-        // their own first (megabytes per bulk body).
-        let logged = hits
-            .iter()
-            .zip(&answers)
-            .filter(|(_, a)| matches!(a, Acceptance::Logged))
-            .map(|(hit, _)| hit);
-        if logged.clone().next().is_some() {
+        if answers.iter().any(|a| matches!(a, Acceptance::Logged)) {
+            // The logged hits are encoded from where they are, not moved into a list of
+            // their own first (megabytes per bulk body).
+            let logged = hits
+                .iter()
+                .zip(&answers)
+                .filter(|(_, a)| matches!(a, Acceptance::Logged))
+                .map(|(hit, _)| hit);
             let payload = record::encode_hits(site, ctx, logged);
             drop(hits);
             // Bulk senders retry on failure: their 202 promises the batch is on disk.

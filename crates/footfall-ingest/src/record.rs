@@ -5,9 +5,9 @@
 //!
 //! Both are compact binary encodings (little-endian integers, `u32`-length-prefixed UTF-8
 //! strings). Event records were a JSON array before (first byte `[`); those still decode,
-//! so a log written by an older version replays unchanged. Binary instead of JSON took
-//! the encoding and the applier's decoding from ~6 % of the server's CPU under
-//! `/api/event` load to ~1 % (perf, BENCHMARKS.md §1).
+//! so a log written by an older version replays unchanged. Encoding that JSON and the
+//! applier's decoding of it were ~6 % of the server's CPU under `/api/event` load (perf,
+//! BENCHMARKS.md History).
 
 use crate::pipeline::HitContext;
 use crate::wire::WireEvent;
@@ -37,6 +37,37 @@ pub enum Record {
         hits: Vec<WireEvent>,
     },
     Events(Vec<Event>),
+}
+
+/// A visit's string attributes in their encoded order (`city` follows them), as `&` or
+/// `&mut` references: one list for the encoder and the decoder, so they cannot disagree.
+macro_rules! visit_strings {
+    ($v:expr, $($borrow:tt)+) => {
+        [
+            $($borrow)+ $v.entry_page,
+            $($borrow)+ $v.entry_hostname,
+            $($borrow)+ $v.referrer,
+            $($borrow)+ $v.source,
+            $($borrow)+ $v.channel,
+            $($borrow)+ $v.utm_source,
+            $($borrow)+ $v.utm_medium,
+            $($borrow)+ $v.utm_campaign,
+            $($borrow)+ $v.utm_content,
+            $($borrow)+ $v.utm_term,
+            $($borrow)+ $v.device,
+            $($borrow)+ $v.browser,
+            $($borrow)+ $v.browser_version,
+            $($borrow)+ $v.os,
+            $($borrow)+ $v.os_version,
+            $($borrow)+ $v.country,
+            $($borrow)+ $v.region,
+            $($borrow)+ $v.country_name,
+            $($borrow)+ $v.region_name,
+            $($borrow)+ $v.city_name,
+            $($borrow)+ $v.org,
+            $($borrow)+ $v.label,
+        ]
+    };
 }
 
 /// Encodes a batch of processed events.
@@ -70,7 +101,7 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
         match &e.visit {
             Some(v) => {
                 w.u8(1);
-                for s in visit_strings(v) {
+                for s in visit_strings!(v, &) {
                     w.str(s);
                 }
                 w.u32(v.city);
@@ -81,37 +112,10 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
     w.0
 }
 
-/// A visit's string attributes in their encoded order (`city` follows them).
-fn visit_strings(v: &VisitAttrs) -> [&String; 22] {
-    [
-        &v.entry_page,
-        &v.entry_hostname,
-        &v.referrer,
-        &v.source,
-        &v.channel,
-        &v.utm_source,
-        &v.utm_medium,
-        &v.utm_campaign,
-        &v.utm_content,
-        &v.utm_term,
-        &v.device,
-        &v.browser,
-        &v.browser_version,
-        &v.os,
-        &v.os_version,
-        &v.country,
-        &v.region,
-        &v.country_name,
-        &v.region_name,
-        &v.city_name,
-        &v.org,
-        &v.label,
-    ]
-}
-
 fn decode_events(payload: &[u8]) -> Result<Record, DecodeError> {
     let mut r = Reader(payload);
-    // Each event takes at least 73 bytes (60 is a safe floor), so the count cannot reserve much for a bad one.
+    // Each event takes at least 73 bytes (60 is a safe floor), so a bad count cannot
+    // reserve much.
     let n = r.u32()? as usize;
     if n > payload.len() / 60 {
         return Err(DecodeError("count larger than the record".into()));
@@ -170,30 +174,7 @@ fn decode_events(payload: &[u8]) -> Result<Record, DecodeError> {
 
 fn decode_visit(r: &mut Reader) -> Result<VisitAttrs, DecodeError> {
     let mut v = VisitAttrs::default();
-    for s in [
-        &mut v.entry_page,
-        &mut v.entry_hostname,
-        &mut v.referrer,
-        &mut v.source,
-        &mut v.channel,
-        &mut v.utm_source,
-        &mut v.utm_medium,
-        &mut v.utm_campaign,
-        &mut v.utm_content,
-        &mut v.utm_term,
-        &mut v.device,
-        &mut v.browser,
-        &mut v.browser_version,
-        &mut v.os,
-        &mut v.os_version,
-        &mut v.country,
-        &mut v.region,
-        &mut v.country_name,
-        &mut v.region_name,
-        &mut v.city_name,
-        &mut v.org,
-        &mut v.label,
-    ] {
+    for s in visit_strings!(v, &mut) {
         *s = r.string()?;
     }
     v.city = r.u32()?;

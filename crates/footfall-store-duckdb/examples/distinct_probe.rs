@@ -36,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          AND date_trunc('day', e.session_start) = date_trunc('day', e.last_ts)"
     );
     let day = "epoch_us(e.session_start) // 86400000000";
+    // The (day, visitor) rows themselves, for the Rust count and the fetch alone.
+    let pairs = format!("SELECT {day} AS d, e.visitor_id {rows}");
 
     let in_duckdb = || -> duckdb::Result<Counts> {
         let mut stmt = conn.prepare(&format!(
@@ -47,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(out)
     };
     let in_rust = || -> Result<Counts, Box<dyn std::error::Error>> {
-        let mut stmt = conn.prepare(&format!("SELECT {day} AS d, e.visitor_id {rows}"))?;
+        let mut stmt = conn.prepare(&pairs)?;
         let mut sets: HashMap<i64, HashSet<u64, foldhash::fast::RandomState>> = HashMap::new();
         for batch in stmt.query_arrow([])? {
             let days = batch
@@ -73,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The fetch alone: the same batches, only summed.
     let fetch_only = || -> Result<u64, Box<dyn std::error::Error>> {
-        let mut stmt = conn.prepare(&format!("SELECT {day} AS d, e.visitor_id {rows}"))?;
+        let mut stmt = conn.prepare(&pairs)?;
         let mut sum = 0u64;
         for batch in stmt.query_arrow([])? {
             let visitors = batch

@@ -123,24 +123,21 @@ async fn post_events(
             continue;
         };
         state.authorize(&caller, &site, KeyScope::Ingest)?;
-        match by_site.iter_mut().find(|s| s.site.id == site.id) {
-            Some(share) => {
-                share.indexes.push(index);
-                share.hits.push(hit);
-            }
+        let at = match by_site.iter().position(|s| s.site.id == site.id) {
+            Some(at) => at,
             None => {
                 // Sized for the whole body (usually one site): growing a multi-megabyte
                 // vector by doubling faults in fresh pages at every step.
-                let mut share = SiteHits {
+                by_site.push(SiteHits {
                     site,
                     indexes: Vec::with_capacity(count - index),
                     hits: Vec::with_capacity(count - index),
-                };
-                share.indexes.push(index);
-                share.hits.push(hit);
-                by_site.push(share);
+                });
+                by_site.len() - 1
             }
-        }
+        };
+        by_site[at].indexes.push(index);
+        by_site[at].hits.push(hit);
     }
     if let (Caller::Key(_), true) = (&caller, by_site.is_empty()) {
         // Nothing valid, but the key's scope still decides 403 vs 202.
