@@ -3,41 +3,99 @@
 
 use crate::{DuckStore, Inner, db_err};
 use async_trait::async_trait;
+use duckdb::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, StringArray, TimestampMicrosecondArray, UInt8Array,
+    UInt32Array, UInt64Array,
+};
+use duckdb::arrow::datatypes::{Field, Schema};
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
-use footfall_core::Event;
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
+use footfall_core::{Event, VisitAttrs};
 use footfall_store::{EventSink, RecentSession, StoreResult};
+use std::sync::Arc;
 
 fn ts(us: i64) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, us)
 }
 
+/// Rows handed to DuckDB per Arrow record batch: bounds the column copies held at once
+/// (a few MB) while keeping the per-batch overhead negligible.
+const ARROW_CHUNK_ROWS: usize = 16_384;
+
+/// The `events` columns as Arrow arrays (`EVENT_COLUMNS`).
+fn events_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
+    let strings = |f: fn(&Event) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|e| f(e))))
+    };
+    let bools = |f: fn(&Event) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|e| Some(f(e)))))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|e| e.site_id),
+        )),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|e| e.ts_us),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|e| e.event_id),
+        )),
+        bools(|e| e.client_id),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|e| e.session_id),
+        )),
+        strings(|e| &e.name),
+        bools(|e| e.interactive),
+        strings(|e| &e.hostname),
+        strings(|e| &e.pathname),
+        strings(|e| &e.title),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|e| e.engagement_ms),
+        )),
+        Arc::new(UInt8Array::from_iter(rows.iter().map(|e| e.scroll_depth))),
+        Arc::new(Float64Array::from_iter(
+            rows.iter().map(|e| e.revenue_amount),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|e| e.revenue_currency.as_deref()),
+        )),
+        bools(|e| !e.props.is_empty()),
+    ];
+    record_batch(EVENT_COLUMNS.split(", "), columns)
+}
+
+/// The `events` columns (0004), in the table's order.
+const EVENT_COLUMNS: &str = "site_id, ts, event_id, client_id, session_id, name, interactive, \
+hostname, pathname, title, engagement_ms, scroll_depth, revenue_amount, revenue_currency, has_props";
+
+/// A record batch of `columns` named by `names`; each field takes its column's type, which
+/// must be the table's exactly (DuckDB appends a data chunk without casts).
+fn record_batch<'a>(
+    names: impl Iterator<Item = &'a str>,
+    columns: Vec<ArrayRef>,
+) -> duckdb::Result<RecordBatch> {
+    let fields: Vec<Field> = names
+        .zip(&columns)
+        .map(|(name, col)| Field::new(name, col.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
 /// Appends a batch clustered by visit: (site, session, time) order keeps a visit's
 /// events together on disk, where its session id compresses to one run and its
 /// timestamps to a narrow range (`events` has no visitor or visit attributes, see 0004).
+/// Columns go in as Arrow record batches (copied into DuckDB's vectors a column at a
+/// time) rather than row by row: `append_row` converted and bound each of the 15 values
+/// through its own call.
 fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
     let mut app = conn.appender("events")?;
-    for e in order {
-        app.append_row(params![
-            e.site_id,
-            ts(e.ts_us),
-            e.event_id,
-            e.client_id,
-            e.session_id,
-            e.name,
-            e.interactive,
-            e.hostname,
-            e.pathname,
-            e.title,
-            e.engagement_ms,
-            e.scroll_depth,
-            e.revenue_amount,
-            e.revenue_currency,
-            !e.props.is_empty(),
-        ])?;
+    for rows in order.chunks(ARROW_CHUNK_ROWS) {
+        app.append_record_batch(events_record_batch(rows)?)?;
     }
     app.flush()?;
     drop(app);
@@ -100,60 +158,70 @@ FROM touched_sessions t JOIN (
     Ok(())
 }
 
+/// `touched_sessions` rows as Arrow columns (`TOUCHED_SESSIONS_DDL`'s order and types):
+/// the visit's attributes from the event carrying them, NULL for a visit whose opening
+/// event is not in the batch (see `fill_missing_attributes`).
+fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
+    let attr = |f: fn(&VisitAttrs) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|e| e.visit.as_deref().map(f)),
+        ))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|e| e.site_id),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|e| e.session_id),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|e| e.visitor_id),
+        )),
+        attr(|v| &v.entry_page),
+        attr(|v| &v.entry_hostname),
+        attr(|v| &v.referrer),
+        attr(|v| &v.source),
+        attr(|v| &v.channel),
+        attr(|v| &v.utm_source),
+        attr(|v| &v.utm_medium),
+        attr(|v| &v.utm_campaign),
+        attr(|v| &v.utm_content),
+        attr(|v| &v.utm_term),
+        attr(|v| &v.device),
+        attr(|v| &v.browser),
+        attr(|v| &v.browser_version),
+        attr(|v| &v.os),
+        attr(|v| &v.os_version),
+        attr(|v| &v.country),
+        attr(|v| &v.region),
+        Arc::new(UInt32Array::from_iter(
+            rows.iter().map(|e| e.visit.as_deref().map(|v| v.city)),
+        )),
+        attr(|v| &v.country_name),
+        attr(|v| &v.region_name),
+        attr(|v| &v.city_name),
+        attr(|v| &v.org),
+        attr(|v| &v.label),
+    ];
+    let names = ["site_id", "session_id", "visitor_id"]
+        .into_iter()
+        .chain(VISIT_COLUMNS.split(", "));
+    record_batch(names, columns)
+}
+
 /// Fills `touched_sessions` with the distinct visits of a batch; returns the smallest id.
 /// A visit's attributes come with its first event only (`Event::visit`); the others are
 /// staged with NULL attributes, which `fill_missing_attributes` takes from the visit's
 /// `sessions` row where a row is rewritten as a whole.
 fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64>> {
     conn.execute("DELETE FROM touched_sessions", [])?;
-    let columns: Vec<&str> = VISIT_COLUMNS.split(", ").collect();
     let mut firsts: Vec<&Event> = events.iter().collect();
     // Per visit, the event carrying the attributes (if any) sorts first.
     firsts.sort_by_key(|e| (e.session_id, e.site_id, e.visit.is_none()));
     firsts.dedup_by_key(|e| (e.session_id, e.site_id));
     let mut app = conn.appender("touched_sessions")?;
-    for e in &firsts {
-        let Some(v) = &e.visit else {
-            // Attributes NULL: see `fill_missing_attributes`.
-            let mut row = vec![
-                Value::UInt(e.site_id),
-                Value::UBigInt(e.session_id),
-                Value::UBigInt(e.visitor_id),
-            ];
-            row.resize(3 + columns.len(), Value::Null);
-            let row: Vec<&dyn duckdb::ToSql> =
-                row.iter().map(|v| v as &dyn duckdb::ToSql).collect();
-            app.append_row(row.as_slice())?;
-            continue;
-        };
-        app.append_row(params![
-            e.site_id,
-            e.session_id,
-            e.visitor_id,
-            v.entry_page,
-            v.entry_hostname,
-            v.referrer,
-            v.source,
-            v.channel,
-            v.utm_source,
-            v.utm_medium,
-            v.utm_campaign,
-            v.utm_content,
-            v.utm_term,
-            v.device,
-            v.browser,
-            v.browser_version,
-            v.os,
-            v.os_version,
-            v.country,
-            v.region,
-            v.city,
-            v.country_name,
-            v.region_name,
-            v.city_name,
-            v.org,
-            v.label,
-        ])?;
+    for rows in firsts.chunks(ARROW_CHUNK_ROWS) {
+        app.append_record_batch(staged_visits_record_batch(rows)?)?;
     }
     app.flush()?;
     drop(app);
@@ -829,6 +897,119 @@ mod tests {
                 |r| r.get(0),
             )
             .expect("rollup")
+    }
+
+    /// Every column of `events` reads back as appended (Arrow record batches), NULLs
+    /// included, over a batch spanning several record batches, in visit order.
+    #[tokio::test]
+    async fn appended_events_read_back_column_for_column() {
+        let store = DuckStore::memory().expect("store");
+        let n = ARROW_CHUNK_ROWS as u64 * 2 + 7;
+        let events: Vec<Event> = (0..n)
+            .rev()
+            .map(|i| Event {
+                site_id: 1 + (i % 2) as u32,
+                ts_us: DAY + i as i64 * 1_000_001,
+                event_id: u64::MAX - i,
+                client_id: i % 3 == 0,
+                visitor_id: i / 4,
+                session_id: i / 4 + (1 << 40),
+                session_start_us: DAY,
+                name: if i % 5 == 0 {
+                    "signup".into()
+                } else {
+                    "pageview".into()
+                },
+                interactive: i % 7 != 0,
+                hostname: format!("h{}.example.com", i % 3),
+                pathname: format!("/p/{i}/\u{e9}t\u{e9}"),
+                title: if i % 4 == 0 {
+                    String::new()
+                } else {
+                    format!("T{i}")
+                },
+                engagement_ms: (i * 13) as u32,
+                scroll_depth: (i % 3 != 0).then_some((i % 101) as u8),
+                revenue_amount: (i % 6 == 0).then_some(i as f64 / 8.0),
+                revenue_currency: (i % 6 == 0).then(|| "EUR".to_string()),
+                props: if i % 9 == 0 {
+                    vec![("k".into(), format!("v{i}"))]
+                } else {
+                    Vec::new()
+                },
+                visit: None,
+            })
+            .collect();
+        store.inner.append_with_lsn(&events, 1).expect("append");
+        let text = |e: &Event| {
+            format!(
+                "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}",
+                e.site_id,
+                e.ts_us,
+                e.event_id,
+                e.client_id,
+                e.session_id,
+                e.name,
+                e.interactive,
+                e.hostname,
+                e.pathname,
+                e.title,
+                e.engagement_ms,
+                e.scroll_depth,
+                e.revenue_amount,
+                e.revenue_currency,
+                !e.props.is_empty()
+            )
+        };
+        let mut expected: Vec<&Event> = events.iter().collect();
+        expected.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
+        let expected: Vec<String> = expected.into_iter().map(text).collect();
+        let conn = store.inner.writer.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT site_id, epoch_us(ts), event_id, client_id, session_id, name, \
+                 interactive, hostname, pathname, title, engagement_ms, scroll_depth, \
+                 revenue_amount, revenue_currency, has_props FROM events \
+                 ORDER BY site_id, session_id, ts, event_id",
+            )
+            .expect("prepare");
+        let stored: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok(text(&Event {
+                    site_id: r.get(0)?,
+                    ts_us: r.get(1)?,
+                    event_id: r.get(2)?,
+                    client_id: r.get(3)?,
+                    session_id: r.get(4)?,
+                    name: r.get(5)?,
+                    interactive: r.get(6)?,
+                    hostname: r.get(7)?,
+                    pathname: r.get(8)?,
+                    title: r.get(9)?,
+                    engagement_ms: r.get(10)?,
+                    scroll_depth: r.get(11)?,
+                    revenue_amount: r.get(12)?,
+                    revenue_currency: r.get(13)?,
+                    props: if r.get::<_, bool>(14)? {
+                        vec![(String::new(), String::new())]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Event::default()
+                }))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(stored.len(), n as usize);
+        assert_eq!(stored, expected);
+        let props: u64 = conn
+            .query_row("SELECT count(*) FROM event_props", [], |r| r.get(0))
+            .expect("props");
+        assert_eq!(
+            props,
+            events.iter().filter(|e| !e.props.is_empty()).count() as u64
+        );
     }
 
     #[tokio::test]
