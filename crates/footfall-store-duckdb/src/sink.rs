@@ -325,6 +325,46 @@ const BATCH_VISITS_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_visits (
     pageview_exit_page VARCHAR, pageview_exit_hostname VARCHAR,
     exit_page VARCHAR, exit_hostname VARCHAR, has_row BOOLEAN, mergeable BOOLEAN)";
 
+/// The `batch_visits` columns (`BATCH_VISITS_DDL`), in its order.
+const BATCH_VISIT_COLUMNS: &str = "site_id, session_id, first_ts, last_ts, pageviews, \
+interactive, last_pageview_ts, pageview_exit_page, pageview_exit_hostname, exit_page, \
+exit_hostname, has_row, mergeable";
+
+/// `batch_visits` rows as Arrow columns; `has_row` and `mergeable` start false.
+fn batch_visits_record_batch<'a>(rows: &[BatchVisit<'a>]) -> duckdb::Result<RecordBatch> {
+    let times = |f: fn(&BatchVisit<'_>) -> Option<i64>| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)))
+    };
+    let strings = |f: fn(&BatchVisit<'a>) -> Option<&'a str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(f)))
+    };
+    let unset: ArrayRef = Arc::new(BooleanArray::from(vec![false; rows.len()]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|v| v.site_id),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|v| v.session_id),
+        )),
+        times(|v| Some(v.first_us)),
+        times(|v| Some(v.last_us)),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|v| v.pageviews),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|v| v.interactive),
+        )),
+        times(|v| v.pageview_exit.map(|x| x.0)),
+        strings(|v| v.pageview_exit.map(|x| x.2)),
+        strings(|v| v.pageview_exit.map(|x| x.3)),
+        strings(|v| Some(v.any_exit.2)),
+        strings(|v| Some(v.any_exit.3)),
+        unset.clone(),
+        unset,
+    ];
+    record_batch(BATCH_VISIT_COLUMNS.split(", "), columns)
+}
+
 /// Brings the `sessions` rows of the visits in `touched_sessions` (staged by
 /// `stage_batch`) up to date with a batch already appended to `events`.
 ///
@@ -341,27 +381,10 @@ const BATCH_VISITS_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_visits (
 fn merge_batch_into_rollup(conn: &Connection, events: &[Event], min_id: u64) -> duckdb::Result<()> {
     conn.execute_batch(BATCH_VISITS_DDL)?;
     conn.execute("DELETE FROM batch_visits", [])?;
+    let visits = batch_visits(events);
     let mut app = conn.appender("batch_visits")?;
-    for v in batch_visits(events) {
-        let (pv_ts, pv_page, pv_host) = match v.pageview_exit {
-            Some((ts_us, _, page, host)) => (ts(ts_us), Some(page), Some(host)),
-            None => (Value::Null, None, None),
-        };
-        app.append_row(params![
-            v.site_id,
-            v.session_id,
-            ts(v.first_us),
-            ts(v.last_us),
-            v.pageviews,
-            v.interactive,
-            pv_ts,
-            pv_page,
-            pv_host,
-            v.any_exit.2,
-            v.any_exit.3,
-            false,
-            false,
-        ])?;
+    for rows in visits.chunks(ARROW_CHUNK_ROWS) {
+        app.append_record_batch(batch_visits_record_batch(rows)?)?;
     }
     app.flush()?;
     drop(app);
