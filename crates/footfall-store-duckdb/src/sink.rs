@@ -24,6 +24,17 @@ fn ts(us: i64) -> Value {
 /// (a few MB) while keeping the per-batch overhead negligible.
 const ARROW_CHUNK_ROWS: usize = 16_384;
 
+/// One Arrow column from a field of each row (the record-batch builders below).
+fn u32s<T>(rows: &[T], f: impl Fn(&T) -> u32) -> ArrayRef {
+    Arc::new(UInt32Array::from_iter_values(rows.iter().map(f)))
+}
+fn u64s<T>(rows: &[T], f: impl Fn(&T) -> u64) -> ArrayRef {
+    Arc::new(UInt64Array::from_iter_values(rows.iter().map(f)))
+}
+fn timestamps<T>(rows: &[T], f: impl Fn(&T) -> Option<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)))
+}
+
 /// The `events` columns as Arrow arrays (`EVENT_COLUMNS`).
 fn events_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
     let strings = |f: fn(&Event) -> &str| -> ArrayRef {
@@ -33,27 +44,17 @@ fn events_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
         Arc::new(BooleanArray::from_iter(rows.iter().map(|e| Some(f(e)))))
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|e| e.site_id),
-        )),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(
-            rows.iter().map(|e| e.ts_us),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|e| e.event_id),
-        )),
+        u32s(rows, |e| e.site_id),
+        timestamps(rows, |e| Some(e.ts_us)),
+        u64s(rows, |e| e.event_id),
         bools(|e| e.client_id),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|e| e.session_id),
-        )),
+        u64s(rows, |e| e.session_id),
         strings(|e| &e.name),
         bools(|e| e.interactive),
         strings(|e| &e.hostname),
         strings(|e| &e.pathname),
         strings(|e| &e.title),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|e| e.engagement_ms),
-        )),
+        u32s(rows, |e| e.engagement_ms),
         Arc::new(UInt8Array::from_iter(rows.iter().map(|e| e.scroll_depth))),
         Arc::new(Float64Array::from_iter(
             rows.iter().map(|e| e.revenue_amount),
@@ -168,15 +169,9 @@ fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
         ))
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|e| e.site_id),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|e| e.session_id),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|e| e.visitor_id),
-        )),
+        u32s(rows, |e| e.site_id),
+        u64s(rows, |e| e.session_id),
+        u64s(rows, |e| e.visitor_id),
         attr(|v| &v.entry_page),
         attr(|v| &v.entry_hostname),
         attr(|v| &v.referrer),
@@ -332,29 +327,18 @@ exit_hostname, has_row, mergeable";
 
 /// `batch_visits` rows as Arrow columns; `has_row` and `mergeable` start false.
 fn batch_visits_record_batch<'a>(rows: &[BatchVisit<'a>]) -> duckdb::Result<RecordBatch> {
-    let times = |f: fn(&BatchVisit<'_>) -> Option<i64>| -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)))
-    };
     let strings = |f: fn(&BatchVisit<'a>) -> Option<&'a str>| -> ArrayRef {
         Arc::new(StringArray::from_iter(rows.iter().map(f)))
     };
     let unset: ArrayRef = Arc::new(BooleanArray::from(vec![false; rows.len()]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|v| v.site_id),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|v| v.session_id),
-        )),
-        times(|v| Some(v.first_us)),
-        times(|v| Some(v.last_us)),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|v| v.pageviews),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|v| v.interactive),
-        )),
-        times(|v| v.pageview_exit.map(|x| x.0)),
+        u32s(rows, |v| v.site_id),
+        u64s(rows, |v| v.session_id),
+        timestamps(rows, |v| Some(v.first_us)),
+        timestamps(rows, |v| Some(v.last_us)),
+        u32s(rows, |v| v.pageviews),
+        u32s(rows, |v| v.interactive),
+        timestamps(rows, |v| v.pageview_exit.map(|x| x.0)),
         strings(|v| v.pageview_exit.map(|x| x.2)),
         strings(|v| v.pageview_exit.map(|x| x.3)),
         strings(|v| Some(v.any_exit.2)),
