@@ -35,7 +35,7 @@ fn timestamps<T>(rows: &[T], f: impl Fn(&T) -> Option<i64>) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)))
 }
 
-/// The `events` columns as Arrow arrays (`EVENT_COLUMNS`).
+/// The `events` columns (0004) as Arrow arrays, in the table's order.
 fn events_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
     let strings = |f: fn(&Event) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(rows.iter().map(|e| f(e))))
@@ -64,22 +64,18 @@ fn events_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
         )),
         bools(|e| !e.props.is_empty()),
     ];
-    record_batch(EVENT_COLUMNS.split(", "), columns)
+    record_batch(columns)
 }
 
-/// The `events` columns (0004), in the table's order.
-const EVENT_COLUMNS: &str = "site_id, ts, event_id, client_id, session_id, name, interactive, \
-hostname, pathname, title, engagement_ms, scroll_depth, revenue_amount, revenue_currency, has_props";
-
-/// A record batch of `columns` named by `names`; each field takes its column's type, which
-/// must be the table's exactly (DuckDB appends a data chunk without casts).
-fn record_batch<'a>(
-    names: impl Iterator<Item = &'a str>,
-    columns: Vec<ArrayRef>,
-) -> duckdb::Result<RecordBatch> {
-    let fields: Vec<Field> = names
-        .zip(&columns)
-        .map(|(name, col)| Field::new(name, col.data_type().clone(), true))
+/// A record batch of a table's `columns`. The appender matches them to the table by
+/// position and type (DuckDB appends a data chunk without casts, so each array's type
+/// must be the column's exactly); field names are not read, so they are positions here
+/// rather than a second copy of the table's column list.
+fn record_batch(columns: Vec<ArrayRef>) -> duckdb::Result<RecordBatch> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, col)| Field::new(format!("c{i}"), col.data_type().clone(), true))
         .collect();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
@@ -198,10 +194,7 @@ fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
         attr(|v| &v.org),
         attr(|v| &v.label),
     ];
-    let names = ["site_id", "session_id", "visitor_id"]
-        .into_iter()
-        .chain(VISIT_COLUMNS.split(", "));
-    record_batch(names, columns)
+    record_batch(columns)
 }
 
 /// Fills `touched_sessions` with the distinct visits of a batch; returns the smallest id.
@@ -320,12 +313,8 @@ const BATCH_VISITS_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_visits (
     pageview_exit_page VARCHAR, pageview_exit_hostname VARCHAR,
     exit_page VARCHAR, exit_hostname VARCHAR, has_row BOOLEAN, mergeable BOOLEAN)";
 
-/// The `batch_visits` columns (`BATCH_VISITS_DDL`), in its order.
-const BATCH_VISIT_COLUMNS: &str = "site_id, session_id, first_ts, last_ts, pageviews, \
-interactive, last_pageview_ts, pageview_exit_page, pageview_exit_hostname, exit_page, \
-exit_hostname, has_row, mergeable";
-
-/// `batch_visits` rows as Arrow columns; `has_row` and `mergeable` start false.
+/// `batch_visits` rows as Arrow columns (`BATCH_VISITS_DDL`'s order and types); `has_row`
+/// and `mergeable` start false.
 fn batch_visits_record_batch<'a>(rows: &[BatchVisit<'a>]) -> duckdb::Result<RecordBatch> {
     let strings = |f: fn(&BatchVisit<'a>) -> Option<&'a str>| -> ArrayRef {
         Arc::new(StringArray::from_iter(rows.iter().map(f)))
@@ -346,7 +335,7 @@ fn batch_visits_record_batch<'a>(rows: &[BatchVisit<'a>]) -> duckdb::Result<Reco
         unset.clone(),
         unset,
     ];
-    record_batch(BATCH_VISIT_COLUMNS.split(", "), columns)
+    record_batch(columns)
 }
 
 /// Brings the `sessions` rows of the visits in `touched_sessions` (staged by
