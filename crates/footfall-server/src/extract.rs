@@ -3,8 +3,12 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use footfall_enrich::hints::{ClientHints, HEADERS as HINT_HEADERS};
 use std::net::{IpAddr, SocketAddr};
+
+/// Parsed once: a lookup by `&str` parses and checks the name on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The client's IP: the first valid `X-Forwarded-For` entry when the peer is a trusted
 /// proxy, else the peer itself.
@@ -35,7 +39,7 @@ pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpA
         return peer_ip;
     }
     headers
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
         .and_then(|list| {
             list.split(',')
@@ -62,10 +66,23 @@ pub fn cdn_country(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> O
         .map(str::to_string)
 }
 
-/// `Sec-CH-UA*` client hints of the request.
-pub fn client_hints(headers: &HeaderMap) -> footfall_enrich::hints::ClientHints {
-    footfall_enrich::hints::ClientHints::from_headers(|name| {
-        headers.get(name).and_then(|v| v.to_str().ok())
+/// `Sec-CH-UA*` client hints of the request (the first value of each). One pass over the
+/// request's few headers instead of six lookups by name, most of them for headers that
+/// are not there.
+pub fn client_hints(headers: &HeaderMap) -> ClientHints {
+    let mut found = [None; HINT_HEADERS.len()];
+    for (name, value) in headers {
+        let name = name.as_str();
+        if name.starts_with("sec-ch-ua")
+            && let Some(i) = HINT_HEADERS.iter().position(|h| *h == name)
+            && found[i].is_none()
+        {
+            found[i] = Some(value.to_str().ok());
+        }
+    }
+    ClientHints::from_headers(|name| {
+        let i = HINT_HEADERS.iter().position(|h| *h == name)?;
+        found[i].flatten()
     })
 }
 

@@ -40,9 +40,17 @@ pub fn router(state: AppState) -> Router {
         // A bug in one request answers 500 (as JSON, via json_errors) instead of
         // dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(axum::middleware::map_response(error::json_errors))
-        // Trackers post from other origins.
-        .layer(CorsLayer::permissive())
+        // Framework-made errors (405, …) get our JSON shape. A mapped future rather than
+        // `axum::middleware::map_response`, which clones the inner service and boxes a
+        // future on every request.
+        .layer(tower::util::MapFutureLayer::new(|answer| async move {
+            let response = answer.await?;
+            Ok::<_, std::convert::Infallible>(error::json_errors(response).await)
+        }))
+        // Trackers post from other origins. No `Vary`: with `*` for origins, methods and
+        // headers no answer depends on the request's CORS headers, so caches need none,
+        // and building it cost every request an allocation (~80 bytes more to send too).
+        .layer(CorsLayer::permissive().vary([]))
         // Server errors are logged where they are answered (`ApiError`), with their
         // cause; the trace layer's own line for them is only a pointer.
         .layer(

@@ -263,6 +263,17 @@ fn bad_ingestion_input_gets_the_right_status_and_json_error() {
         403,
     );
 
+    // Errors the framework makes, not a handler, have the same JSON shape.
+    let body = assert_json_error(
+        "GET on a POST-only endpoint",
+        s.http
+            .get(s.url("/api/event"))
+            .send()
+            .expect("GET /api/event"),
+        405,
+    );
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+
     // Nothing of the above was stored; the server still works.
     still_serving(&s, &k.stats);
     let got = s.aggregate(&k.stats, SITE, &recent_range(), &["events"]);

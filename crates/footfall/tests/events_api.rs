@@ -407,3 +407,54 @@ fn a_visit_survives_the_midnight_salt_change() {
     let got = s.aggregate(&stats, site, &range, &["visitors", "visits"]);
     assert_eq!(got, vec![2.0, 2.0], "another UA at 00:10: a second visitor");
 }
+
+/// Trackers post from the site's own origin, not footfall's: a preflight (JSON bodies) is
+/// allowed for any origin, method and header, and a cross-origin POST's answer may be read,
+/// its `x-footfall-*` headers included (the tracker reads `x-footfall-live`).
+#[test]
+fn cross_origin_trackers_pass_cors() {
+    let s = Server::start();
+    let site = "cors.example";
+    site_with_stats_key(&s, site);
+    let preflight = s
+        .http
+        .request(reqwest::Method::OPTIONS, s.url("/api/event"))
+        .header("Origin", "https://cors.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .expect("OPTIONS /api/event");
+    assert_eq!(preflight.status().as_u16(), 200);
+    let header = |r: &reqwest::blocking::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("?").to_string())
+    };
+    for name in [
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+    ] {
+        assert_eq!(header(&preflight, name).as_deref(), Some("*"), "{name}");
+    }
+    let post = s
+        .http
+        .post(s.url("/api/event"))
+        .header("Origin", "https://cors.example")
+        .header("User-Agent", CHROME_UA)
+        .header("Content-Type", "text/plain")
+        .body(json!({"n": "pageview", "u": "https://cors.example/", "d": site}).to_string())
+        .send()
+        .expect("POST /api/event");
+    assert_eq!(
+        header(&post, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        header(&post, "access-control-expose-headers").as_deref(),
+        Some("*")
+    );
+    // Nothing in these answers depends on the request's CORS headers.
+    assert_eq!(header(&post, "vary"), None);
+    accepted("cross-origin POST", post);
+}
