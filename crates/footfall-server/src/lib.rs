@@ -24,7 +24,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .merge(routes::health::router())
         .merge(routes::event::router())
         .merge(routes::bulk::router())
@@ -50,15 +50,20 @@ pub fn router(state: AppState) -> Router {
         // Trackers post from other origins. No `Vary`: with `*` for origins, methods and
         // headers no answer depends on the request's CORS headers, so caches need none,
         // and building it cost every request an allocation (~80 bytes more to send too).
-        .layer(CorsLayer::permissive().vary([]))
-        // Server errors are logged where they are answered (`ApiError`), with their
-        // cause; the trace layer's own line for them is only a pointer.
-        .layer(
-            TraceLayer::new_for_http().on_failure(
+        .layer(CorsLayer::permissive().vary([]));
+    // A line per request at DEBUG (`FOOTFALL_LOG=tower_http=debug`). Only when those
+    // lines are shown: the layer boxes every response body and reads the clock twice.
+    // Server errors are logged where they are answered (`ApiError`), with their cause;
+    // the trace layer's own line for them is only a pointer.
+    let router =
+        if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
+            router.layer(TraceLayer::new_for_http().on_failure(
                 tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
-            ),
-        )
-        .with_state(state)
+            ))
+        } else {
+            router
+        };
+    router.with_state(state)
 }
 
 /// Opens the embedded store of a data directory.
