@@ -230,14 +230,18 @@ impl Pipeline {
                 };
                 let current = hash(self.salts.get(day));
                 // A visit that began before midnight UTC carries on under yesterday's salt.
-                match self.salts.existing(day - 1).map(hash) {
-                    Some(previous)
-                        if !self.sessions.continues(site.id, current, ts_us, timeout)
-                            && self.sessions.continues(site.id, previous, ts_us, timeout) =>
-                    {
-                        previous
+                // Yesterday's id is hashed only when today's continues no visit.
+                if self.sessions.continues(site.id, current, ts_us, timeout) {
+                    current
+                } else {
+                    match self.salts.existing(day - 1).map(hash) {
+                        Some(previous)
+                            if self.sessions.continues(site.id, previous, ts_us, timeout) =>
+                        {
+                            previous
+                        }
+                        _ => current,
                     }
-                    _ => current,
                 }
             }
         };
