@@ -5,9 +5,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{browser_hit_context, check_content_type, read_body};
 use crate::state::{AppState, normalize_domain};
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use footfall_core::event::PAGEVIEW;
@@ -27,10 +26,12 @@ pub fn router() -> Router<AppState> {
 async fn post_event(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    // The whole request rather than a `HeaderMap` extractor, which clones the headers.
+    request: Request,
 ) -> ApiResult<Response> {
-    check_content_type(&headers, &[])?;
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    check_content_type(headers, &[])?;
     let body = read_body(body, EVENT_BODY_LIMIT).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
@@ -65,12 +66,12 @@ async fn post_event(
         || sites
             .iter()
             .any(|s| s.identity_mode == IdentityMode::Cookie);
-    let identity = cookie_mode.then(|| cookie::identity(&headers));
+    let identity = cookie_mode.then(|| cookie::identity(headers));
     if let Some(id) = &identity {
         cookie::apply(id, &mut hit);
     }
     let is_pageview = hit.name == PAGEVIEW;
-    let ctx = browser_hit_context(&state, peer, &headers);
+    let ctx = browser_hit_context(&state, peer, headers);
     let mut dropped = None;
     // The first site's visit: for the cookie and the live channel.
     let mut stored = None;
