@@ -315,6 +315,16 @@ mod tests {
         parse_page_url(u, false).expect("valid url")
     }
 
+    /// A small deterministic generator for the generated-URL tests.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     #[test]
     fn basic_path_and_host() {
         let u = p("https://WWW.Example.com/Blog/Post/?a=1#frag");
@@ -434,15 +444,9 @@ mod tests {
             "a", "Z", "0", "9", "1", ".", "-", "xn--", "%", "@", ":", "[", "]", " ", "é", "/", "?",
             "#", "\\", "\t", "0x", "256", "com", "_", "*", "\u{0}",
         ];
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
         for _ in 0..200_000 {
-            let mut url = String::from(if next() % 2 == 0 {
+            let mut url = String::from(if next().is_multiple_of(2) {
                 "http://"
             } else {
                 "https://"
@@ -509,13 +513,7 @@ mod tests {
             "*",
             ",",
         ];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
         let mut taken = 0;
         for i in 0..200_000 {
             let mut url = String::from(["http://", "https://", "HTTPS://"][i % 3]);
