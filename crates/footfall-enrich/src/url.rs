@@ -110,11 +110,12 @@ fn page_url_of_parsed(raw: &str, hash_mode: bool) -> Result<PageUrl, UrlError> {
 }
 
 /// The common shape without the WHATWG parser (under `/api/event` load the parser took
-/// about 3 % of the server's CPU, `perf record`): a plain `http(s)` URL (`is_plain_http_url`) whose path, query and fragment
-/// have nothing the parser would change beyond percent-encoding, which `decode` undoes
-/// anyway. Refused, so left to the parser: control characters and spaces (removed or
-/// trimmed), backslashes (read as `/`), and path segments that may be `.` or `..` (any
-/// `/.` or `%2e`, which the parser resolves). `same_parts_as_the_parser` checks this.
+/// about 3 % of the server's CPU, `perf record`): a plain `http(s)` URL
+/// (`is_plain_http_url`) whose path, query and fragment have nothing the parser would
+/// change beyond percent-encoding, which `decode` undoes anyway. Refused, so left to the
+/// parser: control characters and spaces (removed or trimmed), backslashes (read as `/`),
+/// and path segments that may be `.` or `..` (any `/.` or `%2e`, which the parser
+/// resolves). `same_parts_as_the_parser` checks this.
 fn split_plain_http_url(raw: &str) -> Option<Parts<'_>> {
     if !is_plain_http_url(raw) || raw.bytes().any(|b| b <= b' ' || b == 0x7F || b == b'\\') {
         return None;
