@@ -111,18 +111,16 @@ fn page_url_of_parsed(raw: &str, hash_mode: bool) -> Result<PageUrl, UrlError> {
 
 /// The common shape without the WHATWG parser (under `/api/event` load the parser took
 /// about 3 % of the server's CPU, `perf record`): a plain `http(s)` URL
-/// (`is_plain_http_url`) whose path, query and fragment have nothing the parser would
+/// (`plain_http_host`) whose path, query and fragment have nothing the parser would
 /// change beyond percent-encoding, which `decode` undoes anyway. Refused, so left to the
 /// parser: control characters and spaces (removed or trimmed), backslashes (read as `/`),
 /// and path segments that may be `.` or `..` (any `/.` or `%2e`, which the parser
 /// resolves). `same_parts_as_the_parser` checks this.
 fn split_plain_http_url(raw: &str) -> Option<Parts<'_>> {
-    if !is_plain_http_url(raw) || raw.bytes().any(|b| b <= b' ' || b == 0x7F || b == b'\\') {
+    if raw.bytes().any(|b| b <= b' ' || b == 0x7F || b == b'\\') {
         return None;
     }
-    let rest = &raw[raw.find("://")? + 3..];
-    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (host, rest) = rest.split_at(host_end);
+    let (host, rest) = plain_http_host(raw)?;
     let (rest, fragment) = match rest.split_once('#') {
         Some((r, f)) => (r, Some(f)),
         None => (rest, None),
@@ -230,16 +228,20 @@ pub fn check_page_url(url: &str, hash_mode: bool) -> Result<(), UrlError> {
 /// decoded and may be invalid), then the end or `/`, `?`, `#`. Ports, user info, IP
 /// literals and other characters are left to the parser.
 fn is_plain_http_url(raw: &str) -> bool {
+    plain_http_host(raw).is_some()
+}
+
+/// The host of a URL of that shape and what follows it (from the first `/`, `?` or `#`).
+fn plain_http_host(raw: &str) -> Option<(&str, &str)> {
     let bytes = raw.as_bytes();
     let rest = if bytes.len() >= 7 && bytes[..7].eq_ignore_ascii_case(b"http://") {
         &raw[7..]
     } else if bytes.len() >= 8 && bytes[..8].eq_ignore_ascii_case(b"https://") {
         &raw[8..]
     } else {
-        return false;
+        return None;
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let host = &rest[..end];
+    let (host, after) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
     if host.is_empty()
         || !host
             .bytes()
@@ -248,13 +250,14 @@ fn is_plain_http_url(raw: &str) -> bool {
             .split('.')
             .any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"))
     {
-        return false;
+        return None;
     }
     // The last label that is not empty must start with a letter: "a.1", "0x1f" or "1.2.3.4"
     // are read as IPv4 addresses, which can be refused.
     host.split('.')
         .rfind(|label| !label.is_empty())
         .is_some_and(|label| label.as_bytes()[0].is_ascii_alphabetic())
+        .then_some((host, after))
 }
 
 /// Host used internally to parse relative URLs; never reported.

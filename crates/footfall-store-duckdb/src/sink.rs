@@ -81,6 +81,20 @@ fn record_batch(columns: Vec<ArrayRef>) -> duckdb::Result<RecordBatch> {
         .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
+/// Appends `rows` to `table` as record batches of [`ARROW_CHUNK_ROWS`] built by `batch`.
+fn append_in_record_batches<T>(
+    conn: &Connection,
+    table: &str,
+    rows: &[T],
+    batch: impl Fn(&[T]) -> duckdb::Result<RecordBatch>,
+) -> duckdb::Result<()> {
+    let mut app = conn.appender(table)?;
+    for chunk in rows.chunks(ARROW_CHUNK_ROWS) {
+        app.append_record_batch(batch(chunk)?)?;
+    }
+    app.flush()
+}
+
 /// Appends a batch clustered by visit: (site, session, time) order keeps a visit's
 /// events together on disk, where its session id compresses to one run and its
 /// timestamps to a narrow range (`events` has no visitor or visit attributes, see 0004).
@@ -90,12 +104,7 @@ fn record_batch(columns: Vec<ArrayRef>) -> duckdb::Result<RecordBatch> {
 fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
-    let mut app = conn.appender("events")?;
-    for rows in order.chunks(ARROW_CHUNK_ROWS) {
-        app.append_record_batch(events_record_batch(rows)?)?;
-    }
-    app.flush()?;
-    drop(app);
+    append_in_record_batches(conn, "events", &order, events_record_batch)?;
     if events.iter().any(|e| !e.props.is_empty()) {
         let mut props = conn.appender("event_props")?;
         for e in events {
@@ -207,12 +216,12 @@ fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64
     // Per visit, the event carrying the attributes (if any) sorts first.
     firsts.sort_by_key(|e| (e.session_id, e.site_id, e.visit.is_none()));
     firsts.dedup_by_key(|e| (e.session_id, e.site_id));
-    let mut app = conn.appender("touched_sessions")?;
-    for rows in firsts.chunks(ARROW_CHUNK_ROWS) {
-        app.append_record_batch(staged_visits_record_batch(rows)?)?;
-    }
-    app.flush()?;
-    drop(app);
+    append_in_record_batches(
+        conn,
+        "touched_sessions",
+        &firsts,
+        staged_visits_record_batch,
+    )?;
     Ok(firsts.first().map(|e| e.session_id))
 }
 
@@ -354,13 +363,12 @@ fn batch_visits_record_batch<'a>(rows: &[BatchVisit<'a>]) -> duckdb::Result<Reco
 fn merge_batch_into_rollup(conn: &Connection, events: &[Event], min_id: u64) -> duckdb::Result<()> {
     conn.execute_batch(BATCH_VISITS_DDL)?;
     conn.execute("DELETE FROM batch_visits", [])?;
-    let visits = batch_visits(events);
-    let mut app = conn.appender("batch_visits")?;
-    for rows in visits.chunks(ARROW_CHUNK_ROWS) {
-        app.append_record_batch(batch_visits_record_batch(rows)?)?;
-    }
-    app.flush()?;
-    drop(app);
+    append_in_record_batches(
+        conn,
+        "batch_visits",
+        &batch_visits(events),
+        batch_visits_record_batch,
+    )?;
     // Which visits have a row, and whether the batch's exit is decidable against it:
     // a page view of the batch wins when the row has none or it is after the row's last
     // event; without one, the row's page-view exit stays; with no page views on either
