@@ -529,6 +529,13 @@ impl Applier {
     }
 }
 
+/// Events stored since the store last gave back its caches (`EventSink::
+/// release_idle_memory`) after which a quiet writer does so again: a load, not the
+/// trickle of a quiet site, whose caches are small and worth keeping.
+const RELEASE_AFTER_EVENTS: usize = 100_000;
+/// How long the store writer waits for the next batch before it counts as quiet.
+const RELEASE_WHEN_IDLE_FOR: Duration = Duration::from_secs(2);
+
 /// Moves processed batches into the store. On a store error it retries: the records
 /// are durable in the log.
 async fn store_writer(
@@ -537,8 +544,23 @@ async fn store_writer(
     live: Arc<dyn LiveState>,
     wal: Wal,
 ) {
-    while let Some(batch) = rx.recv().await {
+    let mut stored_since_release = 0usize;
+    loop {
+        let batch = if stored_since_release >= RELEASE_AFTER_EVENTS {
+            match tokio::time::timeout(RELEASE_WHEN_IDLE_FOR, rx.recv()).await {
+                Ok(batch) => batch,
+                Err(_quiet) => {
+                    sink.release_idle_memory().await;
+                    stored_since_release = 0;
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(batch) = batch else { break };
         let n = batch.events.len();
+        stored_since_release += n;
         let events = Arc::new(batch.events);
         // A batch whose hits were all dropped has nothing to store.
         if n > 0 {
