@@ -7,8 +7,8 @@
 
 use crate::ua::{BotReason, UaInfo};
 
-/// Header names, lowercase, in the order of [`ClientHints::from_headers`]' fields.
-pub const HEADERS: &[&str] = &[
+/// Header names, lowercase, in the order of [`ClientHints`]' fields.
+pub const HEADERS: [&str; 6] = [
     "sec-ch-ua",
     "sec-ch-ua-full-version-list",
     "sec-ch-ua-platform",
@@ -34,20 +34,31 @@ pub struct ClientHints {
 impl ClientHints {
     /// Reads the hints through a case-insensitive header lookup.
     pub fn from_headers<'a>(get: impl Fn(&str) -> Option<&'a str>) -> ClientHints {
-        let h = |name: &str| -> String {
-            get(name)
-                .filter(|v| v.len() <= MAX_HINT_BYTES)
+        Self::from_values(HEADERS.map(get))
+    }
+
+    /// The hints from the values of [`HEADERS`], in that order (`None` when absent).
+    pub fn from_values(values: [Option<&str>; HEADERS.len()]) -> ClientHints {
+        let [
+            ua,
+            full_version_list,
+            platform,
+            platform_version,
+            mobile,
+            model,
+        ] = values.map(|v| {
+            v.filter(|v| v.len() <= MAX_HINT_BYTES)
                 .unwrap_or_default()
                 .trim()
                 .to_string()
-        };
+        });
         ClientHints {
-            ua: h(HEADERS[0]),
-            full_version_list: h(HEADERS[1]),
-            platform: h(HEADERS[2]),
-            platform_version: h(HEADERS[3]),
-            mobile: h(HEADERS[4]),
-            model: h(HEADERS[5]),
+            ua,
+            full_version_list,
+            platform,
+            platform_version,
+            mobile,
+            model,
         }
     }
 

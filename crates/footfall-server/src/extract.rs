@@ -80,10 +80,7 @@ pub fn client_hints(headers: &HeaderMap) -> ClientHints {
             found[i] = Some(value.to_str().ok());
         }
     }
-    ClientHints::from_headers(|name| {
-        let i = HINT_HEADERS.iter().position(|h| *h == name)?;
-        found[i].flatten()
-    })
+    ClientHints::from_values(found.map(Option::flatten))
 }
 
 pub fn user_agent(headers: &HeaderMap) -> String {
