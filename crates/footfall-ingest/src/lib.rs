@@ -533,8 +533,10 @@ impl Applier {
 /// release_idle_memory`) after which a quiet writer does so again: a load, not the
 /// trickle of a quiet site, whose caches are small and worth keeping.
 const RELEASE_AFTER_EVENTS: usize = 100_000;
-/// How long the store writer waits for the next batch before it counts as quiet.
-const RELEASE_WHEN_IDLE_FOR: Duration = Duration::from_secs(2);
+/// How long the store writer waits for the next batch before it counts as quiet: longer
+/// than the pauses of a sender posting batches every few seconds, whose next batches
+/// would read the released blocks back each time.
+const RELEASE_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// Moves processed batches into the store. On a store error it retries: the records
 /// are durable in the log.
