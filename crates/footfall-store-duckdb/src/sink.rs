@@ -105,16 +105,31 @@ fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
     append_in_record_batches(conn, "events", &order, events_record_batch)?;
-    if events.iter().any(|e| !e.props.is_empty()) {
-        let mut props = conn.appender("event_props")?;
-        for e in events {
-            for (k, val) in &e.props {
-                props.append_row(params![e.site_id, e.event_id, k, val])?;
-            }
-        }
-        props.flush()?;
+    let props: Vec<Prop<'_>> = events
+        .iter()
+        .flat_map(|e| {
+            e.props
+                .iter()
+                .map(move |(k, v)| (e.site_id, e.event_id, k.as_str(), v.as_str()))
+        })
+        .collect();
+    if !props.is_empty() {
+        append_in_record_batches(conn, "event_props", &props, props_record_batch)?;
     }
     Ok(())
+}
+
+/// One custom property: site, event id, key, value (a row of `event_props`).
+type Prop<'a> = (u32, u64, &'a str, &'a str);
+
+/// The `event_props` columns as Arrow arrays, in the table's order.
+fn props_record_batch(rows: &[Prop<'_>]) -> duckdb::Result<RecordBatch> {
+    record_batch(vec![
+        u32s(rows, |p| p.0),
+        u64s(rows, |p| p.1),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|p| p.2))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|p| p.3))),
+    ])
 }
 
 /// The visit attribute columns, in the order of `sessions` and `touched_sessions`.
@@ -1007,7 +1022,10 @@ mod tests {
                 revenue_amount: (i % 6 == 0).then_some(i as f64 / 8.0),
                 revenue_currency: (i % 6 == 0).then(|| "EUR".to_string()),
                 props: if i % 9 == 0 {
-                    vec![("k".into(), format!("v{i}"))]
+                    vec![
+                        ("k".into(), format!("v{i}")),
+                        ("pl\u{e4}n".into(), format!("w\u{e9}rt {i}")),
+                    ]
                 } else {
                     Vec::new()
                 },
@@ -1077,13 +1095,25 @@ mod tests {
             .expect("rows");
         assert_eq!(stored.len(), n as usize);
         assert_eq!(stored, expected);
-        let props: u64 = conn
-            .query_row("SELECT count(*) FROM event_props", [], |r| r.get(0))
+        let mut props: Vec<(u32, u64, String, String)> = conn
+            .prepare("SELECT site_id, event_id, key, value FROM event_props")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
             .expect("props");
-        assert_eq!(
-            props,
-            events.iter().filter(|e| !e.props.is_empty()).count() as u64
-        );
+        props.sort();
+        let mut expected_props: Vec<(u32, u64, String, String)> = events
+            .iter()
+            .flat_map(|e| {
+                e.props
+                    .iter()
+                    .map(|(k, v)| (e.site_id, e.event_id, k.clone(), v.clone()))
+            })
+            .collect();
+        expected_props.sort();
+        assert!(!expected_props.is_empty());
+        assert_eq!(props, expected_props);
     }
 
     #[tokio::test]
