@@ -411,29 +411,27 @@ fn patterns() -> &'static Patterns {
                 }
             })
             .collect();
-        let mut index = Patterns {
-            all: Vec::new(),
-            fixed: HashMap::new(),
-            any_suffix: HashMap::new(),
-            unindexed: Vec::new(),
-        };
-        for (i, p) in all.iter().enumerate() {
+        let mut fixed: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut any_suffix: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut unindexed = Vec::new();
+        for (i, (p, &(pat, _, _))) in all.iter().zip(SOURCES).enumerate() {
             let (map, key) = if p.any_suffix {
-                (
-                    &mut index.any_suffix,
-                    p.labels.last().copied().unwrap_or(""),
-                )
+                (&mut any_suffix, p.labels.last().copied().unwrap_or(""))
             } else {
-                (&mut index.fixed, last_labels(SOURCES[i].0, 2))
+                (&mut fixed, last_labels(pat, 2))
             };
             if key.contains('*') {
-                index.unindexed.push(i);
+                unindexed.push(i);
             } else {
                 map.entry(key).or_default().push(i);
             }
         }
-        index.all = all;
-        index
+        Patterns {
+            all,
+            fixed,
+            any_suffix,
+            unindexed,
+        }
     })
 }
 

@@ -166,6 +166,17 @@ impl DuckStore {
         )
     }
 
+    /// DuckDB's `memory_limit` setting as it reports it ("91.5 MiB"), for tests.
+    #[cfg(test)]
+    pub(crate) fn memory_limit_setting(&self) -> String {
+        self.inner
+            .with_reader(|conn| {
+                conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+                    .map_err(db_err)
+            })
+            .expect("memory_limit setting")
+    }
+
     /// DuckDB's own account of its memory (`duckdb_memory()`): bytes in use by its
     /// buffer pool and tracked allocations, and bytes spilled to temporary storage.
     pub fn memory_usage(&self) -> StoreResult<(u64, u64)> {
@@ -539,16 +550,7 @@ mod tests {
             ..DuckConfig::default()
         };
         let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
-        let limit = |store: &DuckStore| -> String {
-            store
-                .inner
-                .with_reader(|conn| {
-                    conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
-                        .map_err(db_err)
-                })
-                .expect("setting")
-        };
-        let configured = limit(&store);
+        let configured = store.memory_limit_setting();
         assert!(configured.starts_with("91.5 MiB"), "{configured}");
         store
             .inner
@@ -569,7 +571,7 @@ mod tests {
             .expect("release");
         let (after, _) = store.memory_usage().expect("usage");
         assert!(after <= 16 << 20, "{after}");
-        assert_eq!(limit(&store), configured);
+        assert_eq!(store.memory_limit_setting(), configured);
     }
 
     /// A version-3 store with events is migrated (visit attributes and visitor moved to

@@ -692,8 +692,9 @@ impl EventSink for DuckStore {
                 Ok(())
             })
             .await;
+        // `release_cached_buffers` logs its own failures; this is the task's.
         if let Err(e) = released {
-            tracing::debug!(error = %e, "could not release DuckDB's cached buffers");
+            tracing::debug!(error = %e, "the task releasing DuckDB's cached buffers failed");
         }
     }
 
@@ -960,24 +961,13 @@ mod tests {
             })
             .collect();
         store.append(Arc::new(events), 1).await.expect("append");
-        let limit = || {
-            store
-                .inner
-                .with_reader(|conn| {
-                    conn.query_row("SELECT current_setting('memory_limit')", [], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .map_err(db_err)
-                })
-                .expect("setting")
-        };
-        let configured = limit();
+        let configured = store.memory_limit_setting();
         let (loaded, _) = store.memory_usage().expect("usage");
         store.release_idle_memory().await;
         let (released, _) = store.memory_usage().expect("usage");
         assert!(released <= 16 << 20, "{loaded} -> {released} bytes");
         assert!(released < loaded, "{loaded} -> {released} bytes");
-        assert_eq!(limit(), configured);
+        assert_eq!(store.memory_limit_setting(), configured);
         let stored: u64 = store
             .inner
             .with_reader(|conn| {

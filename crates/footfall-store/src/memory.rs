@@ -9,12 +9,13 @@ use footfall_core::{Event, VisitAttrs};
 use rand::RngCore;
 use std::collections::HashMap;
 
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc};
+
 /// Maps keyed by (site, visitor id): the ids are already keyed hashes, so the fast
 /// hasher the ingestion tables use instead of SipHash (~0.5 % of the server's CPU under
 /// `/api/event` load went to hashing these keys).
 type ByVisitor<V> = HashMap<VisitorKey, V, foldhash::fast::RandomState>;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc};
 
 /// How long a visitor stays in the live table without events (the longest realtime
 /// window asked for is a visit timeout).
