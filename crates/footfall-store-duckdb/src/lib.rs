@@ -119,6 +119,8 @@ pub(crate) struct Inner {
     pub(crate) goals: Mutex<HashMap<u32, Vec<footfall_core::query::Goal>>>,
     /// The configured DuckDB memory limit (`release_cached_buffers` restores it).
     memory_limit: String,
+    /// The configured DuckDB threads (store batches run on one, `sink::append_with_lsn`).
+    pub(crate) threads: u32,
     /// Serialises Stats API queries re-run with a raised limit (`with_more_memory`).
     raised_limit: Mutex<()>,
 }
@@ -166,15 +168,15 @@ impl DuckStore {
         )
     }
 
-    /// DuckDB's `memory_limit` setting as it reports it ("91.5 MiB"), for tests.
+    /// A DuckDB setting as DuckDB reports it (`memory_limit`: "91.5 MiB"), for tests.
     #[cfg(test)]
-    pub(crate) fn memory_limit_setting(&self) -> String {
+    pub(crate) fn setting(&self, name: &str) -> String {
         self.inner
             .with_reader(|conn| {
-                conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+                conn.query_row("SELECT current_setting(?)::VARCHAR", [name], |r| r.get(0))
                     .map_err(db_err)
             })
-            .expect("memory_limit setting")
+            .expect("DuckDB setting")
     }
 
     /// DuckDB's own account of its memory (`duckdb_memory()`): bytes in use by its
@@ -236,6 +238,7 @@ impl DuckStore {
                 results: cfg.query_cache.then(|| Mutex::new(ResultCache::default())),
                 goals: Mutex::new(HashMap::new()),
                 memory_limit: cfg.memory_limit.clone(),
+                threads: cfg.threads,
                 raised_limit: Mutex::new(()),
             }),
         })
@@ -550,7 +553,7 @@ mod tests {
             ..DuckConfig::default()
         };
         let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
-        let configured = store.memory_limit_setting();
+        let configured = store.setting("memory_limit");
         assert!(configured.starts_with("91.5 MiB"), "{configured}");
         store
             .inner
@@ -571,7 +574,7 @@ mod tests {
             .expect("release");
         let (after, _) = store.memory_usage().expect("usage");
         assert!(after <= 16 << 20, "{after}");
-        assert_eq!(store.memory_limit_setting(), configured);
+        assert_eq!(store.setting("memory_limit"), configured);
     }
 
     /// A version-3 store with events is migrated (visit attributes and visitor moved to

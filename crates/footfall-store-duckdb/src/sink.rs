@@ -619,6 +619,7 @@ pub(crate) fn migrate_to_v4(conn: &Connection) -> duckdb::Result<()> {
 impl Inner {
     fn append_with_lsn(&self, events: &[Event], lsn: u64) -> StoreResult<()> {
         let conn = self.writer.lock();
+        let _one_thread = OneDuckThread::hold(&conn, self.threads)?;
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         let result = append_events(&conn, events)
             .and_then(|()| stage_batch(&conn, events))
@@ -660,6 +661,45 @@ impl Inner {
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(db_err(e))
             }
+        }
+    }
+}
+
+/// Holds DuckDB to one thread while a store batch is written; the configured count is
+/// restored when dropped. DuckDB is instance-wide about threads, and the thread that runs
+/// a statement does not wait for its tasks: while DuckDB's other thread works on the only
+/// task a pipeline has (most of a batch's statements are small merges and inserts), the
+/// caller polls for another in a loop. That loop was most of the store writer's
+/// instructions under load, and with one thread the caller runs the tasks itself: a bulk
+/// load was stored sooner on less CPU (BENCHMARKS.md History). Stats API queries running
+/// meanwhile have one thread too; a batch takes a few milliseconds under live traffic.
+struct OneDuckThread<'c> {
+    conn: &'c Connection,
+    restore: Option<u32>,
+}
+
+impl<'c> OneDuckThread<'c> {
+    fn hold(conn: &'c Connection, configured: u32) -> StoreResult<Self> {
+        if configured <= 1 {
+            return Ok(OneDuckThread {
+                conn,
+                restore: None,
+            });
+        }
+        conn.execute_batch("SET threads = 1").map_err(db_err)?;
+        Ok(OneDuckThread {
+            conn,
+            restore: Some(configured),
+        })
+    }
+}
+
+impl Drop for OneDuckThread<'_> {
+    fn drop(&mut self) {
+        if let Some(threads) = self.restore
+            && let Err(e) = self.conn.execute_batch(&format!("SET threads = {threads}"))
+        {
+            tracing::error!(error = %e, threads, "could not restore DuckDB's thread count");
         }
     }
 }
@@ -961,13 +1001,13 @@ mod tests {
             })
             .collect();
         store.append(Arc::new(events), 1).await.expect("append");
-        let configured = store.memory_limit_setting();
+        let configured = store.setting("memory_limit");
         let (loaded, _) = store.memory_usage().expect("usage");
         store.release_idle_memory().await;
         let (released, _) = store.memory_usage().expect("usage");
         assert!(released <= 16 << 20, "{loaded} -> {released} bytes");
         assert!(released < loaded, "{loaded} -> {released} bytes");
-        assert_eq!(store.memory_limit_setting(), configured);
+        assert_eq!(store.setting("memory_limit"), configured);
         let stored: u64 = store
             .inner
             .with_reader(|conn| {
@@ -976,6 +1016,26 @@ mod tests {
             })
             .expect("count");
         assert_eq!(stored, 200_000);
+    }
+
+    /// A store batch runs on one DuckDB thread (`OneDuckThread`); the configured count is
+    /// in force again after it, whether the batch was stored or not.
+    #[tokio::test]
+    async fn a_store_batch_leaves_the_configured_threads() {
+        let store = DuckStore::memory().expect("store");
+        assert_eq!(store.setting("threads"), "2");
+        let events = vec![ev(1, 1, DAY, "pageview", "/", "Google")];
+        store.append(Arc::new(events), 1).await.expect("append");
+        assert_eq!(store.setting("threads"), "2");
+        store
+            .inner
+            .writer
+            .lock()
+            .execute_batch("DROP TABLE wal_checkpoint")
+            .expect("drop");
+        let events = vec![ev(2, 2, DAY, "pageview", "/", "Google")];
+        assert!(store.append(Arc::new(events), 2).await.is_err());
+        assert_eq!(store.setting("threads"), "2");
     }
 
     /// Every column of `events` reads back as appended (Arrow record batches), NULLs
