@@ -553,6 +553,10 @@ async fn store_writer(
                 Ok(batch) => batch,
                 Err(_quiet) => {
                     sink.release_idle_memory().await;
+                    tracing::info!(
+                        events = stored_since_release,
+                        "store quiet after a load: cached store blocks given back"
+                    );
                     stored_since_release = 0;
                     continue;
                 }

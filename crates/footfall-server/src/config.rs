@@ -21,7 +21,7 @@ pub struct Config {
     pub trusted_proxies: String,
     /// DuckDB memory limit, e.g. "128MB" (the default) or "1GB".
     pub duckdb_memory_limit: String,
-    /// DuckDB worker threads.
+    /// DuckDB worker threads for queries; store batches run on one (`OneDuckThread`).
     pub duckdb_threads: u32,
     /// Serve repeated identical Stats API queries from memory while no write happened
     /// (any stored event clears it). Off to measure the engine (`query_cache = false`).

@@ -308,3 +308,44 @@ fn hits_accepted_but_not_yet_processed_survive_kill_9_once() {
         "nothing stored twice, every visitor once"
     );
 }
+
+/// Once a load is stored and the store writer has had nothing to do for a while, it gives
+/// its cached blocks back (`EventSink::release_idle_memory`) and says so in the log; the
+/// events of the load all stay queryable.
+#[test]
+fn a_quiet_store_gives_back_its_cached_blocks_after_a_load() {
+    let s = Server::start();
+    let site = "load.example.com";
+    s.add_site(site, "UTC");
+    let stats = s.create_key(site, "stats");
+    // More than the 100,000 stored events after which a quiet writer gives blocks back.
+    s.cli(&[
+        "simulate", "--site", site, "--events", "120000", "--days", "1", "--quiet",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health: Value = reqwest::blocking::get(s.url("/api/health"))
+            .and_then(|r| r.json())
+            .expect("health");
+        if health["backlog_bytes"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "load not stored: {health}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // `events` leaves out the load's engagement beacons, which the store counts too.
+    let stored = s.aggregate(&stats, site, &recent_range(), &["events", "visitors"]);
+    assert!(stored[0] >= 60_000.0 && stored[1] > 0.0, "{stored:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !s.log().contains("cached store blocks given back") {
+        assert!(
+            Instant::now() < deadline,
+            "no release logged after the load:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let after = s.aggregate(&stats, site, &recent_range(), &["events", "visitors"]);
+    assert_eq!(after, stored);
+}
