@@ -1227,6 +1227,65 @@ mod tests {
         assert!(merged.lines().count() > 30, "{merged}");
     }
 
+    /// Queries sent at once take turns (`Inner::query_turn`) and answer what they answer
+    /// one after another; a query that waited behind the same one is served its result.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn queries_sent_at_once_answer_as_one_after_another() {
+        let store = DuckStore::memory().expect("store");
+        let events: Vec<Event> = (0..20_000u64)
+            .map(|i| {
+                let source = ["Google", "Bing", "", "Twitter"][(i % 4) as usize];
+                let e = ev(
+                    i / 5 + 1,
+                    i / 15,
+                    DAY + i as i64 * 4_000_000,
+                    "pageview",
+                    &format!("/p/{}", i % 37),
+                    source,
+                );
+                if i % 5 == 0 { e } else { later(e) }
+            })
+            .collect();
+        store.append(Arc::new(events), 1).await.expect("append");
+        let range = serde_json::json!(["2024-03-09", "2024-03-12"]);
+        let queries: Vec<Query> = [
+            serde_json::json!({"metrics": ["visitors", "visits", "pageviews", "bounce_rate"]}),
+            serde_json::json!({"metrics": ["visitors", "pageviews"], "dimensions": ["time:hour"]}),
+            serde_json::json!({"metrics": ["visitors"], "dimensions": ["event:page"]}),
+            serde_json::json!({"metrics": ["visitors", "visit_duration"], "dimensions": ["visit:source"]}),
+            serde_json::json!({"metrics": ["visitors"], "dimensions": ["visit:entry_page"],
+                "filters": [["is", "visit:source", ["Google"]]]}),
+        ]
+        .into_iter()
+        .map(|mut body| {
+            body["site_id"] = "example.com".into();
+            body["date_range"] = range.clone();
+            query(body)
+        })
+        .collect();
+        let mut one_by_one = Vec::new();
+        for q in &queries {
+            one_by_one.push(store.run(1, site(), q.clone()).await.expect("query"));
+        }
+        assert!(one_by_one.iter().all(|out| !out.results.is_empty()));
+        // Each query three times, all at once, on a store whose cache was cleared.
+        store
+            .append(Arc::new(vec![ev(999_999, 9, 0, "pageview", "/", "")]), 2)
+            .await
+            .expect("append");
+        let handles: Vec<_> = (0..3)
+            .flat_map(|_| queries.iter().cloned().enumerate())
+            .map(|(i, q)| {
+                let store = store.clone();
+                tokio::spawn(async move { (i, store.run(1, site(), q).await.expect("query")) })
+            })
+            .collect();
+        for handle in handles {
+            let (i, out) = handle.await.expect("task");
+            assert_eq!(out, one_by_one[i], "query {i}");
+        }
+    }
+
     #[tokio::test]
     async fn writes_keep_the_rollup_in_step_and_results_fresh() {
         let store = DuckStore::memory().expect("store");
