@@ -928,6 +928,33 @@ mod tests {
         }
     }
 
+    /// `n` page views from `DAY` on, `step_us` apart: `per_visit` to a visit, two visits
+    /// to a visitor, over `pages` paths; visits take their sources in turn from `sources`.
+    fn page_views(
+        n: u64,
+        per_visit: u64,
+        step_us: i64,
+        pages: u64,
+        sources: &[&str],
+    ) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let visit = i / per_visit;
+                let source = sources[(visit % sources.len() as u64) as usize];
+                let path = format!("/p/{}", i % pages);
+                let e = ev(
+                    visit + 1,
+                    visit / 2,
+                    DAY + i as i64 * step_us,
+                    "pageview",
+                    &path,
+                    source,
+                );
+                if i % per_visit == 0 { e } else { later(e) }
+            })
+            .collect()
+    }
+
     fn query(body: serde_json::Value) -> Query {
         let now = chrono::DateTime::parse_from_rfc3339("2024-03-20T00:00:00Z")
             .expect("now")
@@ -987,19 +1014,7 @@ mod tests {
             &crate::DuckConfig::default(),
         )
         .expect("open");
-        let events: Vec<Event> = (0..200_000u64)
-            .map(|i| {
-                let e = ev(
-                    i / 4 + 1,
-                    i / 8,
-                    DAY + i as i64 * 1_000_000,
-                    "pageview",
-                    &format!("/p/{}", i % 500),
-                    "Google",
-                );
-                if i % 4 == 0 { e } else { later(e) }
-            })
-            .collect();
+        let events = page_views(200_000, 4, 1_000_000, 500, &["Google"]);
         store.append(Arc::new(events), 1).await.expect("append");
         let configured = store.setting("memory_limit");
         let (loaded, _) = store.memory_usage().expect("usage");
@@ -1232,20 +1247,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn queries_sent_at_once_answer_as_one_after_another() {
         let store = DuckStore::memory().expect("store");
-        let events: Vec<Event> = (0..20_000u64)
-            .map(|i| {
-                let source = ["Google", "Bing", "", "Twitter"][(i % 4) as usize];
-                let e = ev(
-                    i / 5 + 1,
-                    i / 15,
-                    DAY + i as i64 * 4_000_000,
-                    "pageview",
-                    &format!("/p/{}", i % 37),
-                    source,
-                );
-                if i % 5 == 0 { e } else { later(e) }
-            })
-            .collect();
+        let events = page_views(20_000, 5, 4_000_000, 37, &["Google", "Bing", "", "Twitter"]);
         store.append(Arc::new(events), 1).await.expect("append");
         let range = serde_json::json!(["2024-03-09", "2024-03-12"]);
         let queries: Vec<Query> = [
