@@ -95,17 +95,29 @@ fn append_in_record_batches<T>(
     app.flush()
 }
 
+/// A batch's events in (site, session, time, id) order: each visit's events in one run,
+/// in the order that decides its exit. The events are appended in it and the visits
+/// staged and merged from its runs (sorted once for all three).
+fn visit_order(events: &[Event]) -> Vec<&Event> {
+    let mut order: Vec<&Event> = events.iter().collect();
+    order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
+    order
+}
+
+/// Each visit's events (a run of `visit_order`).
+fn visit_runs<'o, 'e>(order: &'o [&'e Event]) -> impl Iterator<Item = &'o [&'e Event]> {
+    order.chunk_by(|a, b| (a.site_id, a.session_id) == (b.site_id, b.session_id))
+}
+
 /// Appends a batch clustered by visit: (site, session, time) order keeps a visit's
 /// events together on disk, where its session id compresses to one run and its
 /// timestamps to a narrow range (`events` has no visitor or visit attributes, see 0004).
 /// Columns go in as Arrow record batches (copied into DuckDB's vectors a column at a
 /// time) rather than row by row: `append_row` converted and bound each of the 15 values
 /// through its own call.
-fn append_events(conn: &Connection, events: &[Event]) -> duckdb::Result<()> {
-    let mut order: Vec<&Event> = events.iter().collect();
-    order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
-    append_in_record_batches(conn, "events", &order, events_record_batch)?;
-    let props: Vec<Prop<'_>> = events
+fn append_events(conn: &Connection, order: &[&Event]) -> duckdb::Result<()> {
+    append_in_record_batches(conn, "events", order, events_record_batch)?;
+    let props: Vec<Prop<'_>> = order
         .iter()
         .flat_map(|e| {
             e.props
@@ -225,19 +237,24 @@ fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
 /// A visit's attributes come with its first event only (`Event::visit`); the others are
 /// staged with NULL attributes, which `fill_missing_attributes` takes from the visit's
 /// `sessions` row where a row is rewritten as a whole.
-fn stage_batch(conn: &Connection, events: &[Event]) -> duckdb::Result<Option<u64>> {
+fn stage_batch(conn: &Connection, order: &[&Event]) -> duckdb::Result<Option<u64>> {
     conn.execute("DELETE FROM touched_sessions", [])?;
-    let mut firsts: Vec<&Event> = events.iter().collect();
-    // Per visit, the event carrying the attributes (if any) sorts first.
-    firsts.sort_by_key(|e| (e.session_id, e.site_id, e.visit.is_none()));
-    firsts.dedup_by_key(|e| (e.session_id, e.site_id));
+    // Per visit, the event carrying the attributes, or any when none does.
+    let firsts: Vec<&Event> = visit_runs(order)
+        .map(|run| {
+            run.iter()
+                .find(|e| e.visit.is_some())
+                .copied()
+                .unwrap_or(run[0])
+        })
+        .collect();
     append_in_record_batches(
         conn,
         "touched_sessions",
         &firsts,
         staged_visits_record_batch,
     )?;
-    Ok(firsts.first().map(|e| e.session_id))
+    Ok(firsts.iter().map(|e| e.session_id).min())
 }
 
 /// Gives the staged visits without attributes (staged NULL by `stage_batch`) those of
@@ -285,48 +302,35 @@ struct BatchVisit<'a> {
     any_exit: (i64, u64, &'a str, &'a str),
 }
 
-/// Per visit of a batch, in (site, session) order.
-fn batch_visits(events: &[Event]) -> Vec<BatchVisit<'_>> {
-    let mut visits: std::collections::HashMap<(u32, u64), BatchVisit<'_>> =
-        std::collections::HashMap::new();
-    for e in events {
-        let exit = (
+/// Per visit of a batch, in (site, session) order. A run of `visit_order` is in (time, id)
+/// order, so its first event is the visit's first and its last ones are the exits.
+fn batch_visits<'e>(order: &[&'e Event]) -> Vec<BatchVisit<'e>> {
+    let exit = |e: &'e Event| {
+        (
             e.ts_us,
             e.event_id,
             e.pathname.as_str(),
             e.hostname.as_str(),
-        );
-        let v = visits
-            .entry((e.site_id, e.session_id))
-            .or_insert_with(|| BatchVisit {
-                site_id: e.site_id,
-                session_id: e.session_id,
-                first_us: e.ts_us,
-                last_us: e.ts_us,
-                pageviews: 0,
-                interactive: 0,
-                pageview_exit: None,
-                any_exit: exit,
-            });
-        v.first_us = v.first_us.min(e.ts_us);
-        v.last_us = v.last_us.max(e.ts_us);
-        if (exit.0, exit.1) > (v.any_exit.0, v.any_exit.1) {
-            v.any_exit = exit;
-        }
-        if e.name == PAGEVIEW {
-            v.pageviews += 1;
-            if v.pageview_exit
-                .is_none_or(|p| (exit.0, exit.1) > (p.0, p.1))
-            {
-                v.pageview_exit = Some(exit);
+        )
+    };
+    visit_runs(order)
+        .map(|run| {
+            let (first, last) = (run[0], run[run.len() - 1]);
+            BatchVisit {
+                site_id: first.site_id,
+                session_id: first.session_id,
+                first_us: first.ts_us,
+                last_us: last.ts_us,
+                pageviews: run.iter().filter(|e| e.name == PAGEVIEW).count() as u32,
+                interactive: run
+                    .iter()
+                    .filter(|e| e.name != PAGEVIEW && e.name != ENGAGEMENT && e.interactive)
+                    .count() as u32,
+                pageview_exit: run.iter().rfind(|e| e.name == PAGEVIEW).map(|e| exit(e)),
+                any_exit: exit(last),
             }
-        } else if e.name != ENGAGEMENT && e.interactive {
-            v.interactive += 1;
-        }
-    }
-    let mut out: Vec<BatchVisit<'_>> = visits.into_values().collect();
-    out.sort_by_key(|v| (v.site_id, v.session_id));
-    out
+        })
+        .collect()
 }
 
 /// Per writer connection: the numbers of the visits a batch touched (`BatchVisit`), and
@@ -375,13 +379,13 @@ fn batch_visits_record_batch<'a>(rows: &[BatchVisit<'a>]) -> duckdb::Result<Reco
 /// from the batch alone. Only when the merge cannot tell the exit page (an exit candidate
 /// of the batch not after the row's last event: out-of-order hits) is the visit
 /// recomputed from its events as before, so the rollup stays exact.
-fn merge_batch_into_rollup(conn: &Connection, events: &[Event], min_id: u64) -> duckdb::Result<()> {
+fn merge_batch_into_rollup(conn: &Connection, order: &[&Event], min_id: u64) -> duckdb::Result<()> {
     conn.execute_batch(BATCH_VISITS_DDL)?;
     conn.execute("DELETE FROM batch_visits", [])?;
     append_in_record_batches(
         conn,
         "batch_visits",
-        &batch_visits(events),
+        &batch_visits(order),
         batch_visits_record_batch,
     )?;
     // Which visits have a row, and whether the batch's exit is decidable against it:
@@ -621,10 +625,11 @@ impl Inner {
         let conn = self.writer.lock();
         let _one_thread = OneDuckThread::hold(&conn, self.threads)?;
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
-        let result = append_events(&conn, events)
-            .and_then(|()| stage_batch(&conn, events))
+        let order = visit_order(events);
+        let result = append_events(&conn, &order)
+            .and_then(|()| stage_batch(&conn, &order))
             .and_then(|min| match min {
-                Some(min) => merge_batch_into_rollup(&conn, events, min),
+                Some(min) => merge_batch_into_rollup(&conn, &order, min),
                 None => Ok(()),
             })
             .and_then(|()| {
