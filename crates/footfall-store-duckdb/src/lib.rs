@@ -501,9 +501,8 @@ impl footfall_store::EventQuery for DuckStore {
                 end_us: query.range.end_utc.timestamp_micros(),
             };
             let key = format!("{site_id}\u{1f}{site:?}\u{1f}{query:?}");
-            // The generation is read before the query runs: a write committing meanwhile
-            // counts as after the result.
-            // A cached result, or the cache's generation to store the result under.
+            // A cached result, or the cache's generation to store the result under: read
+            // before the query runs, so a write committing meanwhile counts as after it.
             let lookup = || match &inner.results {
                 Some(cache) => {
                     let cache = cache.lock();
