@@ -122,14 +122,14 @@ pub(crate) struct Inner {
     memory_limit: String,
     /// The configured DuckDB threads (store batches run on one, `sink::append_with_lsn`).
     pub(crate) threads: u32,
-    /// Serialises Stats API queries re-run with a raised limit (`with_more_memory`).
-    raised_limit: Mutex<()>,
     /// Stats API queries run one at a time, each with all of DuckDB's threads. A
     /// dashboard sends its queries at once; run side by side they shared DuckDB's one
     /// worker thread and its memory limit: the nine dashboard queries over 10M events took
     /// 2.2x as long as one after another, and some ran out of memory and were re-run with
-    /// a raised limit (BENCHMARKS.md History).
-    query_turn: Mutex<()>,
+    /// a raised limit (BENCHMARKS.md History). Whatever changes DuckDB's memory limit for
+    /// a moment (`with_more_memory`, the writer's `release_idle_memory`) does so in a
+    /// turn, so no other query runs under the changed limit.
+    pub(crate) query_turn: Mutex<()>,
 }
 
 /// The embedded store; cheap to clone.
@@ -246,7 +246,6 @@ impl DuckStore {
                 goals: Mutex::new(HashMap::new()),
                 memory_limit: cfg.memory_limit.clone(),
                 threads: cfg.threads,
-                raised_limit: Mutex::new(()),
                 query_turn: Mutex::new(()),
             }),
         })
@@ -313,8 +312,9 @@ impl Inner {
     /// the configured one, for a Stats API query that ran out of memory: a rare, heavy
     /// query (a 30-day `event:page` breakdown with bounce rate at 10M events needs ~190
     /// MB) is then answered instead of failing, while the resident set stays bounded by
-    /// the configured limit the rest of the time. The limit is DuckDB-wide, so such
-    /// re-runs take turns, and the configured limit is set again whatever happened.
+    /// the configured limit the rest of the time. The limit is DuckDB-wide: called within
+    /// the query's turn (`query_turn`), and the configured limit is set again whatever
+    /// happened.
     pub(crate) fn with_more_memory<R>(
         &self,
         conn: &Connection,
@@ -326,7 +326,6 @@ impl Inner {
                 self.memory_limit
             )));
         };
-        let _turn = self.raised_limit.lock();
         tracing::warn!(
             limit = %self.memory_limit,
             raised = %raised,

@@ -685,17 +685,11 @@ struct OneDuckThread<'c> {
 
 impl<'c> OneDuckThread<'c> {
     fn hold(conn: &'c Connection, configured: u32) -> StoreResult<Self> {
-        if configured <= 1 {
-            return Ok(OneDuckThread {
-                conn,
-                restore: None,
-            });
+        let restore = (configured > 1).then_some(configured);
+        if restore.is_some() {
+            conn.execute_batch("SET threads = 1").map_err(db_err)?;
         }
-        conn.execute_batch("SET threads = 1").map_err(db_err)?;
-        Ok(OneDuckThread {
-            conn,
-            restore: Some(configured),
-        })
+        Ok(OneDuckThread { conn, restore })
     }
 }
 
@@ -725,13 +719,12 @@ impl EventSink for DuckStore {
     }
 
     /// Empties DuckDB's buffer pool, which a load leaves holding the blocks it wrote (~90
-    /// MiB after 3M events): a dashboard query reads what it needs back. Takes turns with
-    /// the raised-limit re-runs, which set the same DuckDB-wide limit; a query running
-    /// meanwhile that cannot fit the moment's low limit is re-run by that path.
+    /// MiB after 3M events): a dashboard query reads what it needs back. The low limit
+    /// is DuckDB-wide for a moment, so this takes a query turn (`Inner::query_turn`).
     async fn release_idle_memory(&self) {
         let released = self
             .blocking(|inner| {
-                let _turn = inner.raised_limit.lock();
+                let _turn = inner.query_turn.lock();
                 let conn = inner.writer.lock();
                 inner.release_cached_buffers(&conn);
                 Ok(())
