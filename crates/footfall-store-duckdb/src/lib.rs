@@ -79,6 +79,14 @@ fn raised_limit(limit: &str) -> Option<String> {
     Some(format!("{}MiB", (mib * RETRY_MEMORY_FACTOR as f64).ceil()))
 }
 
+/// DuckDB could not allocate within its memory limit (`Inner::with_more_memory`). A
+/// statement says "Out of Memory Error: could not allocate block ..."; the appender's
+/// error only "Failed to append: could not allocate block ...".
+pub(crate) fn out_of_memory(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend(m)
+        if m.contains("Out of Memory Error") || m.contains("could not allocate block"))
+}
+
 fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {
     conn.execute_batch(&format!(
         "SET memory_limit = '{}'",
@@ -309,15 +317,17 @@ impl Inner {
     }
 
     /// Runs `f` once more with DuckDB's memory limit raised to `RETRY_MEMORY_FACTOR` times
-    /// the configured one, for a Stats API query that ran out of memory: a rare, heavy
-    /// query (a 30-day `event:page` breakdown with bounce rate at 10M events needs ~190
-    /// MB) is then answered instead of failing, while the resident set stays bounded by
-    /// the configured limit the rest of the time. The limit is DuckDB-wide: called within
-    /// the query's turn (`query_turn`), and the configured limit is set again whatever
-    /// happened.
+    /// the configured one, for work (`what`) that ran out of memory: a rare, heavy Stats
+    /// API query (a 30-day `event:page` breakdown with bounce rate at 10M events needs
+    /// ~190 MB), or a store batch under a limit set low for a small machine (100,000
+    /// events need ~50 MB), is then done instead of failing, while the resident set stays
+    /// bounded by the configured limit the rest of the time. The limit is DuckDB-wide:
+    /// called within a query turn (`query_turn`), and the configured limit is set again
+    /// whatever happened.
     pub(crate) fn with_more_memory<R>(
         &self,
         conn: &Connection,
+        what: &str,
         f: impl FnOnce() -> StoreResult<R>,
     ) -> StoreResult<R> {
         let Some(raised) = raised_limit(&self.memory_limit) else {
@@ -329,7 +339,7 @@ impl Inner {
         tracing::warn!(
             limit = %self.memory_limit,
             raised = %raised,
-            "a query ran out of DuckDB memory; running it again with a raised limit (duckdb_memory_limit)"
+            "{what} ran out of DuckDB memory; running it again with a raised limit (duckdb_memory_limit)"
         );
         set_memory_limit(conn, &raised)?;
         let out = f();
@@ -529,9 +539,7 @@ impl footfall_store::EventQuery for DuckStore {
                     })
                 };
                 match run() {
-                    Err(StoreError::Backend(m)) if m.contains("Out of Memory Error") => {
-                        inner.with_more_memory(conn, run)
-                    }
+                    Err(e) if out_of_memory(&e) => inner.with_more_memory(conn, "a query", run),
                     other => other,
                 }
             })?;

@@ -1,7 +1,7 @@
 //! `EventSink` on DuckDB: batches go in through the Appender inside one transaction that
 //! also records the WAL position, so a replay after a crash never stores twice.
 
-use crate::{DuckStore, Inner, db_err};
+use crate::{DuckStore, Inner, db_err, out_of_memory};
 use async_trait::async_trait;
 use duckdb::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, StringArray, TimestampMicrosecondArray, UInt8Array,
@@ -621,15 +621,33 @@ pub(crate) fn migrate_to_v4(conn: &Connection) -> duckdb::Result<()> {
 }
 
 impl Inner {
+    /// Stores a batch and its log position in one transaction. A batch that runs out of
+    /// DuckDB memory is stored once more with a raised limit: retried at the same limit
+    /// it would fail forever, and the log would grow behind it.
     fn append_with_lsn(&self, events: &[Event], lsn: u64) -> StoreResult<()> {
-        let conn = self.writer.lock();
-        let _one_thread = OneDuckThread::hold(&conn, self.threads)?;
+        let first = self.append_on(&self.writer.lock(), events, lsn);
+        match first {
+            Err(e) if out_of_memory(&e) => {
+                // In a query turn, like every change of DuckDB's limit; turn before
+                // writer, the order `release_idle_memory` takes them in.
+                let _turn = self.query_turn.lock();
+                let conn = self.writer.lock();
+                self.with_more_memory(&conn, "a store batch", || {
+                    self.append_on(&conn, events, lsn)
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn append_on(&self, conn: &Connection, events: &[Event], lsn: u64) -> StoreResult<()> {
+        let _one_thread = OneDuckThread::hold(conn, self.threads)?;
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         let order = visit_order(events);
-        let result = append_events(&conn, &order)
-            .and_then(|()| stage_batch(&conn, &order))
+        let result = append_events(conn, &order)
+            .and_then(|()| stage_batch(conn, &order))
             .and_then(|min| match min {
-                Some(min) => merge_batch_into_rollup(&conn, &order, min),
+                Some(min) => merge_batch_into_rollup(conn, &order, min),
                 None => Ok(()),
             })
             .and_then(|()| {
@@ -1033,6 +1051,37 @@ mod tests {
 
     /// A store batch runs on one DuckDB thread (`OneDuckThread`); the configured count is
     /// in force again after it, whether the batch was stored or not.
+
+    #[tokio::test]
+    async fn a_batch_over_the_memory_limit_is_stored_with_a_raised_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = crate::DuckConfig {
+            memory_limit: "16MB".into(),
+            ..crate::DuckConfig::default()
+        };
+        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &config).expect("open");
+        let configured = store.setting("memory_limit");
+        let events = page_views(100_000, 4, 1_000_000, 500, &["Google"]);
+        // Within the configured limit alone the batch does not fit (and leaves nothing).
+        let alone = store
+            .inner
+            .append_on(&store.inner.writer.lock(), &events, 1);
+        assert!(alone.as_ref().is_err_and(out_of_memory), "{alone:?}");
+        store.append(Arc::new(events), 1).await.expect("stored");
+        assert_eq!(store.setting("memory_limit"), configured);
+        let (stored, lsn): (u64, u64) = store
+            .inner
+            .with_reader(|conn| {
+                conn.query_row(
+                    "SELECT (SELECT count(*) FROM events), (SELECT max(lsn) FROM wal_checkpoint)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db_err)
+            })
+            .expect("count");
+        assert_eq!((stored, lsn), (100_000, 1));
+    }
     #[tokio::test]
     async fn a_store_batch_leaves_the_configured_threads() {
         let store = DuckStore::memory().expect("store");
