@@ -102,6 +102,15 @@ pub fn apply(settings: AllocatorSettings) {
             tracing::warn!(arenas, "glibc refused M_ARENA_MAX");
         }
     }
+    // mimalloc asks for transparent huge pages on its arenas (MADV_HUGEPAGE), so a page
+    // it purges and then reuses is faulted back as a zeroed 2 MiB huge page (zeroing was
+    // ~3 % of the server's CPU under `/api/event` load) and a few live bytes keep 2 MiB
+    // resident. Off for the process: peaks ~15-35 MiB lower, same rates (BENCHMARKS.md
+    // History). On machines whose THP mode is "always" this covers DuckDB's memory too.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "could not turn transparent huge pages off");
+    }
     // mimalloc keeps freed pages 1 s (pages) and 10 s (arena blocks) before returning
     // them to the system; a batch of 100,000 events is freed every second or so, so the
     // resident set held two or three batches' worth of freed pages. Purge after
