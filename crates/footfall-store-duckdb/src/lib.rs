@@ -320,7 +320,7 @@ impl Inner {
     /// the configured one, for work (`what`) that ran out of memory: a rare, heavy Stats
     /// API query (a 30-day `event:page` breakdown with bounce rate at 10M events needs
     /// ~190 MB), or a store batch under a limit set low for a small machine (100,000
-    /// events need ~50 MB), is then done instead of failing, while the resident set stays
+    /// events need ~40-50 MB), is then done instead of failing, while the resident set stays
     /// bounded by the configured limit the rest of the time. The limit is DuckDB-wide:
     /// called within a query turn (`query_turn`), and the configured limit is set again
     /// whatever happened.
