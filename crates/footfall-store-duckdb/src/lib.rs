@@ -54,20 +54,25 @@ const CHECKPOINT_THRESHOLD: &str = "64MB";
 /// docs/ARCHITECTURE.md "Memory").
 pub const DEFAULT_MEMORY_LIMIT: &str = "128MB";
 
-/// A Stats API query that runs out of memory is run once more with this many times the
-/// configured limit (`Inner::with_more_memory`).
-const RETRY_MEMORY_FACTOR: u64 = 4;
+/// A Stats API query or store batch that runs out of memory is run once more with this
+/// many times the configured limit (`Inner::with_more_memory`).
+const RETRY_MEMORY_FACTOR: f64 = 4.0;
 
-/// `RETRY_MEMORY_FACTOR` times a limit written as DuckDB takes it ("128MB", "1GB",
-/// "512MiB", ...), in MiB; None when it cannot be read.
-fn raised_limit(limit: &str) -> Option<String> {
+/// A store batch that does not fit even the raised limit is stored with this many times
+/// the configured limit, and at least `LAST_RESORT_MIN_MIB` (`Inner::with_most_memory`).
+const LAST_RESORT_MEMORY_FACTOR: f64 = 16.0;
+const LAST_RESORT_MIN_MIB: f64 = 1024.0;
+
+/// A limit written as DuckDB takes it ("128MB", "1GB", "512MiB", ...) in MiB; None when
+/// it cannot be read.
+fn limit_mib(limit: &str) -> Option<f64> {
     let limit = limit.trim();
     let split = limit
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(limit.len());
     let (number, unit) = limit.split_at(split);
     let number: f64 = number.parse().ok()?;
-    let mib = match unit.trim().to_ascii_lowercase().as_str() {
+    Some(match unit.trim().to_ascii_lowercase().as_str() {
         "kb" => number * 1000.0 / 1048576.0,
         "kib" => number / 1024.0,
         "mb" => number * 1e6 / 1048576.0,
@@ -75,8 +80,19 @@ fn raised_limit(limit: &str) -> Option<String> {
         "gb" => number * 1e9 / 1048576.0,
         "gib" => number * 1024.0,
         _ => return None,
-    };
-    Some(format!("{}MiB", (mib * RETRY_MEMORY_FACTOR as f64).ceil()))
+    })
+}
+
+/// `RETRY_MEMORY_FACTOR` times a limit, in MiB; None when it cannot be read.
+fn raised_limit(limit: &str) -> Option<String> {
+    limit_mib(limit).map(|mib| format!("{}MiB", (mib * RETRY_MEMORY_FACTOR).ceil()))
+}
+
+/// `LAST_RESORT_MEMORY_FACTOR` times a limit and at least `LAST_RESORT_MIN_MIB`, in MiB
+/// (the minimum when the limit cannot be read).
+fn last_resort_limit(limit: &str) -> String {
+    let mib = limit_mib(limit).map_or(0.0, |mib| mib * LAST_RESORT_MEMORY_FACTOR);
+    format!("{}MiB", mib.max(LAST_RESORT_MIN_MIB).ceil())
 }
 
 /// DuckDB could not allocate within its memory limit (`Inner::with_more_memory`). A
@@ -320,10 +336,8 @@ impl Inner {
     /// the configured one, for work (`what`) that ran out of memory: a rare, heavy Stats
     /// API query (a 30-day `event:page` breakdown with bounce rate at 10M events needs
     /// ~190 MB), or a store batch under a limit set low for a small machine (100,000
-    /// events need ~40-50 MB), is then done instead of failing, while the resident set stays
-    /// bounded by the configured limit the rest of the time. The limit is DuckDB-wide:
-    /// called within a query turn (`query_turn`), and the configured limit is set again
-    /// whatever happened.
+    /// events need ~40-50 MB), is then done instead of failing, while the resident set
+    /// stays bounded by the configured limit the rest of the time.
     pub(crate) fn with_more_memory<R>(
         &self,
         conn: &Connection,
@@ -341,7 +355,37 @@ impl Inner {
             raised = %raised,
             "{what} ran out of DuckDB memory; running it again with a raised limit (duckdb_memory_limit)"
         );
-        set_memory_limit(conn, &raised)?;
+        self.with_memory_limit(conn, &raised, f)
+    }
+
+    /// Runs `f` with `last_resort_limit`, for a store batch that did not fit even the
+    /// raised limit: a limit set far below what a batch needs must not stop storing
+    /// (the log would grow behind the batch for ever).
+    pub(crate) fn with_most_memory<R>(
+        &self,
+        conn: &Connection,
+        what: &str,
+        f: impl FnOnce() -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        let most = last_resort_limit(&self.memory_limit);
+        tracing::warn!(
+            limit = %self.memory_limit,
+            raised = %most,
+            "{what} ran out of DuckDB memory with the raised limit too; running it again with more (raise duckdb_memory_limit)"
+        );
+        self.with_memory_limit(conn, &most, f)
+    }
+
+    /// Runs `f` with DuckDB's memory limit at `limit`, then sets the configured one again
+    /// whatever happened. The limit is DuckDB-wide: called within a query turn
+    /// (`query_turn`).
+    fn with_memory_limit<R>(
+        &self,
+        conn: &Connection,
+        limit: &str,
+        f: impl FnOnce() -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        set_memory_limit(conn, limit)?;
         let out = f();
         if let Err(e) = set_memory_limit(conn, &self.memory_limit) {
             tracing::warn!(error = %e, "could not restore DuckDB's memory limit");
@@ -565,6 +609,9 @@ mod tests {
         assert_eq!(raised_limit("512KiB").as_deref(), Some("2MiB"));
         assert_eq!(raised_limit("lots"), None);
         assert_eq!(raised_limit("12 parsecs"), None);
+        assert_eq!(last_resort_limit("8MB"), "1024MiB");
+        assert_eq!(last_resort_limit("128MB"), "1954MiB");
+        assert_eq!(last_resort_limit("lots"), "1024MiB");
     }
 
     /// The configured limit is in force after opening and after the start-up release of

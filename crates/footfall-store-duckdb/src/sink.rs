@@ -622,8 +622,9 @@ pub(crate) fn migrate_to_v4(conn: &Connection) -> duckdb::Result<()> {
 
 impl Inner {
     /// Stores a batch and its log position in one transaction. A batch that runs out of
-    /// DuckDB memory is stored once more with a raised limit: retried at the same limit
-    /// it would fail forever, and the log would grow behind it.
+    /// DuckDB memory is stored once more with a raised limit, and if even that is too
+    /// little (a limit set far below what a batch needs), with more again: retried
+    /// at the same limit it would fail forever, and the log would grow behind it.
     fn append_with_lsn(&self, events: &[Event], lsn: u64) -> StoreResult<()> {
         let first = self.append_on(&self.writer.lock(), events, lsn);
         match first {
@@ -632,9 +633,13 @@ impl Inner {
                 // writer, the order `release_idle_memory` takes them in.
                 let _turn = self.query_turn.lock();
                 let conn = self.writer.lock();
-                self.with_more_memory(&conn, "a store batch", || {
-                    self.append_on(&conn, events, lsn)
-                })
+                let append = || self.append_on(&conn, events, lsn);
+                match self.with_more_memory(&conn, "a store batch", append) {
+                    Err(e) if out_of_memory(&e) => {
+                        self.with_most_memory(&conn, "a store batch", append)
+                    }
+                    other => other,
+                }
             }
             other => other,
         }
@@ -1054,33 +1059,41 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_over_the_memory_limit_is_stored_with_a_raised_one() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = crate::DuckConfig {
-            memory_limit: "16MB".into(),
-            ..crate::DuckConfig::default()
-        };
-        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &config).expect("open");
-        let configured = store.setting("memory_limit");
-        let events = page_views(100_000, 4, 1_000_000, 500, &["Google"]);
-        // Within the configured limit alone the batch does not fit (and leaves nothing).
-        let alone = store
-            .inner
-            .append_on(&store.inner.writer.lock(), &events, 1);
-        assert!(alone.as_ref().is_err_and(out_of_memory), "{alone:?}");
-        store.append(Arc::new(events), 1).await.expect("stored");
-        assert_eq!(store.setting("memory_limit"), configured);
-        let (stored, lsn): (u64, u64) = store
-            .inner
-            .with_reader(|conn| {
-                conn.query_row(
-                    "SELECT (SELECT count(*) FROM events), (SELECT max(lsn) FROM wal_checkpoint)",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(db_err)
-            })
-            .expect("count");
-        assert_eq!((stored, lsn), (100_000, 1));
+        // A 100,000-event batch needs 40-48 MB: 16MB is raised to 64MB, which is enough;
+        // 8MB to 32MB, which is not, so the batch is stored with the last resort (1 GiB).
+        for limit in ["16MB", "8MB"] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let config = crate::DuckConfig {
+                memory_limit: limit.into(),
+                ..crate::DuckConfig::default()
+            };
+            let store =
+                DuckStore::open(&dir.path().join("footfall.duckdb"), &config).expect("open");
+            let configured = store.setting("memory_limit");
+            let events = page_views(100_000, 4, 1_000_000, 500, &["Google"]);
+            // Within the configured limit alone the batch does not fit (and leaves nothing).
+            let alone = store
+                .inner
+                .append_on(&store.inner.writer.lock(), &events, 1);
+            assert!(
+                alone.as_ref().is_err_and(out_of_memory),
+                "{limit}: {alone:?}"
+            );
+            store.append(Arc::new(events), 1).await.expect("stored");
+            assert_eq!(store.setting("memory_limit"), configured, "{limit}");
+            let (stored, lsn): (u64, u64) = store
+                .inner
+                .with_reader(|conn| {
+                    conn.query_row(
+                        "SELECT (SELECT count(*) FROM events), (SELECT max(lsn) FROM wal_checkpoint)",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(db_err)
+                })
+                .expect("count");
+            assert_eq!((stored, lsn), (100_000, 1), "{limit}");
+        }
     }
     #[tokio::test]
     async fn a_store_batch_leaves_the_configured_threads() {
