@@ -1054,9 +1054,8 @@ mod tests {
         assert_eq!(stored, 200_000);
     }
 
-    /// A store batch runs on one DuckDB thread (`OneDuckThread`); the configured count is
-    /// in force again after it, whether the batch was stored or not.
-
+    /// A batch that does not fit DuckDB's memory limit is stored with a raised one (or
+    /// the last resort), and the configured limit is in force again after it.
     #[tokio::test]
     async fn a_batch_over_the_memory_limit_is_stored_with_a_raised_one() {
         // A 100,000-event batch needs 40-48 MB: 16MB is raised to 64MB, which is enough;
@@ -1095,6 +1094,9 @@ mod tests {
             assert_eq!((stored, lsn), (100_000, 1), "{limit}");
         }
     }
+
+    /// A store batch runs on one DuckDB thread (`OneDuckThread`); the configured count is
+    /// in force again after it, whether the batch was stored or not.
     #[tokio::test]
     async fn a_store_batch_leaves_the_configured_threads() {
         let store = DuckStore::memory().expect("store");
