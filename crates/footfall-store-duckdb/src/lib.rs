@@ -96,11 +96,17 @@ fn last_resort_limit(limit: &str) -> String {
 }
 
 /// DuckDB could not allocate within its memory limit (`Inner::with_more_memory`). A
-/// statement says "Out of Memory Error: could not allocate block ..."; the appender's
-/// error only "Failed to append: could not allocate block ...".
+/// statement says "Out of Memory Error: ..."; the appender's error carries only the
+/// reason ("Failed to append: could not allocate block ...", "... failed to allocate
+/// data ...", "... failed to pin block ...").
 pub(crate) fn out_of_memory(e: &StoreError) -> bool {
-    matches!(e, StoreError::Backend(m)
-        if m.contains("Out of Memory Error") || m.contains("could not allocate block"))
+    const REASONS: [&str; 4] = [
+        "Out of Memory Error",
+        "could not allocate",
+        "failed to allocate",
+        "failed to pin",
+    ];
+    matches!(e, StoreError::Backend(m) if REASONS.iter().any(|r| m.contains(r)))
 }
 
 fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {

@@ -1059,8 +1059,9 @@ mod tests {
     #[tokio::test]
     async fn a_batch_over_the_memory_limit_is_stored_with_a_raised_one() {
         // A 100,000-event batch needs 40-48 MB: 16MB is raised to 64MB, which is enough;
-        // 8MB to 32MB, which is not, so the batch is stored with the last resort (1 GiB).
-        for limit in ["16MB", "8MB"] {
+        // 8MB to 32MB, which is not, so the batch is stored with the last resort (1 GiB);
+        // at 1MB the appender itself runs out, in its own words.
+        for limit in ["16MB", "8MB", "1MB"] {
             let dir = tempfile::tempdir().expect("temp dir");
             let config = crate::DuckConfig {
                 memory_limit: limit.into(),
