@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
-use common::{CHROME_UA, Server, recent_range};
+use common::{CHROME_UA, Server, recent_range, site_with_stats_key};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -275,9 +275,7 @@ fn hits_accepted_but_not_yet_processed_survive_kill_9_once() {
         let reply: Value = r.json().expect("json reply");
         assert_eq!(reply["accepted"], per_body, "{reply}");
     }
-    let health: Value = reqwest::blocking::get(s.url("/api/health"))
-        .and_then(|r| r.json())
-        .expect("health");
+    let health = s.health();
     let pending = health["backlog_bytes"].as_u64().unwrap_or(0);
     s.kill9();
     assert!(
@@ -316,17 +314,14 @@ fn hits_accepted_but_not_yet_processed_survive_kill_9_once() {
 fn a_quiet_store_gives_back_its_cached_blocks_after_a_load() {
     let s = Server::start();
     let site = "load.example.com";
-    s.add_site(site, "UTC");
-    let stats = s.create_key(site, "stats");
+    let stats = site_with_stats_key(&s, site);
     // More than the 100,000 stored events after which a quiet writer gives blocks back.
     s.cli(&[
         "simulate", "--site", site, "--events", "120000", "--days", "1", "--quiet",
     ]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let health: Value = reqwest::blocking::get(s.url("/api/health"))
-            .and_then(|r| r.json())
-            .expect("health");
+        let health = s.health();
         if health["backlog_bytes"] == 0 {
             break;
         }

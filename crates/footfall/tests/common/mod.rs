@@ -256,6 +256,15 @@ impl Server {
 
     // ---------- HTTP ----------
 
+    /// `GET /api/health` as JSON (status, `backlog_bytes`, ...).
+    pub fn health(&self) -> Value {
+        self.http
+            .get(self.url("/api/health"))
+            .send()
+            .and_then(|r| r.json())
+            .expect("health")
+    }
+
     /// POST /api/event with the given body, User-Agent, optional X-Forwarded-For and
     /// Content-Type.
     pub fn post_event(
