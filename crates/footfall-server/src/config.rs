@@ -30,8 +30,9 @@ pub struct Config {
     /// ingestion answers 503 (the backlog is on disk, not in memory).
     pub max_backlog_mb: u64,
     /// Most events the store writer appends in one transaction (the applier gathers up
-    /// to this many before processing them; about three such batches are in memory at
-    /// once: being processed, queued, being written).
+    /// to this many; two such batches are in memory at once: one being written, the
+    /// next being gathered). 50,000 rather than 100,000: a bulk load peaks ~55-70 MiB
+    /// lower for ~3-5 % of its storing rate (BENCHMARKS.md History).
     pub store_batch: usize,
     /// glibc malloc arenas (DuckDB's C++ allocates through glibc malloc; its default is
     /// 8 per core, each keeping its own free memory). 0: glibc's default.
@@ -62,7 +63,7 @@ impl Default for Config {
             duckdb_threads: 2,
             query_cache: true,
             max_backlog_mb: 1024,
-            store_batch: 100_000,
+            store_batch: 50_000,
             malloc_arena_max: 2,
             memory_report_secs: 0,
             geoip_city: None,
