@@ -112,11 +112,16 @@ impl Ingestor {
         let checkpoint = sink.checkpoint().await?;
         let started = Instant::now();
         let pipeline = Arc::new(Pipeline::new(SaltBook::load(meta.salts().await?)));
-        let ids = sink.client_event_ids().await?;
-        let id_count = ids.len();
-        pipeline.dedup.extend(ids);
+        let loader = Arc::new(parking_lot::Mutex::new(dedup::IdLoader::default()));
+        let counting = loader.clone();
+        sink.client_event_ids(Box::new(move |ids| counting.lock().count(ids)))
+            .await?;
+        let placing = loader.clone();
+        sink.client_event_ids(Box::new(move |ids| placing.lock().place(ids)))
+            .await?;
+        pipeline.dedup.load(std::mem::take(&mut *loader.lock()));
         tracing::info!(
-            ids = id_count,
+            ids = pipeline.dedup.footprint().0,
             ms = started.elapsed().as_millis() as u64,
             "loaded client event ids"
         );

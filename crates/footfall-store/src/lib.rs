@@ -128,6 +128,10 @@ pub struct RecentSession {
     pub last_us: i64,
 }
 
+/// Receives chunks of ids (`EventSink::client_event_ids`). An alias, so that
+/// `async_trait` leaves the lifetime of the chunk to the closure.
+pub type EachIdChunk = Box<dyn FnMut(&[u64]) + Send>;
+
 /// Appends event batches; idempotent replay is driven by the WAL position (`lsn`)
 /// stored atomically with each batch.
 #[async_trait]
@@ -136,8 +140,10 @@ pub trait EventSink: Send + Sync {
     async fn append(&self, events: std::sync::Arc<Vec<Event>>, lsn: u64) -> StoreResult<()>;
     /// Highest WAL position already applied.
     async fn checkpoint(&self) -> StoreResult<u64>;
-    /// Event ids that came from client-given ids (for de-duplication after restarts).
-    async fn client_event_ids(&self) -> StoreResult<Vec<u64>>;
+    /// Calls `each` with every event id that came from a client-given id (for
+    /// de-duplication after restarts), in chunks, in any order: the caller builds its
+    /// set in two passes rather than holding a list of them all.
+    async fn client_event_ids(&self, each: EachIdChunk) -> StoreResult<()>;
     /// Last event of each visit whose latest event is within `window_secs` of the site's
     /// newest event: the visits that can still continue.
     async fn recent_sessions(&self, window_secs: u32) -> StoreResult<Vec<RecentSession>>;
