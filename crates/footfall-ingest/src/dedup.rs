@@ -14,58 +14,69 @@ const DEDUP_SHARDS: usize = 16;
 const BUCKET_BITS: u32 = 16;
 const BUCKETS: usize = 1 << BUCKET_BITS;
 const LOW_BITS: u32 = 64 - BUCKET_BITS;
-
-/// Sorted ids, stored in 6 bytes each: the top 16 bits are implied by the bucket (a
-/// table of where each bucket starts, 256 KiB), the low 48 bits are kept as a `u32` and
-/// a `u16` in two arrays. Exact (every bit of every id is kept) at 6 bytes per id plus
-/// the table, where a sorted `Vec<u64>` costs 8 and a hash set 16 to 32. Client event
-/// ids are hashes, so buckets fill evenly and a lookup searches ~n/65,536 neighbours.
-#[derive(Default)]
-struct SortedIds {
-    /// Bits 0..32 of each id, in id order.
-    low: Vec<u32>,
-    /// Bits 32..48 of each id, in id order.
-    mid: Vec<u16>,
-    /// `starts[b]..starts[b + 1]`: the ids whose top bits are `b`. Empty when there are
-    /// no ids.
-    starts: Vec<u32>,
-}
+/// Buckets per chunk. The set is kept in 256 chunks (the top 8 bits of an id) that a fold
+/// rewrites one at a time, so it holds one chunk twice rather than the whole set: at 10M
+/// ids the old and the new whole set (~115 MB) were the largest item of a bulk load's
+/// peak.
+const CHUNK_BUCKETS: usize = 256;
+const CHUNKS: usize = BUCKETS / CHUNK_BUCKETS;
 
 fn bucket_of(id: u64) -> usize {
     (id >> LOW_BITS) as usize
+}
+
+fn chunk_of(id: u64) -> usize {
+    bucket_of(id) / CHUNK_BUCKETS
 }
 
 fn low48(id: u64) -> u64 {
     id & ((1 << LOW_BITS) - 1)
 }
 
-impl SortedIds {
-    /// From ids in ascending order (duplicates are skipped).
-    fn from_sorted(ids: impl IntoIterator<Item = u64>, len_hint: usize) -> SortedIds {
+/// Sorted ids of one chunk, stored in 6 bytes each: the top 16 bits are implied by the
+/// chunk and the bucket (a table of where each of the chunk's 256 buckets starts), the
+/// low 48 bits are kept as a `u32` and a `u16` in two arrays. Exact (every bit of every
+/// id is kept), where a sorted `Vec<u64>` costs 8 bytes per id and a hash set 16 to 32.
+/// Client event ids are hashes, so buckets fill evenly and a lookup searches ~n/65,536
+/// neighbours.
+#[derive(Default)]
+struct Chunk {
+    /// Bits 0..32 of each id, in id order.
+    low: Vec<u32>,
+    /// Bits 32..48 of each id, in id order.
+    mid: Vec<u16>,
+    /// `starts[b]..starts[b + 1]`: the ids of the chunk's bucket `b`. Empty when the
+    /// chunk has no ids.
+    starts: Vec<u32>,
+}
+
+impl Chunk {
+    /// From ids of one chunk in ascending order (duplicates are skipped).
+    fn from_sorted(ids: impl IntoIterator<Item = u64>, len_hint: usize) -> Chunk {
         let mut low = Vec::with_capacity(len_hint);
         let mut mid = Vec::with_capacity(len_hint);
-        let mut starts = Vec::with_capacity(BUCKETS + 1);
+        let mut starts = Vec::with_capacity(CHUNK_BUCKETS + 1);
         let mut last = None;
         for id in ids {
             if last == Some(id) {
                 continue;
             }
             last = Some(id);
-            while starts.len() <= bucket_of(id) {
+            while starts.len() <= bucket_of(id) % CHUNK_BUCKETS {
                 starts.push(low.len() as u32);
             }
             low.push(id as u32);
             mid.push((id >> 32) as u16);
         }
         if low.is_empty() {
-            return SortedIds::default();
+            return Chunk::default();
         }
-        while starts.len() <= BUCKETS {
+        while starts.len() <= CHUNK_BUCKETS {
             starts.push(low.len() as u32);
         }
         low.shrink_to_fit();
         mid.shrink_to_fit();
-        SortedIds { low, mid, starts }
+        Chunk { low, mid, starts }
     }
 
     fn len(&self) -> usize {
@@ -76,18 +87,21 @@ impl SortedIds {
         (u64::from(self.mid[i]) << 32) | u64::from(self.low[i])
     }
 
-    /// Every id, ascending.
-    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+    /// Every id of chunk `index`, ascending.
+    fn iter(&self, index: usize) -> impl Iterator<Item = u64> + '_ {
         let buckets = self.starts.windows(2).enumerate();
         buckets.flat_map(move |(bucket, range)| {
+            let top = (index * CHUNK_BUCKETS + bucket) as u64;
             (range[0] as usize..range[1] as usize)
-                .map(move |i| ((bucket as u64) << LOW_BITS) | self.low48_at(i))
+                .map(move |i| (top << LOW_BITS) | self.low48_at(i))
         })
     }
 
-    fn position(&self, id: u64) -> Option<usize> {
-        let bucket = bucket_of(id);
-        let (&lo, &hi) = (self.starts.get(bucket)?, self.starts.get(bucket + 1)?);
+    fn contains(&self, id: u64) -> bool {
+        let bucket = bucket_of(id) % CHUNK_BUCKETS;
+        let (Some(&lo), Some(&hi)) = (self.starts.get(bucket), self.starts.get(bucket + 1)) else {
+            return false;
+        };
         let (mut lo, mut hi) = (lo as usize, hi as usize);
         let key = low48(id);
         while lo < hi {
@@ -95,19 +109,76 @@ impl SortedIds {
             match self.low48_at(at).cmp(&key) {
                 std::cmp::Ordering::Less => lo = at + 1,
                 std::cmp::Ordering::Greater => hi = at,
-                std::cmp::Ordering::Equal => return Some(at),
+                std::cmp::Ordering::Equal => return true,
             }
         }
-        None
+        false
+    }
+
+    fn bytes(&self) -> usize {
+        self.low.capacity() * 4 + self.mid.capacity() * 2 + self.starts.capacity() * 4
+    }
+}
+
+/// Every compacted id, in `CHUNKS` chunks by their top 8 bits.
+struct SortedIds {
+    chunks: Vec<Chunk>,
+}
+
+impl Default for SortedIds {
+    fn default() -> Self {
+        SortedIds {
+            chunks: (0..CHUNKS).map(|_| Chunk::default()).collect(),
+        }
+    }
+}
+
+impl SortedIds {
+    fn len(&self) -> usize {
+        self.chunks.iter().map(Chunk::len).sum()
+    }
+
+    /// Every id, ascending.
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(index, chunk)| chunk.iter(index))
     }
 
     fn contains(&self, id: u64) -> bool {
-        self.position(id).is_some()
+        self.chunks[chunk_of(id)].contains(id)
+    }
+
+    /// Merges ascending `ids` in, rewriting only the chunks they fall in, one at a time.
+    fn merge(&mut self, ids: &[u64]) {
+        let mut rest = ids;
+        for (index, chunk) in self.chunks.iter_mut().enumerate() {
+            let n = rest.partition_point(|&id| chunk_of(id) == index);
+            if n == 0 {
+                continue;
+            }
+            let (mine, after) = rest.split_at(n);
+            rest = after;
+            let len = chunk.len() + mine.len();
+            let merged = merge_sorted(chunk.iter(index), mine.iter().copied());
+            *chunk = Chunk::from_sorted(merged, len);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let index = chunk_of(id);
+        let chunk = &self.chunks[index];
+        if chunk.contains(id) {
+            let len = chunk.len() - 1;
+            let rest = Chunk::from_sorted(chunk.iter(index).filter(|&other| other != id), len);
+            self.chunks[index] = rest;
+        }
     }
 
     /// Bytes held (the memory report and tests).
     fn bytes(&self) -> usize {
-        self.low.capacity() * 4 + self.mid.capacity() * 2 + self.starts.capacity() * 4
+        self.chunks.iter().map(Chunk::bytes).sum()
     }
 }
 
@@ -118,8 +189,9 @@ impl SortedIds {
 pub struct IdLoader {
     /// Ids per bucket, from `count`.
     counts: Vec<u32>,
-    /// From the first `place`: the set being filled, each bucket's next free slot, and
-    /// ids beyond a bucket's count (the two passes saw different ids; none normally).
+    /// From the first `place`: the set being filled, each bucket's next free slot (an
+    /// index into its chunk), and ids beyond a bucket's count (the two passes saw
+    /// different ids; none normally).
     placing: Option<(SortedIds, Vec<u32>, Vec<u64>)>,
 }
 
@@ -144,28 +216,35 @@ impl IdLoader {
     pub fn place(&mut self, ids: &[u64]) {
         let counts = &self.counts;
         let (set, next, overflow) = self.placing.get_or_insert_with(|| {
-            let mut starts = Vec::with_capacity(BUCKETS + 1);
-            let mut total = 0u32;
-            for &n in counts {
-                starts.push(total);
-                total += n;
-            }
-            starts.push(total);
-            let next = starts[..BUCKETS].to_vec();
-            let len = total as usize;
-            let set = SortedIds {
-                low: vec![0; len],
-                mid: vec![0; len],
-                starts,
-            };
-            (set, next, Vec::new())
+            let mut next = Vec::with_capacity(BUCKETS);
+            let chunks = counts
+                .chunks(CHUNK_BUCKETS)
+                .map(|counts| {
+                    let mut starts = Vec::with_capacity(CHUNK_BUCKETS + 1);
+                    let mut total = 0u32;
+                    for &n in counts {
+                        starts.push(total);
+                        total += n;
+                    }
+                    starts.push(total);
+                    next.extend_from_slice(&starts[..CHUNK_BUCKETS]);
+                    let len = total as usize;
+                    Chunk {
+                        low: vec![0; len],
+                        mid: vec![0; len],
+                        starts,
+                    }
+                })
+                .collect();
+            (SortedIds { chunks }, next, Vec::new())
         });
         for &id in ids {
             let bucket = bucket_of(id);
+            let chunk = &mut set.chunks[bucket / CHUNK_BUCKETS];
             let at = next[bucket];
-            if at < set.starts[bucket + 1] {
-                set.low[at as usize] = id as u32;
-                set.mid[at as usize] = (id >> 32) as u16;
+            if at < chunk.starts[bucket % CHUNK_BUCKETS + 1] {
+                chunk.low[at as usize] = id as u32;
+                chunk.mid[at as usize] = (id >> 32) as u16;
                 next[bucket] = at + 1;
             } else {
                 overflow.push(id);
@@ -179,30 +258,37 @@ impl IdLoader {
         let Some((mut set, next, overflow)) = self.placing else {
             return (SortedIds::default(), Vec::new());
         };
-        if set.len() == 0 {
-            return (SortedIds::default(), overflow);
-        }
         let mut sorted = Vec::new();
-        let mut write = 0usize;
-        for (bucket, &filled) in next.iter().enumerate() {
-            let start = set.starts[bucket] as usize;
-            sorted.clear();
-            sorted.extend((start..filled as usize).map(|i| set.low48_at(i)));
-            sorted.sort_unstable();
-            sorted.dedup();
-            // Buckets only shrink, so writing never overtakes reading.
-            set.starts[bucket] = write as u32;
-            for &low48 in &sorted {
-                set.low[write] = low48 as u32;
-                set.mid[write] = (low48 >> 32) as u16;
-                write += 1;
+        for (index, chunk) in set.chunks.iter_mut().enumerate() {
+            if chunk.len() == 0 {
+                *chunk = Chunk::default();
+                continue;
+            }
+            let filled = &next[index * CHUNK_BUCKETS..(index + 1) * CHUNK_BUCKETS];
+            let mut write = 0usize;
+            for (bucket, &end) in filled.iter().enumerate() {
+                let start = chunk.starts[bucket] as usize;
+                sorted.clear();
+                sorted.extend((start..end as usize).map(|i| chunk.low48_at(i)));
+                sorted.sort_unstable();
+                sorted.dedup();
+                // Buckets only shrink, so writing never overtakes reading.
+                chunk.starts[bucket] = write as u32;
+                for &low48 in &sorted {
+                    chunk.low[write] = low48 as u32;
+                    chunk.mid[write] = (low48 >> 32) as u16;
+                    write += 1;
+                }
+            }
+            chunk.starts[CHUNK_BUCKETS] = write as u32;
+            chunk.low.truncate(write);
+            chunk.mid.truncate(write);
+            chunk.low.shrink_to_fit();
+            chunk.mid.shrink_to_fit();
+            if write == 0 {
+                *chunk = Chunk::default();
             }
         }
-        set.starts[BUCKETS] = write as u32;
-        set.low.truncate(write);
-        set.mid.truncate(write);
-        set.low.shrink_to_fit();
-        set.mid.shrink_to_fit();
         (set, overflow)
     }
 }
@@ -260,16 +346,15 @@ impl Dedup {
     pub fn load(&self, loader: IdLoader) {
         let (loaded, mut overflow) = loader.finish();
         let mut stored = self.stored.write();
-        if stored.len() == 0 && overflow.is_empty() {
+        if stored.len() == 0 {
             *stored = loaded;
-            return;
+        } else {
+            // Ids were already held: rare (start-up loads into an empty set).
+            overflow.extend(loaded.iter());
         }
-        // Only when ids were already held, or the second pass saw ids the first did not.
+        // The second pass saw ids the first did not: none normally.
         overflow.sort_unstable();
-        let len = stored.len() + loaded.len() + overflow.len();
-        let both = merge_sorted(loaded.iter(), overflow.into_iter());
-        let merged = SortedIds::from_sorted(merge_sorted(stored.iter(), both), len);
-        *stored = merged;
+        stored.merge(&overflow);
     }
 
     /// Adds `ids`, in any order (tests; the store's ids come through `load`).
@@ -304,18 +389,14 @@ impl Dedup {
         }
         // A merge, not a sort of everything: acceptance waits while this runs.
         ids.sort_unstable();
-        let len = stored.len() + ids.len();
-        let merged = SortedIds::from_sorted(merge_sorted(stored.iter(), ids.into_iter()), len);
-        *stored = merged;
+        stored.merge(&ids);
     }
 
     /// Forgets an id accepted earlier (its write failed, so a retry must pass).
     pub fn remove(&self, id: u64) {
         let mut stored = self.stored.write();
-        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) && stored.contains(id) {
-            let len = stored.len() - 1;
-            let rest = SortedIds::from_sorted(stored.iter().filter(|&other| other != id), len);
-            *stored = rest;
+        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) {
+            stored.remove(id);
         }
     }
 
@@ -438,7 +519,10 @@ mod tests {
         let mut expected: Vec<u64> = first.iter().chain(&later).copied().collect();
         expected.sort_unstable();
         assert_eq!(all, expected);
-        assert_eq!(stored.bytes(), 80_000 * 6 + (super::BUCKETS + 1) * 4);
+        assert_eq!(
+            stored.bytes(),
+            80_000 * 6 + super::CHUNKS * (super::CHUNK_BUCKETS + 1) * 4
+        );
         drop(stored);
         assert!(first.iter().chain(&later).all(|&id| !d.insert(id)));
         assert_eq!(SortedIds::default().bytes(), 0);
