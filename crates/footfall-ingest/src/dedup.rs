@@ -87,6 +87,12 @@ impl Chunk {
         (u64::from(self.mid[i]) << 32) | u64::from(self.low[i])
     }
 
+    /// Stores the low 48 bits of `id` at `i` (what `low48_at` reads back).
+    fn set(&mut self, i: usize, id: u64) {
+        self.low[i] = id as u32;
+        self.mid[i] = (id >> 32) as u16;
+    }
+
     /// Every id of chunk `index`, ascending.
     fn iter(&self, index: usize) -> impl Iterator<Item = u64> + '_ {
         let buckets = self.starts.windows(2).enumerate();
@@ -243,8 +249,7 @@ impl IdLoader {
             let chunk = &mut set.chunks[bucket / CHUNK_BUCKETS];
             let at = next[bucket];
             if at < chunk.starts[bucket % CHUNK_BUCKETS + 1] {
-                chunk.low[at as usize] = id as u32;
-                chunk.mid[at as usize] = (id >> 32) as u16;
+                chunk.set(at as usize, id);
                 next[bucket] = at + 1;
             } else {
                 overflow.push(id);
@@ -260,10 +265,6 @@ impl IdLoader {
         };
         let mut sorted = Vec::new();
         for (index, chunk) in set.chunks.iter_mut().enumerate() {
-            if chunk.len() == 0 {
-                *chunk = Chunk::default();
-                continue;
-            }
             let filled = &next[index * CHUNK_BUCKETS..(index + 1) * CHUNK_BUCKETS];
             let mut write = 0usize;
             for (bucket, &end) in filled.iter().enumerate() {
@@ -275,8 +276,7 @@ impl IdLoader {
                 // Buckets only shrink, so writing never overtakes reading.
                 chunk.starts[bucket] = write as u32;
                 for &low48 in &sorted {
-                    chunk.low[write] = low48 as u32;
-                    chunk.mid[write] = (low48 >> 32) as u16;
+                    chunk.set(write, low48);
                     write += 1;
                 }
             }
@@ -358,7 +358,8 @@ impl Dedup {
     }
 
     /// Adds `ids`, in any order (tests; the store's ids come through `load`).
-    pub fn extend(&self, ids: &[u64]) {
+    #[cfg(test)]
+    fn extend(&self, ids: &[u64]) {
         let mut loader = IdLoader::default();
         loader.count(ids);
         loader.place(ids);
