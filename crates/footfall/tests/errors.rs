@@ -290,20 +290,24 @@ fn bulk_rejects_bad_events_one_by_one_and_keeps_the_good_ones() {
         {"name": "pageview", "domain": SITE},
         {"name": "pageview", "url": format!("https://{SITE}/bad-4"), "timestamp": "not a time"},
         event("/ok-5"),
+        // A site key files nothing under another site's name ...
+        {"name": "pageview", "url": format!("https://{OTHER}/bad-6"), "domain": OTHER},
+        // ... but its own domain may be written with `www.` and capitals.
+        {"name": "pageview", "url": format!("https://{SITE}/ok-7"), "domain": format!("WWW.{}", SITE.to_uppercase())},
     ]);
     let r = s.bulk(&k.ingest, &body);
     let status = r.status().as_u16();
     let text = r.text().unwrap_or_default();
     assert_eq!(status, 202, "bulk with some bad events: {text}");
     let v: Value = serde_json::from_str(&text).expect("bulk answer is JSON");
-    assert_eq!(v["accepted"], json!(3), "accepted count: {v}");
+    assert_eq!(v["accepted"], json!(4), "accepted count: {v}");
     let rejected = v["rejected"].as_array().expect("rejected array");
     let mut idx: Vec<u64> = rejected
         .iter()
         .map(|r| r["index"].as_u64().expect("rejected[].index"))
         .collect();
     idx.sort();
-    assert_eq!(idx, vec![1, 3, 4], "rejected indexes: {v}");
+    assert_eq!(idx, vec![1, 3, 4, 6], "rejected indexes: {v}");
     for r in rejected {
         assert!(
             r["error"].as_str().is_some_and(|e| !e.trim().is_empty()),
@@ -315,10 +319,12 @@ fn bulk_rejects_bad_events_one_by_one_and_keeps_the_good_ones() {
         SITE,
         &recent_range(),
         "pageviews",
-        3.0,
+        4.0,
         Duration::from_secs(30),
     );
-    assert_eq!(got, 3.0, "the three valid events are stored");
+    assert_eq!(got, 4.0, "the four valid events are stored");
+    let other = s.aggregate(&k.other_stats, OTHER, &recent_range(), &["pageviews"]);
+    assert_eq!(other, vec![0.0], "nothing filed under the other site");
     still_serving(&s, &k.stats);
 }
 

@@ -148,7 +148,7 @@ pub fn parse_query(
         site_id,
         metrics,
         dimensions,
-        filters,
+        filters: top_level_conjuncts(filters),
         order_by,
         pagination,
         include,
@@ -156,6 +156,23 @@ pub fn parse_query(
         timezone: site.timezone,
         echo,
     })
+}
+
+/// The filters as a flat conjunction: an `and` at the top level (or an `and`/`or` of one
+/// filter) means the same as its filters listed side by side, and rules that look at
+/// top-level filters (bounce rate over the visits entering on an `event:page` filter,
+/// visit-only plans) must see them the same either way. The echo keeps the query as sent.
+fn top_level_conjuncts(filters: Vec<Filter>) -> Vec<Filter> {
+    let mut out = Vec::with_capacity(filters.len());
+    let mut stack: Vec<Filter> = filters.into_iter().rev().collect();
+    while let Some(f) = stack.pop() {
+        match f {
+            Filter::And(fs) => stack.extend(fs.into_iter().rev()),
+            Filter::Or(mut fs) if fs.len() == 1 => stack.extend(fs.pop()),
+            f => out.push(f),
+        }
+    }
+    out
 }
 
 fn string_list<'a>(v: &'a Value, what: &str) -> Result<Vec<&'a str>, QueryError> {
@@ -598,6 +615,28 @@ mod tests {
                 "pagination": {"limit": 10000, "offset": 0},
             })
         );
+    }
+
+    #[test]
+    fn top_level_and_is_a_list_of_filters() {
+        let page = json!(["is", "event:page", ["/pricing"]]);
+        let source = json!(["is", "visit:source", ["Google"]]);
+        let flat = parse(base(json!({"filters": [page.clone(), source.clone()]}))).expect("flat");
+        let nested = parse(base(
+            json!({"filters": [["and", [page.clone(), ["or", [source.clone()]]]]]}),
+        ))
+        .expect("nested");
+        assert_eq!(nested.filters, flat.filters);
+        assert_eq!(nested.filters.len(), 2);
+        // The echo keeps the query as it was sent.
+        assert_eq!(
+            nested.echo["filters"],
+            json!([["and", [page, ["or", [source]]]]])
+        );
+        // An `or` of two stays one filter.
+        let or = parse(base(json!({"filters": [["or", [["is", "event:page", ["/a"]], ["is", "event:page", ["/b"]]]]]})))
+            .expect("or");
+        assert_eq!(or.filters.len(), 1);
     }
 
     #[test]

@@ -213,20 +213,19 @@ pub fn time_labels(g: TimeGranularity, range: &DateRange, tz: Tz) -> Vec<String>
             }
         }
         TimeGranularity::Day | TimeGranularity::Week | TimeGranularity::Month => {
+            // Weeks start on Monday, the first one never before the range (Plausible's
+            // `date_or_weekstart`): a range from a Saturday opens with that Saturday.
             let mut d = match g {
-                TimeGranularity::Week => range
-                    .first_day
-                    .checked_sub_days(Days::new(
-                        range.first_day.weekday().num_days_from_monday().into(),
-                    ))
-                    .unwrap_or(range.first_day),
+                TimeGranularity::Week => range.first_day,
                 TimeGranularity::Month => first_of_month(range.first_day),
                 _ => range.first_day,
             };
             while d <= range.last_day {
                 out.push(d.format("%Y-%m-%d").to_string());
                 let next = match g {
-                    TimeGranularity::Week => d.checked_add_days(Days::new(7)),
+                    TimeGranularity::Week => d.checked_add_days(Days::new(
+                        7 - u64::from(d.weekday().num_days_from_monday()),
+                    )),
                     TimeGranularity::Month => d.checked_add_months(Months::new(1)),
                     _ => d.succ_opt(),
                 };
@@ -386,10 +385,11 @@ mod tests {
             time_labels(TimeGranularity::Day, &r, New_York),
             ["2024-03-09", "2024-03-10", "2024-03-11", "2024-03-12"]
         );
-        // 2024-03-09 is a Saturday: its week starts Monday 2024-03-04.
+        // 2024-03-09 is a Saturday: its week started Monday 2024-03-04, before the
+        // range, so the range's first bucket is labelled with the Saturday.
         assert_eq!(
             time_labels(TimeGranularity::Week, &r, New_York),
-            ["2024-03-04", "2024-03-11"]
+            ["2024-03-09", "2024-03-11"]
         );
         assert_eq!(
             time_labels(TimeGranularity::Month, &r, New_York),

@@ -33,6 +33,17 @@ pub fn router() -> Router<AppState> {
 /// Parses a body into events: a JSON array, one object, or NDJSON lines. Each element
 /// is deserialized straight from the body text, without a JSON tree in between; a bad
 /// element is reported by index and does not spoil the others.
+/// Whether `domain` (as an event sends it) names the site `site_domain` (normalised:
+/// lowercase, no `www.`), without allocating per event.
+fn names_domain(domain: &str, site_domain: &str) -> bool {
+    let d = domain.trim();
+    let d = match d.get(..4) {
+        Some(www) if www.eq_ignore_ascii_case("www.") => &d[4..],
+        _ => d,
+    };
+    d.eq_ignore_ascii_case(site_domain)
+}
+
 fn parse_body(body: &[u8]) -> Result<Vec<Result<WireEvent, String>>, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
@@ -109,6 +120,18 @@ async fn post_events(
             }
         };
         let site = match (&caller, &hit.domain) {
+            // A site key stores only its own site's events: one naming another site is
+            // refused, not filed under the key's site.
+            (Caller::Key(_), Some(domain))
+                if key_site
+                    .as_ref()
+                    .is_some_and(|s| !names_domain(domain, &s.domain)) =>
+            {
+                rejected.push(json!({"index": index, "error": format!(
+                    "domain {domain:?} is not this key's site; send it with that site's key"
+                )}));
+                continue;
+            }
             (Caller::Key(_), _) => key_site.clone(),
             (Caller::Admin, Some(domain)) => match &last {
                 Some((d, site)) if d == domain => site.clone(),
