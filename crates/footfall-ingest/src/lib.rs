@@ -12,7 +12,7 @@ pub mod wire;
 use footfall_core::identity::client_event_id;
 use footfall_core::session::OpenSession;
 use footfall_core::{DropReason, Event};
-use footfall_store::{EventSink, LiveState, MetaStore, Site};
+use footfall_store::{ActiveVisitor, EventSink, LiveState, MetaStore, Site};
 use parking_lot::Mutex;
 use pipeline::{HitContext, HitOutcome, Pipeline};
 use record::Record;
@@ -125,6 +125,13 @@ impl Ingestor {
             ms = started.elapsed().as_millis() as u64,
             "loaded client event ids"
         );
+        // Realtime figures read the live state, which starts empty: the visitors the
+        // store shows as recently active are there now (the log's unapplied records are
+        // recorded as the applier stores them). Handed over in chunks, so that a million
+        // open visits are not copied into a second list at once.
+        const RESTORE_CHUNK: usize = 65_536;
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let mut here_now = Vec::with_capacity(RESTORE_CHUNK);
         for open in sink.recent_sessions(max_timeout_secs + 300).await? {
             pipeline.reopen(
                 open.site_id,
@@ -135,7 +142,27 @@ impl Ingestor {
                     last_us: open.last_us,
                 },
             );
+            if now_us - open.last_us > i64::from(max_timeout_secs) * 1_000_000 {
+                continue;
+            }
+            here_now.push((
+                open.site_id,
+                ActiveVisitor {
+                    visitor_id: open.visitor_id,
+                    session_id: open.session_id,
+                    pathname: open.exit_page,
+                    last_seen_us: open.last_us,
+                },
+            ));
+            if here_now.len() == RESTORE_CHUNK {
+                live.restore(std::mem::replace(
+                    &mut here_now,
+                    Vec::with_capacity(RESTORE_CHUNK),
+                ))
+                .await?;
+            }
         }
+        live.restore(here_now).await?;
         let (wal_dir, p) = (cfg.wal_dir.clone(), pipeline.clone());
         let (found, records) =
             tokio::task::spawn_blocking(move || recover(&wal_dir, checkpoint, &p))

@@ -730,7 +730,8 @@ impl Drop for OneDuckThread<'_> {
 /// rollup (start-up reads these to continue visits across a restart).
 const RECENT_SESSIONS_SQL: &str = "
 WITH newest AS (SELECT site_id, max(last_ts) AS mx FROM sessions GROUP BY site_id)
-SELECT s.site_id, s.visitor_id, s.session_id, epoch_us(s.session_start), epoch_us(s.last_ts)
+SELECT s.site_id, s.visitor_id, s.session_id, epoch_us(s.session_start), epoch_us(s.last_ts),
+    s.exit_page
 FROM sessions s JOIN newest n ON s.site_id = n.site_id
 WHERE s.last_ts >= n.mx - to_seconds(?::BIGINT)";
 
@@ -807,6 +808,7 @@ impl EventSink for DuckStore {
                             session_id: r.get(2)?,
                             start_us: r.get(3)?,
                             last_us: r.get(4)?,
+                            exit_page: r.get(5)?,
                         })
                     })
                     .map_err(db_err)?;

@@ -126,6 +126,9 @@ pub struct RecentSession {
     /// First and last event times, microseconds since the epoch.
     pub start_us: i64,
     pub last_us: i64,
+    /// Path of the visit's latest page view: where the visitor is now, for the live
+    /// state a restart rebuilds (`LiveState::restore`).
+    pub exit_page: String,
 }
 
 /// Receives chunks of ids (`EventSink::client_event_ids`). An alias, so that
@@ -296,6 +299,11 @@ pub struct VisitorChannel {
 pub trait LiveState: Send + Sync {
     /// Records stored events (engagement beacons included: the visitor is still there).
     async fn record(&self, events: &[Event]) -> StoreResult<()>;
+    /// Seeds who is on each site from the visits the store holds as open at start-up,
+    /// as `(site_id, visitor)` pairs: state kept in the process is empty after a restart,
+    /// and realtime figures would otherwise count only visitors who act again. An entry
+    /// already recorded and newer is kept.
+    async fn restore(&self, visitors: Vec<(u32, ActiveVisitor)>) -> StoreResult<()>;
     /// Visitors of a site whose last event is at or after `since_us`, newest first.
     async fn active_visitors(&self, site_id: u32, since_us: i64)
     -> StoreResult<Vec<ActiveVisitor>>;

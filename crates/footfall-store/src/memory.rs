@@ -266,6 +266,27 @@ impl LiveState for MemoryLive {
         Ok(())
     }
 
+    async fn restore(&self, restored: Vec<(u32, ActiveVisitor)>) -> StoreResult<()> {
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let mut visitors = self.visitors.lock().unwrap_or_else(|e| e.into_inner());
+        for (site_id, v) in restored {
+            if now_us - v.last_seen_us > KEEP_US {
+                continue;
+            }
+            match visitors.entry((site_id, v.visitor_id)) {
+                std::collections::hash_map::Entry::Occupied(mut known) => {
+                    if v.last_seen_us > known.get().last_seen_us {
+                        known.insert(v);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn active_visitors(
         &self,
         site_id: u32,

@@ -73,9 +73,43 @@ fn erase_and_prune_delete_exactly_what_they_name() {
     assert_json_error("prune with 0 days", r, 400);
 }
 
+/// The realtime answer once `visitors_last_5_minutes` is `want` (or after 10 s).
+fn realtime(s: &Server, stats: &str, want: u64) -> Value {
+    let url = s.url(&format!("/api/v1/sites/{SITE}/realtime"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: Value = s
+            .http
+            .get(&url)
+            .bearer_auth(stats)
+            .send()
+            .expect("realtime")
+            .json()
+            .expect("json");
+        if body["visitors_last_5_minutes"] == want || std::time::Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn current_pages(body: &Value) -> Vec<(String, u64)> {
+    body["current_pages"]
+        .as_array()
+        .expect("current_pages")
+        .iter()
+        .map(|p| {
+            (
+                p["page"].as_str().unwrap_or_default().to_string(),
+                p["visitors"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn realtime_lists_current_visitors_and_their_pages() {
-    let s = Server::start();
+    let mut s = Server::start();
     s.add_site(SITE, "UTC");
     let stats = s.create_key(SITE, "stats");
     // Two visitors now (one on /pricing twice, then /), via the Events API.
@@ -97,37 +131,29 @@ fn realtime_lists_current_visitors_and_their_pages() {
             .expect("event");
         assert_eq!(r.status().as_u16(), 202);
     }
-    let url = s.url(&format!("/api/v1/sites/{SITE}/realtime"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let body: Value = loop {
-        let body: Value = s
-            .http
-            .get(&url)
-            .bearer_auth(&stats)
-            .send()
-            .expect("realtime")
-            .json()
-            .expect("json");
-        if body["visitors_last_5_minutes"] == 2 || std::time::Instant::now() > deadline {
-            break body;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let want_pages = vec![("/".to_string(), 1), ("/pricing".to_string(), 1)];
+    let body = realtime(&s, &stats, 2);
     assert_eq!(body["visitors_last_5_minutes"], 2, "{body}");
     assert_eq!(body["active_sessions"], 2, "{body}");
-    let pages: Vec<(String, u64)> = body["current_pages"]
-        .as_array()
-        .expect("current_pages")
-        .iter()
-        .map(|p| {
-            (
-                p["page"].as_str().unwrap_or_default().to_string(),
-                p["visitors"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    assert_eq!(
-        pages,
-        vec![("/".to_string(), 1), ("/pricing".to_string(), 1)]
+    assert_eq!(current_pages(&body), want_pages);
+
+    // The live state is in the process; after kill -9 and a restart the store's open
+    // visits say who is still here.
+    s.wait_for_metric(
+        &stats,
+        SITE,
+        &common::recent_range(),
+        "pageviews",
+        3.0,
+        Duration::from_secs(30),
     );
+    s.kill9();
+    s.restart();
+    let body = realtime(&s, &stats, 2);
+    assert_eq!(
+        body["visitors_last_5_minutes"], 2,
+        "after a restart: {body}"
+    );
+    assert_eq!(body["active_sessions"], 2, "after a restart: {body}");
+    assert_eq!(current_pages(&body), want_pages, "after a restart");
 }
