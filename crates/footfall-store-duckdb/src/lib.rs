@@ -24,6 +24,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_sessions.sql")),
     (3, include_str!("../migrations/0003_labels.sql")),
     (4, include_str!("../migrations/0004_slim_events.sql")),
+    (5, include_str!("../migrations/0005_erased_ids.sql")),
 ];
 
 /// Data steps run after a migration's file, in the same transaction.
@@ -686,7 +687,7 @@ mod tests {
         let version: u32 = conn
             .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 4);
+        assert_eq!(Some(version), MIGRATIONS.last().map(|m| m.0));
         let order: Vec<(u64, String)> = conn
             .prepare("SELECT session_id, pathname FROM events")
             .and_then(|mut s| {

@@ -777,8 +777,12 @@ impl EventSink for DuckStore {
                 // Column batches, not rows: start-up reads every client id (10M rows: ~3 s
                 // row by row). Streamed: `query_arrow` has DuckDB materialise the whole
                 // result first (80 MB at 10M ids, beside the scanned blocks).
+                // With the ids of erased events: re-sent, they stay refused.
                 let mut stmt = conn
-                    .prepare("SELECT event_id FROM events WHERE client_id")
+                    .prepare(
+                        "SELECT event_id FROM events WHERE client_id \
+                         UNION ALL SELECT event_id FROM erased_event_ids",
+                    )
                     .map_err(db_err)?;
                 for batch in stmt.stream_arrow([]).map_err(db_err)? {
                     let column = batch
@@ -869,6 +873,15 @@ impl EventSink for DuckStore {
                     ),
                     params![site_id, site_id, site_id, visitor_id],
                 )?;
+                // Their client ids stay known (start-up rebuilds the de-dup set from
+                // the store), so a re-sent batch cannot bring the events back.
+                conn.execute(
+                    &format!(
+                        "INSERT INTO erased_event_ids SELECT site_id, event_id FROM events \
+                         WHERE site_id = ? AND client_id AND {VISITS}"
+                    ),
+                    params![site_id, site_id, visitor_id],
+                )?;
                 let n = conn.execute(
                     &format!("DELETE FROM events WHERE site_id = ? AND {VISITS}"),
                     params![site_id, site_id, visitor_id],
@@ -886,7 +899,7 @@ impl EventSink for DuckStore {
     async fn delete_site_events(&self, site_id: u32) -> StoreResult<()> {
         self.blocking(move |inner| {
             inner.write_tx(|conn| {
-                for table in ["event_props", "sessions", "events"] {
+                for table in ["event_props", "sessions", "events", "erased_event_ids"] {
                     conn.execute(
                         &format!("DELETE FROM {table} WHERE site_id = ?"),
                         params![site_id],

@@ -16,7 +16,7 @@ fn ev(id: &str, visitor: &str, days_ago: i64) -> Value {
 
 #[test]
 fn erase_and_prune_delete_exactly_what_they_name() {
-    let s = Server::start();
+    let mut s = Server::start();
     s.add_site(SITE, "UTC");
     let ingest = s.create_key(SITE, "ingest");
     let stats = s.create_key(SITE, "stats");
@@ -58,10 +58,27 @@ fn erase_and_prune_delete_exactly_what_they_name() {
         vec![3.0, 1.0]
     );
 
+    // A client re-sending the same batch, even after a restart (the de-dup set is
+    // rebuilt from the store), does not bring the erased events back.
+    s.kill9();
+    s.restart();
+    assert_eq!(s.bulk(&ingest, &events).status().as_u16(), 202);
+    let marker = json!([ev("m1", "carol", 1)]);
+    assert_eq!(s.bulk(&ingest, &marker).status().as_u16(), 202);
+    assert_eq!(
+        s.wait_for_metric(&stats, SITE, &all, "visitors", 2.0, Duration::from_secs(20)),
+        2.0
+    );
+    assert_eq!(
+        s.aggregate(&stats, SITE, &all, &["events", "visitors"]),
+        vec![4.0, 2.0],
+        "bob's three events and carol's marker, nothing of alice's"
+    );
+
     // Retention through the CLI (server running): bob's 50- and 60-day-old events go.
     let out = s.cli(&["prune", "--site", SITE, "--older-than-days", "30"]);
     assert!(out.contains("deleted 2 events"), "{out}");
-    assert_eq!(s.aggregate(&stats, SITE, &all, &["events"]), vec![1.0]);
+    assert_eq!(s.aggregate(&stats, SITE, &all, &["events"]), vec![2.0]);
 
     let r = s
         .http
