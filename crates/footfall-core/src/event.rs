@@ -104,7 +104,6 @@ pub enum DropReason {
     Headless,
     SpamReferrer,
     HostnameNotAllowed,
-    Localhost,
     NoSession,
     /// A per-site block rule (IP/CIDR, country, path, hostname) matched.
     Blocked,
@@ -117,7 +116,6 @@ impl DropReason {
             DropReason::Headless => "headless",
             DropReason::SpamReferrer => "spam_referrer",
             DropReason::HostnameNotAllowed => "hostname_not_allowed",
-            DropReason::Localhost => "localhost",
             DropReason::NoSession => "no_session",
             DropReason::Blocked => "blocked",
         }

@@ -27,7 +27,7 @@ impl StoreError {
         match self {
             StoreError::NotFound(_) => "not_found",
             StoreError::Conflict(_) => "conflict",
-            StoreError::Invalid(_) => "invalid",
+            StoreError::Invalid(_) => "invalid_request",
             StoreError::Query(_) => "invalid_query",
             StoreError::Backend(_) => "storage_error",
         }

@@ -57,7 +57,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub include_non_get: bool,
     /// Send requests from bots too: the server still drops them, but counts them in
-    /// the site's `bots_dropped`.
+    /// the site's drops (`bots_dropped`).
     #[arg(long)]
     pub include_bots: bool,
     /// Events per bulk request.

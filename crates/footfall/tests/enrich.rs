@@ -410,12 +410,16 @@ ip = "203.0.113.0/24"
             .send()
             .expect("GET drops");
         let v: Value = r.json().expect("drops JSON");
-        if v["bots_dropped"] == 3 || std::time::Instant::now() > deadline {
+        if v["dropped"] == 3 || std::time::Instant::now() > deadline {
             break v;
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert_eq!(drops["bots_dropped"], 3, "{drops}");
+    assert_eq!(drops["dropped"], 3, "{drops}");
+    assert_eq!(
+        drops["bots_dropped"], 0,
+        "block rules and spam are not bots: {drops}"
+    );
     let reasons: Vec<(String, u64)> = drops["by_reason"]
         .as_array()
         .expect("by_reason")

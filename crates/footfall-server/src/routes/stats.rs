@@ -79,9 +79,17 @@ async fn get_drops(
     let site = stats_site(&state, &headers, &domain)?;
     let drops = state.storage.meta.drops(site.id).await?;
     let total: u64 = drops.iter().map(|d| d.count).sum();
-    Ok(Json(
-        json!({"site": site.domain, "bots_dropped": total, "by_reason": drops}),
-    ))
+    let bots: u64 = drops
+        .iter()
+        .filter(|d| d.reason == "bot" || d.reason == "headless")
+        .map(|d| d.count)
+        .sum();
+    Ok(Json(json!({
+        "site": site.domain,
+        "dropped": total,
+        "bots_dropped": bots,
+        "by_reason": drops,
+    })))
 }
 
 /// Visitors seen in the last 5 minutes and visits still open, from the live state.
