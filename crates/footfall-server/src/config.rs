@@ -48,6 +48,11 @@ pub struct Config {
     /// read only from trusted proxies and only when no GeoIP database gives a country.
     /// Off when empty: clients can send any header.
     pub country_header: String,
+    /// Stats API requests per hour per key (`/api/v2/query`, realtime, drops), refilled
+    /// continuously; over it, 429 `rate_limited` with `Retry-After`. 0 (the default): no
+    /// limit, since keys are the operator's own (Plausible's hosted API allows 600).
+    /// The admin token is never limited.
+    pub stats_rate_limit: u32,
     /// Per-site settings: `[[sites."example.com".block]]` rules (see
     /// footfall_enrich::rules).
     pub sites: BTreeMap<String, SiteSettings>,
@@ -69,6 +74,7 @@ impl Default for Config {
             geoip_city: None,
             geoip_asn: None,
             country_header: String::new(),
+            stats_rate_limit: 0,
             sites: BTreeMap::new(),
         }
     }
@@ -99,6 +105,7 @@ impl Config {
             "geoip_city",
             "geoip_asn",
             "country_header",
+            "stats_rate_limit",
         ]));
         for (key, value) in overrides {
             fig = fig.merge(Serialized::global(key, value));

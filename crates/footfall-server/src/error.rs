@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After` on a 429 or 503.
+    pub retry_after_secs: u32,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -22,6 +24,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: 1,
+        }
+    }
+    /// 429 `rate_limited`: the caller may come back after `retry_after_secs`.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u32) -> Self {
+        ApiError {
+            retry_after_secs,
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -59,8 +69,10 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE
             || self.status == StatusCode::TOO_MANY_REQUESTS
         {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(self.retry_after_secs),
+            );
         }
         resp
     }

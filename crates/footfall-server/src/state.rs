@@ -175,6 +175,34 @@ impl Inner {
         }
     }
 
+    /// Takes one request from a key's Stats API allowance (`stats_rate_limit` per hour);
+    /// the admin token is not limited.
+    pub async fn spend_stats_request(&self, caller: &Caller) -> Result<(), ApiError> {
+        let per_hour = self.config.stats_rate_limit;
+        let Caller::Key(key) = caller else {
+            return Ok(());
+        };
+        if per_hour == 0 {
+            return Ok(());
+        }
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let bucket = format!("stats:{}", key.id);
+        if self
+            .storage
+            .live
+            .take_rate_token(&bucket, per_hour, now_us)
+            .await?
+        {
+            return Ok(());
+        }
+        // One request comes back every 3600 / per_hour seconds.
+        let wait = 3600_u32.div_ceil(per_hour).max(1);
+        Err(ApiError::rate_limited(
+            format!("this key may make {per_hour} Stats API requests an hour; retry in {wait} s"),
+            wait,
+        ))
+    }
+
     pub fn require_admin(&self, caller: &Caller) -> Result<(), ApiError> {
         match caller {
             Caller::Admin => Ok(()),

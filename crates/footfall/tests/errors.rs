@@ -417,3 +417,55 @@ fn stats_api_validation_errors_name_the_bad_part() {
     still_serving(&s, &k.stats);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn stats_api_rate_limit_answers_429_with_retry_after() {
+    // 3 requests an hour per key: one every 1,200 s.
+    let s = Server::start_with_config("stats_rate_limit = 3\n");
+    s.add_site(SITE, "UTC");
+    let stats = s.create_key(SITE, "stats");
+    let q = json!({"site_id": SITE, "metrics": ["visitors"], "date_range": "7d"}).to_string();
+    let query = |key: &str| {
+        post(
+            &s,
+            "/api/v2/query",
+            Some(key),
+            "application/json",
+            q.clone().into_bytes(),
+        )
+    };
+    for i in 0..3 {
+        assert_eq!(
+            query(&stats).status().as_u16(),
+            200,
+            "request {i} is allowed"
+        );
+    }
+    let r = query(&stats);
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = assert_json_error("the fourth request in the hour", r, 429);
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    assert_eq!(
+        retry.as_deref(),
+        Some("1200"),
+        "Retry-After: one request's refill"
+    );
+    // The realtime endpoint spends from the same allowance; the admin token has none.
+    let realtime = s
+        .http
+        .get(s.url(&format!("/api/v1/sites/{SITE}/realtime")))
+        .bearer_auth(&stats)
+        .send()
+        .expect("realtime");
+    assert_eq!(realtime.status().as_u16(), 429);
+    for _ in 0..5 {
+        assert_eq!(query(s.admin_token().as_str()).status().as_u16(), 200);
+    }
+    // Another key has its own allowance.
+    let other = s.create_key(SITE, "stats");
+    assert_eq!(query(&other).status().as_u16(), 200);
+}

@@ -23,10 +23,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Resolves the site named in a request and checks the caller may read its stats.
-fn stats_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
+async fn stats_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
     let caller = state.authenticate(bearer(headers))?;
     let site = state.existing_site(domain)?;
     state.authorize(&caller, &site, KeyScope::Stats)?;
+    state.spend_stats_request(&caller).await?;
     Ok(site)
 }
 
@@ -55,7 +56,7 @@ async fn post_query(
             return Err(ApiError::bad_request("invalid_query", e.message));
         }
     };
-    let site = stats_site(&state, &headers, &domain)?;
+    let site = stats_site(&state, &headers, &domain).await?;
     let ctx = site_context(&state, &site).await?;
     let query = parse_query(&request, &ctx, chrono::Utc::now())
         .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
@@ -76,7 +77,7 @@ async fn get_drops(
     headers: HeaderMap,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let site = stats_site(&state, &headers, &domain)?;
+    let site = stats_site(&state, &headers, &domain).await?;
     let drops = state.storage.meta.drops(site.id).await?;
     let total: u64 = drops.iter().map(|d| d.count).sum();
     let bots: u64 = drops
@@ -98,7 +99,7 @@ async fn get_realtime(
     headers: HeaderMap,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let site = stats_site(&state, &headers, &domain)?;
+    let site = stats_site(&state, &headers, &domain).await?;
     let now = chrono::Utc::now().timestamp_micros();
     let timeout_us = i64::from(site.session_timeout_secs) * 1_000_000;
     let open = state
