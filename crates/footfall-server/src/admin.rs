@@ -3,28 +3,193 @@
 
 use crate::state::{hash_secret, normalize_domain};
 use footfall_core::identity::client_visitor_id;
-use footfall_store::{ApiKey, EventSink, KeyScope, MetaStore, Site, StoreError, StoreResult};
+use footfall_core::query::{Goal, GoalKind};
+use footfall_store::{
+    ApiKey, EventSink, GoalRecord, IdentityMode, KeyScope, MetaStore, Site, StoreError, StoreResult,
+};
 use rand::RngCore;
 
 /// Validates and adds a site.
 pub async fn add_site(meta: &dyn MetaStore, domain: &str, timezone: &str) -> StoreResult<Site> {
     let domain = normalize_domain(domain);
-    let valid = !domain.is_empty()
-        && domain.len() <= 253
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
-    if !valid {
+    if !valid_domain(&domain) {
         return Err(StoreError::Invalid(format!(
             "{domain:?} is not a valid domain"
         )));
     }
+    check_timezone(timezone)?;
+    meta.add_site(&domain, timezone).await
+}
+
+/// Site settings to change; `None` leaves a setting as it is.
+#[derive(Debug, Default, Clone)]
+pub struct SiteChanges {
+    pub timezone: Option<String>,
+    /// `cookieless` (the default: a daily-salted hash, no cookie) or `cookie`.
+    pub identity_mode: Option<String>,
+    /// Inactivity after which the next hit starts a new visit.
+    pub session_timeout_secs: Option<u32>,
+    /// Hostnames whose hits are stored (each with its subdomains); empty: the site's
+    /// domain and its subdomains.
+    pub allowed_hostnames: Option<Vec<String>>,
+}
+
+impl SiteChanges {
+    pub fn is_empty(&self) -> bool {
+        self.timezone.is_none()
+            && self.identity_mode.is_none()
+            && self.session_timeout_secs.is_none()
+            && self.allowed_hostnames.is_none()
+    }
+}
+
+/// Session timeouts accepted: one minute to one day (Plausible's is 30 minutes).
+const SESSION_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 60..=86_400;
+
+/// Validates and applies `changes` to a site; returns the site as stored.
+pub async fn update_site(
+    meta: &dyn MetaStore,
+    domain: &str,
+    changes: &SiteChanges,
+) -> StoreResult<Site> {
+    let mut site = find_site(meta, domain).await?;
+    apply_changes(&mut site, changes)?;
+    meta.update_site(&site).await?;
+    Ok(site)
+}
+
+/// Adds a site with settings besides its timezone: all are checked before the site is
+/// created, so an invalid setting creates nothing.
+pub async fn add_site_with(
+    meta: &dyn MetaStore,
+    domain: &str,
+    timezone: &str,
+    changes: &SiteChanges,
+) -> StoreResult<Site> {
+    let mut probe = Site {
+        id: 0,
+        domain: domain.to_owned(),
+        timezone: timezone.to_owned(),
+        identity_mode: IdentityMode::Cookieless,
+        session_timeout_secs: 1800,
+        allowed_hostnames: Vec::new(),
+    };
+    apply_changes(&mut probe, changes)?;
+    let mut site = add_site(meta, domain, timezone).await?;
+    if changes.is_empty() {
+        return Ok(site);
+    }
+    apply_changes(&mut site, changes)?;
+    meta.update_site(&site).await?;
+    Ok(site)
+}
+
+fn apply_changes(site: &mut Site, changes: &SiteChanges) -> StoreResult<()> {
+    if let Some(tz) = &changes.timezone {
+        check_timezone(tz)?;
+        site.timezone.clone_from(tz);
+    }
+    if let Some(mode) = &changes.identity_mode {
+        site.identity_mode = IdentityMode::parse(mode).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "identity mode {mode:?} must be `cookieless` or `cookie`"
+            ))
+        })?;
+    }
+    if let Some(secs) = changes.session_timeout_secs {
+        if !SESSION_TIMEOUT_SECS.contains(&secs) {
+            return Err(StoreError::Invalid(format!(
+                "session timeout {secs} s must be between {} and {} seconds",
+                SESSION_TIMEOUT_SECS.start(),
+                SESSION_TIMEOUT_SECS.end()
+            )));
+        }
+        site.session_timeout_secs = secs;
+    }
+    if let Some(hosts) = &changes.allowed_hostnames {
+        let mut clean = Vec::new();
+        for host in hosts {
+            let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+            if host.is_empty() {
+                continue;
+            }
+            if !valid_domain(&host) {
+                return Err(StoreError::Invalid(format!(
+                    "allowed hostname {host:?} is not a hostname (e.g. example.com)"
+                )));
+            }
+            if !clean.contains(&host) {
+                clean.push(host);
+            }
+        }
+        site.allowed_hostnames = clean;
+    }
+    Ok(())
+}
+
+/// What a new goal counts: page views of matching paths, or a custom event.
+#[derive(Debug, Clone)]
+pub enum GoalSpec {
+    /// A path pattern, as in Plausible: `*` matches within one path segment (`/blog*`:
+    /// `/blog`, `/blog-2024`), `**` across segments (`/blog/**`: every page under it).
+    Page(String),
+    /// A custom event name. Every event name is already an `event:goal` value; a
+    /// configured event goal is listed with the site's goals.
+    Event(String),
+}
+
+/// Validates and adds a goal to a site.
+pub async fn add_goal(
+    meta: &dyn MetaStore,
+    site: &Site,
+    spec: GoalSpec,
+) -> StoreResult<GoalRecord> {
+    let goal = match spec {
+        GoalSpec::Page(path) => {
+            let path = path.trim().to_string();
+            if !path.starts_with('/') || path.len() > 2000 {
+                return Err(StoreError::Invalid(format!(
+                    "page goal {path:?} must be a path starting with `/` (`*` as a wildcard), at most 2000 bytes"
+                )));
+            }
+            Goal {
+                kind: GoalKind::Page,
+                display_name: format!("Visit {path}"),
+                pattern: path,
+            }
+        }
+        GoalSpec::Event(name) => {
+            let name = name.trim().to_string();
+            if name.is_empty() || name.len() > 120 {
+                return Err(StoreError::Invalid(
+                    "an event goal needs the event's name (1 to 120 bytes)".into(),
+                ));
+            }
+            Goal {
+                kind: GoalKind::Event,
+                display_name: name.clone(),
+                pattern: name,
+            }
+        }
+    };
+    meta.add_goal(site.id, goal).await
+}
+
+fn valid_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+}
+
+fn check_timezone(timezone: &str) -> StoreResult<()> {
     if timezone.parse::<chrono_tz::Tz>().is_err() {
         return Err(StoreError::Invalid(format!(
             "{timezone:?} is not an IANA timezone name (e.g. Europe/Berlin)"
         )));
     }
-    meta.add_site(&domain, timezone).await
+    Ok(())
 }
 
 /// Creates an API key; returns its record and the key itself (shown once, stored hashed).

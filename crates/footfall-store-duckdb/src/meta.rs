@@ -7,7 +7,7 @@ use footfall_core::identity::Salt;
 use footfall_core::labels::LabelRule;
 use footfall_core::query::{Goal, GoalKind};
 use footfall_store::{
-    ApiKey, DropCount, IdentityMode, KeyScope, MetaStore, Site, StoreError, StoreResult,
+    ApiKey, DropCount, GoalRecord, IdentityMode, KeyScope, MetaStore, Site, StoreError, StoreResult,
 };
 
 const SITE_COLUMNS: &str =
@@ -95,6 +95,31 @@ impl MetaStore for DuckStore {
                 site_from_row,
             )
             .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn update_site(&self, site: &Site) -> StoreResult<()> {
+        let site = site.clone();
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let n = conn
+                .execute(
+                    "UPDATE sites SET timezone = ?, identity_mode = ?, session_timeout_secs = ?, \
+                     allowed_hostnames = ? WHERE id = ?",
+                    params![
+                        site.timezone,
+                        site.identity_mode.as_str(),
+                        site.session_timeout_secs,
+                        site.allowed_hostnames.join(","),
+                        site.id
+                    ],
+                )
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("site {}", site.domain)));
+            }
+            Ok(())
         })
         .await
     }
@@ -239,6 +264,87 @@ impl MetaStore for DuckStore {
                 )
             }
             .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn goal_records(&self, site_id: u32) -> StoreResult<Vec<GoalRecord>> {
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, kind, pattern, display_name FROM goals WHERE site_id = ? ORDER BY id",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![site_id], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok(GoalRecord {
+                        id: r.get(0)?,
+                        kind: if kind == "page" { "page" } else { "event" },
+                        pattern: r.get(2)?,
+                        display_name: r.get(3)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn add_goal(&self, site_id: u32, goal: Goal) -> StoreResult<GoalRecord> {
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let kind = match goal.kind {
+                GoalKind::Page => "page",
+                GoalKind::Event => "event",
+            };
+            let taken: bool = conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM goals WHERE site_id = ? AND display_name = ?",
+                    params![site_id, goal.display_name],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            if taken {
+                return Err(StoreError::Conflict(format!(
+                    "the site already has the goal {:?}",
+                    goal.display_name
+                )));
+            }
+            let id: u32 = conn
+                .query_row(
+                    "INSERT INTO goals (id, site_id, kind, pattern, display_name) \
+                     SELECT coalesce(max(id), 0) + 1, ?, ?, ?, ? FROM goals RETURNING id",
+                    params![site_id, kind, goal.pattern, goal.display_name],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            inner.goals.lock().remove(&site_id);
+            Ok(GoalRecord {
+                id,
+                kind,
+                pattern: goal.pattern,
+                display_name: goal.display_name,
+            })
+        })
+        .await
+    }
+
+    async fn remove_goal(&self, site_id: u32, id: u32) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let n = conn
+                .execute(
+                    "DELETE FROM goals WHERE site_id = ? AND id = ?",
+                    params![site_id, id],
+                )
+                .map_err(db_err)?;
+            inner.goals.lock().remove(&site_id);
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("goal {id} of this site")));
+            }
             Ok(())
         })
         .await

@@ -173,6 +173,9 @@ pub trait MetaStore: Send + Sync {
     async fn sites(&self) -> StoreResult<Vec<Site>>;
     async fn add_site(&self, domain: &str, timezone: &str) -> StoreResult<Site>;
     async fn remove_site(&self, domain: &str) -> StoreResult<()>;
+    /// Writes a site's settings (timezone, identity mode, session timeout, allowed
+    /// hostnames), validated by the caller; the domain and id do not change.
+    async fn update_site(&self, site: &Site) -> StoreResult<()>;
     async fn keys(&self) -> StoreResult<Vec<ApiKey>>;
     /// Stores a key (hash only) and returns its record.
     async fn add_key(
@@ -187,6 +190,16 @@ pub trait MetaStore: Send + Sync {
     /// Adds usage counted in memory since the last flush.
     async fn record_key_usage(&self, id: u32, uses: u64, last_used_us: i64) -> StoreResult<()>;
     async fn goals(&self, site_id: u32) -> StoreResult<Vec<footfall_core::query::Goal>>;
+    /// A site's configured goals with their ids, in the order they were added.
+    async fn goal_records(&self, site_id: u32) -> StoreResult<Vec<GoalRecord>>;
+    /// Adds a goal (validated by the caller); returns its record.
+    async fn add_goal(
+        &self,
+        site_id: u32,
+        goal: footfall_core::query::Goal,
+    ) -> StoreResult<GoalRecord>;
+    /// Removes a site's goal; `NotFound` when the site has no goal with that id.
+    async fn remove_goal(&self, site_id: u32, id: u32) -> StoreResult<()>;
     /// Salts by UTC day number (days since the epoch).
     async fn salts(&self) -> StoreResult<Vec<(i32, footfall_core::identity::Salt)>>;
     async fn put_salt(&self, day: i32, salt: footfall_core::identity::Salt) -> StoreResult<()>;
@@ -201,6 +214,18 @@ pub trait MetaStore: Send + Sync {
         site_id: u32,
         rules: Vec<footfall_core::labels::LabelRule>,
     ) -> StoreResult<()>;
+}
+
+/// A configured goal as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GoalRecord {
+    pub id: u32,
+    /// `page` or `event`.
+    pub kind: &'static str,
+    /// Page path pattern (`*` wildcards) or event name.
+    pub pattern: String,
+    /// The `event:goal` value: `Visit /blog*` or the event name.
+    pub display_name: String,
 }
 
 /// A visitor seen recently, for realtime views.

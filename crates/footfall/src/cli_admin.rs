@@ -1,7 +1,7 @@
 //! Admin commands. With a server running on the data directory they go through its
 //! admin API (DuckDB allows one writing process); otherwise they open the files.
 
-use crate::{KeyCommand, SiteCommand};
+use crate::{GoalCommand, KeyCommand, SiteCommand, SiteSettingsArgs};
 use anyhow::{Context, bail};
 use footfall_server::config::Config;
 use footfall_server::{admin, admin_token, open_embedded};
@@ -65,26 +65,95 @@ impl RunningServer {
 }
 
 fn print_site(site: &Value) {
+    let hosts: Vec<&str> = site["allowed_hostnames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     println!(
-        "{}\ttimezone={}\tid={}",
+        "{}\ttimezone={}\tid={}\tidentity={}\tsession_timeout={}min\tallowed_hostnames={}",
         site["domain"].as_str().unwrap_or_default(),
         site["timezone"].as_str().unwrap_or_default(),
-        site["id"]
+        site["id"],
+        site["identity_mode"].as_str().unwrap_or_default(),
+        site["session_timeout_secs"].as_u64().unwrap_or(0) / 60,
+        if hosts.is_empty() {
+            "(domain and subdomains)".to_string()
+        } else {
+            hosts.join(",")
+        }
     );
+}
+
+fn site_changes(timezone: Option<&str>, s: &SiteSettingsArgs) -> admin::SiteChanges {
+    admin::SiteChanges {
+        timezone: timezone.map(str::to_owned),
+        identity_mode: s.identity_mode.clone(),
+        session_timeout_secs: s.session_timeout_mins.map(|m| m.saturating_mul(60)),
+        allowed_hostnames: s.allowed_hostnames.as_ref().map(|h| {
+            h.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }),
+    }
+}
+
+/// The admin API body of site settings.
+fn changes_json(c: &admin::SiteChanges) -> Value {
+    let mut v = json!({});
+    if let Some(tz) = &c.timezone {
+        v["timezone"] = json!(tz);
+    }
+    if let Some(mode) = &c.identity_mode {
+        v["identity_mode"] = json!(mode);
+    }
+    if let Some(secs) = c.session_timeout_secs {
+        v["session_timeout_secs"] = json!(secs);
+    }
+    if let Some(hosts) = &c.allowed_hostnames {
+        v["allowed_hostnames"] = json!(hosts);
+    }
+    v
 }
 
 pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
     if let Some(server) = RunningServer::discover(config).await {
         match cmd {
-            SiteCommand::Add { domain, timezone } => {
+            SiteCommand::Add {
+                domain,
+                timezone,
+                settings,
+            } => {
+                let mut body = changes_json(&site_changes(None, settings));
+                body["domain"] = json!(domain);
+                body["timezone"] = json!(timezone);
                 let site = server
-                    .call(
-                        reqwest::Method::POST,
-                        "/api/admin/sites",
-                        Some(json!({"domain": domain, "timezone": timezone})),
-                    )
+                    .call(reqwest::Method::POST, "/api/admin/sites", Some(body))
                     .await?;
                 print_added_site(&site);
+            }
+            SiteCommand::Set {
+                domain,
+                timezone,
+                settings,
+            } => {
+                let changes = site_changes(timezone.as_deref(), settings);
+                if changes.is_empty() {
+                    bail!(
+                        "nothing to change: give --timezone, --identity-mode, --session-timeout-mins or --allowed-hostnames"
+                    );
+                }
+                let site = server
+                    .call(
+                        reqwest::Method::PATCH,
+                        &format!("/api/admin/sites/{domain}"),
+                        Some(changes_json(&changes)),
+                    )
+                    .await?;
+                print_site(&site);
             }
             SiteCommand::List => {
                 let sites = server
@@ -112,9 +181,28 @@ pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
     let store = open_embedded(config)?;
     let meta: &dyn MetaStore = &store;
     match cmd {
-        SiteCommand::Add { domain, timezone } => {
-            let site = admin::add_site(meta, domain, timezone).await?;
+        SiteCommand::Add {
+            domain,
+            timezone,
+            settings,
+        } => {
+            let site =
+                admin::add_site_with(meta, domain, timezone, &site_changes(None, settings)).await?;
             print_added_site(&json!(site));
+        }
+        SiteCommand::Set {
+            domain,
+            timezone,
+            settings,
+        } => {
+            let changes = site_changes(timezone.as_deref(), settings);
+            if changes.is_empty() {
+                bail!(
+                    "nothing to change: give --timezone, --identity-mode, --session-timeout-mins or --allowed-hostnames"
+                );
+            }
+            let site = admin::update_site(meta, domain, &changes).await?;
+            print_site(&json!(site));
         }
         SiteCommand::List => meta
             .sites()
@@ -141,6 +229,94 @@ fn print_added_site(site: &Value) {
     eprintln!(
         "next: footfall key create --site {domain} --scope ingest   (and --scope stats for the Stats API)"
     );
+}
+
+pub async fn goal(config: &Config, cmd: &GoalCommand) -> anyhow::Result<()> {
+    if let Some(server) = RunningServer::discover(config).await {
+        match cmd {
+            GoalCommand::Add { site, page, event } => {
+                let body = match (page, event) {
+                    (Some(page), _) => json!({"page": page}),
+                    (None, Some(event)) => json!({"event": event}),
+                    (None, None) => bail!("give --page or --event"),
+                };
+                let goal = server
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/api/admin/sites/{site}/goals"),
+                        Some(body),
+                    )
+                    .await?;
+                print_added_goal(&goal, site);
+            }
+            GoalCommand::List { site } => {
+                let goals = server
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/api/admin/sites/{site}/goals"),
+                        None,
+                    )
+                    .await?;
+                print_goals(goals["goals"].as_array().cloned().unwrap_or_default());
+            }
+            GoalCommand::Remove { site, id } => {
+                server
+                    .call(
+                        reqwest::Method::DELETE,
+                        &format!("/api/admin/sites/{site}/goals/{id}"),
+                        None,
+                    )
+                    .await?;
+                println!("removed goal {id} of {site}");
+            }
+        }
+        return Ok(());
+    }
+    let store = open_embedded(config)?;
+    let meta: &dyn MetaStore = &store;
+    match cmd {
+        GoalCommand::Add { site, page, event } => {
+            let spec = match (page, event) {
+                (Some(page), _) => admin::GoalSpec::Page(page.clone()),
+                (None, Some(event)) => admin::GoalSpec::Event(event.clone()),
+                (None, None) => bail!("give --page or --event"),
+            };
+            let found = admin::find_site(meta, site).await?;
+            let goal = admin::add_goal(meta, &found, spec).await?;
+            print_added_goal(&json!(goal), site);
+        }
+        GoalCommand::List { site } => {
+            let found = admin::find_site(meta, site).await?;
+            let goals = meta.goal_records(found.id).await?;
+            print_goals(goals.iter().map(|g| json!(g)).collect());
+        }
+        GoalCommand::Remove { site, id } => {
+            let found = admin::find_site(meta, site).await?;
+            meta.remove_goal(found.id, *id).await?;
+            println!("removed goal {id} of {site}");
+        }
+    }
+    Ok(())
+}
+
+fn print_added_goal(goal: &Value, site: &str) {
+    println!(
+        "added goal {} \"{}\" to {site}",
+        goal["id"],
+        goal["display_name"].as_str().unwrap_or_default()
+    );
+}
+
+fn print_goals(goals: Vec<Value>) {
+    println!("id\tkind\tgoal");
+    for g in goals {
+        println!(
+            "{}\t{}\t{}",
+            g["id"],
+            g["kind"].as_str().unwrap_or_default(),
+            g["display_name"].as_str().unwrap_or_default()
+        );
+    }
 }
 
 pub async fn key(config: &Config, cmd: &KeyCommand) -> anyhow::Result<()> {

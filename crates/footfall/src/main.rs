@@ -75,6 +75,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage goals (`event:goal`, `conversion_rate`); custom event names need none.
+    #[command(subcommand)]
+    Goal(GoalCommand),
     /// Erase every event of one visitor (GDPR), by the visitor id the site sent.
     EraseVisitor {
         #[arg(long)]
@@ -127,11 +130,64 @@ pub enum SiteCommand {
         /// IANA timezone used for days and hours in reports.
         #[arg(long, default_value = "UTC")]
         timezone: String,
+        #[command(flatten)]
+        settings: SiteSettingsArgs,
     },
-    /// List sites.
+    /// Change a site's settings (only those given).
+    Set {
+        domain: String,
+        /// IANA timezone used for days and hours in reports.
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        settings: SiteSettingsArgs,
+    },
+    /// List sites with their settings.
     List,
     /// Remove a site with its keys and events.
     Remove { domain: String },
+}
+
+/// Site settings besides the timezone (`site add`, `site set`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SiteSettingsArgs {
+    /// `cookieless` (default: a daily-salted hash of IP and user agent, no cookie) or
+    /// `cookie` (the tracker keeps a first-party visitor id).
+    #[arg(long)]
+    pub identity_mode: Option<String>,
+    /// Minutes of inactivity after which the next hit starts a new visit [default: 30].
+    #[arg(long)]
+    pub session_timeout_mins: Option<u32>,
+    /// Comma-separated hostnames whose hits are stored, each with its subdomains
+    /// (default: the site's domain and its subdomains); "" resets to the default.
+    #[arg(long)]
+    pub allowed_hostnames: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GoalCommand {
+    /// Add a goal: page views of a path pattern (`--page "/blog/**"`, shown as
+    /// `Visit /blog/**`; `*` matches within a path segment, `**` across them) or a
+    /// custom event (`--event Signup`).
+    Add {
+        #[arg(long)]
+        site: String,
+        #[arg(long, conflicts_with = "event", required_unless_present = "event")]
+        page: Option<String>,
+        #[arg(long)]
+        event: Option<String>,
+    },
+    /// List a site's goals with their ids.
+    List {
+        #[arg(long)]
+        site: String,
+    },
+    /// Remove a goal by id.
+    Remove {
+        #[arg(long)]
+        site: String,
+        id: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,6 +293,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Key(cmd) => {
             init_tracing("warn");
             cli_admin::key(&load_config(&cli, &[])?, cmd).await
+        }
+        Command::Goal(cmd) => {
+            init_tracing("warn");
+            cli_admin::goal(&load_config(&cli, &[])?, cmd).await
         }
         Command::EraseVisitor { site, visitor_id } => {
             init_tracing("warn");

@@ -125,6 +125,93 @@ fn admin_flow(s: &Server) -> Made {
         );
     }
 
+    // Site settings and goals.
+    s.cli(&[
+        "site",
+        "add",
+        "c.example.com",
+        "--identity-mode",
+        "cookie",
+        "--session-timeout-mins",
+        "10",
+        "--allowed-hostnames",
+        "c.example.com, shop.example.net",
+    ]);
+    s.cli(&["site", "set", "c.example.com", "--timezone", "Asia/Tokyo"]);
+    let list = listed_domains(s);
+    let c_line = list
+        .lines()
+        .find(|l| l.starts_with("c.example.com"))
+        .unwrap_or_default();
+    for want in [
+        "timezone=Asia/Tokyo",
+        "identity=cookie",
+        "session_timeout=10min",
+        "allowed_hostnames=c.example.com,shop.example.net",
+    ] {
+        assert!(c_line.contains(want), "site list shows {want}: {c_line}");
+    }
+    let bad = s.cli_output(&[
+        "site",
+        "set",
+        "c.example.com",
+        "--identity-mode",
+        "fingerprint",
+    ]);
+    assert!(!bad.status.success(), "an unknown identity mode is refused");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("cookieless"),
+        "the error names the modes: {}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let added = s.cli(&["goal", "add", "--site", "a.example.com", "--page", "/blog*"]);
+    assert!(added.contains("Visit /blog*"), "{added}");
+    s.cli(&[
+        "goal",
+        "add",
+        "--site",
+        "a.example.com",
+        "--event",
+        "Signup",
+    ]);
+    let goals = s.cli(&["goal", "list", "--site", "a.example.com"]);
+    let signup_id = goals
+        .lines()
+        .find(|l| l.ends_with("\tSignup"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        goals.contains("Visit /blog*") && !signup_id.is_empty(),
+        "{goals}"
+    );
+    s.cli(&["goal", "remove", "--site", "a.example.com", &signup_id]);
+    let goals = s.cli(&["goal", "list", "--site", "a.example.com"]);
+    assert!(
+        goals.contains("Visit /blog*") && !goals.contains("Signup"),
+        "after removing {signup_id}: {goals}"
+    );
+    if running {
+        let dropped = |url: &str| {
+            let body = json!({"name": "pageview", "url": url, "domain": "c.example.com"});
+            s.post_event(
+                &body.to_string(),
+                CHROME_UA,
+                Some("203.0.113.81"),
+                "application/json",
+            )
+            .headers()
+            .get("x-footfall-dropped")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        };
+        assert_eq!(dropped("https://shop.example.net/cart"), None);
+        assert_eq!(
+            dropped("https://elsewhere.example.org/"),
+            Some("hostname_not_allowed".into())
+        );
+    }
+
     s.cli(&["site", "remove", "b.example.com"]);
     let list = listed_domains(s);
     assert!(
@@ -183,12 +270,13 @@ fn help_lists_the_subcommands() {
     let out = run_bin(&["--help"], dir.path());
     assert!(out.status.success(), "footfall --help failed");
     let help = String::from_utf8_lossy(&out.stdout);
-    for sub in ["serve", "site", "key"] {
+    for sub in ["serve", "site", "key", "goal"] {
         assert!(help.contains(sub), "--help lists `{sub}`:\n{help}");
     }
     for (cmd, subs) in [
-        ("site", ["add", "list", "remove"]),
-        ("key", ["create", "list", "revoke"]),
+        ("site", &["add", "set", "list", "remove"][..]),
+        ("key", &["create", "list", "revoke"]),
+        ("goal", &["add", "list", "remove"]),
     ] {
         let out = run_bin(&[cmd, "--help"], dir.path());
         assert!(out.status.success(), "footfall {cmd} --help failed");
@@ -290,6 +378,73 @@ fn admin_http_api_manages_sites_and_keys() {
 
     // The admin token reads every site's stats.
     assert_eq!(query_status(&s, &token, "adm.example.com"), 200);
+
+    // Settings: a wrong type is a 400 and changes nothing; valid ones are applied.
+    let site_url = s.url("/api/admin/sites/adm.example.com");
+    let r = c
+        .patch(&site_url)
+        .bearer_auth(&token)
+        .json(&json!({"session_timeout_secs": "ten minutes"}))
+        .send()
+        .expect("patch site");
+    assert_json_error("session_timeout_secs as a string", r, 400);
+    let r = c
+        .patch(&site_url)
+        .bearer_auth(&token)
+        .json(&json!({"identity_mode": "cookie", "session_timeout_secs": 600}))
+        .send()
+        .expect("patch site");
+    assert_eq!(r.status().as_u16(), 200);
+    let site: Value = r.json().expect("site JSON");
+    assert_eq!(site["identity_mode"], "cookie", "{site}");
+    assert_eq!(site["session_timeout_secs"], 600, "{site}");
+    assert_eq!(site["timezone"], "Europe/Paris", "untouched: {site}");
+
+    // A page goal counts the visitors who viewed a matching page, as `event:goal`.
+    let r = c
+        .post(s.url("/api/admin/sites/adm.example.com/goals"))
+        .bearer_auth(&token)
+        .json(&json!({"page": "/blog/**"}))
+        .send()
+        .expect("add goal");
+    assert_eq!(r.status().as_u16(), 201, "add goal");
+    let goal: Value = r.json().expect("goal JSON");
+    assert_eq!(goal["display_name"], "Visit /blog/**", "{goal}");
+    let blog = json!([{"name": "pageview", "url": "https://adm.example.com/blog/post",
+                       "user_agent": CHROME_UA, "visitor_id": "reader"}]);
+    assert_eq!(s.bulk(&key, &blog).status().as_u16(), 202);
+    let range = common::recent_range();
+    s.wait_for_metric(
+        &token,
+        "adm.example.com",
+        &range,
+        "pageviews",
+        2.0,
+        std::time::Duration::from_secs(30),
+    );
+    let by_goal = |s: &Server| {
+        s.query(
+            &token,
+            &json!({"site_id": "adm.example.com", "metrics": ["visitors"], "date_range": range,
+                    "dimensions": ["event:goal"]}),
+        )
+        .1["results"]
+            .clone()
+    };
+    assert_eq!(
+        by_goal(&s),
+        json!([{"dimensions": ["Visit /blog/**"], "metrics": [1]}])
+    );
+    let r = c
+        .delete(s.url(&format!(
+            "/api/admin/sites/adm.example.com/goals/{}",
+            goal["id"]
+        )))
+        .bearer_auth(&token)
+        .send()
+        .expect("remove goal");
+    assert_eq!(r.status().as_u16(), 204, "remove goal");
+    assert_eq!(by_goal(&s), json!([]), "the goal is gone");
 
     let r = c
         .delete(s.url(&format!("/api/admin/keys/{id}")))

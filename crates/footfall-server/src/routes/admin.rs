@@ -15,7 +15,15 @@ use serde_json::{Value, json};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/admin/sites", get(get_sites).post(post_site))
-        .route("/api/admin/sites/{domain}", delete(delete_site))
+        .route(
+            "/api/admin/sites/{domain}",
+            delete(delete_site).patch(patch_site),
+        )
+        .route(
+            "/api/admin/sites/{domain}/goals",
+            get(get_goals).post(post_goal),
+        )
+        .route("/api/admin/sites/{domain}/goals/{id}", delete(delete_goal))
         .route("/api/admin/keys", get(get_keys).post(post_key))
         .route("/api/admin/keys/{id}", delete(delete_key))
 }
@@ -48,9 +56,118 @@ async fn post_site(
     admin_only(&state, &headers)?;
     let v = json_body(body).await?;
     let tz = v.get("timezone").and_then(Value::as_str).unwrap_or("UTC");
-    let site = admin::add_site(state.storage.meta.as_ref(), str_field(&v, "domain")?, tz).await?;
+    let changes = site_changes(&v)?;
+    let site = admin::add_site_with(
+        state.storage.meta.as_ref(),
+        str_field(&v, "domain")?,
+        tz,
+        &changes,
+    )
+    .await?;
     state.reload().await?;
     Ok((StatusCode::CREATED, Json(json!(site))))
+}
+
+/// The site settings a body names (`timezone`, `identity_mode`, `session_timeout_secs`,
+/// `allowed_hostnames`); a field of the wrong type is a 400, not ignored.
+fn site_changes(v: &Value) -> ApiResult<admin::SiteChanges> {
+    let wrong = |key: &str, what: &str| {
+        ApiError::bad_request("invalid_request", format!("`{key}` must be {what}"))
+    };
+    let string = |key: &str| -> ApiResult<Option<String>> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(wrong(key, "a string")),
+        }
+    };
+    let session_timeout_secs = match v.get("session_timeout_secs") {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(
+            n.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| wrong("session_timeout_secs", "a number of seconds"))?,
+        ),
+    };
+    let allowed_hostnames = match v.get("allowed_hostnames") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|h| h.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| wrong("allowed_hostnames", "a list of hostnames"))?,
+        ),
+        Some(_) => return Err(wrong("allowed_hostnames", "a list of hostnames")),
+    };
+    Ok(admin::SiteChanges {
+        timezone: string("timezone")?,
+        identity_mode: string("identity_mode")?,
+        session_timeout_secs,
+        allowed_hostnames,
+    })
+}
+
+async fn patch_site(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    admin_only(&state, &headers)?;
+    let changes = site_changes(&json_body(body).await?)?;
+    let site = admin::update_site(state.storage.meta.as_ref(), &domain, &changes).await?;
+    state.reload().await?;
+    Ok(Json(json!(site)))
+}
+
+async fn get_goals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> ApiResult<Json<Value>> {
+    admin_only(&state, &headers)?;
+    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    let goals = state.storage.meta.goal_records(site.id).await?;
+    Ok(Json(json!({"site": site.domain, "goals": goals})))
+}
+
+/// `{"page": "/blog*"}` or `{"event": "Signup"}`.
+async fn post_goal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    admin_only(&state, &headers)?;
+    let v = json_body(body).await?;
+    let spec = match (
+        v.get("page").and_then(Value::as_str),
+        v.get("event").and_then(Value::as_str),
+    ) {
+        (Some(page), None) => admin::GoalSpec::Page(page.to_owned()),
+        (None, Some(event)) => admin::GoalSpec::Event(event.to_owned()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "a goal is {\"page\": \"/path*\"} or {\"event\": \"Name\"}",
+            ));
+        }
+    };
+    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    let goal = admin::add_goal(state.storage.meta.as_ref(), &site, spec).await?;
+    Ok((StatusCode::CREATED, Json(json!(goal))))
+}
+
+async fn delete_goal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((domain, id)): Path<(String, u32)>,
+) -> ApiResult<StatusCode> {
+    admin_only(&state, &headers)?;
+    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    state.storage.meta.remove_goal(site.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_site(
