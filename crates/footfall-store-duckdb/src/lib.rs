@@ -194,6 +194,9 @@ impl DuckStore {
             set_memory_limit(&conn, &cfg.memory_limit)?;
             return Self::from_connection(conn, cfg);
         }
+        // Written out, the blocks migrations (or a replayed WAL) left in memory can be
+        // evicted to fit a small configured limit.
+        conn.execute_batch("CHECKPOINT").map_err(db_err)?;
         set_memory_limit(&conn, &cfg.memory_limit)?;
         Self::from_connection(conn, cfg)
     }
