@@ -5,6 +5,7 @@
 //! and a small pool for queries, and run every call on tokio's blocking pool.
 
 mod cache;
+mod insight;
 mod meta;
 pub mod query;
 mod sink;
@@ -601,6 +602,47 @@ impl footfall_store::EventQuery for DuckStore {
                 cache.lock().put(key, generation, &out);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn sessions(
+        &self,
+        site_id: u32,
+        filter: footfall_store::ListFilter,
+    ) -> StoreResult<(Vec<footfall_store::SessionSummary>, u64)> {
+        self.listing(move |conn| insight::sessions(conn, site_id, &filter))
+            .await
+    }
+
+    async fn session(
+        &self,
+        site_id: u32,
+        session_id: u64,
+    ) -> StoreResult<Option<footfall_store::SessionDetail>> {
+        self.listing(move |conn| insight::session(conn, site_id, session_id))
+            .await
+    }
+
+    async fn visitors(
+        &self,
+        site_id: u32,
+        filter: footfall_store::ListFilter,
+    ) -> StoreResult<(Vec<footfall_store::VisitorSummary>, u64)> {
+        self.listing(move |conn| insight::visitors(conn, site_id, &filter))
+            .await
+    }
+}
+
+impl DuckStore {
+    /// Runs a native list's SQL in a Stats API query turn ("Queries take turns").
+    async fn listing<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        self.blocking(move |inner| {
+            let _turn = inner.query_turn.lock();
+            inner.with_reader(f)
         })
         .await
     }

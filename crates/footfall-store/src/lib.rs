@@ -161,10 +161,147 @@ pub trait EventSink: Send + Sync {
     async fn release_idle_memory(&self) {}
 }
 
-/// Runs validated Stats API queries.
+/// Runs validated Stats API queries, and the native lists of visits and visitors.
 #[async_trait]
 pub trait EventQuery: Send + Sync {
     async fn run(&self, site_id: u32, site: SiteContext, query: Query) -> StoreResult<QueryOutput>;
+    /// Visits starting in `[start, end)` that pass the filter, newest first, and how many
+    /// pass it in all.
+    async fn sessions(
+        &self,
+        site_id: u32,
+        filter: ListFilter,
+    ) -> StoreResult<(Vec<SessionSummary>, u64)>;
+    /// One visit with its events in order; `None` when the site has no such visit.
+    async fn session(&self, site_id: u32, session_id: u64) -> StoreResult<Option<SessionDetail>>;
+    /// Visitors with a visit starting in `[start, end)` that passes the filter, most
+    /// recently seen first, and how many there are in all.
+    async fn visitors(
+        &self,
+        site_id: u32,
+        filter: ListFilter,
+    ) -> StoreResult<(Vec<VisitorSummary>, u64)>;
+}
+
+/// Which visits the native lists (`sessions`, `visitors`) show. Text filters match the
+/// visit's attribute exactly, except `org`, which matches a part of it, in any case.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Visits starting at or after this time (microseconds since the epoch)...
+    pub start_us: i64,
+    /// ... and before this one.
+    pub end_us: i64,
+    pub visitor_id: Option<u64>,
+    pub country: Option<String>,
+    pub city_name: Option<String>,
+    pub org: Option<String>,
+    pub source: Option<String>,
+    pub device: Option<String>,
+    pub browser: Option<String>,
+    pub os: Option<String>,
+    pub entry_page: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A visit as the session list shows it. Ids are strings: JSON numbers lose 64-bit
+/// integers in JavaScript.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    /// The visitor id in hex (as the live view and the visitor list name it).
+    pub visitor: String,
+    /// RFC 3339 times of the first and the last event.
+    pub started: String,
+    pub ended: String,
+    pub duration_secs: i64,
+    pub pageviews: u32,
+    /// Custom events that count as interaction (`interactive` not false).
+    pub interactive_events: u32,
+    pub bounced: bool,
+    pub entry_page: String,
+    pub exit_page: String,
+    pub source: String,
+    pub referrer: String,
+    pub channel: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub device: String,
+    pub browser: String,
+    pub os: String,
+    pub country: String,
+    pub region_name: String,
+    pub city_name: String,
+    pub org: String,
+    pub label: String,
+}
+
+/// One event of a visit, for the per-session insight.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionEvent {
+    /// RFC 3339.
+    pub time: String,
+    pub name: String,
+    pub hostname: String,
+    pub page: String,
+    pub title: String,
+    /// Engagement events: seconds engaged on the page (else 0).
+    pub engaged_secs: f64,
+    /// Engagement events: the deepest scroll on the page in %, when known.
+    pub scroll_depth: Option<u8>,
+    pub props: std::collections::BTreeMap<String, String>,
+}
+
+/// A visit with its events and an engagement score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub summary: SessionSummary,
+    pub events: Vec<SessionEvent>,
+    /// 0-100, see `engagement_score`.
+    pub engagement_score: u8,
+}
+
+/// The per-session engagement score, 0-100, from what the visit did: 40 points for its
+/// duration (full at 5 minutes or more), 30 for page views beyond the first (full at 4
+/// more), 20 for interactive custom events (full at 2), 10 for the deepest scroll (full
+/// at 75 %). A bounced visit of one page view scores 0 unless it scrolled.
+pub fn engagement_score(
+    duration_secs: i64,
+    pageviews: u32,
+    interactive_events: u32,
+    max_scroll: Option<u8>,
+) -> u8 {
+    let part = |x: f64, full: f64| (x / full).clamp(0.0, 1.0);
+    let score = 40.0 * part(duration_secs as f64, 300.0)
+        + 30.0 * part(f64::from(pageviews.saturating_sub(1)), 4.0)
+        + 20.0 * part(f64::from(interactive_events), 2.0)
+        + 10.0 * part(f64::from(max_scroll.unwrap_or(0)), 75.0);
+    score.round().clamp(0.0, 100.0) as u8
+}
+
+/// A visitor as the visitor list shows it (their latest visit's attributes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VisitorSummary {
+    /// The visitor id in hex.
+    pub visitor: String,
+    /// RFC 3339: the first event of their first listed visit, the last event of their
+    /// latest one.
+    pub first_seen: String,
+    pub last_seen: String,
+    pub visits: u64,
+    pub pageviews: u64,
+    /// Sum of the visits' durations.
+    pub total_duration_secs: i64,
+    pub country: String,
+    pub region_name: String,
+    pub city_name: String,
+    pub org: String,
+    pub device: String,
+    pub browser: String,
+    pub os: String,
+    pub source: String,
 }
 
 /// Sites, keys, goals, salts, counters.

@@ -4,13 +4,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{bearer, check_content_type, parse_json, read_body};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use footfall_core::query::{SiteContext, parse_query, site_id_of};
-use footfall_store::{KeyScope, Site};
+use footfall_store::{KeyScope, ListFilter, Site};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const QUERY_BODY_LIMIT: usize = 1024 * 1024;
@@ -20,6 +21,162 @@ pub fn router() -> Router<AppState> {
         .route("/api/v2/query", post(post_query))
         .route("/api/v1/sites/{site}/drops", get(get_drops))
         .route("/api/v1/sites/{site}/realtime", get(get_realtime))
+        .route("/api/v1/sites/{site}/sessions", get(get_sessions))
+        .route(
+            "/api/v1/sites/{site}/sessions/{session_id}",
+            get(get_session),
+        )
+        .route("/api/v1/sites/{site}/visitors", get(get_visitors))
+}
+
+/// Query parameters the visit and visitor lists take.
+const LIST_PARAMS: &[&str] = &[
+    "date_range",
+    "visitor",
+    "visitor_id",
+    "country",
+    "city",
+    "org",
+    "source",
+    "device",
+    "browser",
+    "os",
+    "entry_page",
+    "limit",
+    "offset",
+];
+const LIST_DEFAULT_LIMIT: u32 = 100;
+const LIST_MAX_LIMIT: u32 = 1000;
+
+/// The filter of a visit or visitor list from its query parameters. `date_range` is a
+/// Stats API shorthand (default `24h`) or `FROM,TO` dates; `visitor` the hex id the lists
+/// show, `visitor_id` the id the site sent.
+async fn list_filter(
+    state: &AppState,
+    site: &Site,
+    params: &HashMap<String, String>,
+) -> ApiResult<(ListFilter, Value)> {
+    let bad = |m: String| ApiError::bad_request("invalid_request", m);
+    if let Some(unknown) = params.keys().find(|k| !LIST_PARAMS.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "unknown parameter {unknown:?}; known: {}",
+            LIST_PARAMS.join(", ")
+        )));
+    }
+    let range = match params.get("date_range").map(String::as_str) {
+        None => json!("24h"),
+        Some(r) => match r.split_once(',') {
+            Some((from, to)) => json!([from.trim(), to.trim()]),
+            None => json!(r),
+        },
+    };
+    let ctx = site_context(state, site).await?;
+    let probe = json!({"site_id": site.domain, "metrics": ["visits"], "date_range": range});
+    let query = parse_query(&probe, &ctx, chrono::Utc::now()).map_err(|e| bad(e.message))?;
+    let number = |key: &str, default: u32| -> ApiResult<u32> {
+        match params.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad(format!("{key} must be a whole number, got {v:?}"))),
+        }
+    };
+    let limit = number("limit", LIST_DEFAULT_LIMIT)?;
+    if !(1..=LIST_MAX_LIMIT).contains(&limit) {
+        return Err(bad(format!("limit must be 1 to {LIST_MAX_LIMIT}")));
+    }
+    let visitor_id = match (params.get("visitor"), params.get("visitor_id")) {
+        (Some(_), Some(_)) => return Err(bad("give visitor or visitor_id, not both".into())),
+        (Some(hex), None) => Some(
+            u64::from_str_radix(hex, 16)
+                .map_err(|_| bad(format!("visitor {hex:?} is not a hex visitor id")))?,
+        ),
+        (None, Some(id)) => Some(crate::admin::visitor_id_of(site, id)),
+        (None, None) => None,
+    };
+    let text = |key: &str| params.get(key).cloned();
+    let filter = ListFilter {
+        start_us: query.range.start_utc.timestamp_micros(),
+        end_us: query.range.end_utc.timestamp_micros(),
+        visitor_id,
+        country: text("country").map(|c| c.to_ascii_uppercase()),
+        city_name: text("city"),
+        org: text("org"),
+        source: text("source"),
+        device: text("device"),
+        browser: text("browser"),
+        os: text("os"),
+        entry_page: text("entry_page"),
+        limit,
+        offset: number("offset", 0)?,
+    };
+    Ok((filter, query.echo["date_range"].clone()))
+}
+
+/// Visits starting in the range, newest first (DESIGN §5 session list).
+async fn get_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let site = stats_site(&state, &headers, &domain).await?;
+    let (filter, range) = list_filter(&state, &site, &params).await?;
+    let (limit, offset) = (filter.limit, filter.offset);
+    let (sessions, total) = state.storage.query.sessions(site.id, filter).await?;
+    Ok(Json(json!({
+        "site": site.domain,
+        "date_range": range,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "sessions": sessions,
+    })))
+}
+
+/// One visit with its events in order and its engagement score (DESIGN §5 per-session
+/// insight).
+async fn get_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((domain, session_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let site = stats_site(&state, &headers, &domain).await?;
+    let id: u64 = session_id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("session id {session_id:?} is not a number (the session list gives them)"),
+        )
+    })?;
+    match state.storage.query.session(site.id, id).await? {
+        Some(detail) => Ok(Json(json!(detail))),
+        None => Err(ApiError::not_found(
+            "not_found",
+            format!("site {} has no session {session_id}", site.domain),
+        )),
+    }
+}
+
+/// Visitors with a visit starting in the range, most recently seen first (DESIGN §5
+/// visitor list).
+async fn get_visitors(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let site = stats_site(&state, &headers, &domain).await?;
+    let (filter, range) = list_filter(&state, &site, &params).await?;
+    let (limit, offset) = (filter.limit, filter.offset);
+    let (visitors, total) = state.storage.query.visitors(site.id, filter).await?;
+    Ok(Json(json!({
+        "site": site.domain,
+        "date_range": range,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "visitors": visitors,
+    })))
 }
 
 /// Resolves the site named in a request and checks the caller may read its stats.
