@@ -122,16 +122,40 @@ async fn get_sessions(
 ) -> ApiResult<Json<Value>> {
     let site = stats_site(&state, &headers, &domain).await?;
     let (filter, range) = list_filter(&state, &site, &params).await?;
-    let (limit, offset) = (filter.limit, filter.offset);
+    let page = ListPage::of(&site, range, &filter);
     let (sessions, total) = state.storage.query.sessions(site.id, filter).await?;
-    Ok(Json(json!({
-        "site": site.domain,
-        "date_range": range,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "sessions": sessions,
-    })))
+    Ok(page.answer("sessions", json!(sessions), total))
+}
+
+/// What a list's answer says besides its rows.
+struct ListPage {
+    site: String,
+    date_range: Value,
+    limit: u32,
+    offset: u32,
+}
+
+impl ListPage {
+    fn of(site: &Site, date_range: Value, filter: &ListFilter) -> Self {
+        ListPage {
+            site: site.domain.clone(),
+            date_range,
+            limit: filter.limit,
+            offset: filter.offset,
+        }
+    }
+
+    fn answer(self, name: &str, rows: Value, total: u64) -> Json<Value> {
+        let mut out = json!({
+            "site": self.site,
+            "date_range": self.date_range,
+            "total": total,
+            "limit": self.limit,
+            "offset": self.offset,
+        });
+        out[name] = rows;
+        Json(out)
+    }
 }
 
 /// One visit with its events in order and its engagement score (DESIGN §5 per-session
@@ -167,16 +191,9 @@ async fn get_visitors(
 ) -> ApiResult<Json<Value>> {
     let site = stats_site(&state, &headers, &domain).await?;
     let (filter, range) = list_filter(&state, &site, &params).await?;
-    let (limit, offset) = (filter.limit, filter.offset);
+    let page = ListPage::of(&site, range, &filter);
     let (visitors, total) = state.storage.query.visitors(site.id, filter).await?;
-    Ok(Json(json!({
-        "site": site.domain,
-        "date_range": range,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "visitors": visitors,
-    })))
+    Ok(page.answer("visitors", json!(visitors), total))
 }
 
 /// Resolves the site named in a request and checks the caller may read its stats.
