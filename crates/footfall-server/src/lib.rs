@@ -4,6 +4,7 @@ pub mod admin;
 pub mod config;
 pub mod cookie;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod routes;
 pub mod state;

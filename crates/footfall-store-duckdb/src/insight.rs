@@ -1,14 +1,14 @@
 //! The native lists the Stats API does not express (DESIGN §5): visits, one visit with its
-//! events, and visitors. Plain SQL over the visit rollup (`sessions`, one row per visit
-//! with its attributes) and, for one visit, its `events`.
+//! events, and visitors; and the export of events with their visits. Plain SQL over the
+//! visit rollup (`sessions`, one row per visit with its attributes) and `events`.
 
 use crate::db_err;
 use chrono::{DateTime, SecondsFormat};
 use duckdb::types::Value as DbValue;
 use duckdb::{Connection, Row, params, params_from_iter};
 use footfall_store::{
-    ListFilter, SessionDetail, SessionEvent, SessionSummary, StoreResult, VisitorSummary,
-    engagement_score,
+    EachExportChunk, ExportRow, ListFilter, SessionDetail, SessionEvent, SessionSummary,
+    StoreResult, VisitorSummary, engagement_score,
 };
 use std::collections::BTreeMap;
 
@@ -258,4 +258,135 @@ pub(crate) fn visitors(
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)?;
     Ok((rows, total))
+}
+
+/// Events read per `export` chunk handed to the caller.
+const EXPORT_CHUNK: usize = 2048;
+/// One UTC day: the export runs a query per day, so no sort holds more than a day.
+const DAY_US: i64 = 86_400 * 1_000_000;
+
+pub(crate) fn export_count(
+    conn: &Connection,
+    site_id: u32,
+    start_us: i64,
+    end_us: i64,
+) -> StoreResult<u64> {
+    conn.query_row(
+        "SELECT CAST(count(*) AS UBIGINT) FROM events WHERE site_id = ? \
+         AND ts >= make_timestamp(?) AND ts < make_timestamp(?)",
+        params![site_id, start_us, end_us],
+        |r| r.get(0),
+    )
+    .map_err(db_err)
+}
+
+/// The export's columns: the event, its props as two parallel lists, its visit (only the
+/// visits that can have events in the slice are read: zone maps skip the rest).
+const EXPORT_SQL: &str = "SELECT epoch_us(e.ts), e.name, e.hostname, e.pathname, e.title, \
+     v.visitor_id, e.session_id, e.engagement_ms, e.scroll_depth, e.revenue_amount, \
+     e.revenue_currency, p.keys, p.vals, v.entry_page, v.source, v.referrer, v.channel, \
+     v.utm_source, v.utm_medium, v.utm_campaign, v.utm_content, v.utm_term, v.device, \
+     v.browser, v.browser_version, v.os, v.os_version, v.country, v.region, v.city_name, \
+     v.org, v.label \
+     FROM events e JOIN sessions v ON v.session_id = e.session_id AND v.site_id = ? \
+         AND v.session_start < make_timestamp(?) AND v.last_ts >= make_timestamp(?) \
+     LEFT JOIN (SELECT event_id, list(key ORDER BY key) AS keys, \
+         list(value ORDER BY key) AS vals FROM event_props WHERE site_id = ? \
+         AND event_id IN (SELECT event_id FROM events WHERE site_id = ? AND has_props \
+             AND ts >= make_timestamp(?) AND ts < make_timestamp(?)) \
+         GROUP BY event_id) p ON p.event_id = e.event_id AND e.has_props \
+     WHERE e.site_id = ? AND e.ts >= make_timestamp(?) AND e.ts < make_timestamp(?) \
+     ORDER BY e.ts, e.event_id";
+
+fn texts(v: DbValue) -> Vec<String> {
+    match v {
+        DbValue::List(items) => items
+            .into_iter()
+            .map(|i| match i {
+                DbValue::Text(t) => t,
+                _ => String::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn export_row(r: &Row<'_>) -> duckdb::Result<ExportRow> {
+    let visitor_id: u64 = r.get(5)?;
+    let session_id: u64 = r.get(6)?;
+    let engaged_ms: u32 = r.get(7)?;
+    let props = texts(r.get(11)?)
+        .into_iter()
+        .zip(texts(r.get(12)?))
+        .collect();
+    Ok(ExportRow {
+        time: rfc3339(r.get(0)?),
+        name: r.get(1)?,
+        hostname: r.get(2)?,
+        page: r.get(3)?,
+        title: r.get(4)?,
+        visitor: format!("{visitor_id:016x}"),
+        session_id: session_id.to_string(),
+        engaged_secs: f64::from(engaged_ms) / 1000.0,
+        scroll_depth: r.get(8)?,
+        revenue_amount: r.get(9)?,
+        revenue_currency: r.get(10)?,
+        props,
+        entry_page: r.get(13)?,
+        source: r.get(14)?,
+        referrer: r.get(15)?,
+        channel: r.get(16)?,
+        utm_source: r.get(17)?,
+        utm_medium: r.get(18)?,
+        utm_campaign: r.get(19)?,
+        utm_content: r.get(20)?,
+        utm_term: r.get(21)?,
+        device: r.get(22)?,
+        browser: r.get(23)?,
+        browser_version: r.get(24)?,
+        os: r.get(25)?,
+        os_version: r.get(26)?,
+        country: r.get(27)?,
+        region: r.get(28)?,
+        city_name: r.get(29)?,
+        org: r.get(30)?,
+        label: r.get(31)?,
+    })
+}
+
+pub(crate) fn export(
+    conn: &Connection,
+    site_id: u32,
+    start_us: i64,
+    end_us: i64,
+    each: &mut EachExportChunk,
+) -> StoreResult<()> {
+    let mut stmt = conn.prepare(EXPORT_SQL).map_err(db_err)?;
+    let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
+    let mut from = start_us;
+    while from < end_us {
+        let to = from.saturating_add(DAY_US).min(end_us);
+        let rows = stmt
+            .query_map(
+                params![
+                    site_id, to, from, site_id, site_id, from, to, site_id, from, to
+                ],
+                export_row,
+            )
+            .map_err(db_err)?;
+        for row in rows {
+            chunk.push(row.map_err(db_err)?);
+            if chunk.len() == EXPORT_CHUNK {
+                if !each(&chunk) {
+                    return Ok(());
+                }
+                chunk.clear();
+            }
+        }
+        from = to;
+    }
+    if !chunk.is_empty() {
+        each(&chunk);
+    }
+    Ok(())
 }

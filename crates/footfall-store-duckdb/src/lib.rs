@@ -632,6 +632,26 @@ impl footfall_store::EventQuery for DuckStore {
         self.listing(move |conn| insight::visitors(conn, site_id, &filter))
             .await
     }
+
+    async fn export_count(&self, site_id: u32, start_us: i64, end_us: i64) -> StoreResult<u64> {
+        self.listing(move |conn| insight::export_count(conn, site_id, start_us, end_us))
+            .await
+    }
+
+    /// Not in a query turn: an export of a large store runs for seconds or minutes, and
+    /// dashboard queries need not wait for it (they share DuckDB's threads meanwhile).
+    async fn export(
+        &self,
+        site_id: u32,
+        start_us: i64,
+        end_us: i64,
+        mut each: footfall_store::EachExportChunk,
+    ) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            inner.with_reader(|conn| insight::export(conn, site_id, start_us, end_us, &mut each))
+        })
+        .await
+    }
 }
 
 impl DuckStore {

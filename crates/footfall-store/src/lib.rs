@@ -181,6 +181,58 @@ pub trait EventQuery: Send + Sync {
         site_id: u32,
         filter: ListFilter,
     ) -> StoreResult<(Vec<VisitorSummary>, u64)>;
+    /// How many events `export` would give for `[start_us, end_us)`.
+    async fn export_count(&self, site_id: u32, start_us: i64, end_us: i64) -> StoreResult<u64>;
+    /// Every event of `[start_us, end_us)` with its visit's attributes, in time order,
+    /// handed to `each` a chunk at a time; `each` returns false to stop (the reader left).
+    async fn export(
+        &self,
+        site_id: u32,
+        start_us: i64,
+        end_us: i64,
+        each: EachExportChunk,
+    ) -> StoreResult<()>;
+}
+
+/// Receives chunks of exported events (`EventQuery::export`); false stops the export.
+pub type EachExportChunk = Box<dyn FnMut(&[ExportRow]) -> bool + Send>;
+
+/// One stored event with its visit's attributes, as `footfall export` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportRow {
+    /// RFC 3339 in UTC, milliseconds.
+    pub time: String,
+    pub name: String,
+    pub hostname: String,
+    pub page: String,
+    pub title: String,
+    /// The visitor id in hex.
+    pub visitor: String,
+    pub session_id: String,
+    pub engaged_secs: f64,
+    pub scroll_depth: Option<u8>,
+    pub revenue_amount: Option<f64>,
+    pub revenue_currency: Option<String>,
+    pub props: std::collections::BTreeMap<String, String>,
+    pub entry_page: String,
+    pub source: String,
+    pub referrer: String,
+    pub channel: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub device: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub country: String,
+    pub region: String,
+    pub city_name: String,
+    pub org: String,
+    pub label: String,
 }
 
 /// Which visits the native lists (`sessions`, `visitors`) show. Text filters match the

@@ -492,3 +492,137 @@ pub async fn prune(config: &Config, site: &str, days: u32) -> anyhow::Result<()>
     println!("deleted {deleted} events older than {days} days");
     Ok(())
 }
+
+/// What `footfall export` was asked for.
+pub struct ExportRequest<'a> {
+    pub site: &'a str,
+    pub date_range: &'a str,
+    pub format: &'a str,
+    pub output: Option<&'a std::path::Path>,
+    pub quiet: bool,
+}
+
+/// Progress in rows over `total`, on standard error (hidden with `--quiet`).
+fn export_progress(total: u64, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events  {per_sec}  ETA {eta}",
+    ) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+/// Events with their visits as NDJSON or CSV, from the running server's export endpoint
+/// or, with none, from the files; the same bytes either way (`footfall_server::export`).
+pub async fn export(config: &Config, req: &ExportRequest<'_>) -> anyhow::Result<()> {
+    use footfall_server::export::ExportFormat;
+    use std::io::Write;
+    let format = ExportFormat::parse(req.format)
+        .with_context(|| format!("format {:?} must be ndjson or csv", req.format))?;
+    let mut out: Box<dyn Write + Send> = match req.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let written = if let Some(server) = RunningServer::discover(config).await {
+        let mut resp = server
+            .client
+            .get(format!(
+                "{}/api/v1/sites/{}/export?date_range={}&format={}",
+                server.url,
+                req.site,
+                query_value(req.date_range),
+                query_value(req.format)
+            ))
+            .bearer_auth(&server.token)
+            .timeout(Duration::from_secs(24 * 3600))
+            .send()
+            .await
+            .context("the server did not answer")?;
+        if !resp.status().is_success() {
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            bail!("{}", v["error"].as_str().unwrap_or("the export failed"));
+        }
+        let total = resp
+            .headers()
+            .get("x-footfall-export-rows")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let pb = export_progress(total, req.quiet);
+        while let Some(chunk) = resp.chunk().await.context("the export broke off")? {
+            out.write_all(&chunk)?;
+            let lines = chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            pb.set_position((pb.position() + lines).min(total));
+        }
+        pb.finish_and_clear();
+        total
+    } else {
+        let store = open_embedded(config)?;
+        let site = admin::find_site(&store, req.site).await?;
+        let (start_us, end_us, _) =
+            footfall_server::export::date_range(&site, Some(req.date_range), "all")
+                .map_err(|e| anyhow::anyhow!(e))?;
+        let query: &dyn footfall_store::EventQuery = &store;
+        let total = query.export_count(site.id, start_us, end_us).await?;
+        let pb = export_progress(total, req.quiet);
+        out.write_all(&format.header())?;
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (sink, progress, error) = (out, pb.clone(), failed.clone());
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(sink));
+        let writer = sink.clone();
+        let each: footfall_store::EachExportChunk = Box::new(move |rows| {
+            let mut bytes = Vec::with_capacity(rows.len() * 512);
+            format.write_rows(rows, &mut bytes);
+            progress.inc(rows.len() as u64);
+            let wrote = match writer.lock() {
+                Ok(mut w) => w.write_all(&bytes),
+                Err(_) => Err(std::io::Error::other("the export's writer panicked")),
+            };
+            match wrote {
+                Ok(()) => true,
+                Err(e) => {
+                    if let Ok(mut slot) = error.lock() {
+                        *slot = Some(e);
+                    }
+                    false
+                }
+            }
+        });
+        query.export(site.id, start_us, end_us, each).await?;
+        pb.finish_and_clear();
+        if let Some(e) = failed.lock().ok().and_then(|mut slot| slot.take()) {
+            return Err(e).context("writing the export");
+        }
+        out = match std::sync::Arc::try_unwrap(sink) {
+            Ok(m) => m
+                .into_inner()
+                .map_err(|_| anyhow::anyhow!("the export's writer panicked"))?,
+            Err(_) => bail!("the export's writer is still in use"),
+        };
+        total
+    };
+    out.flush().context("writing the export")?;
+    if req.output.is_some() {
+        eprintln!("exported {written} events of {}", req.site);
+    }
+    Ok(())
+}
+
+/// `s` percent-encoded for a URL query value (unreserved characters kept).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

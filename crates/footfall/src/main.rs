@@ -91,6 +91,25 @@ enum Command {
         #[arg(long)]
         older_than_days: u32,
     },
+    /// Export a site's events with their visits' attributes (NDJSON or CSV), in time
+    /// order: one line per event.
+    Export {
+        #[arg(long)]
+        site: String,
+        /// A Stats API shorthand ("30d", "month", "all", ...) or FROM,TO dates
+        /// (YYYY-MM-DD, the site's timezone).
+        #[arg(long, default_value = "all")]
+        date_range: String,
+        /// `ndjson` (one JSON object per line) or `csv` (with a header line).
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+        /// File to write (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Generate realistic traffic through the real ingestion pipeline.
     Simulate(simulate::SimulateArgs),
     /// Import web-server access logs (combined, common, nginx JSON, Caddy JSON; plain
@@ -308,6 +327,23 @@ async fn main() -> anyhow::Result<()> {
         } => {
             init_tracing("warn");
             cli_admin::prune(&load_config(&cli, &[])?, site, *older_than_days).await
+        }
+        Command::Export {
+            site,
+            date_range,
+            format,
+            output,
+            quiet,
+        } => {
+            init_tracing("warn");
+            let request = cli_admin::ExportRequest {
+                site,
+                date_range,
+                format,
+                output: output.as_deref(),
+                quiet: *quiet,
+            };
+            cli_admin::export(&load_config(&cli, &[])?, &request).await
         }
         Command::Simulate(args) => {
             init_tracing("warn");

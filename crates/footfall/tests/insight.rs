@@ -211,3 +211,115 @@ fn sessions_one_session_and_visitors() {
         .expect("GET");
     assert_json_error("visitor list with an ingest key", r, 403);
 }
+
+#[test]
+fn export_gives_every_event_with_its_visit_online_and_offline() {
+    let mut s = Server::start();
+    s.add_site(SITE, "UTC");
+    let ingest = s.create_key(SITE, "ingest");
+    let stats = s.create_key(SITE, "stats");
+    let t0 = Utc::now() - ChronoDuration::days(3);
+    let ev = |name: &str, path: &str, secs: i64| {
+        json!({"name": name, "url": format!("https://{SITE}{path}?utm_source=news"),
+               "timestamp": at(t0 + ChronoDuration::seconds(secs)),
+               "visitor_id": "exp", "user_agent": CHROME_UA})
+    };
+    let mut signup = ev("Signup", "/a,b", 30);
+    signup["props"] = json!({"plan": "pro \"gold\""});
+    let body = json!([ev("pageview", "/", 0), ev("pageview", "/a,b", 20), signup]);
+    assert_eq!(s.bulk(&ingest, &body).status().as_u16(), 202);
+    s.wait_for_metric(
+        &stats,
+        SITE,
+        &json!("7d"),
+        "events",
+        3.0,
+        Duration::from_secs(30),
+    );
+
+    // Over HTTP, NDJSON: one line per event, in time order, with the visit's attributes.
+    let r = s
+        .http
+        .get(s.url(&format!("/api/v1/sites/{SITE}/export?date_range=7d")))
+        .bearer_auth(&stats)
+        .send()
+        .expect("export");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()
+            .get("x-footfall-export-rows")
+            .and_then(|v| v.to_str().ok()),
+        Some("3")
+    );
+    let text = r.text().expect("body");
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["pageview", "pageview", "Signup"]);
+    assert_eq!(rows[2]["props"], json!({"plan": "pro \"gold\""}));
+    assert_eq!(rows[2]["page"], "/a,b");
+    assert_eq!(rows[2]["entry_page"], "/");
+    assert_eq!(rows[2]["utm_source"], "news");
+    assert_eq!(rows[0]["time"], at(t0));
+    assert_eq!(rows[0]["browser"], "Chrome");
+    // A range without events: nothing.
+    let (status, _) = get(
+        &s,
+        &stats,
+        &format!("/api/v1/sites/{SITE}/export?date_range=day"),
+    );
+    assert_eq!(status, 200);
+    let r = s
+        .http
+        .get(s.url(&format!("/api/v1/sites/{SITE}/export?format=xml")))
+        .bearer_auth(&stats)
+        .send()
+        .expect("export");
+    assert_json_error("export format xml", r, 400);
+
+    // The CLI, CSV, through the running server and then from the files: the same bytes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let online = dir.path().join("online.csv");
+    let offline = dir.path().join("offline.csv");
+    let export = |s: &Server, path: &std::path::Path| {
+        s.cli(&[
+            "export",
+            "--site",
+            SITE,
+            "--date-range",
+            "7d",
+            "--format",
+            "csv",
+            "--quiet",
+            "--output",
+            &path.display().to_string(),
+        ])
+    };
+    export(&s, &online);
+    s.stop();
+    export(&s, &offline);
+    let csv = std::fs::read_to_string(&online).expect("online CSV");
+    assert_eq!(csv, std::fs::read_to_string(&offline).expect("offline CSV"));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three rows:\n{csv}");
+    assert!(
+        lines[0].starts_with("time,name,hostname,page,"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[3].contains(",Signup,") && lines[3].contains("\"/a,b\""),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[3].contains(r#""{""plan"":""pro \""gold\""""}""#),
+        "{}",
+        lines[3]
+    );
+}

@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/sites/{site}/sessions", &["get"]),
     ("/api/v1/sites/{site}/sessions/{session_id}", &["get"]),
     ("/api/v1/sites/{site}/visitors", &["get"]),
+    ("/api/v1/sites/{site}/export", &["get"]),
     ("/api/admin/sites", &["get", "post"]),
     ("/api/admin/sites/{domain}", &["delete", "patch"]),
     ("/api/admin/sites/{domain}/goals", &["get", "post"]),

@@ -1,6 +1,7 @@
 //! `POST /api/v2/query`: the Plausible Stats API v2, and native stats endpoints.
 
 use crate::error::{ApiError, ApiResult};
+use crate::export::ExportFormat;
 use crate::extract::{bearer, check_content_type, parse_json, read_body};
 use crate::state::AppState;
 use axum::body::Body;
@@ -27,6 +28,78 @@ pub fn router() -> Router<AppState> {
             get(get_session),
         )
         .route("/api/v1/sites/{site}/visitors", get(get_visitors))
+        .route("/api/v1/sites/{site}/export", get(get_export))
+}
+
+/// Events with their visits' attributes as NDJSON or CSV, streamed in time order
+/// (`export.rs`); `x-footfall-export-rows` says how many rows follow.
+async fn get_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<axum::response::Response> {
+    let site = stats_site(&state, &headers, &domain).await?;
+    let bad = |m: String| ApiError::bad_request("invalid_request", m);
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["date_range", "format"].contains(&k.as_str()))
+    {
+        return Err(bad(format!(
+            "unknown parameter {unknown:?}; known: date_range, format"
+        )));
+    }
+    let format = match params.get("format") {
+        None => ExportFormat::Ndjson,
+        Some(f) => ExportFormat::parse(f)
+            .ok_or_else(|| bad(format!("format {f:?} must be ndjson or csv")))?,
+    };
+    let (start_us, end_us, _) =
+        crate::export::date_range(&site, params.get("date_range").map(String::as_str), "all")
+            .map_err(bad)?;
+    let rows = state
+        .storage
+        .query
+        .export_count(site.id, start_us, end_us)
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let header = format.header();
+    let query = state.storage.query.clone();
+    let site_id = site.id;
+    tokio::spawn(async move {
+        if !header.is_empty() && tx.send(Ok(header.into())).await.is_err() {
+            return;
+        }
+        let sender = tx.clone();
+        let each: footfall_store::EachExportChunk = Box::new(move |chunk| {
+            let mut out = Vec::with_capacity(chunk.len() * 512);
+            format.write_rows(chunk, &mut out);
+            // Called on the store's blocking thread; false when the client went away.
+            sender.blocking_send(Ok(out.into())).is_ok()
+        });
+        if let Err(e) = query.export(site_id, start_us, end_us, each).await {
+            tracing::error!(error = %e, "export failed");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    let file = format!("{}.{}", site.domain, format.extension());
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, format.content_type())
+        .header(
+            axum::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file}\""),
+        )
+        .header("x-footfall-export-rows", rows)
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                e.to_string(),
+            )
+        })
 }
 
 /// Query parameters the visit and visitor lists take.
@@ -51,11 +124,7 @@ const LIST_MAX_LIMIT: u32 = 1000;
 /// The filter of a visit or visitor list from its query parameters. `date_range` is a
 /// Stats API shorthand (default `24h`) or `FROM,TO` dates; `visitor` the hex id the lists
 /// show, `visitor_id` the id the site sent.
-async fn list_filter(
-    state: &AppState,
-    site: &Site,
-    params: &HashMap<String, String>,
-) -> ApiResult<(ListFilter, Value)> {
+fn list_filter(site: &Site, params: &HashMap<String, String>) -> ApiResult<(ListFilter, Value)> {
     let bad = |m: String| ApiError::bad_request("invalid_request", m);
     if let Some(unknown) = params.keys().find(|k| !LIST_PARAMS.contains(&k.as_str())) {
         return Err(bad(format!(
@@ -63,16 +132,9 @@ async fn list_filter(
             LIST_PARAMS.join(", ")
         )));
     }
-    let range = match params.get("date_range").map(String::as_str) {
-        None => json!("24h"),
-        Some(r) => match r.split_once(',') {
-            Some((from, to)) => json!([from.trim(), to.trim()]),
-            None => json!(r),
-        },
-    };
-    let ctx = site_context(state, site).await?;
-    let probe = json!({"site_id": site.domain, "metrics": ["visits"], "date_range": range});
-    let query = parse_query(&probe, &ctx, chrono::Utc::now()).map_err(|e| bad(e.message))?;
+    let (start_us, end_us, range) =
+        crate::export::date_range(site, params.get("date_range").map(String::as_str), "24h")
+            .map_err(bad)?;
     let number = |key: &str, default: u32| -> ApiResult<u32> {
         match params.get(key) {
             None => Ok(default),
@@ -96,8 +158,8 @@ async fn list_filter(
     };
     let text = |key: &str| params.get(key).cloned();
     let filter = ListFilter {
-        start_us: query.range.start_utc.timestamp_micros(),
-        end_us: query.range.end_utc.timestamp_micros(),
+        start_us,
+        end_us,
         visitor_id,
         country: text("country").map(|c| c.to_ascii_uppercase()),
         city_name: text("city"),
@@ -110,7 +172,7 @@ async fn list_filter(
         limit,
         offset: number("offset", 0)?,
     };
-    Ok((filter, query.echo["date_range"].clone()))
+    Ok((filter, range))
 }
 
 /// Visits starting in the range, newest first (DESIGN §5 session list).
@@ -121,7 +183,7 @@ async fn get_sessions(
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let site = stats_site(&state, &headers, &domain).await?;
-    let (filter, range) = list_filter(&state, &site, &params).await?;
+    let (filter, range) = list_filter(&site, &params)?;
     let page = ListPage::of(&site, range, &filter);
     let (sessions, total) = state.storage.query.sessions(site.id, filter).await?;
     Ok(page.answer("sessions", json!(sessions), total))
@@ -190,7 +252,7 @@ async fn get_visitors(
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let site = stats_site(&state, &headers, &domain).await?;
-    let (filter, range) = list_filter(&state, &site, &params).await?;
+    let (filter, range) = list_filter(&site, &params)?;
     let page = ListPage::of(&site, range, &filter);
     let (visitors, total) = state.storage.query.visitors(site.id, filter).await?;
     Ok(page.answer("visitors", json!(visitors), total))
