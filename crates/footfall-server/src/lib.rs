@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::privacy::router())
         .merge(routes::labels::router())
         .merge(routes::docs::router())
+        .merge(routes::dashboard::router())
         .merge(routes::tracker::router())
         .merge(routes::live::router())
         .merge(routes::compat::router())
@@ -205,6 +206,10 @@ pub async fn serve(
     });
     let sites = state.indexes.read().sites_by_domain.len();
     tracing::info!(%addr, sites, "footfall is listening");
+    tracing::info!(
+        "dashboard: http://{addr}/dashboard (sign in with a stats key or the admin token in {})",
+        state.config.admin_token_path().display()
+    );
     if sites == 0 {
         tracing::info!(
             "no sites yet: run `footfall site add example.com` and `footfall key create --site example.com --scope ingest`"

@@ -1,6 +1,8 @@
 //! Browser end-to-end tests (e2e/tracker.test.mjs): Playwright drives Debian's Chromium
 //! through a test site that loads the tracker from the real binary started here; the
-//! script then checks the Stats API and the live invitation.
+//! script then checks the Stats API and the live invitation. Then e2e/dashboard.test.mjs
+//! signs in to the web dashboard and checks its numbers against the Stats API, a filter
+//! by click, and the phone layout.
 //!
 //! Needs `node`, `/usr/bin/chromium` (or `CHROMIUM`) and e2e/node_modules (installed here
 //! with `npm ci` when missing). A missing browser fails the test: CI must not pass
@@ -61,15 +63,13 @@ fn tracker_in_chromium() {
         keys.insert(site.into(), json!(server.create_key(site, "stats")));
     }
 
+    let stats_keys = serde_json::Value::Object(keys).to_string();
     let out = run(
         Command::new("node")
             .args(["--test", "--test-concurrency=1", "tracker.test.mjs"])
             .current_dir(&e2e)
             .env("FOOTFALL_URL", &server.base)
-            .env(
-                "FOOTFALL_STATS_KEYS",
-                serde_json::Value::Object(keys).to_string(),
-            )
+            .env("FOOTFALL_STATS_KEYS", &stats_keys)
             .env("CHROMIUM", &chromium),
         "the browser tests (node --test e2e/tracker.test.mjs)",
     );
@@ -78,6 +78,23 @@ fn tracker_in_chromium() {
     // node --test exits 0 only when every test passed; make sure they all ran.
     assert!(
         report.contains("# pass 4") && report.contains("# fail 0"),
+        "unexpected report:\n{report}"
+    );
+
+    // The dashboard, over the page views the tracker tests left.
+    let out = run(
+        Command::new("node")
+            .args(["--test", "--test-concurrency=1", "dashboard.test.mjs"])
+            .current_dir(&e2e)
+            .env("FOOTFALL_URL", &server.base)
+            .env("FOOTFALL_STATS_KEYS", &stats_keys)
+            .env("CHROMIUM", &chromium),
+        "the dashboard browser tests (node --test e2e/dashboard.test.mjs)",
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("{report}");
+    assert!(
+        report.contains("# pass 2") && report.contains("# fail 0"),
         "unexpected report:\n{report}"
     );
 }

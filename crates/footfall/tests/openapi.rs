@@ -28,6 +28,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/admin/keys", &["get", "post"]),
     ("/api/admin/keys/{id}", &["delete"]),
     ("/api/openapi.json", &["get"]),
+    ("/", &["get"]),
+    ("/dashboard", &["get"]),
     ("/api/v1/sites/{site}/visitors/{visitor}", &["delete"]),
     ("/api/v1/sites/{site}/prune", &["post"]),
     ("/js/script.js", &["get"]),

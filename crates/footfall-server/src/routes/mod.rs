@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod bulk;
 pub mod compat;
+pub mod dashboard;
 pub mod docs;
 pub mod event;
 pub mod health;

@@ -1,0 +1,112 @@
+// Browser end-to-end test of footfall's web dashboard (/dashboard): Playwright drives
+// Debian's Chromium against the real binary. Run by crates/footfall/tests/browser.rs after
+// tracker.test.mjs (same server, same env), which leaves page views on shop.test today.
+//   FOOTFALL_URL          http://127.0.0.1:<port> of the running footfall
+//   FOOTFALL_STATS_KEYS   JSON object: site domain -> its stats key
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const FF = process.env.FOOTFALL_URL;
+const KEYS = JSON.parse(process.env.FOOTFALL_STATS_KEYS || '{}');
+const SITE = 'shop.test';
+const KEY = KEYS[SITE];
+assert.ok(FF && KEY, 'FOOTFALL_URL and FOOTFALL_STATS_KEYS must be set (run through cargo test)');
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// Today as the dashboard's "Last 7 days" asks for it: the browser's local dates.
+function lastDays(days) {
+  const iso = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  const today = new Date();
+  const first = new Date(today.getFullYear(), today.getMonth(), today.getDate() - (days - 1));
+  return [iso(first), iso(today)];
+}
+
+async function stats(q) {
+  const r = await fetch(`${FF}/api/v2/query`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ site_id: SITE, ...q }),
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
+}
+
+const kpi = (page, metric) => page.locator(`[data-metric="${metric}"] .value`);
+
+async function signIn(page) {
+  await page.goto(`${FF}/`);
+  assert.match(page.url(), /\/dashboard$/, 'the server address leads to the dashboard');
+  await page.locator('#signin').waitFor();
+  await page.fill('#key', 'ff_stats_wrong');
+  await page.fill('#site-input', SITE);
+  await page.click('#signin button[type=submit]');
+  await page.locator('#signin-error').waitFor();
+  assert.match(await page.textContent('#signin-error'), /key|token/i, 'a wrong key says so');
+  await page.fill('#key', KEY);
+  await page.click('#signin button[type=submit]');
+  await page.locator('#app').waitFor();
+  await page.selectOption('#range', 'last7');
+}
+
+test('the dashboard shows what the Stats API counts, and filters by a click', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const failed = [];
+  page.on('pageerror', (e) => failed.push(e.message));
+  await signIn(page);
+  const range = lastDays(7);
+  const want = (await stats({ metrics: ['visitors', 'pageviews'], date_range: range })).results[0].metrics;
+  assert.ok(want[1] > 0, 'the tracker tests left page views today');
+  await page.waitForFunction(
+    ([v, p]) => document.querySelector('[data-metric="visitors"] .value')?.textContent === String(v)
+      && document.querySelector('[data-metric="pageviews"] .value')?.textContent === String(p),
+    want,
+  );
+  // The top pages panel lists the Stats API's top page with its visitors.
+  const top = (await stats({ metrics: ['visitors'], dimensions: ['event:page'], date_range: range })).results[0];
+  const row = page.locator(`[data-dimension="event:page"] tr.row[data-value="${top.dimensions[0]}"]`);
+  await row.waitFor();
+  assert.equal((await row.locator('td.num').textContent()).trim(), String(top.metrics[0]));
+  // A click filters everything by that page.
+  await row.click();
+  await page.locator('.chip').waitFor();
+  const filtered = (await stats({
+    metrics: ['visitors', 'pageviews'], date_range: range,
+    filters: [['is', 'event:page', [top.dimensions[0]]]],
+  })).results[0].metrics;
+  await page.waitForFunction(
+    ([p]) => document.querySelector('[data-metric="pageviews"] .value')?.textContent === String(p),
+    [filtered[1]],
+  );
+  assert.deepEqual(failed, [], 'no script errors');
+  await context.close();
+});
+
+test('the dashboard fits a phone', async () => {
+  const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await signIn(page);
+  await page.locator('[data-dimension="visit:browser"] tr.row').first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
+  // One column of panels on a phone.
+  const [a, b] = await page.locator('#panels > .card').evaluateAll((cards) =>
+    cards.slice(0, 2).map((c) => c.getBoundingClientRect().left));
+  assert.equal(a, b, 'panels stack');
+  await context.close();
+});
