@@ -3,6 +3,7 @@
 // tracker.test.mjs (same server, same env), which leaves page views on shop.test today.
 //   FOOTFALL_URL          http://127.0.0.1:<port> of the running footfall
 //   FOOTFALL_STATS_KEYS   JSON object: site domain -> its stats key
+//   FOOTFALL_SHARED_LINK  the path `footfall site share shop.test` printed
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -108,5 +109,23 @@ test('the dashboard fits a phone', async () => {
   const [a, b] = await page.locator('#panels > .card').evaluateAll((cards) =>
     cards.slice(0, 2).map((c) => c.getBoundingClientRect().left));
   assert.equal(a, b, 'panels stack');
+  await context.close();
+});
+
+test('a shared link opens the dashboard without signing in', async () => {
+  const link = process.env.FOOTFALL_SHARED_LINK;
+  assert.ok(link && link.startsWith('/dashboard#'), `FOOTFALL_SHARED_LINK: ${link}`);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${FF}${link}`);
+  await page.locator('#app').waitFor();
+  await page.selectOption('#range', 'last7');
+  const want = (await stats({ metrics: ['visitors'], date_range: lastDays(7) })).results[0].metrics[0];
+  await page.waitForFunction(
+    (v) => document.querySelector('[data-metric="visitors"] .value')?.textContent === String(v),
+    want,
+  );
+  assert.equal(new URL(page.url()).hash, '', 'the key is taken out of the address bar');
+  assert.equal(await page.inputValue('#site'), SITE);
   await context.close();
 });

@@ -215,6 +215,19 @@ pub async fn create_key(
     Ok((record, key))
 }
 
+/// The name of the stats keys that back shared dashboard links.
+pub const SHARED_LINK_KEY_NAME: &str = "shared link";
+
+/// A read-only dashboard link for `site`: a new stats key in the link's fragment. Returns
+/// the key's record and the link's path (`/dashboard#site=...&key=...`).
+pub async fn create_shared_link(
+    meta: &dyn MetaStore,
+    site: &Site,
+) -> StoreResult<(ApiKey, String)> {
+    let (record, key) = create_key(meta, site, KeyScope::Stats, SHARED_LINK_KEY_NAME).await?;
+    Ok((record, format!("/dashboard#site={}&key={key}", site.domain)))
+}
+
 /// Finds a site by domain or fails with a message naming it.
 pub async fn find_site(meta: &dyn MetaStore, domain: &str) -> StoreResult<Site> {
     let domain = normalize_domain(domain);

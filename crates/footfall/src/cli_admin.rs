@@ -155,6 +155,16 @@ pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
                     .await?;
                 print_site(&site);
             }
+            SiteCommand::Share { domain } => {
+                let link = server
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/api/admin/sites/{domain}/shared-links"),
+                        None,
+                    )
+                    .await?;
+                print_shared_link(&server.url, &link);
+            }
             SiteCommand::List => {
                 let sites = server
                     .call(reqwest::Method::GET, "/api/admin/sites", None)
@@ -204,6 +214,14 @@ pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
             let site = admin::update_site(meta, domain, &changes).await?;
             print_site(&json!(site));
         }
+        SiteCommand::Share { domain } => {
+            let site = admin::find_site(meta, domain).await?;
+            let (record, path) = admin::create_shared_link(meta, &site).await?;
+            print_shared_link(
+                &format!("http://{}", config.listen),
+                &json!({"site": site.domain, "key_id": record.id, "path": path}),
+            );
+        }
         SiteCommand::List => meta
             .sites()
             .await?
@@ -218,6 +236,17 @@ pub async fn site(config: &Config, cmd: &SiteCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_shared_link(base: &str, link: &Value) {
+    println!(
+        "read-only dashboard link for {} (stats key {}; `footfall key revoke {}` ends it):",
+        link["site"].as_str().unwrap_or_default(),
+        link["key_id"],
+        link["key_id"]
+    );
+    println!("{base}{}", link["path"].as_str().unwrap_or_default());
+    eprintln!("(behind a proxy or on another host, keep the path and use your public address)");
 }
 
 fn print_added_site(site: &Value) {

@@ -161,6 +161,9 @@ pub enum SiteCommand {
         #[command(flatten)]
         settings: SiteSettingsArgs,
     },
+    /// Print a read-only dashboard link for a site (backed by a new stats key named
+    /// "shared link"; `key revoke` ends it).
+    Share { domain: String },
     /// List sites with their settings.
     List,
     /// Remove a site with its keys and events.

@@ -82,19 +82,26 @@ fn tracker_in_chromium() {
     );
 
     // The dashboard, over the page views the tracker tests left.
+    let shared = server.cli(&["site", "share", "shop.test"]);
+    let link = shared
+        .lines()
+        .last()
+        .and_then(|l| l.find("/dashboard#").map(|at| l[at..].to_string()))
+        .unwrap_or_else(|| panic!("`site share` prints a link: {shared}"));
     let out = run(
         Command::new("node")
             .args(["--test", "--test-concurrency=1", "dashboard.test.mjs"])
             .current_dir(&e2e)
             .env("FOOTFALL_URL", &server.base)
             .env("FOOTFALL_STATS_KEYS", &stats_keys)
+            .env("FOOTFALL_SHARED_LINK", &link)
             .env("CHROMIUM", &chromium),
         "the dashboard browser tests (node --test e2e/dashboard.test.mjs)",
     );
     let report = String::from_utf8_lossy(&out.stdout);
     println!("{report}");
     assert!(
-        report.contains("# pass 2") && report.contains("# fail 0"),
+        report.contains("# pass 3") && report.contains("# fail 0"),
         "unexpected report:\n{report}"
     );
 }

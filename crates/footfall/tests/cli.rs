@@ -117,6 +117,25 @@ fn admin_flow(s: &Server) -> Made {
     }
 
     let stats = s.create_key("a.example.com", "stats");
+    // A shared link carries a read-only stats key; revoking the key ends the link.
+    let shared = s.cli(&["site", "share", "a.example.com"]);
+    let link_key = shared
+        .lines()
+        .last()
+        .and_then(|l| l.split("&key=").nth(1))
+        .unwrap_or_else(|| panic!("`site share` prints a link with a key: {shared}"))
+        .to_string();
+    assert!(
+        shared
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("/dashboard#site=a.example.com&key=")),
+        "{shared}"
+    );
+    if running {
+        assert_eq!(query_status(s, &link_key, "a.example.com"), 200);
+        assert_eq!(bulk_status(s, &link_key, "a.example.com"), 403, "read-only");
+    }
     if running {
         assert_eq!(
             query_status(s, &stats, "a.example.com"),

@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/admin/sites/{domain}", &["delete", "patch"]),
     ("/api/admin/sites/{domain}/goals", &["get", "post"]),
     ("/api/admin/sites/{domain}/goals/{id}", &["delete"]),
+    ("/api/admin/sites/{domain}/shared-links", &["post"]),
     ("/api/admin/keys", &["get", "post"]),
     ("/api/admin/keys/{id}", &["delete"]),
     ("/api/openapi.json", &["get"]),

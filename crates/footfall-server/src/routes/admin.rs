@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
             get(get_goals).post(post_goal),
         )
         .route("/api/admin/sites/{domain}/goals/{id}", delete(delete_goal))
+        .route(
+            "/api/admin/sites/{domain}/shared-links",
+            axum::routing::post(post_shared_link),
+        )
         .route("/api/admin/keys", get(get_keys).post(post_key))
         .route("/api/admin/keys/{id}", delete(delete_key))
 }
@@ -220,4 +224,22 @@ async fn delete_key(
     state.storage.meta.revoke_key(id).await?;
     state.reload().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A read-only link to the site's dashboard: a new stats key (named "shared link", listed
+/// and revoked like any key) in the link's fragment, which browsers do not send to
+/// servers.
+async fn post_shared_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    admin_only(&state, &headers)?;
+    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    let (record, path) = admin::create_shared_link(state.storage.meta.as_ref(), &site).await?;
+    state.reload().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"site": site.domain, "key_id": record.id, "path": path})),
+    ))
 }
