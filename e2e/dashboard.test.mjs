@@ -4,6 +4,7 @@
 //   FOOTFALL_URL          http://127.0.0.1:<port> of the running footfall
 //   FOOTFALL_STATS_KEYS   JSON object: site domain -> its stats key
 //   FOOTFALL_SHARED_LINK  the path `footfall site share shop.test` printed
+//   FOOTFALL_USER         EMAIL:PASSWORD of a viewer of shop.test (`footfall user add`)
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,11 +56,11 @@ async function signIn(page) {
   await page.locator('#signin').waitFor();
   await page.fill('#key', 'ff_stats_wrong');
   await page.fill('#site-input', SITE);
-  await page.click('#signin button[type=submit]');
+  await page.click('#signin-form button[type=submit]');
   await page.locator('#signin-error').waitFor();
   assert.match(await page.textContent('#signin-error'), /key|token/i, 'a wrong key says so');
   await page.fill('#key', KEY);
-  await page.click('#signin button[type=submit]');
+  await page.click('#signin-form button[type=submit]');
   await page.locator('#app').waitFor();
   await page.selectOption('#range', 'last7');
 }
@@ -127,5 +128,38 @@ test('a shared link opens the dashboard without signing in', async () => {
   );
   assert.equal(new URL(page.url()).hash, '', 'the key is taken out of the address bar');
   assert.equal(await page.inputValue('#site'), SITE);
+  await context.close();
+});
+
+test('a user signs in with email and password, stays signed in, and signs out', async () => {
+  const [email, password] = (process.env.FOOTFALL_USER || '').split(/:(.*)/s);
+  assert.ok(email && password, `FOOTFALL_USER: ${process.env.FOOTFALL_USER}`);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${FF}/dashboard`);
+  await page.fill('#email', email);
+  await page.fill('#password', 'not the password');
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#login-error').waitFor();
+  await page.fill('#password', password);
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#app').waitFor();
+  assert.equal(await page.inputValue('#site'), SITE);
+  await page.selectOption('#range', 'last7');
+  const want = (await stats({ metrics: ['visitors'], date_range: lastDays(7) })).results[0].metrics[0];
+  await page.waitForFunction(
+    (v) => document.querySelector('[data-metric="visitors"] .value')?.textContent === String(v),
+    want,
+  );
+  // The session cookie (HttpOnly: not readable by scripts) keeps the user signed in.
+  assert.equal(await page.evaluate(() => document.cookie.includes('ff_session')), false);
+  await page.reload();
+  await page.locator('#app').waitFor();
+  await page.click('#signout');
+  await page.locator('#signin').waitFor();
+  await page.waitForTimeout(300);
+  await page.reload();
+  await page.locator('#signin').waitFor();
+  assert.equal(await page.isVisible('#app'), false, 'signed out for good');
   await context.close();
 });

@@ -5,7 +5,8 @@ use crate::state::{hash_secret, normalize_domain};
 use footfall_core::identity::client_visitor_id;
 use footfall_core::query::{Goal, GoalKind};
 use footfall_store::{
-    ApiKey, EventSink, GoalRecord, IdentityMode, KeyScope, MetaStore, Site, StoreError, StoreResult,
+    ApiKey, EventSink, GoalRecord, IdentityMode, KeyScope, MetaStore, Role, Site, StoreError,
+    StoreResult, User,
 };
 use rand::RngCore;
 
@@ -213,6 +214,85 @@ pub async fn create_key(
         )
         .await?;
     Ok((record, key))
+}
+
+/// Passwords shorter than this are refused.
+pub const MIN_PASSWORD_LEN: usize = 10;
+
+/// An argon2id hash (PHC string, random salt, the crate's default cost) of `password`.
+pub fn hash_password(password: &str) -> StoreResult<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(StoreError::Invalid(format!(
+            "a password needs at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Backend(format!("hashing the password: {e}")))
+}
+
+/// Whether `password` matches the PHC string `hash` (false for a malformed hash).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A random password for a user added without one (shown once).
+pub fn generate_password() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn normalize_email(email: &str) -> StoreResult<String> {
+    let email = email.trim().to_ascii_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, host)| {
+            !local.is_empty() && !host.is_empty() && !email.contains(char::is_whitespace)
+        });
+    if !valid {
+        return Err(StoreError::Invalid(format!(
+            "{email:?} is not an email address"
+        )));
+    }
+    Ok(email)
+}
+
+/// Finds a user by email or fails naming it.
+pub async fn find_user(meta: &dyn MetaStore, email: &str) -> StoreResult<User> {
+    let email = normalize_email(email)?;
+    meta.users()
+        .await?
+        .into_iter()
+        .find(|u| u.email == email)
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "user {email:?}; list users with `footfall user list`"
+            ))
+        })
+}
+
+/// Adds a dashboard user with `password` (hashed with argon2id) and, when `site` is
+/// given, a role on it.
+pub async fn add_user(
+    meta: &dyn MetaStore,
+    email: &str,
+    password: &str,
+    site: Option<(&Site, Role)>,
+) -> StoreResult<User> {
+    let email = normalize_email(email)?;
+    let hash = hash_password(password)?;
+    let user = meta.add_user(&email, &hash).await?;
+    if let Some((site, role)) = site {
+        meta.set_role(user.id, site.id, Some(role)).await?;
+    }
+    find_user(meta, &email).await
 }
 
 /// The name of the stats keys that back shared dashboard links.

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::labels::router())
         .merge(routes::docs::router())
         .merge(routes::dashboard::router())
+        .merge(routes::auth::router())
         .merge(routes::tracker::router())
         .merge(routes::live::router())
         .merge(routes::compat::router())

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use footfall_ingest::Ingestor;
 use footfall_store::{
-    ApiKey, EventQuery, EventSink, KeyScope, LiveState, MetaStore, Site, StoreResult,
+    ApiKey, EventQuery, EventSink, KeyScope, LiveState, MetaStore, Role, Site, StoreResult, User,
 };
 use ipnet::IpNet;
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +29,10 @@ pub struct Indexes {
     pub sites_by_id: HashMap<u32, Arc<Site>>,
     /// Active keys by the hex SHA-256 of the key.
     pub keys_by_hash: HashMap<String, ApiKey>,
+    /// Dashboard users by id, with their roles.
+    pub users_by_id: HashMap<u32, Arc<User>>,
+    /// Signed-in sessions by the hex SHA-256 of their cookie's token: (user id, expiry).
+    pub logins_by_hash: HashMap<String, (u32, i64)>,
 }
 
 pub struct Inner {
@@ -52,7 +56,12 @@ pub type AppState = Arc<Inner>;
 pub enum Caller {
     Admin,
     Key(ApiKey),
+    /// A dashboard user signed in with a session cookie (`routes::auth`).
+    User(Arc<User>),
 }
+
+/// The cookie of a signed-in dashboard session.
+pub const SESSION_COOKIE: &str = "ff_session";
 
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
@@ -96,6 +105,12 @@ impl Inner {
         }
         for key in keys.into_iter().filter(|k| !k.revoked) {
             idx.keys_by_hash.insert(key.key_hash.clone(), key);
+        }
+        for user in self.storage.meta.users().await? {
+            idx.users_by_id.insert(user.id, Arc::new(user));
+        }
+        for (hash, user_id, expires_us) in self.storage.meta.login_sessions().await? {
+            idx.logins_by_hash.insert(hash, (user_id, expires_us));
         }
         *self.indexes.write() = idx;
         Ok(())
@@ -158,10 +173,56 @@ impl Inner {
         Ok(Caller::Key(key))
     }
 
+    /// Who is calling: the `Authorization` header's key or admin token, or else a
+    /// signed-in dashboard session's cookie.
+    pub fn authenticate_request(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Caller, ApiError> {
+        let bearer = crate::extract::bearer(headers);
+        if bearer.is_some() {
+            return self.authenticate(bearer);
+        }
+        let Some(token) = crate::cookie::read(headers, SESSION_COOKIE) else {
+            return self.authenticate(None);
+        };
+        let idx = self.indexes.read();
+        let now = chrono::Utc::now().timestamp_micros();
+        idx.logins_by_hash
+            .get(&hex::encode(hash_secret(token)))
+            .filter(|(_, expires)| *expires > now)
+            .and_then(|(user_id, _)| idx.users_by_id.get(user_id))
+            .map(|user| Caller::User(user.clone()))
+            .ok_or_else(|| ApiError::unauthorized("your session has ended: sign in again"))
+    }
+
+    /// Checks that `caller` has at least `role` on `site` (the admin token has every
+    /// role; keys have none).
+    pub fn require_role(&self, caller: &Caller, site: &Site, role: Role) -> Result<(), ApiError> {
+        match caller {
+            Caller::Admin => Ok(()),
+            Caller::User(user) if user.role_on(site.id).is_some_and(|r| r >= role) => Ok(()),
+            Caller::User(user) => Err(ApiError::forbidden(format!(
+                "{} needs the {} role on {} for this",
+                user.email,
+                role.as_str(),
+                site.domain
+            ))),
+            Caller::Key(_) => Err(ApiError::forbidden(
+                "this endpoint needs the admin token or a signed-in user",
+            )),
+        }
+    }
+
     /// Checks that `caller` may use `scope` on `site`.
     pub fn authorize(&self, caller: &Caller, site: &Site, scope: KeyScope) -> Result<(), ApiError> {
         match caller {
             Caller::Admin => Ok(()),
+            // Users read the stats of their sites; they do not ingest.
+            Caller::User(_) if scope == KeyScope::Stats => {
+                self.require_role(caller, site, Role::Viewer)
+            }
+            Caller::User(_) => Err(ApiError::forbidden("ingestion needs a key of the site's")),
             Caller::Key(key) if key.site_id != site.id => Err(ApiError::forbidden(format!(
                 "this key belongs to site {}, not {}",
                 key.site_domain, site.domain
@@ -206,7 +267,9 @@ impl Inner {
     pub fn require_admin(&self, caller: &Caller) -> Result<(), ApiError> {
         match caller {
             Caller::Admin => Ok(()),
-            Caller::Key(_) => Err(ApiError::forbidden("this endpoint needs the admin token")),
+            Caller::Key(_) | Caller::User(_) => {
+                Err(ApiError::forbidden("this endpoint needs the admin token"))
+            }
         }
     }
 

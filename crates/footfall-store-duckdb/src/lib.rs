@@ -26,6 +26,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_labels.sql")),
     (4, include_str!("../migrations/0004_slim_events.sql")),
     (5, include_str!("../migrations/0005_erased_ids.sql")),
+    (6, include_str!("../migrations/0006_users.sql")),
 ];
 
 /// Data steps run after a migration's file, in the same transaction.

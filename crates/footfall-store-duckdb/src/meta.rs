@@ -7,7 +7,8 @@ use footfall_core::identity::Salt;
 use footfall_core::labels::LabelRule;
 use footfall_core::query::{Goal, GoalKind};
 use footfall_store::{
-    ApiKey, DropCount, GoalRecord, IdentityMode, KeyScope, MetaStore, Site, StoreError, StoreResult,
+    ApiKey, DropCount, GoalRecord, IdentityMode, KeyScope, Membership, MetaStore, Role, Site,
+    StoreError, StoreResult, User,
 };
 
 const SITE_COLUMNS: &str =
@@ -137,7 +138,13 @@ impl MetaStore for DuckStore {
                 .optional()
                 .map_err(db_err)?;
             let id = id.ok_or_else(|| StoreError::NotFound(format!("site {domain}")))?;
-            for table in ["api_keys", "goals", "drop_counts", "label_rules"] {
+            for table in [
+                "api_keys",
+                "goals",
+                "drop_counts",
+                "label_rules",
+                "memberships",
+            ] {
                 conn.execute(
                     &format!("DELETE FROM {table} WHERE site_id = ?"),
                     params![id],
@@ -218,6 +225,198 @@ impl MetaStore for DuckStore {
                     "UPDATE api_keys SET usage_count = usage_count + ?, \
                      last_used_at = make_timestamp(?::BIGINT) WHERE id = ?",
                     params![uses, last_used_us, id],
+                )
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        self.blocking(|inner| {
+            let conn = inner.meta.lock();
+            let mut users: Vec<User> = conn
+                .prepare("SELECT id, email, password_hash FROM users ORDER BY email")
+                .and_then(|mut s| {
+                    s.query_map([], |r| {
+                        Ok(User {
+                            id: r.get(0)?,
+                            email: r.get(1)?,
+                            password_hash: r.get(2)?,
+                            sites: Vec::new(),
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(db_err)?;
+            let memberships: Vec<(u32, u32, String, String)> = conn
+                .prepare(
+                    "SELECT m.user_id, m.site_id, s.domain, m.role FROM memberships m \
+                     JOIN sites s ON s.id = m.site_id ORDER BY s.domain",
+                )
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                        .collect()
+                })
+                .map_err(db_err)?;
+            for (user_id, site_id, site, role) in memberships {
+                if let (Some(user), Some(role)) = (
+                    users.iter_mut().find(|u| u.id == user_id),
+                    Role::parse(&role),
+                ) {
+                    user.sites.push(Membership {
+                        site_id,
+                        site,
+                        role,
+                    });
+                }
+            }
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn add_user(&self, email: &str, password_hash: &str) -> StoreResult<User> {
+        let (email, hash) = (email.to_owned(), password_hash.to_owned());
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            let taken: bool = conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM users WHERE email = ?",
+                    params![email],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            if taken {
+                return Err(StoreError::Conflict(format!("user {email} already exists")));
+            }
+            let id: u32 = conn
+                .query_row(
+                    "INSERT INTO users (id, email, password_hash, created_at) \
+                     SELECT coalesce(max(id), 0) + 1, ?, ?, now()::TIMESTAMP FROM users \
+                     RETURNING id",
+                    params![email, hash],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            Ok(User {
+                id,
+                email,
+                password_hash: hash,
+                sites: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    async fn remove_user(&self, user_id: u32) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            for sql in [
+                "DELETE FROM login_sessions WHERE user_id = ?",
+                "DELETE FROM memberships WHERE user_id = ?",
+            ] {
+                conn.execute(sql, params![user_id]).map_err(db_err)?;
+            }
+            let n = conn
+                .execute("DELETE FROM users WHERE id = ?", params![user_id])
+                .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("user {user_id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_password(&self, user_id: u32, password_hash: &str) -> StoreResult<()> {
+        let hash = password_hash.to_owned();
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            conn.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?",
+                params![hash, user_id],
+            )
+            .map_err(db_err)?;
+            // A new password signs the user out everywhere.
+            conn.execute(
+                "DELETE FROM login_sessions WHERE user_id = ?",
+                params![user_id],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_role(&self, user_id: u32, site_id: u32, role: Option<Role>) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            let conn = inner.meta.lock();
+            conn.execute(
+                "DELETE FROM memberships WHERE user_id = ? AND site_id = ?",
+                params![user_id, site_id],
+            )
+            .map_err(db_err)?;
+            if let Some(role) = role {
+                conn.execute(
+                    "INSERT INTO memberships (user_id, site_id, role) VALUES (?, ?, ?)",
+                    params![user_id, site_id, role.as_str()],
+                )
+                .map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn login_sessions(&self) -> StoreResult<Vec<(String, u32, i64)>> {
+        self.blocking(|inner| {
+            let conn = inner.meta.lock();
+            conn.execute(
+                "DELETE FROM login_sessions WHERE expires_at < now()::TIMESTAMP",
+                [],
+            )
+            .map_err(db_err)?;
+            conn.prepare("SELECT token_hash, user_id, epoch_us(expires_at) FROM login_sessions")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn add_login_session(
+        &self,
+        token_hash: &str,
+        user_id: u32,
+        expires_us: i64,
+    ) -> StoreResult<()> {
+        let hash = token_hash.to_owned();
+        self.blocking(move |inner| {
+            inner
+                .meta
+                .lock()
+                .execute(
+                    "INSERT INTO login_sessions VALUES (?, ?, make_timestamp(?))",
+                    params![hash, user_id, expires_us],
+                )
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_login_session(&self, token_hash: &str) -> StoreResult<()> {
+        let hash = token_hash.to_owned();
+        self.blocking(move |inner| {
+            inner
+                .meta
+                .lock()
+                .execute(
+                    "DELETE FROM login_sessions WHERE token_hash = ?",
+                    params![hash],
                 )
                 .map_err(db_err)?;
             Ok(())

@@ -395,6 +395,24 @@ pub trait MetaStore: Send + Sync {
     async fn delete_salts_before(&self, day: i32) -> StoreResult<()>;
     async fn add_drops(&self, site_id: u32, reason: &str, count: u64) -> StoreResult<()>;
     async fn drops(&self, site_id: u32) -> StoreResult<Vec<DropCount>>;
+    /// Dashboard users with their roles.
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Adds a user (the caller hashed the password); `Conflict` when the email is taken.
+    async fn add_user(&self, email: &str, password_hash: &str) -> StoreResult<User>;
+    /// Removes a user with their roles and signed-in sessions.
+    async fn remove_user(&self, user_id: u32) -> StoreResult<()>;
+    async fn set_password(&self, user_id: u32, password_hash: &str) -> StoreResult<()>;
+    /// Gives a user a role on a site, or takes it away (`None`).
+    async fn set_role(&self, user_id: u32, site_id: u32, role: Option<Role>) -> StoreResult<()>;
+    /// Signed-in sessions: (SHA-256 of the token in hex, user id, expiry in microseconds).
+    async fn login_sessions(&self) -> StoreResult<Vec<(String, u32, i64)>>;
+    async fn add_login_session(
+        &self,
+        token_hash: &str,
+        user_id: u32,
+        expires_us: i64,
+    ) -> StoreResult<()>;
+    async fn remove_login_session(&self, token_hash: &str) -> StoreResult<()>;
     /// Label rules set through the API, by site id (sites without any are left out).
     async fn label_rules(&self) -> StoreResult<Vec<(u32, Vec<footfall_core::labels::LabelRule>)>>;
     /// Replaces a site's API label rules (none: removes them).
@@ -403,6 +421,62 @@ pub trait MetaStore: Send + Sync {
         site_id: u32,
         rules: Vec<footfall_core::labels::LabelRule>,
     ) -> StoreResult<()>;
+}
+
+/// A dashboard user's role on a site: viewers read its stats; admins also change its
+/// settings, goals and shared links; owners may also delete it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// A user's role on one site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Membership {
+    pub site_id: u32,
+    pub site: String,
+    pub role: Role,
+}
+
+/// A dashboard user (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: u32,
+    pub email: String,
+    /// argon2id, PHC string format; never shown.
+    #[serde(skip)]
+    pub password_hash: String,
+    pub sites: Vec<Membership>,
+}
+
+impl User {
+    pub fn role_on(&self, site_id: u32) -> Option<Role> {
+        self.sites
+            .iter()
+            .find(|m| m.site_id == site_id)
+            .map(|m| m.role)
+    }
 }
 
 /// A configured goal as the admin API lists it.

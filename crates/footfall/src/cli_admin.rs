@@ -1,7 +1,7 @@
 //! Admin commands. With a server running on the data directory they go through its
 //! admin API (DuckDB allows one writing process); otherwise they open the files.
 
-use crate::{GoalCommand, KeyCommand, SiteCommand, SiteSettingsArgs};
+use crate::{GoalCommand, KeyCommand, SiteCommand, SiteSettingsArgs, UserCommand};
 use anyhow::{Context, bail};
 use footfall_server::config::Config;
 use footfall_server::{admin, admin_token, open_embedded};
@@ -654,4 +654,192 @@ fn query_value(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The password for `user add` / `user password`: standard input's first line, or a
+/// generated one (printed once).
+fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !stdin {
+        return Ok((admin::generate_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok((line.trim_end_matches(['\r', '\n']).to_string(), false))
+}
+
+fn print_users(users: &[Value]) {
+    println!("email\troles");
+    for u in users {
+        let roles: Vec<String> = u["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{}:{}",
+                    m["site"].as_str().unwrap_or_default(),
+                    m["role"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        println!(
+            "{}\t{}",
+            u["email"].as_str().unwrap_or_default(),
+            if roles.is_empty() {
+                "(none)".to_string()
+            } else {
+                roles.join(", ")
+            }
+        );
+    }
+}
+
+fn role_of(name: &str) -> anyhow::Result<footfall_store::Role> {
+    footfall_store::Role::parse(name)
+        .with_context(|| format!("role {name:?} must be viewer, admin or owner"))
+}
+
+pub async fn user(config: &Config, cmd: &UserCommand) -> anyhow::Result<()> {
+    let path = |email: &str, rest: &str| format!("/api/admin/users/{}{rest}", query_value(email));
+    if let Some(server) = RunningServer::discover(config).await {
+        match cmd {
+            UserCommand::Add {
+                email,
+                site,
+                role,
+                password_stdin,
+            } => {
+                let (password, generated) = password_from(*password_stdin)?;
+                let mut body = json!({"email": email, "password": password});
+                if let (Some(site), Some(role)) = (site, role) {
+                    body["site"] = json!(site);
+                    body["role"] = json!(role);
+                }
+                let user = server
+                    .call(reqwest::Method::POST, "/api/admin/users", Some(body))
+                    .await?;
+                print_added_user(&user, generated.then_some(password.as_str()));
+            }
+            UserCommand::List => {
+                let users = server
+                    .call(reqwest::Method::GET, "/api/admin/users", None)
+                    .await?;
+                print_users(
+                    users["users"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                );
+            }
+            UserCommand::Grant { email, site, role } => {
+                let p = path(email, &format!("/sites/{site}"));
+                server
+                    .call(reqwest::Method::PUT, &p, Some(json!({"role": role})))
+                    .await?;
+                println!("{email} is now {role} on {site}");
+            }
+            UserCommand::Revoke { email, site } => {
+                let p = path(email, &format!("/sites/{site}"));
+                server.call(reqwest::Method::DELETE, &p, None).await?;
+                println!("{email} has no role on {site} any more");
+            }
+            UserCommand::Password {
+                email,
+                password_stdin,
+            } => {
+                let (password, generated) = password_from(*password_stdin)?;
+                let p = path(email, "/password");
+                server
+                    .call(
+                        reqwest::Method::PUT,
+                        &p,
+                        Some(json!({"password": password})),
+                    )
+                    .await?;
+                print_new_password(email, generated.then_some(password.as_str()));
+            }
+            UserCommand::Remove { email } => {
+                server
+                    .call(reqwest::Method::DELETE, &path(email, ""), None)
+                    .await?;
+                println!("removed user {email}");
+            }
+        }
+        return Ok(());
+    }
+    let store = open_embedded(config)?;
+    let meta: &dyn MetaStore = &store;
+    match cmd {
+        UserCommand::Add {
+            email,
+            site,
+            role,
+            password_stdin,
+        } => {
+            let (password, generated) = password_from(*password_stdin)?;
+            let site = match (site, role) {
+                (Some(site), Some(role)) => {
+                    Some((admin::find_site(meta, site).await?, role_of(role)?))
+                }
+                _ => None,
+            };
+            let user = admin::add_user(meta, email, &password, site.as_ref().map(|(s, r)| (s, *r)))
+                .await?;
+            print_added_user(&json!(user), generated.then_some(password.as_str()));
+        }
+        UserCommand::List => {
+            let users: Vec<Value> = meta.users().await?.iter().map(|u| json!(u)).collect();
+            print_users(&users);
+        }
+        UserCommand::Grant { email, site, role } => {
+            let (user, found) = (
+                admin::find_user(meta, email).await?,
+                admin::find_site(meta, site).await?,
+            );
+            meta.set_role(user.id, found.id, Some(role_of(role)?))
+                .await?;
+            println!("{email} is now {role} on {site}");
+        }
+        UserCommand::Revoke { email, site } => {
+            let (user, found) = (
+                admin::find_user(meta, email).await?,
+                admin::find_site(meta, site).await?,
+            );
+            meta.set_role(user.id, found.id, None).await?;
+            println!("{email} has no role on {site} any more");
+        }
+        UserCommand::Password {
+            email,
+            password_stdin,
+        } => {
+            let (password, generated) = password_from(*password_stdin)?;
+            let user = admin::find_user(meta, email).await?;
+            meta.set_password(user.id, &admin::hash_password(&password)?)
+                .await?;
+            print_new_password(email, generated.then_some(password.as_str()));
+        }
+        UserCommand::Remove { email } => {
+            let user = admin::find_user(meta, email).await?;
+            meta.remove_user(user.id).await?;
+            println!("removed user {email}");
+        }
+    }
+    Ok(())
+}
+
+fn print_added_user(user: &Value, generated: Option<&str>) {
+    println!("added user {}", user["email"].as_str().unwrap_or_default());
+    if let Some(password) = generated {
+        println!("password (shown once): {password}");
+    }
+    eprintln!("they sign in at the server's /dashboard with this email and password");
+}
+
+fn print_new_password(email: &str, generated: Option<&str>) {
+    println!("new password set for {email} (signed out everywhere)");
+    if let Some(password) = generated {
+        println!("password (shown once): {password}");
+    }
 }

@@ -78,6 +78,9 @@ enum Command {
     /// Manage goals (`event:goal`, `conversion_rate`); custom event names need none.
     #[command(subcommand)]
     Goal(GoalCommand),
+    /// Manage dashboard users and their roles per site (viewer, admin, owner).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Erase every event of one visitor (GDPR), by the visitor id the site sent.
     EraseVisitor {
         #[arg(long)]
@@ -184,6 +187,50 @@ pub struct SiteSettingsArgs {
     /// (default: the site's domain and its subdomains); "" resets to the default.
     #[arg(long)]
     pub allowed_hostnames: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user who signs in to the dashboard with an email and password (argon2id).
+    /// Without --password-stdin a password is generated and printed once.
+    Add {
+        email: String,
+        /// Give the user a role on this site.
+        #[arg(long, requires = "role")]
+        site: Option<String>,
+        /// `viewer` (reads the site's stats), `admin` (also its settings, goals and shared
+        /// links) or `owner` (also deletes it).
+        #[arg(long, requires = "site")]
+        role: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their roles.
+    List,
+    /// Give a user a role on a site (replacing the one they had there).
+    Grant {
+        email: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a user's role on a site away.
+    Revoke {
+        email: String,
+        #[arg(long)]
+        site: String,
+    },
+    /// Set a new password (from standard input, or generated and printed); signs the user
+    /// out everywhere.
+    Password {
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove { email: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -319,6 +366,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Goal(cmd) => {
             init_tracing("warn");
             cli_admin::goal(&load_config(&cli, &[])?, cmd).await
+        }
+        Command::User(cmd) => {
+            init_tracing("warn");
+            cli_admin::user(&load_config(&cli, &[])?, cmd).await
         }
         Command::EraseVisitor { site, visitor_id } => {
             init_tracing("warn");

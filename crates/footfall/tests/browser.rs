@@ -88,6 +88,20 @@ fn tracker_in_chromium() {
         .last()
         .and_then(|l| l.find("/dashboard#").map(|at| l[at..].to_string()))
         .unwrap_or_else(|| panic!("`site share` prints a link: {shared}"));
+    let added = server.cli(&[
+        "user",
+        "add",
+        "viewer@shop.test",
+        "--site",
+        "shop.test",
+        "--role",
+        "viewer",
+    ]);
+    let password = added
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .unwrap_or_else(|| panic!("`user add` prints a password: {added}"))
+        .to_string();
     let out = run(
         Command::new("node")
             .args(["--test", "--test-concurrency=1", "dashboard.test.mjs"])
@@ -95,13 +109,14 @@ fn tracker_in_chromium() {
             .env("FOOTFALL_URL", &server.base)
             .env("FOOTFALL_STATS_KEYS", &stats_keys)
             .env("FOOTFALL_SHARED_LINK", &link)
+            .env("FOOTFALL_USER", format!("viewer@shop.test:{password}"))
             .env("CHROMIUM", &chromium),
         "the dashboard browser tests (node --test e2e/dashboard.test.mjs)",
     );
     let report = String::from_utf8_lossy(&out.stdout);
     println!("{report}");
     assert!(
-        report.contains("# pass 3") && report.contains("# fail 0"),
+        report.contains("# pass 4") && report.contains("# fail 0"),
         "unexpected report:\n{report}"
     );
 }

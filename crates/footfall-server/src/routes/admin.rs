@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use footfall_store::KeyScope;
+use footfall_store::{KeyScope, Role};
 use serde_json::{Value, json};
 
 pub fn router() -> Router<AppState> {
@@ -28,8 +28,32 @@ pub fn router() -> Router<AppState> {
             "/api/admin/sites/{domain}/shared-links",
             axum::routing::post(post_shared_link),
         )
+        .route("/api/admin/users", get(get_users).post(post_user))
+        .route("/api/admin/users/{email}", delete(delete_user))
+        .route(
+            "/api/admin/users/{email}/password",
+            axum::routing::put(put_password),
+        )
+        .route(
+            "/api/admin/users/{email}/sites/{domain}",
+            axum::routing::put(put_role).delete(delete_role),
+        )
         .route("/api/admin/keys", get(get_keys).post(post_key))
         .route("/api/admin/keys/{id}", delete(delete_key))
+}
+
+/// The site a site-scoped admin route names, once the caller holds at least `role` on it
+/// (the admin token, or a signed-in user with that role).
+fn site_with_role(
+    state: &AppState,
+    headers: &HeaderMap,
+    domain: &str,
+    role: Role,
+) -> ApiResult<std::sync::Arc<footfall_store::Site>> {
+    let caller = state.authenticate_request(headers)?;
+    let site = state.existing_site(domain)?;
+    state.require_role(&caller, &site, role)?;
+    Ok(site)
 }
 
 fn admin_only(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
@@ -118,9 +142,9 @@ async fn patch_site(
     Path(domain): Path<String>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    admin_only(&state, &headers)?;
+    let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
     let changes = site_changes(&json_body(body).await?)?;
-    let site = admin::update_site(state.storage.meta.as_ref(), &domain, &changes).await?;
+    let site = admin::update_site(state.storage.meta.as_ref(), &site.domain, &changes).await?;
     state.reload().await?;
     Ok(Json(json!(site)))
 }
@@ -130,8 +154,7 @@ async fn get_goals(
     headers: HeaderMap,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    admin_only(&state, &headers)?;
-    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
     let goals = state.storage.meta.goal_records(site.id).await?;
     Ok(Json(json!({"site": site.domain, "goals": goals})))
 }
@@ -143,7 +166,7 @@ async fn post_goal(
     Path(domain): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    admin_only(&state, &headers)?;
+    let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
     let v = json_body(body).await?;
     let spec = match (
         v.get("page").and_then(Value::as_str),
@@ -158,7 +181,6 @@ async fn post_goal(
             ));
         }
     };
-    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
     let goal = admin::add_goal(state.storage.meta.as_ref(), &site, spec).await?;
     Ok((StatusCode::CREATED, Json(json!(goal))))
 }
@@ -168,8 +190,7 @@ async fn delete_goal(
     headers: HeaderMap,
     Path((domain, id)): Path<(String, u32)>,
 ) -> ApiResult<StatusCode> {
-    admin_only(&state, &headers)?;
-    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
     state.storage.meta.remove_goal(site.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -179,8 +200,7 @@ async fn delete_site(
     headers: HeaderMap,
     Path(domain): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin_only(&state, &headers)?;
-    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    let site = site_with_role(&state, &headers, &domain, Role::Owner)?;
     state.storage.meta.remove_site(&site.domain).await?;
     state.storage.events.delete_site_events(site.id).await?;
     state.reload().await?;
@@ -234,12 +254,123 @@ async fn post_shared_link(
     headers: HeaderMap,
     Path(domain): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    admin_only(&state, &headers)?;
-    let site = admin::find_site(state.storage.meta.as_ref(), &domain).await?;
+    let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
     let (record, path) = admin::create_shared_link(state.storage.meta.as_ref(), &site).await?;
     state.reload().await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"site": site.domain, "key_id": record.id, "path": path})),
     ))
+}
+
+fn role_field(v: &Value) -> ApiResult<Role> {
+    let name = str_field(v, "role")?;
+    Role::parse(name).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("role {name:?} must be viewer, admin or owner"),
+        )
+    })
+}
+
+async fn get_users(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    admin_only(&state, &headers)?;
+    Ok(Json(json!({"users": state.storage.meta.users().await?})))
+}
+
+/// `{"email", "password"?, "site"?, "role"?}`: without a password one is generated and
+/// answered once (`password`).
+async fn post_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    admin_only(&state, &headers)?;
+    let v = json_body(body).await?;
+    let meta = state.storage.meta.as_ref();
+    let site = match v.get("site").and_then(Value::as_str) {
+        Some(domain) => Some((admin::find_site(meta, domain).await?, role_field(&v)?)),
+        None => None,
+    };
+    let (password, generated) = match v.get("password").and_then(Value::as_str) {
+        Some(p) => (p.to_owned(), false),
+        None => (admin::generate_password(), true),
+    };
+    let user = admin::add_user(
+        meta,
+        str_field(&v, "email")?,
+        &password,
+        site.as_ref().map(|(s, r)| (s, *r)),
+    )
+    .await?;
+    state.reload().await?;
+    let mut out = json!(user);
+    if generated {
+        out["password"] = json!(password);
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin_only(&state, &headers)?;
+    let user = admin::find_user(state.storage.meta.as_ref(), &email).await?;
+    state.storage.meta.remove_user(user.id).await?;
+    state.reload().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"password"}`; signs the user out everywhere.
+async fn put_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    admin_only(&state, &headers)?;
+    let v = json_body(body).await?;
+    let meta = state.storage.meta.as_ref();
+    let user = admin::find_user(meta, &email).await?;
+    let hash = admin::hash_password(str_field(&v, "password")?)?;
+    meta.set_password(user.id, &hash).await?;
+    state.reload().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"role": "viewer" | "admin" | "owner"}` on the site.
+async fn put_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((email, domain)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    admin_only(&state, &headers)?;
+    let role = role_field(&json_body(body).await?)?;
+    let meta = state.storage.meta.as_ref();
+    let (user, site) = (
+        admin::find_user(meta, &email).await?,
+        admin::find_site(meta, &domain).await?,
+    );
+    meta.set_role(user.id, site.id, Some(role)).await?;
+    state.reload().await?;
+    Ok(Json(json!(admin::find_user(meta, &email).await?)))
+}
+
+async fn delete_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((email, domain)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    admin_only(&state, &headers)?;
+    let meta = state.storage.meta.as_ref();
+    let (user, site) = (
+        admin::find_user(meta, &email).await?,
+        admin::find_site(meta, &domain).await?,
+    );
+    meta.set_role(user.id, site.id, None).await?;
+    state.reload().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

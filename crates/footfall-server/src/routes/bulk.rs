@@ -103,7 +103,8 @@ async fn post_events(
     // A site key names its site once for the whole body.
     let key_site = match &caller {
         Caller::Key(key) => state.indexes.read().sites_by_id.get(&key.site_id).cloned(),
-        Caller::Admin => None,
+        // `authenticate` gives no users (they sign in with a cookie, not a bearer token).
+        Caller::Admin | Caller::User(_) => None,
     };
     let mut rejected = Vec::new();
     // Events grouped by site, keeping their index for per-event errors.
@@ -141,7 +142,7 @@ async fn post_events(
                     site
                 }
             },
-            (Caller::Admin, None) => None,
+            (Caller::Admin, None) | (Caller::User(_), _) => None,
         };
         let Some(site) = site else {
             rejected.push(json!({"index": index, "error": "unknown site: give `domain` (admin token) or use a site key"}));

@@ -209,7 +209,7 @@ async fn post_track_visitor(
             .get(&key.site_id)
             .cloned()
             .ok_or_else(|| ApiError::not_found("unknown_site", "the key's site is gone"))?,
-        (None, Caller::Admin) => {
+        (None, Caller::Admin | Caller::User(_)) => {
             return Err(bad("`website` is required with the admin token"));
         }
     };

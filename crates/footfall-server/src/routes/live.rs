@@ -8,7 +8,7 @@
 //! no IP address or other personal data is kept for the channel.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{bearer, check_content_type, parse_json, read_body};
+use crate::extract::{check_content_type, parse_json, read_body};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -45,7 +45,7 @@ pub fn router() -> Router<AppState> {
 /// Same authentication as the other `/api/v1/sites` routes: the site's stats key or the
 /// admin token.
 fn live_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
-    let caller = state.authenticate(bearer(headers))?;
+    let caller = state.authenticate_request(headers)?;
     let site = state.existing_site(domain)?;
     state.authorize(&caller, &site, KeyScope::Stats)?;
     Ok(site)

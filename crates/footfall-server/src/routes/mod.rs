@@ -1,6 +1,7 @@
 //! HTTP routes; each module exposes `router()`.
 
 pub mod admin;
+pub mod auth;
 pub mod bulk;
 pub mod compat;
 pub mod dashboard;

@@ -2,7 +2,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::export::ExportFormat;
-use crate::extract::{bearer, check_content_type, parse_json, read_body};
+use crate::extract::{check_content_type, parse_json, read_body};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -260,7 +260,7 @@ async fn get_visitors(
 
 /// Resolves the site named in a request and checks the caller may read its stats.
 async fn stats_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
-    let caller = state.authenticate(bearer(headers))?;
+    let caller = state.authenticate_request(headers)?;
     let site = state.existing_site(domain)?;
     state.authorize(&caller, &site, KeyScope::Stats)?;
     state.spend_stats_request(&caller).await?;
@@ -288,7 +288,7 @@ async fn post_query(
     let domain = match site_id_of(&request) {
         Ok(d) => d.to_string(),
         Err(e) => {
-            state.authenticate(bearer(&headers))?;
+            state.authenticate_request(&headers)?;
             return Err(ApiError::bad_request("invalid_query", e.message));
         }
     };
