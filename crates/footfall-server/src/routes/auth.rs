@@ -22,6 +22,16 @@ const SESSION_DAYS: i64 = 30;
 /// Sign-in attempts per email address an hour (then 429).
 const LOGINS_PER_HOUR: u32 = 20;
 
+/// The hash an unknown address is checked against (of a random password nobody knows).
+static STAND_IN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    admin::hash_password(&format!(
+        "{}{}",
+        admin::generate_password(),
+        admin::generate_password()
+    ))
+    .unwrap_or_default()
+});
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/login", post(post_login))
@@ -70,17 +80,19 @@ async fn post_login(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         .values()
         .find(|u| u.email == email)
         .cloned();
-    // The hash is checked (slowly, on purpose) off the async workers; an unknown address
-    // is answered like a wrong password.
-    let (password, hash) = (
+    // The hash is checked (slowly, on purpose) off the async workers. An unknown address
+    // is checked against a stand-in hash, so it is answered like a wrong password and in
+    // the same time.
+    let (password, hash, known) = (
         password.to_owned(),
-        user.as_ref().map(|u| u.password_hash.clone()),
+        user.as_ref()
+            .map_or_else(|| STAND_IN.clone(), |u| u.password_hash.clone()),
+        user.is_some(),
     );
-    let ok = tokio::task::spawn_blocking(move || {
-        hash.is_some_and(|h| admin::verify_password(&password, &h))
-    })
-    .await
-    .unwrap_or(false);
+    let ok = tokio::task::spawn_blocking(move || admin::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+        && known;
     let Some(user) = user.filter(|_| ok) else {
         return Err(ApiError::unauthorized("wrong email or password"));
     };
