@@ -14,6 +14,25 @@ use footfall_store::{
 const SITE_COLUMNS: &str =
     "id, domain, timezone, identity_mode, session_timeout_secs, allowed_hostnames";
 
+/// A site's goals in the order they were added.
+fn goal_records(conn: &duckdb::Connection, site_id: u32) -> StoreResult<Vec<GoalRecord>> {
+    let mut stmt = conn
+        .prepare("SELECT id, kind, pattern, display_name FROM goals WHERE site_id = ? ORDER BY id")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![site_id], |r| {
+            let kind: String = r.get(1)?;
+            Ok(GoalRecord {
+                id: r.get(0)?,
+                kind: if kind == "page" { "page" } else { "event" },
+                pattern: r.get(2)?,
+                display_name: r.get(3)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
 fn site_from_row(r: &Row<'_>) -> duckdb::Result<Site> {
     let mode: String = r.get(3)?;
     let allowed: String = r.get(5)?;
@@ -469,27 +488,8 @@ impl MetaStore for DuckStore {
     }
 
     async fn goal_records(&self, site_id: u32) -> StoreResult<Vec<GoalRecord>> {
-        self.blocking(move |inner| {
-            let conn = inner.meta.lock();
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, kind, pattern, display_name FROM goals WHERE site_id = ? ORDER BY id",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![site_id], |r| {
-                    let kind: String = r.get(1)?;
-                    Ok(GoalRecord {
-                        id: r.get(0)?,
-                        kind: if kind == "page" { "page" } else { "event" },
-                        pattern: r.get(2)?,
-                        display_name: r.get(3)?,
-                    })
-                })
-                .map_err(db_err)?;
-            rows.collect::<Result<_, _>>().map_err(db_err)
-        })
-        .await
+        self.blocking(move |inner| goal_records(&inner.meta.lock(), site_id))
+            .await
     }
 
     async fn add_goal(&self, site_id: u32, goal: Goal) -> StoreResult<GoalRecord> {
@@ -555,26 +555,18 @@ impl MetaStore for DuckStore {
         }
         self.blocking(move |inner| {
             let conn = inner.meta.lock();
-            let mut stmt = conn
-                .prepare(
-                    "SELECT kind, pattern, display_name FROM goals WHERE site_id = ? ORDER BY id",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![site_id], |r| {
-                    let kind: String = r.get(0)?;
-                    Ok(Goal {
-                        kind: if kind == "page" {
-                            GoalKind::Page
-                        } else {
-                            GoalKind::Event
-                        },
-                        pattern: r.get(1)?,
-                        display_name: r.get(2)?,
-                    })
+            let goals: Vec<Goal> = goal_records(&conn, site_id)?
+                .into_iter()
+                .map(|g| Goal {
+                    kind: if g.kind == "page" {
+                        GoalKind::Page
+                    } else {
+                        GoalKind::Event
+                    },
+                    pattern: g.pattern,
+                    display_name: g.display_name,
                 })
-                .map_err(db_err)?;
-            let goals: Vec<Goal> = rows.collect::<Result<_, _>>().map_err(db_err)?;
+                .collect();
             inner.goals.lock().insert(site_id, goals.clone());
             Ok(goals)
         })
