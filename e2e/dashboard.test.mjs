@@ -163,3 +163,24 @@ test('a user signs in with email and password, stays signed in, and signs out', 
   assert.equal(await page.isVisible('#app'), false, 'signed out for good');
   await context.close();
 });
+
+test('the live panel lists a visitor who just arrived', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page);
+  await page.locator('#live-card').waitFor();
+  const r = await fetch(`${FF}/api/event`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'text/plain',
+      'User-Agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/148.0.0.0 Safari/537.36',
+      'X-Forwarded-For': '198.51.100.77',
+    },
+    body: JSON.stringify({ n: 'pageview', u: `https://${SITE}/live-panel`, d: SITE }),
+  });
+  assert.equal(r.status, 202);
+  const item = page.locator('#livelist li', { hasText: '/live-panel' });
+  await item.waitFor({ timeout: 15000 });
+  assert.match(await item.textContent(), /Chrome/);
+  await context.close();
+});

@@ -116,7 +116,7 @@ fn tracker_in_chromium() {
     let report = String::from_utf8_lossy(&out.stdout);
     println!("{report}");
     assert!(
-        report.contains("# pass 4") && report.contains("# fail 0"),
+        report.contains("# pass 5") && report.contains("# fail 0"),
         "unexpected report:\n{report}"
     );
 }
