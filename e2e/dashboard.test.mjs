@@ -79,6 +79,16 @@ test('the dashboard shows what the Stats API counts, and filters by a click', as
       && document.querySelector('[data-metric="pageviews"] .value')?.textContent === String(p),
     want,
   );
+  // The visitor list has the visitors of the range; a click lists one's visits.
+  const visitors = await (await fetch(`${FF}/api/v1/sites/${SITE}/visitors?date_range=${range.join(',')}`,
+    { headers: { Authorization: `Bearer ${KEY}` } })).json();
+  assert.ok(visitors.total > 0, JSON.stringify(visitors));
+  await page.waitForFunction(
+    (t) => document.querySelectorAll('#visitor-table tr.pick').length === Math.min(20, t),
+    visitors.total,
+  );
+  await page.locator('#visitor-table tr.pick').first().click();
+  await page.locator('#visitor-sessions table tr td').first().waitFor();
   // The top pages panel lists the Stats API's top page with its visitors.
   const top = (await stats({ metrics: ['visitors'], dimensions: ['event:page'], date_range: range })).results[0];
   const row = page.locator(`[data-dimension="event:page"] tr.row[data-value="${top.dimensions[0]}"]`);

@@ -212,18 +212,25 @@ pub(crate) fn visitors(
             |r| r.get(0),
         )
         .map_err(db_err)?;
+    // The page of visitors first (two columns grouped), then their aggregates: grouping
+    // every visitor of 30 days at 10M events with eight `arg_max` ran out of DuckDB's
+    // 128 MB.
+    let outer_args = args.clone();
     args.push(DbValue::UInt(f.limit));
     args.push(DbValue::UInt(f.offset));
+    args.extend(outer_args);
     // The latest visit (by start) gives the visitor's current attributes.
     let latest = |c: &str| format!("arg_max({c}, session_start)");
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT visitor_id, epoch_us(min(session_start)), epoch_us(max(last_ts)), \
+            "WITH page AS (SELECT visitor_id, max(last_ts) AS seen FROM sessions WHERE {cond} \
+                 GROUP BY visitor_id ORDER BY seen DESC, visitor_id LIMIT ? OFFSET ?) \
+             SELECT visitor_id, epoch_us(min(session_start)), epoch_us(max(last_ts)), \
              CAST(count(*) AS UBIGINT), CAST(sum(pageviews) AS UBIGINT), \
              CAST(sum((epoch_us(last_ts) - epoch_us(session_start)) // 1000000) AS BIGINT), \
              {}, {}, {}, {}, {}, {}, {}, {} \
-             FROM sessions WHERE {cond} GROUP BY visitor_id \
-             ORDER BY max(last_ts) DESC, visitor_id LIMIT ? OFFSET ?",
+             FROM sessions JOIN page USING (visitor_id) WHERE {cond} GROUP BY visitor_id \
+             ORDER BY max(last_ts) DESC, visitor_id",
             latest("country"),
             latest("region_name"),
             latest("city_name"),

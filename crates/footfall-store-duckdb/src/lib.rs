@@ -656,14 +656,20 @@ impl footfall_store::EventQuery for DuckStore {
 }
 
 impl DuckStore {
-    /// Runs a native list's SQL in a Stats API query turn ("Queries take turns").
+    /// Runs a native list's SQL in a Stats API query turn ("Queries take turns"), once
+    /// more with a raised memory limit if it runs out (as a Stats API query).
     async fn listing<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+        f: impl Fn(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
         self.blocking(move |inner| {
             let _turn = inner.query_turn.lock();
-            inner.with_reader(f)
+            inner.with_reader(|conn| match f(conn) {
+                Err(e) if out_of_memory(&e) => {
+                    inner.with_more_memory(conn, "a session or visitor list", || f(conn))
+                }
+                other => other,
+            })
         })
         .await
     }
