@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::event::router())
         .merge(routes::bulk::router())
         .merge(routes::stats::router())
+        .merge(routes::stats_v1::router())
         .merge(routes::admin::router())
         .merge(routes::privacy::router())
         .merge(routes::labels::router())

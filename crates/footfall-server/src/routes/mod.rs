@@ -12,4 +12,5 @@ pub mod labels;
 pub mod live;
 pub mod privacy;
 pub mod stats;
+pub mod stats_v1;
 pub mod tracker;

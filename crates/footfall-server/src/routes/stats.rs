@@ -259,7 +259,11 @@ async fn get_visitors(
 }
 
 /// Resolves the site named in a request and checks the caller may read its stats.
-async fn stats_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
+pub(crate) async fn stats_site(
+    state: &AppState,
+    headers: &HeaderMap,
+    domain: &str,
+) -> ApiResult<Arc<Site>> {
     let caller = state.authenticate_request(headers)?;
     let site = state.existing_site(domain)?;
     state.authorize(&caller, &site, KeyScope::Stats)?;
