@@ -277,7 +277,11 @@ async fn get_timeseries(
         "month" => "time:month",
         "hour" => "time:hour",
         "week" => "time:week",
-        other => return Err(bad(format!("interval {other:?} must be date or month"))),
+        other => {
+            return Err(bad(format!(
+                "interval {other:?} must be date, month, hour or week"
+            )));
+        }
     };
     let names = metrics(&p);
     let out = run(
