@@ -176,39 +176,15 @@ fn sessions_one_session_and_visitors() {
     assert_eq!(one_visitor["visitors"][0]["browser"], "Firefox");
 
     // Errors: unknown parameter, bad id, unknown session, no key, another site's key.
-    let r = s
-        .http
-        .get(s.url(&format!("{base}/sessions?colour=red")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("GET");
+    let r = s.get_as(Some(&stats), &format!("{base}/sessions?colour=red"));
     assert_json_error("unknown list parameter", r, 400);
-    let r = s
-        .http
-        .get(s.url(&format!("{base}/sessions/abc")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("GET");
+    let r = s.get_as(Some(&stats), &format!("{base}/sessions/abc"));
     assert_json_error("non-numeric session id", r, 400);
-    let r = s
-        .http
-        .get(s.url(&format!("{base}/sessions/12345")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("GET");
+    let r = s.get_as(Some(&stats), &format!("{base}/sessions/12345"));
     assert_json_error("unknown session", r, 404);
-    let r = s
-        .http
-        .get(s.url(&format!("{base}/visitors")))
-        .send()
-        .expect("GET");
+    let r = s.get_as(None, &format!("{base}/visitors"));
     assert_json_error("visitor list without a key", r, 401);
-    let r = s
-        .http
-        .get(s.url(&format!("{base}/visitors")))
-        .bearer_auth(&ingest)
-        .send()
-        .expect("GET");
+    let r = s.get_as(Some(&ingest), &format!("{base}/visitors"));
     assert_json_error("visitor list with an ingest key", r, 403);
 }
 

@@ -157,33 +157,21 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
     assert_eq!((status, now), (200, json!(0)));
 
     // Errors.
-    let r = s
-        .http
-        .get(s.url(&format!(
-            "/api/v1/stats/aggregate?site_id={SITE}&period=fortnight"
-        )))
-        .bearer_auth(&stats)
-        .send()
-        .expect("GET");
+    let r = s.get_as(
+        Some(&stats),
+        &format!("/api/v1/stats/aggregate?site_id={SITE}&period=fortnight"),
+    );
     assert_json_error("an unknown period", r, 400);
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/stats/breakdown?site_id={SITE}&period=7d")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("GET");
+    let r = s.get_as(
+        Some(&stats),
+        &format!("/api/v1/stats/breakdown?site_id={SITE}&period=7d"),
+    );
     assert_json_error("a breakdown without property", r, 400);
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/stats/aggregate?site_id={SITE}")))
-        .send()
-        .expect("GET");
+    let r = s.get_as(None, &format!("/api/v1/stats/aggregate?site_id={SITE}"));
     assert_json_error("no key", r, 401);
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/stats/aggregate?site_id={SITE}")))
-        .bearer_auth(&ingest)
-        .send()
-        .expect("GET");
+    let r = s.get_as(
+        Some(&ingest),
+        &format!("/api/v1/stats/aggregate?site_id={SITE}"),
+    );
     assert_json_error("an ingest key", r, 403);
 }

@@ -287,6 +287,15 @@ impl Server {
     }
 
     /// POST /api/v1/events with `Authorization: Bearer <key>` and a JSON body.
+    /// `GET path` with `key` as the bearer token (none: no `Authorization` header).
+    pub fn get_as(&self, key: Option<&str>, path: &str) -> Response {
+        let mut rb = self.http.get(self.url(path));
+        if let Some(key) = key {
+            rb = rb.bearer_auth(key);
+        }
+        rb.send().expect("GET")
+    }
+
     pub fn bulk(&self, key: &str, body: &Value) -> Response {
         self.try_bulk(key, body).expect("POST /api/v1/events")
     }
