@@ -163,6 +163,10 @@ impl Ingestor {
             }
         }
         live.restore(here_now).await?;
+        // The live feed's presences: visitors of the last 5 minutes, with their visit's
+        // attributes (a visit begun before the restart would show without them).
+        live.restore_presence(sink.live_visits(now_us - 5 * 60 * 1_000_000).await?)
+            .await?;
         let (wal_dir, p) = (cfg.wal_dir.clone(), pipeline.clone());
         let (found, records) =
             tokio::task::spawn_blocking(move || recover(&wal_dir, checkpoint, &p))

@@ -735,6 +735,15 @@ SELECT s.site_id, s.visitor_id, s.session_id, epoch_us(s.session_start), epoch_u
 FROM sessions s JOIN newest n ON s.site_id = n.site_id
 WHERE s.last_ts >= n.mx - to_seconds(?::BIGINT)";
 
+/// The latest visit of each visitor active since the parameter (`live_visits`).
+const LIVE_VISITS_SQL: &str = "
+SELECT site_id, visitor_id, epoch_us(session_start), epoch_us(last_ts), pageviews, exit_page,
+    exit_hostname, entry_page, entry_hostname, referrer, source, channel, utm_source,
+    utm_medium, utm_campaign, utm_content, utm_term, device, browser, browser_version, os,
+    os_version, country, region, city, country_name, region_name, city_name, org, label
+FROM sessions WHERE last_ts >= make_timestamp(?)
+QUALIFY row_number() OVER (PARTITION BY site_id, visitor_id ORDER BY last_ts DESC) = 1";
+
 #[async_trait]
 impl EventSink for DuckStore {
     async fn append(&self, events: std::sync::Arc<Vec<Event>>, lsn: u64) -> StoreResult<()> {
@@ -821,6 +830,54 @@ impl EventSink for DuckStore {
                 // the blocks these scans cached.
                 inner.release_cached_buffers(conn);
                 visits
+            })
+        })
+        .await
+    }
+
+    async fn live_visits(&self, since_us: i64) -> StoreResult<Vec<footfall_store::LivePresence>> {
+        self.blocking(move |inner| {
+            inner.with_reader(|conn| {
+                let mut stmt = conn.prepare(LIVE_VISITS_SQL).map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params![since_us], |r| {
+                        Ok(footfall_store::LivePresence {
+                            site_id: r.get(0)?,
+                            visitor_id: r.get(1)?,
+                            first_us: r.get(2)?,
+                            last_us: r.get(3)?,
+                            pageviews: r.get(4)?,
+                            page: r.get(5)?,
+                            hostname: r.get(6)?,
+                            visit: footfall_core::VisitAttrs {
+                                entry_page: r.get(7)?,
+                                entry_hostname: r.get(8)?,
+                                referrer: r.get(9)?,
+                                source: r.get(10)?,
+                                channel: r.get(11)?,
+                                utm_source: r.get(12)?,
+                                utm_medium: r.get(13)?,
+                                utm_campaign: r.get(14)?,
+                                utm_content: r.get(15)?,
+                                utm_term: r.get(16)?,
+                                device: r.get(17)?,
+                                browser: r.get(18)?,
+                                browser_version: r.get(19)?,
+                                os: r.get(20)?,
+                                os_version: r.get(21)?,
+                                country: r.get(22)?,
+                                region: r.get(23)?,
+                                city: r.get(24)?,
+                                country_name: r.get(25)?,
+                                region_name: r.get(26)?,
+                                city_name: r.get(27)?,
+                                org: r.get(28)?,
+                                label: r.get(29)?,
+                            },
+                        })
+                    })
+                    .map_err(db_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
             })
         })
         .await

@@ -131,6 +131,21 @@ pub struct RecentSession {
     pub exit_page: String,
 }
 
+/// A visitor the live feed shows, as the store knows them (`EventSink::live_visits`).
+#[derive(Debug, Clone)]
+pub struct LivePresence {
+    pub site_id: u32,
+    pub visitor_id: u64,
+    /// The visit's first and latest event, microseconds since the epoch.
+    pub first_us: i64,
+    pub last_us: i64,
+    pub pageviews: u32,
+    /// The latest page view's path and host.
+    pub page: String,
+    pub hostname: String,
+    pub visit: footfall_core::VisitAttrs,
+}
+
 /// Receives chunks of ids (`EventSink::client_event_ids`). An alias, so that
 /// `async_trait` leaves the lifetime of the chunk to the closure.
 pub type EachIdChunk = Box<dyn FnMut(&[u64]) + Send>;
@@ -150,6 +165,9 @@ pub trait EventSink: Send + Sync {
     /// Last event of each visit whose latest event is within `window_secs` of the site's
     /// newest event: the visits that can still continue.
     async fn recent_sessions(&self, window_secs: u32) -> StoreResult<Vec<RecentSession>>;
+    /// The latest visit of every visitor with an event at or after `since_us`, with its
+    /// attributes: who the live feed shows after a restart.
+    async fn live_visits(&self, since_us: i64) -> StoreResult<Vec<LivePresence>>;
     /// Deletes events of one site older than `days` days (retention).
     async fn delete_before(&self, site_id: u32, before_us: i64) -> StoreResult<u64>;
     /// Deletes every event of one visitor (GDPR erase).
@@ -592,6 +610,10 @@ pub trait LiveState: Send + Sync {
     /// and realtime figures would otherwise count only visitors who act again. An entry
     /// already recorded and newer is kept.
     async fn restore(&self, visitors: Vec<(u32, ActiveVisitor)>) -> StoreResult<()>;
+    /// Seeds the live feed's presences after a restart (visitors of the last minutes, with
+    /// their visit's attributes), without announcing them: a feed opened later lists them
+    /// as already there.
+    async fn restore_presence(&self, visits: Vec<LivePresence>) -> StoreResult<()>;
     /// Visitors of a site whose last event is at or after `since_us`, newest first.
     async fn active_visitors(&self, site_id: u32, since_us: i64)
     -> StoreResult<Vec<ActiveVisitor>>;

@@ -1,8 +1,8 @@
 //! The in-process `LiveState` of the embedded deployment.
 
 use crate::{
-    ActiveVisitor, Invitation, LiveEvent, LiveFeed, LiveState, LiveVisitor, StoreResult,
-    VisitorChannel,
+    ActiveVisitor, Invitation, LiveEvent, LiveFeed, LivePresence, LiveState, LiveVisitor,
+    StoreResult, VisitorChannel,
 };
 use async_trait::async_trait;
 use footfall_core::{Event, VisitAttrs};
@@ -164,6 +164,31 @@ impl Hub {
         });
     }
 
+    /// A visitor already there after a restart (nobody subscribes before start-up ends).
+    fn restore(&mut self, v: LivePresence, now_us: i64) {
+        if now_us - v.last_us > IDLE_US {
+            return;
+        }
+        let key = (v.site_id, v.visitor_id);
+        if self.presence.contains_key(&key) {
+            return;
+        }
+        self.presence.insert(
+            key,
+            Presence {
+                present: true,
+                first_us: v.first_us,
+                last_us: v.last_us,
+                activity_us: v.last_us,
+                had_channel: false,
+                pageviews: v.pageviews,
+                page: v.page,
+                hostname: v.hostname,
+                visit: Arc::new(v.visit),
+            },
+        );
+    }
+
     fn sweep(&mut self, now_us: i64) {
         // Channels whose receiver is gone without close_channel (a dropped connection).
         let mut emptied = Vec::new();
@@ -283,6 +308,15 @@ impl LiveState for MemoryLive {
                     slot.insert(v);
                 }
             }
+        }
+        Ok(())
+    }
+
+    async fn restore_presence(&self, visits: Vec<LivePresence>) -> StoreResult<()> {
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let mut hub = self.hub();
+        for v in visits {
+            hub.restore(v, now_us);
         }
         Ok(())
     }

@@ -344,3 +344,42 @@ fn open_streams_do_not_hold_up_shutdown() {
         assert!(Instant::now() < deadline, "the stream did not end");
     }
 }
+
+#[test]
+fn visitors_on_the_feed_are_still_there_after_a_restart() {
+    let mut s = Server::start();
+    let key = common::site_with_stats_key(&s, "restart-live.test");
+    let (_, _, mut feed) = Sse::open(&s, "/api/v1/sites/restart-live.test/live", Some(&key));
+    feed.next(Duration::from_secs(5), |e, _| e == "ready");
+    assert_eq!(
+        pageview(&s, "restart-live.test", "/docs", CHROME_UA)
+            .status()
+            .as_u16(),
+        202
+    );
+    let (_, arrival) = feed.next(Duration::from_secs(10), |e, _| e == "arrival");
+    feed.hang_up();
+    s.wait_for_metric(
+        &key,
+        "restart-live.test",
+        &json!("day"),
+        "pageviews",
+        1.0,
+        Duration::from_secs(30),
+    );
+    s.kill9();
+    s.restart();
+    // A feed opened after the restart lists the visitor as already there, with the
+    // visit's attributes from the store.
+    let (_, _, mut feed) = Sse::open(&s, "/api/v1/sites/restart-live.test/live", Some(&key));
+    let (_, ready) = feed.next(Duration::from_secs(5), |e, _| e == "ready");
+    assert_eq!(ready["visitors"], 1, "{ready}");
+    let (_, again) = feed.next(Duration::from_secs(5), |e, _| e == "arrival");
+    for field in ["visitor", "page", "browser", "os", "device", "source"] {
+        assert_eq!(
+            again[field], arrival[field],
+            "{field}: {again} vs {arrival}"
+        );
+    }
+    feed.hang_up();
+}
