@@ -350,6 +350,20 @@ impl Inner {
     /// ~190 MB), or a store batch under a limit set low for a small machine (100,000
     /// events need ~40-50 MB), is then done instead of failing, while the resident set
     /// stays bounded by the configured limit the rest of the time.
+    /// Runs `f`, and once more with a raised memory limit if it runs out of DuckDB
+    /// memory (`with_more_memory`): how Stats API queries and the native lists run.
+    pub(crate) fn retrying_out_of_memory<R>(
+        &self,
+        conn: &Connection,
+        what: &str,
+        f: impl Fn() -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        match f() {
+            Err(e) if out_of_memory(&e) => self.with_more_memory(conn, what, f),
+            other => other,
+        }
+    }
+
     pub(crate) fn with_more_memory<R>(
         &self,
         conn: &Connection,
@@ -594,10 +608,7 @@ impl footfall_store::EventQuery for DuckStore {
                         other => StoreError::Backend(other.to_string()),
                     })
                 };
-                match run() {
-                    Err(e) if out_of_memory(&e) => inner.with_more_memory(conn, "a query", run),
-                    other => other,
-                }
+                inner.retrying_out_of_memory(conn, "a query", run)
             })?;
             if let (Some(cache), Some(generation)) = (&inner.results, generation) {
                 cache.lock().put(key, generation, &out);
@@ -664,11 +675,8 @@ impl DuckStore {
     ) -> StoreResult<R> {
         self.blocking(move |inner| {
             let _turn = inner.query_turn.lock();
-            inner.with_reader(|conn| match f(conn) {
-                Err(e) if out_of_memory(&e) => {
-                    inner.with_more_memory(conn, "a session or visitor list", || f(conn))
-                }
-                other => other,
+            inner.with_reader(|conn| {
+                inner.retrying_out_of_memory(conn, "a session or visitor list", || f(conn))
             })
         })
         .await

@@ -14,17 +14,6 @@ fn at(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn get(s: &Server, key: &str, path: &str) -> (u16, Value) {
-    let r = s
-        .http
-        .get(s.url(path))
-        .bearer_auth(key)
-        .send()
-        .expect("GET");
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
-}
-
 #[test]
 fn sessions_one_session_and_visitors() {
     let s = Server::start();
@@ -88,7 +77,7 @@ fn sessions_one_session_and_visitors() {
     let base = format!("/api/v1/sites/{SITE}");
 
     // The list: newest first; total counts every match, limit and offset page.
-    let (status, list) = get(&s, &stats, &format!("{base}/sessions"));
+    let (status, list) = s.get_json(&stats, &format!("{base}/sessions"));
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["total"], 3, "{list}");
     let entries: Vec<&str> = list["sessions"]
@@ -110,27 +99,26 @@ fn sessions_one_session_and_visitors() {
     assert_eq!(first["exit_page"], "/pricing", "{first}");
     assert_eq!(first["browser"], "Chrome", "{first}");
     assert_eq!(first["started"], at(t0), "{first}");
-    let (_, page) = get(&s, &stats, &format!("{base}/sessions?limit=1&offset=1"));
+    let (_, page) = s.get_json(&stats, &format!("{base}/sessions?limit=1&offset=1"));
     assert_eq!(page["total"], 3);
     assert_eq!(page["sessions"][0]["entry_page"], "/blog", "{page}");
 
     // Filters: the visitor's own id, a browser, the entry page, a date range.
-    let (_, ann) = get(&s, &stats, &format!("{base}/sessions?visitor_id=ann"));
+    let (_, ann) = s.get_json(&stats, &format!("{base}/sessions?visitor_id=ann"));
     assert_eq!(ann["total"], 2, "{ann}");
     let hex = ann["sessions"][0]["visitor"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let (_, by_hex) = get(&s, &stats, &format!("{base}/sessions?visitor={hex}"));
+    let (_, by_hex) = s.get_json(&stats, &format!("{base}/sessions?visitor={hex}"));
     assert_eq!(by_hex["total"], 2, "{by_hex}");
-    let (_, firefox) = get(&s, &stats, &format!("{base}/sessions?browser=Firefox"));
+    let (_, firefox) = s.get_json(&stats, &format!("{base}/sessions?browser=Firefox"));
     assert_eq!(firefox["total"], 1, "{firefox}");
     assert_eq!(firefox["sessions"][0]["bounced"], true, "{firefox}");
-    let (_, blog) = get(&s, &stats, &format!("{base}/sessions?entry_page=/blog"));
+    let (_, blog) = s.get_json(&stats, &format!("{base}/sessions?entry_page=/blog"));
     assert_eq!(blog["total"], 1, "{blog}");
     let yesterday = (Utc::now() - ChronoDuration::days(2)).format("%Y-%m-%d");
-    let (_, old) = get(
-        &s,
+    let (_, old) = s.get_json(
         &stats,
         &format!("{base}/sessions?date_range={yesterday},{yesterday}"),
     );
@@ -140,7 +128,7 @@ fn sessions_one_session_and_visitors() {
     // 120 s of 300 -> 16, one page view beyond the first of 4 -> 7.5, one interactive
     // event of 2 -> 10, scroll 80 % of 75 -> 10: 43.5, rounded 44.
     let id = first["session_id"].as_str().expect("session_id");
-    let (status, one) = get(&s, &stats, &format!("{base}/sessions/{id}"));
+    let (status, one) = s.get_json(&stats, &format!("{base}/sessions/{id}"));
     assert_eq!(status, 200, "{one}");
     let names: Vec<&str> = one["events"]
         .as_array()
@@ -156,7 +144,7 @@ fn sessions_one_session_and_visitors() {
     assert_eq!(one["visitor"], hex.as_str());
 
     // Visitors: ann with two visits, three page views, 120 s in all; bob.
-    let (status, visitors) = get(&s, &stats, &format!("{base}/visitors"));
+    let (status, visitors) = s.get_json(&stats, &format!("{base}/visitors"));
     assert_eq!(status, 200, "{visitors}");
     assert_eq!(visitors["total"], 2, "{visitors}");
     let ann = visitors["visitors"]
@@ -171,7 +159,7 @@ fn sessions_one_session_and_visitors() {
     assert_eq!(ann["total_duration_secs"], 120, "{ann}");
     assert_eq!(ann["first_seen"], at(t0), "{ann}");
     assert_eq!(ann["last_seen"], at(t1), "{ann}");
-    let (_, one_visitor) = get(&s, &stats, &format!("{base}/visitors?visitor_id=bob"));
+    let (_, one_visitor) = s.get_json(&stats, &format!("{base}/visitors?visitor_id=bob"));
     assert_eq!(one_visitor["total"], 1, "{one_visitor}");
     assert_eq!(one_visitor["visitors"][0]["browser"], "Firefox");
 
@@ -244,8 +232,7 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
     assert_eq!(rows[0]["time"], at(t0));
     assert_eq!(rows[0]["browser"], "Chrome");
     // A range without events: nothing.
-    let (status, _) = get(
-        &s,
+    let (status, _) = s.get_json(
         &stats,
         &format!("/api/v1/sites/{SITE}/export?date_range=day"),
     );

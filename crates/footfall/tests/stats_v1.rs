@@ -10,17 +10,6 @@ use std::time::Duration;
 
 const SITE: &str = "v1.example";
 
-fn get(s: &Server, key: &str, path: &str) -> (u16, Value) {
-    let r = s
-        .http
-        .get(s.url(path))
-        .bearer_auth(key)
-        .send()
-        .expect("GET");
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
-}
-
 #[test]
 fn v1_aggregate_timeseries_breakdown_and_realtime() {
     let s = Server::start();
@@ -63,9 +52,7 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
 
     // Aggregate: 3 visitors, 4 page views, bounce rate 33 (bob of three visits), duration
     // (60 + 0 + 30) / 3 = 30 s.
-    let (status, agg) = get(
-        &s,
-        &stats,
+    let (status, agg) = s.get_json(&stats,
         &format!(
             "/api/v1/stats/aggregate?site_id={SITE}&period=day&date={date}&metrics=visitors,pageviews,bounce_rate,visit_duration"
         ),
@@ -78,8 +65,7 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
     );
     // v1 filters: one browser; a wildcard page; OR between values.
     let visitors = |filters: &str| {
-        get(
-            &s,
+        s.get_json(
             &stats,
             &format!("/api/v1/stats/aggregate?site_id={SITE}&period=7d&filters={filters}"),
         )
@@ -92,8 +78,7 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
     assert_eq!(visitors("visit:browser!%3DFirefox"), json!(2));
     assert_eq!(visitors("event:goal%3D%3DSignup"), json!(1));
     // Compared with the period before (empty): +100 %.
-    let (_, cmp) = get(
-        &s,
+    let (_, cmp) = s.get_json(
         &stats,
         &format!(
             "/api/v1/stats/aggregate?site_id={SITE}&period=day&date={date}&compare=previous_period"
@@ -105,8 +90,7 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
     );
 
     // Timeseries: every day of the 7 with its visitors (3 on the day, 0 elsewhere).
-    let (status, ts) = get(
-        &s,
+    let (status, ts) = s.get_json(
         &stats,
         &format!("/api/v1/stats/timeseries?site_id={SITE}&period=7d&metrics=visitors,pageviews"),
     );
@@ -126,8 +110,7 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
     );
 
     // Breakdown: rows keyed by the property's short name; pages by visitors, paged.
-    let (status, br) = get(
-        &s,
+    let (status, br) = s.get_json(
         &stats,
         &format!("/api/v1/stats/breakdown?site_id={SITE}&period=7d&property=visit:source"),
     );
@@ -136,9 +119,7 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
         br,
         json!({"results": [{"source": "Direct / None", "visitors": 2}, {"source": "Google", "visitors": 1}]})
     );
-    let (_, pages) = get(
-        &s,
-        &stats,
+    let (_, pages) = s.get_json(&stats,
         &format!(
             "/api/v1/stats/breakdown?site_id={SITE}&period=7d&property=event:page&metrics=visitors,pageviews&limit=1&page=1"
         ),
@@ -149,8 +130,7 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
     );
 
     // Realtime: a bare number, visitors of the last 5 minutes (none of the above).
-    let (status, now) = get(
-        &s,
+    let (status, now) = s.get_json(
         &stats,
         &format!("/api/v1/stats/realtime/visitors?site_id={SITE}"),
     );

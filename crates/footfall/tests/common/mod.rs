@@ -296,6 +296,13 @@ impl Server {
         rb.send().expect("GET")
     }
 
+    /// `GET path` with `key`: the status and the JSON body (`Null` when not JSON).
+    pub fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self.get_as(Some(key), path);
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
     pub fn bulk(&self, key: &str, body: &Value) -> Response {
         self.try_bulk(key, body).expect("POST /api/v1/events")
     }
