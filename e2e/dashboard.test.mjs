@@ -174,9 +174,11 @@ test('a user signs in with email and password, stays signed in, and signs out', 
   await context.close();
 });
 
-test('the live panel lists a visitor who just arrived', async () => {
+test('the live panel lists a visitor who just arrived and invites them over a WebSocket', async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
   await signIn(page);
   await page.locator('#live-card').waitFor();
   const r = await fetch(`${FF}/api/event`, {
@@ -192,5 +194,29 @@ test('the live panel lists a visitor who just arrived', async () => {
   const item = page.locator('#livelist li', { hasText: '/live-panel' });
   await item.waitFor({ timeout: 15000 });
   assert.match(await item.textContent(), /Chrome/);
+  assert.ok(sockets.some((u) => u.endsWith(`/api/v1/sites/${SITE}/live`)), `the feed is a WebSocket: ${sockets}`);
+
+  // The visitor's tracker opens its channel (as tracker/live.js does): the panel offers
+  // an invitation, which reaches the channel through the dashboard's WebSocket.
+  const token = r.headers.get('x-footfall-live');
+  assert.ok(token, 'shop.test has live invitations on');
+  const abort = new AbortController();
+  const channel = await fetch(`${FF}/api/live/visitor?t=${token}`, { signal: abort.signal });
+  assert.equal(channel.status, 200);
+  const reader = channel.body.pipeThrough(new TextDecoderStream()).getReader();
+  const button = item.locator('button', { hasText: 'Invite' });
+  await button.waitFor({ timeout: 15000 });
+  await button.click();
+  await item.locator('.invite input').fill('Hello from the dashboard');
+  await item.locator('.invite button').click();
+  await item.locator('.note', { hasText: 'sent (1 tab)' }).waitFor({ timeout: 10000 });
+  let received = '';
+  while (!received.includes('event: invite')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    received += value;
+  }
+  assert.match(received, /event: invite\ndata: \{"text":"Hello from the dashboard"\}/);
+  abort.abort();
   await context.close();
 });

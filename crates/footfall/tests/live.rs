@@ -328,6 +328,10 @@ fn open_streams_do_not_hold_up_shutdown() {
     let (status, _, mut feed) = Sse::open(&s, "/api/v1/sites/live.test/live", Some(&key));
     assert_eq!(status, 200);
     feed.next(Duration::from_secs(5), |e, _| e == "ready");
+    let bearer = format!("Bearer {key}");
+    let (mut socket, _) =
+        ws_open(&s, "live.test", &[("authorization", &bearer)]).expect("WebSocket opens");
+    ws_next(&mut socket, Duration::from_secs(5), "ready");
     let started = Instant::now();
     s.stop();
     // SIGTERM ends the streams, so graceful shutdown finishes at once instead of
@@ -342,6 +346,27 @@ fn open_streams_do_not_hold_up_shutdown() {
     let deadline = Instant::now() + Duration::from_secs(2);
     while feed.fill() {
         assert!(Instant::now() < deadline, "the stream did not end");
+    }
+    // The WebSocket is closed too, with a close frame saying why when it gets out.
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Close(frame)) => {
+                if let Some(frame) = frame {
+                    assert_eq!(u16::from(frame.code), 1001);
+                }
+                break;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                assert!(Instant::now() < deadline, "the WebSocket did not end");
+            }
+            Err(_) => break,
+        }
     }
 }
 
@@ -382,4 +407,223 @@ fn visitors_on_the_feed_are_still_there_after_a_restart() {
         );
     }
     feed.hang_up();
+}
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
+
+/// Opens the live feed as a WebSocket with extra request headers; the handshake's HTTP
+/// answer on failure.
+fn ws_open(
+    s: &Server,
+    site: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Socket, tungstenite::handshake::client::Response), tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://127.0.0.1:{}/api/v1/sites/{site}/live", s.port)
+        .into_client_request()
+        .expect("request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            value.parse().expect("value"),
+        );
+    }
+    let (socket, response) = tungstenite::connect(request)?;
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+    }
+    Ok((socket, response))
+}
+
+/// The next JSON message of type `kind` (skipping others); panics after `timeout`.
+fn ws_next(socket: &mut Socket, timeout: Duration, kind: &str) -> Value {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} message within {timeout:?}; saw {seen:?}"
+        );
+        match socket.read() {
+            Ok(tungstenite::Message::Text(text)) => {
+                let msg: Value = serde_json::from_str(text.as_str()).expect("JSON message");
+                if msg["type"] == kind {
+                    return msg;
+                }
+                seen.push(msg);
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("socket closed ({e}); saw {seen:?}"),
+        }
+    }
+}
+
+fn ws_send(socket: &mut Socket, command: Value) {
+    socket
+        .send(tungstenite::Message::Text(command.to_string().into()))
+        .expect("send command");
+}
+
+fn handshake_error(
+    r: Result<(Socket, tungstenite::handshake::client::Response), tungstenite::Error>,
+) -> (u16, Value) {
+    match r {
+        Err(tungstenite::Error::Http(resp)) => {
+            let body = resp.body().as_deref().unwrap_or_default();
+            (
+                resp.status().as_u16(),
+                serde_json::from_slice(body).expect("JSON error body"),
+            )
+        }
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+        Ok(_) => panic!("expected an HTTP refusal, the socket opened"),
+    }
+}
+
+#[test]
+fn the_dashboard_invites_over_a_websocket() {
+    let s = Server::start_with_config("[sites.\"live.test\"]\nlive_invites = true\n");
+    let key = common::site_with_stats_key(&s, "live.test");
+    let quiet_key = common::site_with_stats_key(&s, "quiet.test");
+    let bearer = format!("Bearer {key}");
+
+    // A key in the header; the sub-protocol is answered when asked for.
+    let (mut feed, response) = ws_open(
+        &s,
+        "live.test",
+        &[
+            ("authorization", &bearer),
+            ("sec-websocket-protocol", "footfall.live"),
+        ],
+    )
+    .expect("WebSocket opens");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("footfall.live")
+    );
+    let ready = ws_next(&mut feed, Duration::from_secs(5), "ready");
+    assert_eq!(ready["data"]["live_invites"], true);
+    assert_eq!(ready["data"]["site"], "live.test");
+
+    let token = live_token(&pageview(&s, "live.test", "/pricing", CHROME_UA)).expect("token");
+    let arrival = ws_next(&mut feed, Duration::from_secs(10), "arrival");
+    assert_eq!(arrival["data"]["page"], "/pricing");
+    let visitor = arrival["data"]["visitor"]
+        .as_str()
+        .expect("visitor id")
+        .to_string();
+
+    // Before the tracker opens its channel the visitor cannot be reached.
+    ws_send(
+        &mut feed,
+        json!({"type": "invite", "id": 1, "visitor": visitor, "text": "Hi"}),
+    );
+    let refused = ws_next(&mut feed, Duration::from_secs(5), "error");
+    assert_eq!(refused["id"], 1);
+    assert_eq!(refused["data"]["code"], "visitor_not_live");
+    assert_eq!(refused["data"]["status"], 404);
+
+    let (status, _, mut channel) = Sse::open(&s, &format!("/api/live/visitor?t={token}"), None);
+    assert_eq!(status, 200);
+    channel.next(Duration::from_secs(5), |e, _| e == "ready");
+    let reachable = ws_next(&mut feed, Duration::from_secs(5), "channel");
+    assert_eq!(reachable["data"]["invitable"], true);
+
+    ws_send(
+        &mut feed,
+        json!({"type": "invite", "id": "a7", "visitor": visitor,
+               "text": "Want a quick demo?", "url": "https://meet.example.com/demo"}),
+    );
+    let invited = ws_next(&mut feed, Duration::from_secs(5), "invited");
+    assert_eq!(invited["id"], "a7");
+    assert_eq!(invited["data"], json!({"visitor": visitor, "delivered": 1}));
+    let (_, invitation) = channel.next(Duration::from_secs(5), |e, _| e == "invite");
+    assert_eq!(
+        invitation,
+        json!({"text": "Want a quick demo?", "url": "https://meet.example.com/demo"})
+    );
+
+    // Bad commands are answered with the HTTP API's errors; the socket stays open.
+    for (command, code) in [
+        (
+            json!({"type": "invite", "id": 2, "visitor": visitor, "text": "Hi", "url": "javascript:alert(1)"}),
+            "invalid_request",
+        ),
+        (
+            json!({"type": "invite", "id": 3, "text": "Hi"}),
+            "invalid_request",
+        ),
+        (json!({"type": "shout", "id": 4}), "invalid_request"),
+    ] {
+        let id = command["id"].clone();
+        ws_send(&mut feed, command);
+        let error = ws_next(&mut feed, Duration::from_secs(5), "error");
+        assert_eq!(
+            (&error["id"], error["data"]["code"].as_str()),
+            (&id, Some(code))
+        );
+        assert_eq!(error["data"]["status"], 400);
+        assert!(
+            error["data"]["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty())
+        );
+    }
+    feed.send(tungstenite::Message::Text("{not json".into()))
+        .expect("send");
+    let error = ws_next(&mut feed, Duration::from_secs(5), "error");
+    assert_eq!(error["data"]["code"], "invalid_json");
+
+    // The feed goes on: the same visitor's next page.
+    pageview(&s, "live.test", "/docs", CHROME_UA);
+    let moved = ws_next(&mut feed, Duration::from_secs(10), "page");
+    assert_eq!(moved["data"]["page"], "/docs");
+
+    // A browser names its key as a sub-protocol beside `footfall.live`.
+    let protocols = format!("footfall.live, bearer.{key}");
+    let (mut second, response) =
+        ws_open(&s, "live.test", &[("sec-websocket-protocol", &protocols)])
+            .expect("key as a sub-protocol");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("footfall.live")
+    );
+    let ready = ws_next(&mut second, Duration::from_secs(5), "ready");
+    assert_eq!(ready["data"]["visitors"], 1);
+    ws_next(&mut second, Duration::from_secs(5), "arrival");
+    let _ = second.close(None);
+
+    // Refusals are the usual JSON errors, before the upgrade.
+    let (status, body) = handshake_error(ws_open(&s, "live.test", &[]));
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let other = format!("Bearer {quiet_key}");
+    let (status, _) = handshake_error(ws_open(&s, "live.test", &[("authorization", &other)]));
+    assert_eq!(status, 403);
+    // A page of another origin cannot ride on a signed-in user's cookie.
+    let (status, body) = handshake_error(ws_open(
+        &s,
+        "live.test",
+        &[
+            ("origin", "https://evil.example"),
+            ("cookie", "ff_session=0123"),
+        ],
+    ));
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    let (status, _) = handshake_error(ws_open(&s, "nowhere.test", &[("authorization", &bearer)]));
+    assert_eq!(status, 404);
+
+    let _ = feed.close(None);
+    channel.hang_up();
 }
