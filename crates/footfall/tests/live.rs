@@ -436,6 +436,13 @@ fn ws_open(
     Ok((socket, response))
 }
 
+fn selected_protocol(response: &tungstenite::handshake::client::Response) -> Option<&str> {
+    response
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+}
+
 /// The next JSON message of type `kind` (skipping others); panics after `timeout`.
 fn ws_next(socket: &mut Socket, timeout: Duration, kind: &str) -> Value {
     let deadline = Instant::now() + timeout;
@@ -503,13 +510,7 @@ fn the_dashboard_invites_over_a_websocket() {
         ],
     )
     .expect("WebSocket opens");
-    assert_eq!(
-        response
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok()),
-        Some("footfall.live")
-    );
+    assert_eq!(selected_protocol(&response), Some("footfall.live"));
     let ready = ws_next(&mut feed, Duration::from_secs(5), "ready");
     assert_eq!(ready["data"]["live_invites"], true);
     assert_eq!(ready["data"]["site"], "live.test");
@@ -593,13 +594,7 @@ fn the_dashboard_invites_over_a_websocket() {
     let (mut second, response) =
         ws_open(&s, "live.test", &[("sec-websocket-protocol", &protocols)])
             .expect("key as a sub-protocol");
-    assert_eq!(
-        response
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok()),
-        Some("footfall.live")
-    );
+    assert_eq!(selected_protocol(&response), Some("footfall.live"));
     let ready = ws_next(&mut second, Duration::from_secs(5), "ready");
     assert_eq!(ready["data"]["visitors"], 1);
     ws_next(&mut second, Duration::from_secs(5), "arrival");
