@@ -316,12 +316,22 @@ impl Ingestor {
         if answers.iter().any(|a| matches!(a, Acceptance::Logged)) {
             // The logged hits are encoded from where they are, not moved into a list of
             // their own first (megabytes per bulk body).
-            let logged = hits
+            let mut logged: Vec<&WireEvent> = hits
                 .iter()
                 .zip(&answers)
                 .filter(|(_, a)| matches!(a, Acceptance::Logged))
-                .map(|(hit, _)| hit);
-            let payload = record::encode_hits(site, ctx, logged);
+                .map(|(hit, _)| hit)
+                .collect();
+            // Visits are decided by event time (DESIGN §3), and the sessionizer behind the
+            // log takes hits in log order: a body sent out of time order is logged in time
+            // order (stable, so hits of one instant keep the request's order). Sent in
+            // request order, a later hit opened the visit and gave it its entry page and
+            // source, and an engagement beacon before its page view was dropped.
+            let at = |h: &&WireEvent| h.timestamp_us.unwrap_or(ctx.now_us);
+            if !logged.is_sorted_by_key(at) {
+                logged.sort_by_key(at);
+            }
+            let payload = record::encode_hits(site, ctx, logged.into_iter());
             drop(hits);
             // Bulk senders retry on failure: their 202 promises the batch is on disk.
             if let Err(e) = self.wal.append(payload, wal::Ack::Synced).await {

@@ -255,40 +255,50 @@ impl Pipeline {
         }
 
         let is_engagement = hit.name == event::ENGAGEMENT;
+        // The visit attributes (entry page, source, device, location, label) of a visit
+        // this hit opens.
+        let opening_attrs = || {
+            let mut source = self.visit_attrs(&hit, &page, &ua, || {
+                locate(&enrichment.geo, ip_addr, cdn_country)
+            });
+            source.label = enrichment.labels.label(
+                &site.domain,
+                &footfall_core::labels::VisitFacts {
+                    referrer_host: footfall_enrich::url::raw_host(
+                        hit.referrer.as_deref().unwrap_or(""),
+                    ),
+                    utm_source: &source.utm_source,
+                    utm_medium: &source.utm_medium,
+                    utm_campaign: &source.utm_campaign,
+                    user_agent,
+                    entry_path: &source.entry_page,
+                },
+            );
+            Arc::new(source)
+        };
         let outcome = self.sessions.with(site.id, visitor_id, |slot| {
             match slot {
                 // A client whose session cookie expired asks for a new visit.
                 Some(open) if open.continues_at(ts_us, timeout) && !hit.new_session => {
+                    // A hit before the visit's start (sent late, within the timeout)
+                    // becomes its first event: the visit's attributes are then its own
+                    // (DESIGN §4: `visit:*` values come from the session's first event),
+                    // and the store takes them from the earliest event carrying them.
+                    let opens = ts_us < open.start_us && !is_engagement;
                     open.touch(ts_us);
-                    // The visit's attributes went out with its first event.
-                    Some((open.session_id, open.start_us, None))
+                    // Otherwise the visit's attributes went out with its first event.
+                    Some((open.session_id, open.start_us, opens.then(opening_attrs)))
                 }
                 // Engagement beacons only extend a visit; alone they are not a visit.
                 _ if is_engagement => None,
                 _ => {
-                    let mut source = self.visit_attrs(&hit, &page, &ua, || {
-                        locate(&enrichment.geo, ip_addr, cdn_country)
-                    });
-                    source.label = enrichment.labels.label(
-                        &site.domain,
-                        &footfall_core::labels::VisitFacts {
-                            referrer_host: footfall_enrich::url::raw_host(
-                                hit.referrer.as_deref().unwrap_or(""),
-                            ),
-                            utm_source: &source.utm_source,
-                            utm_medium: &source.utm_medium,
-                            utm_campaign: &source.utm_campaign,
-                            user_agent,
-                            entry_path: &source.entry_page,
-                        },
-                    );
                     let session = OpenSession {
                         session_id: self.ids.next(),
                         visitor_id,
                         start_us: ts_us,
                         last_us: ts_us,
                     };
-                    let out = (session.session_id, session.start_us, Some(Arc::new(source)));
+                    let out = (session.session_id, session.start_us, Some(opening_attrs()));
                     *slot = Some(session);
                     Some(out)
                 }

@@ -937,7 +937,13 @@ impl<'a> Builder<'a> {
         for c in same_bucket("v", "<>") {
             sql.push(&format!(" OR {c}"));
         }
-        sql.push(") WHERE e.site_id = ");
+        sql.push(")");
+        if self.need_exits {
+            // Exit page keys of event rows are read from `exits` (as in `rows_cte`):
+            // without it `visit:exit_page` with page views was a binder error (500).
+            sql.push(" LEFT JOIN exits x ON x.session_id = e.session_id");
+        }
+        sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
         self.in_range(sql, "e.ts");
         sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
