@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
-use common::{CHROME_UA, FIREFOX_UA, Server, assert_json_error};
+use common::{CHROME_UA, FIREFOX_UA, SAFARI_UA, Server, assert_json_error, rounds_to};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -154,4 +154,223 @@ fn v1_aggregate_timeseries_breakdown_and_realtime() {
         &format!("/api/v1/stats/aggregate?site_id={SITE}"),
     );
     assert_json_error("an ingest key", r, 403);
+}
+
+/// What Plausible's v1 does beyond the v2 translation: `*` in a v1 filter matches across
+/// `/`, values are trimmed, `conversion_rate` in breakdowns (by anything but goals and
+/// properties) and timeseries is per row (its `group_conversion_rate`), a version
+/// breakdown carries its browser/OS, `limit`/`page` outside their ranges and
+/// `views_per_visit` in a breakdown are 400, and the compared bounce rate has no change
+/// from an empty period while the conversion rate's change is in points.
+#[test]
+fn v1_follows_plausibles_v1_rules() {
+    const SITE: &str = "v1rules.example";
+    let s = Server::start();
+    s.add_site(SITE, "UTC");
+    let ingest = s.create_key(SITE, "ingest");
+    let stats = s.create_key(SITE, "stats");
+    let day = (Utc::now() - ChronoDuration::days(2)).date_naive();
+    let t0 = day.and_hms_opt(10, 0, 0).expect("ten").and_utc();
+    // (visitor, referrer, user agent, pages viewed a minute apart, signs up)
+    let visits: [(&str, &str, &str, &[&str], bool); 7] = [
+        (
+            "a",
+            "https://www.google.com/",
+            CHROME_UA,
+            &["/", "/blog/a/b"],
+            true,
+        ),
+        (
+            "b",
+            "https://www.google.com/",
+            FIREFOX_UA,
+            &["/blog"],
+            false,
+        ),
+        (
+            "c",
+            "https://www.google.com/",
+            CHROME_UA,
+            &["/pricing"],
+            false,
+        ),
+        ("d", "", SAFARI_UA, &["/", "/pricing"], true),
+        ("e", "", CHROME_UA, &["/blog/x"], true),
+        (
+            "f",
+            "https://news.ycombinator.com/",
+            FIREFOX_UA,
+            &["/about"],
+            false,
+        ),
+        (
+            "g",
+            "https://news.ycombinator.com/",
+            SAFARI_UA,
+            &["/blog/y/z", "/"],
+            true,
+        ),
+    ];
+    let source = |referrer: &str| match referrer {
+        "" => "Direct / None",
+        r if r.contains("google") => "Google",
+        _ => "Hacker News",
+    };
+    let mut events = Vec::new();
+    for (i, (visitor, referrer, ua, pages, signs_up)) in visits.iter().enumerate() {
+        let start = t0 + ChronoDuration::minutes(10 * i as i64);
+        let at = |m: usize| {
+            (start + ChronoDuration::minutes(m as i64)).to_rfc3339_opts(SecondsFormat::Secs, true)
+        };
+        for (m, page) in pages.iter().enumerate() {
+            events.push(
+                json!({"name": "pageview", "url": format!("https://{SITE}{page}"),
+                "referrer": if m == 0 { *referrer } else { "" }, "timestamp": at(m),
+                "visitor_id": visitor, "user_agent": ua}),
+            );
+        }
+        if *signs_up {
+            events.push(
+                json!({"name": "Signup", "url": format!("https://{SITE}/signup"),
+                "timestamp": at(pages.len()), "visitor_id": visitor, "user_agent": ua}),
+            );
+        }
+    }
+    let pageviews: usize = visits.iter().map(|v| v.3.len()).sum();
+    assert_eq!(s.bulk(&ingest, &json!(events)).status().as_u16(), 202);
+    s.wait_for_metric(
+        &stats,
+        SITE,
+        &json!("7d"),
+        "pageviews",
+        pageviews as f64,
+        Duration::from_secs(30),
+    );
+    let date = day.format("%Y-%m-%d").to_string();
+    let v1 = |endpoint: &str, query: &str| {
+        s.get_json(
+            &stats,
+            &format!("/api/v1/stats/{endpoint}?site_id={SITE}&period=7d&{query}"),
+        )
+    };
+    let visitors_where = |pred: &dyn Fn(&str) -> bool| {
+        visits
+            .iter()
+            .filter(|v| v.3.iter().any(|p| pred(p)))
+            .count()
+    };
+
+    // `*` matches any characters, `/` included; spaces around the operator are ignored.
+    let (status, agg) = v1("aggregate", "filters=event:page%3D%3D/blog*");
+    assert_eq!(status, 200, "{agg}");
+    assert_eq!(
+        agg["results"]["visitors"]["value"],
+        json!(visitors_where(&|p| p.starts_with("/blog")))
+    );
+    let (_, agg) = v1("aggregate", "filters=event:page%20%3D%3D%20/pricing%20");
+    assert_eq!(
+        agg["results"]["visitors"]["value"],
+        json!(visitors_where(&|p| p == "/pricing"))
+    );
+
+    // Conversion rate per source: the source's converted visitors over its visitors.
+    let (status, br) = v1(
+        "breakdown",
+        "property=visit:source&metrics=conversion_rate,visitors&filters=event:goal%3D%3DSignup",
+    );
+    assert_eq!(status, 200, "{br}");
+    let rows = br["results"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "{br}");
+    let mut last = f64::INFINITY;
+    for row in rows {
+        let name = row["source"].as_str().expect("source");
+        let of_source: Vec<_> = visits.iter().filter(|v| source(v.1) == name).collect();
+        let converted = of_source.iter().filter(|v| v.4).count();
+        let rate = converted as f64 / of_source.len() as f64 * 100.0;
+        assert_eq!(row["visitors"], json!(converted), "{row}");
+        assert!(
+            rounds_to(row["conversion_rate"].as_f64().expect("rate"), rate, 1),
+            "{row}"
+        );
+        // Ordered by the first metric, the group conversion rate.
+        assert!(rate <= last, "{br}");
+        last = rate;
+    }
+    // Paged the same way.
+    let (_, second) = v1(
+        "breakdown",
+        "property=visit:source&metrics=conversion_rate&filters=event:goal%3D%3DSignup&limit=1&page=2",
+    );
+    assert_eq!(
+        second["results"],
+        json!([{"source": rows[1]["source"], "conversion_rate": rows[1]["conversion_rate"]}])
+    );
+    // Timeseries: the day's converted visitors over the day's visitors; other days 0.
+    let (status, ts) = v1(
+        "timeseries",
+        "metrics=conversion_rate&filters=event:goal%3D%3DSignup",
+    );
+    assert_eq!(status, 200, "{ts}");
+    let converted = visits.iter().filter(|v| v.4).count() as f64;
+    for row in ts["results"].as_array().expect("rows") {
+        let want = if row["date"] == date.as_str() {
+            converted / visits.len() as f64 * 100.0
+        } else {
+            0.0
+        };
+        assert!(
+            rounds_to(row["conversion_rate"].as_f64().expect("rate"), want, 1),
+            "{ts}"
+        );
+    }
+
+    // A browser version breakdown: the v2 rows by (browser, version), with both keys.
+    let (status, br) = v1("breakdown", "property=visit:browser_version");
+    assert_eq!(status, 200, "{br}");
+    let v2 = s.query_ok(
+        &stats,
+        &json!({"site_id": SITE, "metrics": ["visitors"], "date_range": "7d",
+                "dimensions": ["visit:browser", "visit:browser_version"]}),
+    );
+    let mut want: Vec<Value> = v2
+        .iter()
+        .map(|r| {
+            json!({"browser": r["dimensions"][0], "browser_version": r["dimensions"][1],
+                   "visitors": r["metrics"][0]})
+        })
+        .collect();
+    let mut got = br["results"].as_array().expect("rows").clone();
+    let by_text = |a: &Value, b: &Value| a.to_string().cmp(&b.to_string());
+    want.sort_by(by_text);
+    got.sort_by(by_text);
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 3, "{br}");
+
+    // Compared with the empty week before: no bounce-rate change, conversion rate in points.
+    let (_, cmp) = v1(
+        "aggregate",
+        "metrics=bounce_rate,conversion_rate&compare=previous_period&filters=event:goal%3D%3DSignup",
+    );
+    assert_eq!(
+        cmp["results"]["bounce_rate"]["change"],
+        Value::Null,
+        "{cmp}"
+    );
+    let rate = &cmp["results"]["conversion_rate"];
+    assert_eq!(rate["comparison_value"].as_f64(), Some(0.0), "{cmp}");
+    assert_eq!(rate["change"].as_f64(), rate["value"].as_f64(), "{cmp}");
+
+    // Out-of-range paging and a breakdown of views per visit are errors, as in Plausible.
+    for query in [
+        "property=event:page&limit=0",
+        "property=event:page&limit=1001",
+        "property=event:page&page=0",
+        "property=event:page&metrics=views_per_visit",
+    ] {
+        let r = s.get_as(
+            Some(&stats),
+            &format!("/api/v1/stats/breakdown?site_id={SITE}&period=7d&{query}"),
+        );
+        assert_json_error(query, r, 400);
+    }
 }

@@ -115,16 +115,14 @@ fn filters(p: &Params) -> ApiResult<Vec<Value>> {
                 "filter {part:?} must be dimension==value or dimension!=value"
             )));
         };
-        let values: Vec<String> = split_values(values);
+        // Plausible trims the property and the value around the operator.
+        let values: Vec<String> = split_values(values.trim());
         let wildcard = values.iter().any(|v| v.contains('*'));
         let (op, clauses): (&str, Vec<String>) = match (wildcard, negated) {
-            (true, false) => (
-                "matches",
-                values.iter().map(|v| wildcard_to_regex(v)).collect(),
-            ),
+            (true, false) => ("matches", values.iter().map(|v| v1_wildcard(v)).collect()),
             (true, true) => (
                 "matches_not",
-                values.iter().map(|v| wildcard_to_regex(v)).collect(),
+                values.iter().map(|v| v1_wildcard(v)).collect(),
             ),
             (false, false) => ("is", values),
             (false, true) => ("is_not", values),
@@ -132,6 +130,22 @@ fn filters(p: &Params) -> ApiResult<Vec<Value>> {
         out.push(json!([op, dim.trim(), clauses]));
     }
     Ok(out)
+}
+
+/// A v1 filter value with `*` wildcards as an anchored regex. In v1 filters `*` matches
+/// any characters, `/` included (Plausible's docs: "`event:page==/blog/*` ... matches any
+/// character"; its code turns both `*` and `**` into `.*`), unlike goal patterns, where
+/// `*` stays within one path segment.
+fn v1_wildcard(value: &str) -> String {
+    let mut any = String::with_capacity(value.len() + 2);
+    for c in value.chars() {
+        if c != '*' {
+            any.push(c);
+        } else if !any.ends_with("**") {
+            any.push_str("**");
+        }
+    }
+    wildcard_to_regex(&any)
 }
 
 fn split_values(s: &str) -> Vec<String> {
@@ -175,6 +189,54 @@ async fn run(state: &AppState, site: &Site, body: Value) -> ApiResult<QueryOutpu
     Ok(state.storage.query.run(site.id, ctx, query).await?)
 }
 
+/// Plausible's v1 answers `conversion_rate` in timeseries and in breakdowns by anything
+/// but `event:goal` or a custom property as its `group_conversion_rate`: the converted
+/// visitors of a row over all visitors of the same row (the query without its goal and
+/// property filters), 1 decimal. This runs that denominator query and returns the visitors
+/// per row, keyed by the row's dimensions.
+async fn group_visitors(
+    state: &AppState,
+    site: &Site,
+    range: &Value,
+    v2_filters: &[Value],
+    dimensions: &[&str],
+) -> ApiResult<HashMap<String, f64>> {
+    let filters: Vec<&Value> = v2_filters
+        .iter()
+        .filter(|f| {
+            !f.get(1)
+                .and_then(Value::as_str)
+                .is_some_and(|d| d == "event:goal" || d.starts_with("event:props:"))
+        })
+        .collect();
+    let out = run(
+        state,
+        site,
+        json!({"site_id": site.domain, "metrics": ["visitors"], "date_range": range,
+               "filters": filters, "dimensions": dimensions,
+               "pagination": {"limit": 10000}}),
+    )
+    .await?;
+    Ok(out
+        .results
+        .iter()
+        .map(|r| {
+            (
+                Value::from(r.dimensions.clone()).to_string(),
+                r.metrics.first().and_then(Value::as_f64).unwrap_or(0.0),
+            )
+        })
+        .collect())
+}
+
+/// `converted / total` in percent with 1 decimal (0 for an empty group).
+fn group_rate(converted: Option<f64>, total: Option<&f64>) -> Value {
+    match (converted, total) {
+        (Some(c), Some(t)) if *t > 0.0 => json!((c / t * 1000.0).round() / 10.0),
+        _ => json!(0.0),
+    }
+}
+
 /// `GET /api/v1/stats/realtime/visitors`: a bare number, the visitors of the last 5
 /// minutes (the realtime endpoint's figure).
 async fn get_realtime_visitors(
@@ -211,8 +273,11 @@ async fn get_aggregate(
     let previous = match p.get("compare").map(String::as_str) {
         None => None,
         Some("previous_period") => {
-            // The same number of days right before.
-            let days = (to - from).num_days() + 1;
+            // The same number of days right before, counting the current period only up to
+            // today (Plausible compares this month so far with as many days before it).
+            let tz: chrono_tz::Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
+            let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+            let days = (to.min(today).max(from) - from).num_days() + 1;
             let prev_to = from.pred_opt().unwrap_or(from);
             let prev_from = prev_to
                 .checked_sub_days(Days::new(u64::try_from(days - 1).unwrap_or(0)))
@@ -242,13 +307,21 @@ async fn get_aggregate(
     Ok(Json(json!({"results": results})))
 }
 
-/// Plausible's change: percent for counts (100 from nothing), points for bounce rate.
+/// Plausible's change: percent for counts (100 from nothing), points for bounce rate
+/// (none when the period before had no bounce rate) and for conversion rate (1 decimal).
 fn change(metric: &str, now: &Value, before: &Value) -> Value {
     let (Some(a), Some(b)) = (now.as_f64(), before.as_f64()) else {
         return Value::Null;
     };
     if metric == "bounce_rate" {
-        return json!((a - b).round() as i64);
+        return if b > 0.0 {
+            json!((a - b).round() as i64)
+        } else {
+            Value::Null
+        };
+    }
+    if metric == "conversion_rate" {
+        return json!(((a - b) * 10.0).round() / 10.0);
     }
     if b == 0.0 {
         return json!(if a > 0.0 { 100 } else { 0 });
@@ -284,14 +357,27 @@ async fn get_timeseries(
         }
     };
     let names = metrics(&p);
+    let v2_filters = filters(&p)?;
+    // Group conversion rate per bucket needs each bucket's converted visitors.
+    let group_cr = names.iter().any(|n| n == "conversion_rate");
+    let mut v2_metrics = names.clone();
+    if group_cr && !names.iter().any(|n| n == "visitors") {
+        v2_metrics.push("visitors".to_string());
+    }
+    let visitors_at = v2_metrics.iter().position(|n| n == "visitors");
     let out = run(
         &state,
         &site,
-        json!({"site_id": site.domain, "metrics": names, "date_range": range,
-               "filters": filters(&p)?, "dimensions": [dimension],
+        json!({"site_id": site.domain, "metrics": v2_metrics, "date_range": range,
+               "filters": v2_filters, "dimensions": [dimension],
                "include": {"time_labels": true}}),
     )
     .await?;
+    let totals = if group_cr {
+        group_visitors(&state, &site, &range, &v2_filters, &[dimension]).await?
+    } else {
+        HashMap::new()
+    };
     let by_label: HashMap<String, &Vec<Value>> = out
         .results
         .iter()
@@ -316,6 +402,12 @@ async fn get_timeseries(
                     .get(label)
                     .and_then(|m| m.get(i).cloned())
                     .unwrap_or(json!(0));
+                if name == "conversion_rate" {
+                    let converted = by_label
+                        .get(label)
+                        .and_then(|m| m.get(visitors_at?)?.as_f64());
+                    row[name] = group_rate(converted, totals.get(&json!([label]).to_string()));
+                }
             }
             row
         })
@@ -333,38 +425,116 @@ async fn get_breakdown(
     let property = p
         .get("property")
         .ok_or_else(|| bad("property is required (e.g. visit:source or event:page)"))?;
-    let number = |key: &str, default: u64| -> ApiResult<u64> {
-        p.get(key).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| bad(format!("{key} must be a whole number, got {v:?}")))
-        })
+    // As Plausible: `limit` 1..=1000 (default 100), `page` from 1; anything else is a 400.
+    let limit = match p.get("limit") {
+        None => 100,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "limit must be a number between 1 and 1000, got {v:?}"
+                ))
+            })?,
     };
-    let limit = number("limit", 100)?.clamp(1, 1000);
-    let page = number("page", 1)?.max(1);
+    let page = match p.get("page") {
+        None => 1,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| bad(format!("page must be a positive number, got {v:?}")))?,
+    };
     let names = metrics(&p);
+    if names.iter().any(|n| n == "views_per_visit") {
+        // Plausible's v1: "Currently only supported in Aggregate and Timeseries endpoints".
+        return Err(bad(
+            "metric views_per_visit is not supported in breakdown queries",
+        ));
+    }
+    let v2_filters = filters(&p)?;
+    // A browser or OS version is broken down with its browser or OS, and the row carries
+    // both (`{"browser": "Chrome", "browser_version": "120.0", ...}`), as in Plausible.
+    let dimensions: Vec<&str> = match property.as_str() {
+        "visit:browser_version" => vec!["visit:browser", "visit:browser_version"],
+        "visit:os_version" => vec!["visit:os", "visit:os_version"],
+        other => vec![other],
+    };
+    let group_cr = names.iter().any(|n| n == "conversion_rate")
+        && property != "event:goal"
+        && !property.starts_with("event:props:");
+    let mut v2_metrics = names.clone();
+    if group_cr && !names.iter().any(|n| n == "visitors") {
+        v2_metrics.push("visitors".to_string());
+    }
+    let visitors_at = v2_metrics.iter().position(|n| n == "visitors");
+    // Rows ordered by a group conversion rate are only known once every group's rate is:
+    // then all rows are fetched, ordered and paged here.
+    let order_here = group_cr && names.first().is_some_and(|n| n == "conversion_rate");
+    let pagination = if order_here {
+        json!({"limit": 10000, "offset": 0})
+    } else {
+        json!({"limit": limit, "offset": (page - 1) * limit})
+    };
     let out = run(
         &state,
         &site,
-        json!({"site_id": site.domain, "metrics": names, "date_range": range,
-               "filters": filters(&p)?, "dimensions": [property],
-               "pagination": {"limit": limit, "offset": (page - 1) * limit}}),
+        json!({"site_id": site.domain, "metrics": v2_metrics, "date_range": range,
+               "filters": v2_filters, "dimensions": dimensions, "pagination": pagination}),
     )
     .await?;
-    // The row's key is the property's last part: `visit:source` -> `source`,
+    let totals = if group_cr {
+        group_visitors(&state, &site, &range, &v2_filters, &dimensions).await?
+    } else {
+        HashMap::new()
+    };
+    // The row's keys are the dimensions' last parts: `visit:source` -> `source`,
     // `event:props:author` -> `author`.
-    let key = property.rsplit(':').next().unwrap_or(property).to_string();
+    let keys: Vec<&str> = dimensions
+        .iter()
+        .map(|d| {
+            d.strip_prefix("event:props:")
+                .unwrap_or_else(|| d.rsplit(':').next().unwrap_or(d))
+        })
+        .collect();
     let results: Vec<Value> = out
         .results
         .iter()
         .map(|r| {
             let mut row = json!({});
-            row[&key] = r.dimensions.first().cloned().unwrap_or(Value::Null);
+            for (i, key) in keys.iter().enumerate() {
+                row[*key] = r.dimensions.get(i).cloned().unwrap_or(Value::Null);
+            }
             for (i, name) in names.iter().enumerate() {
                 row[name] = r.metrics.get(i).cloned().unwrap_or(Value::Null);
+                if group_cr && name == "conversion_rate" {
+                    let converted = visitors_at.and_then(|v| r.metrics.get(v)?.as_f64());
+                    let total = totals.get(&Value::from(r.dimensions.clone()).to_string());
+                    row[name] = group_rate(converted, total);
+                }
             }
             row
         })
         .collect();
+    let results = if order_here {
+        // First metric descending, then the property ascending (Plausible's default order).
+        let mut rows = results;
+        let rate = |r: &Value| r["conversion_rate"].as_f64().unwrap_or(0.0);
+        let label = |r: &Value| keys.iter().map(|k| r[*k].to_string()).collect::<Vec<_>>();
+        rows.sort_by(|a, b| {
+            rate(b)
+                .total_cmp(&rate(a))
+                .then_with(|| label(a).cmp(&label(b)))
+        });
+        let skip = usize::try_from((page - 1) * limit).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.into_iter().skip(skip).take(take).collect()
+    } else {
+        results
+    };
     Ok(Json(json!({"results": results})))
 }
 
@@ -431,5 +601,17 @@ mod tests {
         assert_eq!(change("visitors", &json!(150), &json!(100)), json!(50));
         assert_eq!(change("visitors", &json!(5), &json!(0)), json!(100));
         assert_eq!(change("bounce_rate", &json!(40), &json!(45)), json!(-5));
+        assert_eq!(change("bounce_rate", &json!(40), &json!(0)), Value::Null);
+        assert_eq!(
+            change("conversion_rate", &json!(12.5), &json!(10.2)),
+            json!(2.3)
+        );
+    }
+
+    #[test]
+    fn v1_wildcards_match_across_slashes() {
+        assert_eq!(v1_wildcard("/blog*"), "^/blog.*$");
+        assert_eq!(v1_wildcard("/blog/**"), "^/blog/.*$");
+        assert_eq!(v1_wildcard("*.example.com"), "^.*\\.example\\.com$");
     }
 }
