@@ -155,6 +155,77 @@ impl Pipeline {
         }
     }
 
+    /// The visitor id of a hit: the client's id, else the cookieless daily hash.
+    fn visitor_of(
+        &self,
+        site: &Site,
+        client_id: Option<&str>,
+        user_agent: &str,
+        ip: &str,
+        hostname: &str,
+        ts_us: i64,
+    ) -> u64 {
+        let timeout = site.session_timeout_secs;
+        match client_id {
+            Some(id) => client_visitor_id(site.id, id),
+            None => {
+                let day = day_of(ts_us);
+                let hash =
+                    |salt| cookieless_visitor_id(&salt, user_agent, ip, &site.domain, hostname);
+                let current = hash(self.salts.get(day));
+                // A visit that began before midnight UTC carries on under yesterday's salt.
+                // Yesterday's id is hashed only when today's continues no visit.
+                if self.sessions.continues(site.id, current, ts_us, timeout) {
+                    current
+                } else {
+                    match self.salts.existing(day - 1).map(hash) {
+                        Some(previous)
+                            if self.sessions.continues(site.id, previous, ts_us, timeout) =>
+                        {
+                            previous
+                        }
+                        _ => current,
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a hit that is not stored (Umami's `identify` and `performance` calls) tells:
+    /// dropped (a bot, a host not allowed) or its visitor and the visit it continues
+    /// (`session_id` 0 when none is open). Nothing is recorded.
+    pub fn peek(&self, site: &Site, hit: &WireEvent, ctx: &HitContext) -> HitOutcome {
+        let page = match parse_page_url(&hit.url, hit.hash_mode) {
+            Ok(page) => page,
+            Err(e) => return HitOutcome::Rejected(url_error(e)),
+        };
+        if !host_allowed(site, &page.hostname) {
+            return HitOutcome::Dropped(DropReason::HostnameNotAllowed);
+        }
+        let user_agent = hit.user_agent.as_deref().unwrap_or(&ctx.user_agent);
+        if let Some(reason) = parse_ua(&self.ua, user_agent, &ctx.hints, hit.webdriver).bot {
+            return HitOutcome::Dropped(drop_reason(reason));
+        }
+        let ts_us = hit.timestamp_us.unwrap_or(ctx.now_us);
+        let ip = hit.ip.as_deref().unwrap_or(&ctx.ip);
+        let visitor_id = self.visitor_of(
+            site,
+            hit.visitor_id.as_deref(),
+            user_agent,
+            ip,
+            &page.hostname,
+            ts_us,
+        );
+        let session_id = self
+            .sessions
+            .open_session(site.id, visitor_id, ts_us, site.session_timeout_secs)
+            .unwrap_or(0);
+        HitOutcome::Stored {
+            visitor_id,
+            session_id,
+        }
+    }
+
     fn process_inner(
         &self,
         site: &Site,
@@ -221,30 +292,14 @@ impl Pipeline {
         }
         let timeout = site.session_timeout_secs;
 
-        let visitor_id = match hit.visitor_id.as_deref() {
-            Some(id) => client_visitor_id(site.id, id),
-            None => {
-                let day = day_of(ts_us);
-                let hash = |salt| {
-                    cookieless_visitor_id(&salt, user_agent, ip, &site.domain, &page.hostname)
-                };
-                let current = hash(self.salts.get(day));
-                // A visit that began before midnight UTC carries on under yesterday's salt.
-                // Yesterday's id is hashed only when today's continues no visit.
-                if self.sessions.continues(site.id, current, ts_us, timeout) {
-                    current
-                } else {
-                    match self.salts.existing(day - 1).map(hash) {
-                        Some(previous)
-                            if self.sessions.continues(site.id, previous, ts_us, timeout) =>
-                        {
-                            previous
-                        }
-                        _ => current,
-                    }
-                }
-            }
-        };
+        let visitor_id = self.visitor_of(
+            site,
+            hit.visitor_id.as_deref(),
+            user_agent,
+            ip,
+            &page.hostname,
+            ts_us,
+        );
 
         let (event_id, client_id) = match hit.id.as_deref() {
             Some(id) => (client_event_id(site.id, id), true),

@@ -85,6 +85,23 @@ impl SessionTable {
             .is_some_and(|s| s.continues_at(ts_us, timeout_secs))
     }
 
+    /// The session id of the visit of (site, visitor) that an event at `ts_us` would
+    /// continue.
+    pub fn open_session(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        ts_us: i64,
+        timeout_secs: u32,
+    ) -> Option<u64> {
+        let key = (site_id, visitor_id);
+        self.shard(&key)
+            .lock()
+            .get(&key)
+            .filter(|s| s.continues_at(ts_us, timeout_secs))
+            .map(|s| s.session_id)
+    }
+
     pub fn note_time(&self, site_id: u32, ts_us: i64) {
         let mut newest = self.newest.lock();
         let entry = newest.entry(site_id).or_insert(ts_us);

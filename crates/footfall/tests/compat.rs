@@ -354,6 +354,17 @@ fn umami_tracker_and_node_client() {
         ),
     );
     assert!(identify.get("cache").is_some());
+    // Identify and performance from the page view's browser: Umami's answer with that
+    // visitor and visit (nothing is stored; the event counts below stay the same).
+    for kind in ["identify", "performance"] {
+        let body = json!({"type": kind, "payload": {"website": "umami.test",
+                          "hostname": "umami.test", "url": "/pricing", "lcp": 1200, "cls": 0.05}});
+        let (answer, _, _) = ok_json(kind, post(&s, "/api/send", CHROME_UA, &[], &body));
+        assert_eq!(answer["sessionId"], first["sessionId"], "{kind}: {answer}");
+        assert_eq!(answer["visitId"], first["visitId"], "{kind}: {answer}");
+        let (bot, _, dropped) = ok_json(kind, post(&s, "/api/send", "curl/8.5.0", &[], &body));
+        assert_eq!((bot, dropped.as_str()), (json!({"beep": "boop"}), "bot"));
+    }
 
     // Bots are answered as Umami does, and not stored.
     let (bot, _, dropped) = ok_json("bot", post(&s, "/api/send", "curl/8.5.0", &[], &page));
@@ -362,11 +373,40 @@ fn umami_tracker_and_node_client() {
 
     let mut unknown = page.clone();
     unknown["payload"]["website"] = json!("nobody.test");
-    assert_json_error(
+    // Umami: 400 "Website not found."
+    let err = assert_json_error(
         "unknown website",
         post(&s, "/api/send", CHROME_UA, &[], &unknown),
-        404,
+        400,
     );
+    assert_eq!(err["code"], "unknown_site");
+    // Umami's schema (v3.1): limits on names and vitals, one of website/link/pixel.
+    let long_name = "n".repeat(51);
+    for (what, payload) in [
+        (
+            "name over 50",
+            json!({"website": "umami.test", "url": "/", "name": long_name}),
+        ),
+        (
+            "screen over 11",
+            json!({"website": "umami.test", "url": "/", "screen": "123456x123456"}),
+        ),
+        (
+            "lcp over 60000",
+            json!({"website": "umami.test", "url": "/", "lcp": 60001}),
+        ),
+        (
+            "website and link",
+            json!({"website": "umami.test", "link": "umami.test", "url": "/"}),
+        ),
+        (
+            "data not an object",
+            json!({"website": "umami.test", "url": "/", "data": "x"}),
+        ),
+    ] {
+        let body = json!({"type": "event", "payload": payload});
+        assert_json_error(what, post(&s, "/api/send", CHROME_UA, &[], &body), 400);
+    }
     assert_json_error(
         "no payload",
         post(&s, "/api/send", CHROME_UA, &[], &json!({"type": "event"})),

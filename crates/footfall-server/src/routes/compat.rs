@@ -378,27 +378,26 @@ async fn umami_send(
 ) -> ApiResult<(Value, Option<DropReason>)> {
     let obj = object(v, "the body")?;
     let kind = obj.get("type").and_then(Value::as_str).unwrap_or_default();
+    if !matches!(kind, "event" | "identify" | "performance") {
+        return Err(bad(
+            "`type` must be \"event\", \"identify\" or \"performance\"",
+        ));
+    }
     let payload = match obj.get("payload") {
         Some(Value::Object(p)) => p,
         _ => return Err(bad("`payload` must be an object")),
     };
-    let site = site_by_ref(state, first_of(payload, &["website", "link", "pixel"]))?
+    umami_schema(payload)?;
+    // Umami answers an unknown website with 400 ("Website not found."), not 404.
+    let site = site_by_ref(state, first_of(payload, &["website", "link", "pixel"]))
+        .map_err(|e| {
+            if e.status == StatusCode::NOT_FOUND {
+                ApiError::bad_request("unknown_site", format!("Website not found: {}", e.message))
+            } else {
+                e
+            }
+        })?
         .ok_or_else(|| bad("`payload.website` is required (the site's domain or id)"))?;
-    match kind {
-        "event" => {}
-        // Session data and web vitals have no place in footfall's store yet.
-        "identify" | "performance" => {
-            return Ok((
-                json!({"cache": "", "sessionId": null, "visitId": null}),
-                None,
-            ));
-        }
-        _ => {
-            return Err(bad(
-                "`type` must be \"event\", \"identify\" or \"performance\"",
-            ));
-        }
-    }
     let host = str_of(payload, &["hostname"])
         .map(normalize_domain)
         .unwrap_or_else(|| site.domain.clone());
@@ -437,13 +436,31 @@ async fn umami_send(
         fields.insert("timestamp".into(), ts);
     }
     let hit = hit_from(fields)?;
-    let outcome = submit_one(
-        state,
-        &site,
-        hit,
-        &browser_hit_context(state, peer, headers),
-    )
-    .await?;
+    let ctx = browser_hit_context(state, peer, headers);
+    if kind != "event" {
+        // Session data and web vitals have no place in footfall's store: nothing is
+        // stored, but the answer is Umami's (a bot gets its `beep`, others their ids).
+        return Ok(match state.ingestor.pipeline.peek(&site, &hit, &ctx) {
+            HitOutcome::Dropped(r) => (json!({"beep": "boop"}), Some(r)),
+            HitOutcome::Rejected(m) => return Err(bad(m)),
+            HitOutcome::Stored {
+                visitor_id,
+                session_id,
+            } => {
+                let visit = (session_id != 0).then(|| hex(session_id));
+                (
+                    json!({"cache": visit.clone().unwrap_or_default(),
+                           "sessionId": hex(visitor_id), "visitId": visit}),
+                    None,
+                )
+            }
+            _ => (
+                json!({"cache": "", "sessionId": null, "visitId": null}),
+                None,
+            ),
+        });
+    }
+    let outcome = submit_one(state, &site, hit, &ctx).await?;
     Ok(match outcome {
         HitOutcome::Stored {
             visitor_id,
@@ -459,6 +476,70 @@ async fn umami_send(
             None,
         ),
     })
+}
+
+/// Umami's payload schema (v3.1 `request-schema.ts`, REFERENCE §2.4): exactly one of
+/// `website`, `link`, `pixel`; length limits; web vitals in range; `data` an object;
+/// `timestamp` whole unix seconds. A violation is a 400, as in Umami.
+fn umami_schema(payload: &Map<String, Value>) -> ApiResult<()> {
+    let given = ["website", "link", "pixel"]
+        .iter()
+        .filter(|k| payload.get(**k).is_some_and(|v| !v.is_null()))
+        .count();
+    if given > 1 {
+        return Err(bad(
+            "exactly one of `payload.website`, `link` or `pixel` may be given",
+        ));
+    }
+    for (key, max) in [
+        ("hostname", 100),
+        ("language", 35),
+        ("screen", 11),
+        ("name", 50),
+        ("tag", 50),
+    ] {
+        match payload.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.chars().count() <= max => {}
+            Some(Value::String(_)) => {
+                return Err(bad(format!(
+                    "`payload.{key}` must be at most {max} characters"
+                )));
+            }
+            Some(_) => return Err(bad(format!("`payload.{key}` must be a string"))),
+        }
+    }
+    for (key, max) in [
+        ("lcp", 60000.0),
+        ("inp", 60000.0),
+        ("fcp", 60000.0),
+        ("ttfb", 60000.0),
+        ("cls", 100.0),
+    ] {
+        if let Some(v) = payload.get(key).filter(|v| !v.is_null())
+            && !v.as_f64().is_some_and(|n| (0.0..=max).contains(&n))
+        {
+            return Err(bad(format!(
+                "`payload.{key}` must be a number from 0 to {max}"
+            )));
+        }
+    }
+    if payload
+        .get("data")
+        .is_some_and(|d| !d.is_null() && !d.is_object())
+    {
+        return Err(bad("`payload.data` must be an object"));
+    }
+    let whole = |n: f64| n.is_finite() && n.fract() == 0.0;
+    match payload.get("timestamp") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_f64().is_some_and(whole) => {}
+        Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(whole) => {}
+        Some(_) => {
+            return Err(bad("`payload.timestamp` must be whole unix seconds"));
+        }
+    }
+    Ok(())
 }
 
 /// `POST /api/send`: Umami's collection endpoint.
