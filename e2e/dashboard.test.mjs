@@ -79,6 +79,14 @@ test('the dashboard shows what the Stats API counts, and filters by a click', as
       && document.querySelector('[data-metric="pageviews"] .value')?.textContent === String(p),
     want,
   );
+  // Under each figure, its change against the previous period, as the Stats API gives it.
+  const change = (await stats({ metrics: ['visitors'], date_range: range,
+    include: { comparisons: { mode: 'previous_period' } } })).results[0].comparison.change[0];
+  await page.waitForFunction(
+    (c) => document.querySelector('[data-metric="visitors"] .change')?.textContent
+      === `${c > 0 ? '↑' : c < 0 ? '↓' : '→'} ${Math.abs(c)}%`,
+    change,
+  );
   // The visitor list has the visitors of the range; a click lists one's visits.
   const visitors = await (await fetch(`${FF}/api/v1/sites/${SITE}/visitors?date_range=${range.join(',')}`,
     { headers: { Authorization: `Bearer ${KEY}` } })).json();

@@ -2,9 +2,11 @@
 //! (date range in the site's timezone, goals, default order) into a [`Query`] that storage
 //! backends turn into SQL. No I/O here.
 
+mod compare;
 mod parse;
 mod time;
 
+pub use compare::{ComparisonMode, Comparisons, change, comparison_range};
 pub use parse::{parse_query, site_id_of};
 pub use time::{
     bucket_label_format, local_day_start, offset_segments, resolve_granularity, time_labels,
@@ -614,6 +616,8 @@ pub struct Query {
     pub order_by: Vec<OrderBy>,
     pub pagination: Pagination,
     pub include: Include,
+    /// `include.comparisons`: the server runs the query again over the compared range.
+    pub comparisons: Option<Comparisons>,
     pub range: DateRange,
     pub timezone: Tz,
     /// The normalised query for the response's `query` key.

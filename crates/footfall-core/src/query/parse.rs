@@ -118,6 +118,10 @@ pub fn parse_query(
         Some(v) => return err(format!("filters must be a list, got {}", json_type(v))),
     };
     let include = parse_include(obj.get("include"))?;
+    let comparisons = match obj.get("include").and_then(|i| i.get("comparisons")) {
+        Some(c) => super::compare::parse_comparisons(c, site.timezone, now)?,
+        None => None,
+    };
     let pagination = parse_pagination(obj.get("pagination"))?;
 
     validate(&metrics, &dimensions, &filters, &include)?;
@@ -143,6 +147,12 @@ pub fn parse_query(
         },
         "pagination": {"limit": pagination.limit, "offset": pagination.offset},
     });
+    let mut echo = echo;
+    if let Some(c) = &comparisons {
+        echo["include"]["comparisons"] = c.to_json(site.timezone);
+        let compared = super::compare::comparison_range(&range, site.timezone, now, c);
+        echo["comparison_date_range"] = echo_range(&compared, site.timezone);
+    }
 
     Ok(Query {
         site_id,
@@ -152,6 +162,7 @@ pub fn parse_query(
         order_by,
         pagination,
         include,
+        comparisons,
         range,
         timezone: site.timezone,
         echo,
@@ -387,7 +398,8 @@ fn parse_include(v: Option<&Value>) -> Result<Include, QueryError> {
         Some(Value::Object(o)) => o,
         Some(v) => return err(format!("include must be an object, got {}", json_type(v))),
     };
-    const KEYS: &[&str] = &["imports", "time_labels", "total_rows"];
+    // `comparisons` is read by `compare::parse_comparisons` (it needs the timezone).
+    const KEYS: &[&str] = &["imports", "time_labels", "total_rows", "comparisons"];
     if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return err(format!(
             "unknown key '{k}' in include{}",
@@ -913,7 +925,7 @@ mod tests {
         );
         fails(
             json!({"include": {"comparisons": {}}}),
-            "unknown key 'comparisons' in include",
+            "include.comparisons.mode is required",
         );
         fails(
             json!({"include": {"total_rows": 1}}),

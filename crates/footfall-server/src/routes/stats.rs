@@ -9,7 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use footfall_core::query::{SiteContext, parse_query, site_id_of};
+use footfall_core::query::{
+    Comparisons, Dimension, Pagination, Query as StatsQuery, ResultRow, SiteContext, change,
+    comparison_range, parse_query, resolve_granularity, site_id_of, time_labels,
+};
 use footfall_store::{KeyScope, ListFilter, Site};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -298,18 +301,144 @@ async fn post_query(
     };
     let site = stats_site(&state, &headers, &domain).await?;
     let ctx = site_context(&state, &site).await?;
-    let query = parse_query(&request, &ctx, chrono::Utc::now())
+    let now = chrono::Utc::now();
+    let query = parse_query(&request, &ctx, now)
         .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
     let echo = query.echo.clone();
-    let out = state.storage.query.run(site.id, ctx, query).await?;
-    let results: Vec<Value> = out
-        .results
-        .into_iter()
-        .map(|r| json!({"metrics": r.metrics, "dimensions": r.dimensions}))
-        .collect();
+    let compared = query
+        .comparisons
+        .as_ref()
+        .map(|c| compared_query(&query, c, now));
+    let keys = compared.as_ref().map(|c| RowKeys::new(&query, c));
+    let metrics = query.metrics.clone();
+    let out = state.storage.query.run(site.id, ctx.clone(), query).await?;
+    let mut results: Vec<Value> = out.results.iter().map(ResultRow::to_json).collect();
+    if let (Some(compared), Some(keys)) = (compared, keys) {
+        let before = state.storage.query.run(site.id, ctx, compared).await?;
+        let by_key: HashMap<Vec<Value>, &ResultRow> = before
+            .results
+            .iter()
+            .map(|r| (keys.compared(&r.dimensions), r))
+            .collect();
+        for (json, row) in results.iter_mut().zip(&out.results) {
+            let previous = by_key.get(&keys.current(&row.dimensions));
+            let prev_metrics: Vec<Value> = match previous {
+                Some(p) => p.metrics.clone(),
+                // Nothing in the compared range: counts and averages were 0 there.
+                None => metrics.iter().map(|_| json!(0)).collect(),
+            };
+            let changes: Vec<Value> = metrics
+                .iter()
+                .zip(prev_metrics.iter().zip(&row.metrics))
+                .map(|(m, (old, new))| change(*m, old, new))
+                .collect();
+            let dimensions = match previous {
+                Some(p) => p.dimensions.clone(),
+                None => keys.compared_dimensions(&row.dimensions),
+            };
+            json["comparison"] =
+                json!({"dimensions": dimensions, "metrics": prev_metrics, "change": changes});
+        }
+    }
     Ok(Json(
         json!({"results": results, "meta": out.meta, "query": echo}),
     ))
+}
+
+/// The query over the compared range: the same buckets (an automatic `time` keeps the
+/// main query's size, which a shorter compared range would change) and every row, so each
+/// row of the main query finds its counterpart.
+fn compared_query(
+    query: &StatsQuery,
+    c: &Comparisons,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StatsQuery {
+    let mut compared = query.clone();
+    compared.range = comparison_range(&query.range, query.timezone, now, c);
+    compared.comparisons = None;
+    compared.include.total_rows = false;
+    compared.include.time_labels = false;
+    for d in &mut compared.dimensions {
+        if let Dimension::Time(g) = d {
+            *g = resolve_granularity(*g, &query.range);
+        }
+    }
+    if query.dimensions.iter().any(|d| !d.is_time()) {
+        compared.pagination = Pagination::default();
+    }
+    compared
+}
+
+/// Matches rows of the main and the compared query: by their dimension values, a time
+/// bucket by its position in its range (the first day of this month with the first day
+/// of the previous one).
+struct RowKeys {
+    time: Option<usize>,
+    current: HashMap<String, usize>,
+    compared: Vec<String>,
+    compared_index: HashMap<String, usize>,
+}
+
+impl RowKeys {
+    fn new(query: &StatsQuery, compared: &StatsQuery) -> RowKeys {
+        let Some((at, g)) = query.time_dimension() else {
+            return RowKeys {
+                time: None,
+                current: HashMap::new(),
+                compared: Vec::new(),
+                compared_index: HashMap::new(),
+            };
+        };
+        let index = |labels: &[String]| {
+            labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.clone(), i))
+                .collect::<HashMap<_, _>>()
+        };
+        let current = time_labels(g, &query.range, query.timezone);
+        let compared_labels = time_labels(g, &compared.range, compared.timezone);
+        RowKeys {
+            time: Some(at),
+            current: index(&current),
+            compared_index: index(&compared_labels),
+            compared: compared_labels,
+        }
+    }
+
+    fn key(&self, dims: &[Value], index: &HashMap<String, usize>) -> Vec<Value> {
+        let mut key = dims.to_vec();
+        if let Some(at) = self.time
+            && let Some(v) = key.get_mut(at)
+        {
+            let bucket = v.as_str().and_then(|l| index.get(l)).copied();
+            *v = json!(bucket);
+        }
+        key
+    }
+
+    fn current(&self, dims: &[Value]) -> Vec<Value> {
+        self.key(dims, &self.current)
+    }
+
+    fn compared(&self, dims: &[Value]) -> Vec<Value> {
+        self.key(dims, &self.compared_index)
+    }
+
+    /// The compared row's dimensions when it has no row: the bucket's label there.
+    fn compared_dimensions(&self, dims: &[Value]) -> Vec<Value> {
+        let mut out = dims.to_vec();
+        if let Some(at) = self.time
+            && let Some(v) = out.get_mut(at)
+        {
+            let label = v
+                .as_str()
+                .and_then(|l| self.current.get(l))
+                .and_then(|&i| self.compared.get(i));
+            *v = json!(label);
+        }
+        out
+    }
 }
 
 async fn get_drops(
