@@ -3,8 +3,8 @@
 
 use super::{DateRange, QueryError, RangeKind, TimeGranularity};
 use chrono::{
-    DateTime, Datelike, Days, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, Offset,
-    TimeZone, Utc,
+    DateTime, Datelike, Days, Duration, FixedOffset, LocalResult, Months, NaiveDate, NaiveDateTime,
+    Offset, TimeZone, Utc,
 };
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -161,9 +161,16 @@ pub(super) fn resolve_range(
 }
 
 /// Echo form of the range: local ISO datetimes with offset, end inclusive (last second).
+/// RFC 3339 offsets have no seconds, but local mean time before standard time had them
+/// (New York until 1883: -04:56:02): such an offset is rounded to the minute and the time
+/// shown in it, so the echo still names the range's instants (printing the local time with
+/// the seconds cut from its offset named another instant, and the echo of the echo moved).
 pub(super) fn echo_range(r: &DateRange, tz: Tz) -> Value {
     let fmt = |t: DateTime<Utc>| {
-        t.with_timezone(&tz)
+        let secs = offset_at(tz, t);
+        let minutes = (secs + 30).div_euclid(60) * 60;
+        let offset = FixedOffset::east_opt(minutes).unwrap_or(Utc.fix());
+        t.with_timezone(&offset)
             .format("%Y-%m-%dT%H:%M:%S%:z")
             .to_string()
     };
@@ -351,6 +358,20 @@ mod tests {
             echo_range(&r, New_York),
             json!(["2024-03-09T00:00:00-05:00", "2024-03-10T23:59:59-04:00"])
         );
+        // Found by fuzzing (fuzz/fuzz_targets/stats_query.rs): local mean time has an
+        // offset with seconds (New York -04:56:02 until 1883); the echo must name the
+        // same instants, so that re-sending it gives the same range.
+        let r = resolve_range(&json!(["1800-01-01", "1800-01-01"]), New_York, now).expect("lmt");
+        assert_eq!(r.start_utc, utc("1800-01-01T04:56:02Z"));
+        let echo = echo_range(&r, New_York);
+        assert_eq!(
+            echo,
+            json!(["1800-01-01T00:00:02-04:56", "1800-01-02T00:00:01-04:56"])
+        );
+        let again = resolve_range(&echo, New_York, now).expect("echo parses");
+        assert_eq!((again.start_utc, again.end_utc), (r.start_utc, r.end_utc));
+        assert_eq!(echo_range(&again, New_York), echo);
+
         let r = resolve_range(
             &json!(["2024-03-09T10:00:00+00:00", "2024-03-09T11:00:00Z"]),
             New_York,
