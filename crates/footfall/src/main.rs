@@ -83,20 +83,26 @@ enum Command {
     User(UserCommand),
     /// Erase every event of one visitor (GDPR), by the visitor id the site sent.
     EraseVisitor {
+        /// Site domain.
         #[arg(long)]
         site: String,
+        /// The visitor id as the site sent it (`visitor_id` of the bulk API, the middleware's
+        /// or Umami's id), not the hex id the dashboard shows.
         visitor_id: String,
     },
     /// Delete a site's events older than N days (retention).
     Prune {
+        /// Site domain.
         #[arg(long)]
         site: String,
+        /// Delete events whose time is more than this many days ago.
         #[arg(long)]
         older_than_days: u32,
     },
     /// Export a site's events with their visits' attributes (NDJSON or CSV), in time
     /// order: one line per event.
     Export {
+        /// Site domain.
         #[arg(long)]
         site: String,
         /// A Stats API shorthand ("30d", "month", "all", ...) or FROM,TO dates
@@ -130,6 +136,7 @@ enum Command {
         /// The Stats API v2 query body (JSON).
         #[arg(long)]
         query: String,
+        /// Timed runs (the median is printed).
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// Print the SQL with its parameters inlined instead of timing it.
@@ -139,6 +146,7 @@ enum Command {
     /// Minimal HTTP server answering 202, the baseline for `bench`.
     #[command(hide = true)]
     BenchBaseline {
+        /// Address to listen on.
         #[arg(long)]
         listen: SocketAddr,
     },
@@ -148,6 +156,7 @@ enum Command {
 pub enum SiteCommand {
     /// Register a site.
     Add {
+        /// The site's domain, as the tracker's `data-domain` names it (example.com).
         domain: String,
         /// IANA timezone used for days and hours in reports.
         #[arg(long, default_value = "UTC")]
@@ -157,6 +166,7 @@ pub enum SiteCommand {
     },
     /// Change a site's settings (only those given).
     Set {
+        /// Site domain.
         domain: String,
         /// IANA timezone used for days and hours in reports.
         #[arg(long)]
@@ -166,11 +176,17 @@ pub enum SiteCommand {
     },
     /// Print a read-only dashboard link for a site (backed by a new stats key named
     /// "shared link"; `key revoke` ends it).
-    Share { domain: String },
+    Share {
+        /// Site domain.
+        domain: String,
+    },
     /// List sites with their settings.
     List,
     /// Remove a site with its keys and events.
-    Remove { domain: String },
+    Remove {
+        /// Site domain.
+        domain: String,
+    },
 }
 
 /// Site settings besides the timezone (`site add`, `site set`).
@@ -194,6 +210,7 @@ pub enum UserCommand {
     /// Add a user who signs in to the dashboard with an email and password (argon2id).
     /// Without --password-stdin a password is generated and printed once.
     Add {
+        /// The user's email address (their sign-in name).
         email: String,
         /// Give the user a role on this site.
         #[arg(long, requires = "role")]
@@ -210,27 +227,37 @@ pub enum UserCommand {
     List,
     /// Give a user a role on a site (replacing the one they had there).
     Grant {
+        /// The user's email address.
         email: String,
+        /// Site domain.
         #[arg(long)]
         site: String,
+        /// `viewer`, `admin` or `owner`.
         #[arg(long)]
         role: String,
     },
     /// Take a user's role on a site away.
     Revoke {
+        /// The user's email address.
         email: String,
+        /// Site domain.
         #[arg(long)]
         site: String,
     },
     /// Set a new password (from standard input, or generated and printed); signs the user
     /// out everywhere.
     Password {
+        /// The user's email address.
         email: String,
+        /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
     },
     /// Remove a user.
-    Remove { email: String },
+    Remove {
+        /// The user's email address.
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,22 +266,28 @@ pub enum GoalCommand {
     /// `Visit /blog/**`; `*` matches within a path segment, `**` across them) or a
     /// custom event (`--event Signup`).
     Add {
+        /// Site domain.
         #[arg(long)]
         site: String,
+        /// Path pattern of the page views that complete the goal.
         #[arg(long, conflicts_with = "event", required_unless_present = "event")]
         page: Option<String>,
+        /// Custom event name that completes the goal.
         #[arg(long)]
         event: Option<String>,
     },
     /// List a site's goals with their ids.
     List {
+        /// Site domain.
         #[arg(long)]
         site: String,
     },
     /// Remove a goal by id.
     Remove {
+        /// Site domain.
         #[arg(long)]
         site: String,
+        /// The goal's id (`goal list`).
         id: u32,
     },
 }
@@ -263,21 +296,27 @@ pub enum GoalCommand {
 pub enum KeyCommand {
     /// Create a key; the key is printed alone on the last line.
     Create {
+        /// Site domain.
         #[arg(long)]
         site: String,
         /// `ingest` (bulk API) or `stats` (Stats API).
         #[arg(long)]
         scope: String,
+        /// A label for the key in `key list` (where it is used, by whom).
         #[arg(long, default_value = "")]
         name: String,
     },
     /// List keys with usage counts.
     List {
+        /// Only this site's keys.
         #[arg(long)]
         site: Option<String>,
     },
     /// Revoke a key by id.
-    Revoke { id: u32 },
+    Revoke {
+        /// The key's id (`key list`).
+        id: u32,
+    },
 }
 
 fn init_tracing(default: &str) {
