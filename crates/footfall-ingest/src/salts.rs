@@ -55,6 +55,13 @@ impl SaltBook {
             let mut salt = [0u8; 16];
             rand::rng().fill_bytes(&mut salt);
             self.unsaved.lock().push((day, salt));
+            // A new salt of a day before yesterday counts as used now even before the
+            // first upkeep has said which days are historical (an import that starts its
+            // own server sends at once): otherwise that upkeep deletes it mid-import and
+            // splits the day's visitors.
+            if day < day_of(chrono::Utc::now().timestamp_micros()) - 1 {
+                self.historical_use.lock().insert(day, Instant::now());
+            }
             salt
         })
     }
@@ -95,7 +102,7 @@ mod tests {
     #[test]
     fn a_historical_salt_lives_while_used_then_goes() {
         let book = SaltBook::default();
-        let today = 20_000;
+        let today = day_of(chrono::Utc::now().timestamp_micros());
         book.forget_before(today - 1);
         let old = book.get(today - 3000);
         // Upkeep during an import keeps the day's salt.
@@ -109,5 +116,17 @@ mod tests {
         book.get(today - 1);
         book.forget_before(today);
         assert_eq!(book.existing(today - 1), None);
+    }
+
+    #[test]
+    fn a_historical_salt_made_before_the_first_upkeep_survives_it() {
+        let book = SaltBook::default();
+        let today = day_of(chrono::Utc::now().timestamp_micros());
+        // An import that starts its own server: hits of an old day before any upkeep.
+        let old = book.get(today - 3000);
+        book.forget_before(today - 1);
+        assert_eq!(book.existing(today - 3000), Some(old));
+        book.forget_before_at(today - 1, Instant::now() + HISTORICAL_SALT_IDLE);
+        assert_eq!(book.existing(today - 3000), None);
     }
 }

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{BIN, FIREFOX_UA, Server, site_with_stats_key};
+use common::{BIN, FIREFOX_UA, Server, dimension_values, site_with_stats_key};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -104,6 +104,8 @@ struct Expected {
     /// Distinct (ip, ua) and (ip, ua, day) of the sent lines: visitor count bounds.
     pairs: usize,
     pair_days: usize,
+    /// Distinct (ip, ua) of the sent lines per day (`YYYY-MM-DD`).
+    pairs_by_day: BTreeMap<String, usize>,
 }
 
 /// The summary recomputed with plain string splitting: a combined line without escaped
@@ -173,6 +175,11 @@ fn expected(text: &str) -> Expected {
     }
     e.pairs = pairs.len();
     e.pair_days = pair_days.len();
+    for (_, _, day) in &pair_days {
+        let iso = chrono::NaiveDate::parse_from_str(day, "%d/%b/%Y")
+            .map_or_else(|_| day.clone(), |d| d.to_string());
+        *e.pairs_by_day.entry(iso).or_default() += 1;
+    }
     e
 }
 
@@ -188,6 +195,7 @@ fn got(s: &HashMap<String, String>) -> Expected {
         sent: count(s, "sent"),
         pairs: 0,
         pair_days: 0,
+        pairs_by_day: BTreeMap::new(),
     }
 }
 
@@ -208,6 +216,7 @@ fn apache_log_imports_once_with_the_expected_summary() {
     let mut g = got(&first);
     g.pairs = want.pairs;
     g.pair_days = want.pair_days;
+    g.pairs_by_day = want.pairs_by_day.clone();
     assert_eq!(g, want, "summary: {first:?}");
     assert_eq!(count(&first, "stored"), want.sent, "{first:?}");
     assert_eq!(count(&first, "already imported"), 0);
@@ -265,6 +274,47 @@ fn apache_log_imports_once_with_the_expected_summary() {
     let after = server.aggregate(&stats, site, &range, &["pageviews", "visitors", "visits"]);
     assert_eq!(after[0], want.sent as f64);
     assert_eq!(&after[1..], &m[..], "re-imports changed visitors/visits");
+}
+
+/// An import that starts its own server (none runs on the data directory) sends before
+/// the server's first upkeep: the salts it makes for the log's old days must survive
+/// that upkeep, so each day keeps one salt and one visitor per (ip, ua) and day.
+#[test]
+fn import_without_a_running_server_keeps_one_salt_per_day() {
+    let Some(log) = apache_log() else { return };
+    let text = std::fs::read_to_string(&log).expect("read log");
+    let want = expected(&text);
+    let mut server = Server::start();
+    let site = "semicomplete.com";
+    let stats = site_with_stats_key(&server, site);
+    server.stop();
+    let log_arg = log.to_str().expect("utf-8 path");
+    let run = import(&server, &["--format", "combined", "--site", site, log_arg]);
+    assert_eq!(count(&run, "stored"), want.sent, "{run:?}");
+    server.start_again();
+    let range = json!(["2015-05-17", "2015-05-20"]);
+    let pv = server.wait_for_metric(
+        &stats,
+        site,
+        &range,
+        "pageviews",
+        want.sent as f64,
+        Duration::from_secs(20),
+    );
+    assert_eq!(pv, want.sent as f64);
+    let rows = server.query_ok(
+        &stats,
+        &json!({"site_id": site, "metrics": ["visitors"], "date_range": range,
+                "dimensions": ["time:day"]}),
+    );
+    let got: BTreeMap<String, usize> = rows
+        .iter()
+        .map(|r| {
+            let day = dimension_values(r).concat();
+            (day, common::metric_values(r)[0] as usize)
+        })
+        .collect();
+    assert_eq!(got, want.pairs_by_day);
 }
 
 fn write(dir: &Path, name: &str, lines: &[String]) -> String {
