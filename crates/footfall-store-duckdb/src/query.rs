@@ -1481,24 +1481,24 @@ fn metric_expr(m: Metric) -> &'static str {
         Metric::Events => "CAST(COALESCE(events, 0) AS BIGINT)",
         Metric::Visits => "CAST(COALESCE(visits, 0) AS BIGINT)",
         Metric::ViewsPerVisit => {
-            "CASE WHEN COALESCE(s_visits, 0) = 0 THEN 0.0 ELSE round(s_pv / s_visits, 2) END"
+            "CASE WHEN COALESCE(s_visits, 0) = 0 THEN 0.0 ELSE round_even(s_pv / s_visits, 2) END"
         }
         Metric::BounceRate => {
             "CASE WHEN COALESCE(s_bounce_base, 0) = 0 THEN 0 \
-             ELSE CAST(round(100.0 * s_bounces / s_bounce_base) AS BIGINT) END"
+             ELSE CAST(round_even(100.0 * s_bounces / s_bounce_base, 0) AS BIGINT) END"
         }
-        Metric::VisitDuration => "CAST(COALESCE(round(s_dur), 0) AS BIGINT)",
+        Metric::VisitDuration => "CAST(COALESCE(round_even(s_dur, 0), 0) AS BIGINT)",
         Metric::Percentage => {
-            "COALESCE(round(100.0 * COALESCE(visitors, 0) / NULLIF((SELECT n FROM tot), 0), 1), 0.0)"
+            "COALESCE(round_even(100.0 * COALESCE(visitors, 0) / NULLIF((SELECT n FROM tot), 0), 1), 0.0)"
         }
         Metric::ConversionRate => {
-            "COALESCE(round(100.0 * COALESCE(visitors, 0) / NULLIF((SELECT n FROM tot_c), 0), 1), 0.0)"
+            "COALESCE(round_even(100.0 * COALESCE(visitors, 0) / NULLIF((SELECT n FROM tot_c), 0), 1), 0.0)"
         }
         Metric::TimeOnPage => {
-            "CAST(CASE WHEN COALESCE(eng_sessions, 0) > 0 THEN round(eng_ms / 1000.0 / eng_sessions) \
-             ELSE round(gap_avg) END AS BIGINT)"
+            "CAST(CASE WHEN COALESCE(eng_sessions, 0) > 0 THEN round_even(eng_ms / 1000.0 / eng_sessions, 0) \
+             ELSE round_even(gap_avg, 0) END AS BIGINT)"
         }
-        Metric::ScrollDepth => "CAST(round(sd) AS BIGINT)",
+        Metric::ScrollDepth => "CAST(round_even(sd, 0) AS BIGINT)",
     }
 }
 

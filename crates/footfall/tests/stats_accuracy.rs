@@ -1086,3 +1086,82 @@ fn a_first_event_sent_late_still_opens_its_visit() {
         assert_eq!(got, vec![(vec![want.to_string()], vec![1.0])], "{dim}");
     }
 }
+
+/// Ties round to the even neighbour, as ClickHouse's `round` on floats does in the
+/// formulas Plausible uses (REFERENCE §3.5) and as Python's `round` does: eight visits
+/// with one bounce (12.5 %), 17 page views (2.125 per visit) and 420 s of duration
+/// (52.5 s per visit) give 12, 2.12 and 52; rounding half up would give 13, 2.13 and 53.
+#[test]
+fn ties_round_to_the_even_neighbour() {
+    let server = Server::start();
+    let site = "ties.example";
+    server.add_site(site, "UTC");
+    let ingest = server.create_key(site, "ingest");
+    let stats = server.create_key(site, "stats");
+    // (page views, seconds from the first to the last) per visit.
+    let visits: [(usize, i64); 8] = [
+        (1, 0),
+        (2, 60),
+        (2, 60),
+        (2, 60),
+        (2, 60),
+        (2, 60),
+        (3, 60),
+        (3, 60),
+    ];
+    let mut events = Vec::new();
+    for (v, &(pageviews, duration)) in visits.iter().enumerate() {
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 10, 8 + v as u32, 0, 0)
+            .single()
+            .expect("start");
+        for p in 0..pageviews {
+            // The last page view ends the visit; the others are a second apart.
+            let offset = if p + 1 == pageviews && p > 0 {
+                duration
+            } else {
+                p as i64
+            };
+            let at = start + ChronoDuration::seconds(offset);
+            events.push(json!({
+                "id": format!("tie-{v}-{p}"),
+                "name": "pageview",
+                "url": format!("https://{site}/p{p}"),
+                "timestamp": at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "visitor_id": format!("tie-visitor-{v}"),
+                "user_agent": CHROME_UA,
+            }));
+        }
+    }
+    let sent: usize = visits.iter().map(|v| v.0).sum();
+    let bounces = visits.iter().filter(|v| v.0 == 1).count();
+    let seconds: i64 = visits.iter().map(|v| v.1).sum();
+    // The exact values are ties, which is what this test is about.
+    assert_eq!(100.0 * bounces as f64 / visits.len() as f64, 12.5);
+    assert_eq!(sent as f64 / visits.len() as f64, 2.125);
+    assert_eq!(seconds as f64 / visits.len() as f64, 52.5);
+    assert_eq!(
+        server
+            .bulk(&ingest, &Value::Array(events))
+            .status()
+            .as_u16(),
+        202
+    );
+    let range = json!(["2026-11-10", "2026-11-10"]);
+    let got = server.wait_for_metric(
+        &stats,
+        site,
+        &range,
+        "pageviews",
+        sent as f64,
+        Duration::from_secs(30),
+    );
+    assert_eq!(got, sent as f64);
+    let m = server.aggregate(
+        &stats,
+        site,
+        &range,
+        &["visits", "bounce_rate", "views_per_visit", "visit_duration"],
+    );
+    assert_eq!(m, vec![8.0, 12.0, 2.12, 52.0]);
+}
