@@ -226,16 +226,7 @@ fn apache_log_imports_once_with_the_expected_summary() {
         "the malformed line is shown with its number: {first:?}"
     );
 
-    let range = json!(["2015-05-17", "2015-05-20"]);
-    let pv = server.wait_for_metric(
-        &stats,
-        site,
-        &range,
-        "pageviews",
-        want.sent as f64,
-        Duration::from_secs(20),
-    );
-    assert_eq!(pv, want.sent as f64);
+    let range = wait_for_the_log(&server, &stats, site, want.sent);
     let m = server.aggregate(&stats, site, &range, &["visitors", "visits"]);
     // Cookieless ids: one per (ip, ua) per day, a visit over midnight keeps its id.
     assert!(
@@ -292,16 +283,7 @@ fn import_without_a_running_server_keeps_one_salt_per_day() {
     let run = import(&server, &["--format", "combined", "--site", site, log_arg]);
     assert_eq!(count(&run, "stored"), want.sent, "{run:?}");
     server.start_again();
-    let range = json!(["2015-05-17", "2015-05-20"]);
-    let pv = server.wait_for_metric(
-        &stats,
-        site,
-        &range,
-        "pageviews",
-        want.sent as f64,
-        Duration::from_secs(20),
-    );
-    assert_eq!(pv, want.sent as f64);
+    let range = wait_for_the_log(&server, &stats, site, want.sent);
     let rows = server.query_ok(
         &stats,
         &json!({"site_id": site, "metrics": ["visitors"], "date_range": range,
@@ -315,6 +297,21 @@ fn import_without_a_running_server_keeps_one_salt_per_day() {
         })
         .collect();
     assert_eq!(got, want.pairs_by_day);
+}
+
+/// Waits until the Stats API counts the real log's `sent` page views; its date range.
+fn wait_for_the_log(server: &Server, stats: &str, site: &str, sent: u64) -> Value {
+    let range = json!(["2015-05-17", "2015-05-20"]);
+    let pv = server.wait_for_metric(
+        stats,
+        site,
+        &range,
+        "pageviews",
+        sent as f64,
+        Duration::from_secs(20),
+    );
+    assert_eq!(pv, sent as f64);
+    range
 }
 
 fn write(dir: &Path, name: &str, lines: &[String]) -> String {
