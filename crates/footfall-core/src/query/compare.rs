@@ -184,10 +184,11 @@ fn whole_days(range: &DateRange) -> bool {
     !matches!(range.kind, RangeKind::DateTimes) && range.kind != RangeKind::Shorthand("24h".into())
 }
 
-/// How `current` moved from `previous`, as Plausible reports it: rates (bounce rate as a
-/// whole number, conversion rate and percentage to one decimal) as the difference in
-/// points, everything else as a whole percentage (100 when it grew from zero); `null`
-/// when either side is missing.
+/// How `current` moved from `previous`, as Plausible reports it (v1 and v2 alike): rates
+/// (bounce rate as a whole number, none when the period before had no bounce rate;
+/// conversion rate and percentage to one decimal) as the difference in points,
+/// everything else as a whole percentage (100 when it grew from zero); `null` when either
+/// side is missing.
 pub fn change(metric: Metric, previous: &Value, current: &Value) -> Value {
     let number = |v: &Value| match v {
         Value::Object(o) => o.get("value").and_then(Value::as_f64),
@@ -197,7 +198,8 @@ pub fn change(metric: Metric, previous: &Value, current: &Value) -> Value {
         return Value::Null;
     };
     match metric {
-        Metric::BounceRate => json!((new - old).round() as i64),
+        Metric::BounceRate if old > 0.0 => json!((new - old).round() as i64),
+        Metric::BounceRate => Value::Null,
         Metric::ConversionRate | Metric::Percentage => {
             json!(((new - old) * 10.0).round() / 10.0)
         }
@@ -335,6 +337,10 @@ mod tests {
         assert_eq!(
             change(Metric::BounceRate, &json!(40), &json!(35)),
             json!(-5)
+        );
+        assert_eq!(
+            change(Metric::BounceRate, &json!(0), &json!(40)),
+            Value::Null
         );
         assert_eq!(
             change(Metric::ConversionRate, &json!(2.5), &json!(4.0)),

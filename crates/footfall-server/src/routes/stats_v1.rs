@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Datelike, Days, Months, NaiveDate};
-use footfall_core::query::{QueryOutput, parse_query, wildcard_to_regex};
+use footfall_core::query::{Metric, QueryOutput, change, parse_query, wildcard_to_regex};
 use footfall_store::Site;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -299,34 +299,14 @@ async fn get_aggregate(
         let mut entry = json!({"value": value});
         if let Some(prev) = &previous {
             let before = prev.get(i).cloned().unwrap_or(Value::Null);
-            entry["change"] = change(name, &value, &before);
+            entry["change"] = name
+                .parse::<Metric>()
+                .map_or(Value::Null, |m| change(m, &before, &value));
             entry["comparison_value"] = before;
         }
         results.insert(name.clone(), entry);
     }
     Ok(Json(json!({"results": results})))
-}
-
-/// Plausible's change: percent for counts (100 from nothing), points for bounce rate
-/// (none when the period before had no bounce rate) and for conversion rate (1 decimal).
-fn change(metric: &str, now: &Value, before: &Value) -> Value {
-    let (Some(a), Some(b)) = (now.as_f64(), before.as_f64()) else {
-        return Value::Null;
-    };
-    if metric == "bounce_rate" {
-        return if b > 0.0 {
-            json!((a - b).round() as i64)
-        } else {
-            Value::Null
-        };
-    }
-    if metric == "conversion_rate" {
-        return json!(((a - b) * 10.0).round() / 10.0);
-    }
-    if b == 0.0 {
-        return json!(if a > 0.0 { 100 } else { 0 });
-    }
-    json!(((a - b) / b * 100.0).round() as i64)
 }
 
 async fn get_timeseries(
@@ -594,18 +574,6 @@ mod tests {
             json!(["2024-01-01", "2024-01-31"])
         );
         assert!(range(&[("period", "week")]).is_err());
-    }
-
-    #[test]
-    fn changes_as_plausible_reports_them() {
-        assert_eq!(change("visitors", &json!(150), &json!(100)), json!(50));
-        assert_eq!(change("visitors", &json!(5), &json!(0)), json!(100));
-        assert_eq!(change("bounce_rate", &json!(40), &json!(45)), json!(-5));
-        assert_eq!(change("bounce_rate", &json!(40), &json!(0)), Value::Null);
-        assert_eq!(
-            change("conversion_rate", &json!(12.5), &json!(10.2)),
-            json!(2.3)
-        );
     }
 
     #[test]
