@@ -10,7 +10,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{check_content_type, parse_json, read_body};
-use crate::state::AppState;
+use crate::state::{AppState, Caller};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
@@ -51,12 +51,12 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Same authentication as the other `/api/v1/sites` routes: the site's stats key or the
-/// admin token.
-fn live_site(state: &AppState, headers: &HeaderMap, domain: &str) -> ApiResult<Arc<Site>> {
-    let caller = state.authenticate_request(headers)?;
+/// Same authorization as the other `/api/v1/sites` routes: the site's stats key, a user
+/// with a role on it, or the admin token. `caller` comes from the request's headers
+/// (`authenticate_request`) or, for a WebSocket, from `websocket_caller`.
+fn live_site(state: &AppState, caller: &Caller, domain: &str) -> ApiResult<Arc<Site>> {
     let site = state.existing_site(domain)?;
-    state.authorize(&caller, &site, KeyScope::Stats)?;
+    state.authorize(caller, &site, KeyScope::Stats)?;
     Ok(site)
 }
 
@@ -102,15 +102,18 @@ async fn get_live_feed(
                 )
             })?;
         let caller = websocket_caller(&state, &parts.headers, &upgrade)?;
-        let site = state.existing_site(&domain)?;
-        state.authorize(&caller, &site, KeyScope::Stats)?;
+        let site = live_site(&state, &caller, &domain)?;
         let feed = state.storage.live.subscribe(site.id).await?;
         return Ok(upgrade
             .protocols([WS_PROTOCOL])
             .max_message_size(MAX_WS_COMMAND)
             .on_upgrade(move |socket| live_socket(state, site, feed, socket)));
     }
-    let site = live_site(&state, &parts.headers, &domain)?;
+    let site = live_site(
+        &state,
+        &state.authenticate_request(&parts.headers)?,
+        &domain,
+    )?;
     let feed = state.storage.live.subscribe(site.id).await?;
     let ready = Event::default()
         .event("ready")
@@ -151,7 +154,7 @@ fn websocket_caller(
     state: &AppState,
     headers: &HeaderMap,
     upgrade: &WebSocketUpgrade,
-) -> ApiResult<crate::state::Caller> {
+) -> ApiResult<Caller> {
     if crate::extract::bearer(headers).is_some() {
         return state.authenticate_request(headers);
     }
@@ -401,7 +404,7 @@ async fn post_invite(
     Path((domain, visitor)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let site = live_site(&state, &headers, &domain)?;
+    let site = live_site(&state, &state.authenticate_request(&headers)?, &domain)?;
     check_content_type(&headers, &[])?;
     let body = parse_json(&read_body(body, 16 * 1024).await?)?;
     let sent = invite(&state, &site, &visitor, &body).await?;
