@@ -6,7 +6,7 @@ mod compare;
 mod parse;
 mod time;
 
-pub use compare::{ComparisonMode, Comparisons, change, comparison_range};
+pub use compare::change;
 pub use parse::{parse_query, site_id_of};
 pub use time::{
     bucket_label_format, local_day_start, offset_segments, resolve_granularity, time_labels,
@@ -616,8 +616,9 @@ pub struct Query {
     pub order_by: Vec<OrderBy>,
     pub pagination: Pagination,
     pub include: Include,
-    /// `include.comparisons`: the server runs the query again over the compared range.
-    pub comparisons: Option<Comparisons>,
+    /// The range of `include.comparisons`, resolved with the main one: the server runs
+    /// the query again over it.
+    pub compared_range: Option<DateRange>,
     pub range: DateRange,
     pub timezone: Tz,
     /// The normalised query for the response's `query` key.

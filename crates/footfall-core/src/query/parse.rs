@@ -148,11 +148,12 @@ pub fn parse_query(
         "pagination": {"limit": pagination.limit, "offset": pagination.offset},
     });
     let mut echo = echo;
-    if let Some(c) = &comparisons {
+    let compared_range = comparisons.map(|c| {
         echo["include"]["comparisons"] = c.to_json(site.timezone);
-        let compared = super::compare::comparison_range(&range, site.timezone, now, c);
+        let compared = super::compare::comparison_range(&range, site.timezone, now, &c);
         echo["comparison_date_range"] = echo_range(&compared, site.timezone);
-    }
+        compared
+    });
 
     Ok(Query {
         site_id,
@@ -162,7 +163,7 @@ pub fn parse_query(
         order_by,
         pagination,
         include,
-        comparisons,
+        compared_range,
         range,
         timezone: site.timezone,
         echo,

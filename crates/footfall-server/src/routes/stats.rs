@@ -10,8 +10,8 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use footfall_core::query::{
-    Comparisons, Dimension, Pagination, Query as StatsQuery, ResultRow, SiteContext, change,
-    comparison_range, parse_query, resolve_granularity, site_id_of, time_labels,
+    DateRange, Dimension, Pagination, Query as StatsQuery, ResultRow, SiteContext, change,
+    parse_query, resolve_granularity, site_id_of, time_labels,
 };
 use footfall_store::{KeyScope, ListFilter, Site};
 use serde_json::{Value, json};
@@ -301,14 +301,13 @@ async fn post_query(
     };
     let site = stats_site(&state, &headers, &domain).await?;
     let ctx = site_context(&state, &site).await?;
-    let now = chrono::Utc::now();
-    let query = parse_query(&request, &ctx, now)
+    let query = parse_query(&request, &ctx, chrono::Utc::now())
         .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
     let echo = query.echo.clone();
     let compared = query
-        .comparisons
-        .as_ref()
-        .map(|c| compared_query(&query, c, now));
+        .compared_range
+        .clone()
+        .map(|range| compared_query(&query, range));
     let keys = compared.as_ref().map(|c| RowKeys::new(&query, c));
     let metrics = query.metrics.clone();
     let out = state.storage.query.run(site.id, ctx.clone(), query).await?;
@@ -348,14 +347,10 @@ async fn post_query(
 /// The query over the compared range: the same buckets (an automatic `time` keeps the
 /// main query's size, which a shorter compared range would change) and every row, so each
 /// row of the main query finds its counterpart.
-fn compared_query(
-    query: &StatsQuery,
-    c: &Comparisons,
-    now: chrono::DateTime<chrono::Utc>,
-) -> StatsQuery {
+fn compared_query(query: &StatsQuery, range: DateRange) -> StatsQuery {
     let mut compared = query.clone();
-    compared.range = comparison_range(&query.range, query.timezone, now, c);
-    compared.comparisons = None;
+    compared.range = range;
+    compared.compared_range = None;
     compared.include.total_rows = false;
     compared.include.time_labels = false;
     for d in &mut compared.dimensions {
