@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use footfall_core::query::{
-    Filter, Goal, GoalKind, SiteContext, parse_query, site_id_of, time_labels,
+    Filter, Goal, GoalKind, QUERY_KEYS, SiteContext, parse_query, site_id_of, time_labels,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -20,17 +20,6 @@ const ZONES: [Tz; 4] = [
     chrono_tz::America::New_York,
     chrono_tz::Asia::Kathmandu,
     chrono_tz::Pacific::Apia,
-];
-
-const REQUEST_KEYS: [&str; 8] = [
-    "site_id",
-    "metrics",
-    "date_range",
-    "dimensions",
-    "filters",
-    "order_by",
-    "include",
-    "pagination",
 ];
 
 static SITES: LazyLock<Vec<SiteContext>> = LazyLock::new(|| {
@@ -77,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     // The echo as a request: without keys a response may add to it beside the query's.
     let mut request = q.echo.clone();
     if let Some(obj) = request.as_object_mut() {
-        obj.retain(|k, _| REQUEST_KEYS.contains(&k.as_str()));
+        obj.retain(|k, _| QUERY_KEYS.contains(&k.as_str()));
     }
     let again = parse_query(&request, site, now)
         .unwrap_or_else(|e| panic!("the echo {} does not parse: {e}", q.echo));

@@ -9,7 +9,8 @@ use super::{
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-const TOP_LEVEL_KEYS: &[&str] = &[
+/// The keys a Stats API v2 query may have.
+pub const QUERY_KEYS: &[&str] = &[
     "site_id",
     "metrics",
     "date_range",
@@ -94,10 +95,10 @@ pub fn parse_query(
         return err("query must be a JSON object");
     };
     for k in obj.keys() {
-        if !TOP_LEVEL_KEYS.contains(&k.as_str()) {
+        if !QUERY_KEYS.contains(&k.as_str()) {
             return err(format!(
                 "unknown key '{k}' in query{}",
-                suggestion(k, TOP_LEVEL_KEYS)
+                suggestion(k, QUERY_KEYS)
             ));
         }
     }
