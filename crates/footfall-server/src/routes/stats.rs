@@ -304,15 +304,15 @@ async fn post_query(
     let query = parse_query(&request, &ctx, chrono::Utc::now())
         .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
     let echo = query.echo.clone();
-    let compared = query
-        .compared_range
-        .clone()
-        .map(|range| compared_query(&query, range));
-    let keys = compared.as_ref().map(|c| RowKeys::new(&query, c));
+    let comparison = query.compared_range.clone().map(|range| {
+        let compared = compared_query(&query, range);
+        let keys = RowKeys::new(&query, &compared);
+        (compared, keys)
+    });
     let metrics = query.metrics.clone();
     let out = state.storage.query.run(site.id, ctx.clone(), query).await?;
     let mut results: Vec<Value> = out.results.iter().map(ResultRow::to_json).collect();
-    if let (Some(compared), Some(keys)) = (compared, keys) {
+    if let Some((compared, keys)) = comparison {
         let before = state.storage.query.run(site.id, ctx, compared).await?;
         let by_key: HashMap<Vec<Value>, &ResultRow> = before
             .results
