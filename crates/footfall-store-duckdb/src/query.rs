@@ -1339,23 +1339,15 @@ impl<'a> Builder<'a> {
             }
             self.visit_summary_cte(&mut s, &dsel, &excl, &gb);
             if self.event_dims() {
-                // Visits per event key: sessions with a matching event carrying the key
-                // (a page view, for page and hostname keys).
-                let only_pv = self
-                    .dims()
-                    .iter()
-                    .any(|d| matches!(d, Dimension::EventPage | Dimension::EventHostname));
-                let pv_cond = if only_pv {
-                    format!(" AND name = '{PAGEVIEW}'")
-                } else {
-                    String::new()
-                };
+                // Visits per event key: sessions with a matching event carrying the key,
+                // custom events included (they carry the page they were sent from), as
+                // the key's visitors and an `is` filter on it count them.
                 let src = self.grouped("r_vis");
                 // Keys come from events inside the range (a page seen after the range
                 // ended is not a row), as for event metrics.
                 s.push(&format!(
                     ", vk AS (SELECT {dsel}count(DISTINCT session_id) AS visits FROM {src} \
-                     WHERE m AND name <> '{ENGAGEMENT}'{pv_cond}{excl}"
+                     WHERE m AND name <> '{ENGAGEMENT}'{excl}"
                 ));
                 self.in_range(&mut s, "ts");
                 s.push(&format!("{gb})"));

@@ -1165,3 +1165,67 @@ fn ties_round_to_the_even_neighbour() {
     );
     assert_eq!(m, vec![8.0, 12.0, 2.12, 52.0]);
 }
+
+/// A visit's custom event carries the page it was sent from: in a breakdown by
+/// `event:page` the visit is one of that page's visits, as it is one of its visitors and
+/// as the `event:page` filter counts it (DESIGN §4: an `event:` key restricts to the
+/// matching events, and for visit metrics to the visits that contain one).
+#[test]
+fn visits_by_page_count_custom_events_on_the_page() {
+    let server = Server::start();
+    let site = "pagevisits.example";
+    server.add_site(site, "UTC");
+    let ingest = server.create_key(site, "ingest");
+    let stats = server.create_key(site, "stats");
+    let at = |visit: u32, secs: i64| {
+        (Utc.with_ymd_and_hms(2026, 11, 10, 8 + visit, 0, 0)
+            .single()
+            .expect("start")
+            + ChronoDuration::seconds(secs))
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+    };
+    // Visit 0 views / and sends Signup from /signup (a server-side event, no page view
+    // of /signup); visit 1 views /signup.
+    let events = json!([
+        {"id": "pv-0", "name": "pageview", "url": format!("https://{site}/"),
+         "timestamp": at(0, 0), "visitor_id": "a", "user_agent": CHROME_UA},
+        {"id": "su-0", "name": "Signup", "url": format!("https://{site}/signup"),
+         "timestamp": at(0, 60), "visitor_id": "a", "user_agent": CHROME_UA},
+        {"id": "pv-1", "name": "pageview", "url": format!("https://{site}/signup"),
+         "timestamp": at(1, 0), "visitor_id": "b", "user_agent": CHROME_UA},
+    ]);
+    assert_eq!(server.bulk(&ingest, &events).status().as_u16(), 202);
+    let range = json!(["2026-11-10", "2026-11-10"]);
+    server.wait_for_metric(&stats, site, &range, "events", 3.0, Duration::from_secs(30));
+
+    let filtered = server.aggregate_filtered(
+        &stats,
+        site,
+        &range,
+        &["visitors", "visits"],
+        &json!([["is", "event:page", ["/signup"]]]),
+    );
+    assert_eq!(filtered, vec![2.0, 2.0], "page=/signup: visitors, visits");
+    for filters in [json!([]), json!([["is_not", "event:name", ["pageview"]]])] {
+        let rows = server.query_ok(
+            &stats,
+            &json!({"site_id": site, "metrics": ["visitors", "visits", "events"],
+                    "date_range": range, "dimensions": ["event:page"], "filters": filters}),
+        );
+        let signup: Vec<Vec<f64>> = rows
+            .iter()
+            .filter(|r| dimension_values(r) == ["/signup"])
+            .map(metric_values)
+            .collect();
+        let want = if filters == json!([]) {
+            vec![2.0, 2.0, 2.0]
+        } else {
+            vec![1.0, 1.0, 1.0]
+        };
+        assert_eq!(
+            signup,
+            vec![want],
+            "/signup row with filters {filters}: {rows:?}"
+        );
+    }
+}
