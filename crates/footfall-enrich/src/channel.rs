@@ -1,11 +1,14 @@
 //! Acquisition channel (`visit:channel`), following Plausible's GA4-style rules.
 //!
 //! Rules are tried in order; the first that matches wins:
-//! Cross-network, Paid Search, Paid Social, Paid Video, Display, Paid Other,
-//! AI Assistants, Organic Social, Video, Organic Search, Email, Affiliates, Audio,
-//! SMS, Mobile Push Notifications, Referral, Direct.
+//! Cross-network, Paid Shopping, Paid Search, Paid Social, Paid Video, Display,
+//! Paid Other, Organic Shopping, Organic Social, Organic Video, AI Assistants,
+//! Organic Search, Email, Affiliates, Audio, SMS, Mobile Push Notifications, Referral,
+//! Direct.
 
-use crate::referrer::{Category, canonical_utm_source, referrer_source, source_category};
+use crate::referrer::{
+    Category, canonical_utm_source, is_paid_utm_source, referrer_source, source_category,
+};
 use crate::url::PageUrl;
 
 /// Every value [`channel`] can return.
@@ -20,8 +23,10 @@ pub const CHANNELS: &[&str] = &[
     "AI Assistants",
     "Display",
     "Affiliates",
-    "Video",
+    "Organic Video",
     "Paid Video",
+    "Organic Shopping",
+    "Paid Shopping",
     "Paid Other",
     "Audio",
     "SMS",
@@ -118,10 +123,16 @@ pub fn channel_of(
     let medium = utm_medium.trim().to_ascii_lowercase();
     let usource = utm_source.trim().to_ascii_lowercase();
     let campaign = utm_campaign.trim().to_ascii_lowercase();
-    let paid = is_paid_medium(&medium);
+    let paid_medium = is_paid_medium(&medium);
+    // An ad campaign's utm_source ("adwords", "fb-ads") is paid whatever the medium.
+    let paid = paid_medium || is_paid_utm_source(&usource);
+    let shopping = cat == Some(Category::Shopping) || is_shopping_campaign(&campaign);
 
     if campaign.contains("cross-network") {
         return "Cross-network";
+    }
+    if shopping && paid_medium {
+        return "Paid Shopping";
     }
     if matches!(click_id, "gclid" | "msclkid") || (cat == Some(Category::Search) && paid) {
         return "Paid Search";
@@ -142,11 +153,11 @@ pub fn channel_of(
     {
         return "Display";
     }
-    if paid {
+    if paid_medium {
         return "Paid Other";
     }
-    if cat == Some(Category::Ai) {
-        return "AI Assistants";
+    if shopping {
+        return "Organic Shopping";
     }
     if cat == Some(Category::Social)
         || matches!(
@@ -157,7 +168,10 @@ pub fn channel_of(
         return "Organic Social";
     }
     if cat == Some(Category::Video) || medium.contains("video") {
-        return "Video";
+        return "Organic Video";
+    }
+    if cat == Some(Category::Ai) {
+        return "AI Assistants";
     }
     if cat == Some(Category::Search) || medium == "organic" {
         return "Organic Search";
@@ -174,7 +188,11 @@ pub fn channel_of(
     if medium == "sms" || usource == "sms" {
         return "SMS";
     }
-    if medium.ends_with("push") || medium.contains("mobile") || medium.contains("notification") {
+    if medium.ends_with("push")
+        || medium.contains("mobile")
+        || medium.contains("notification")
+        || usource == "firebase"
+    {
         return "Mobile Push Notifications";
     }
     if matches!(medium.as_str(), "referral" | "app" | "link") || !is_direct {
@@ -188,8 +206,25 @@ fn is_paid_medium(m: &str) -> bool {
     m.contains("cp") || m == "ppc" || m == "retargeting" || m.starts_with("paid")
 }
 
+/// An e-mail tag anywhere in the value ("email", "newsletter-may", "e-mail_blast").
 fn is_email(v: &str) -> bool {
-    matches!(v, "email" | "e-mail" | "e_mail" | "e mail" | "newsletter")
+    ["email", "e-mail", "e_mail", "e mail", "newsletter"]
+        .iter()
+        .any(|t| v.contains(t))
+}
+
+/// A shopping campaign: "shopping", or "shop" at the start of the name or after a
+/// character other than a letter a-d / f-z ("summer-shop", "eshop"; not "workshop").
+fn is_shopping_campaign(campaign: &str) -> bool {
+    if campaign.contains("shopping") {
+        return true;
+    }
+    campaign.match_indices("shop").any(|(i, _)| {
+        campaign[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c == 'e' || !c.is_ascii_lowercase())
+    })
 }
 
 #[cfg(test)]
@@ -277,7 +312,6 @@ mod tests {
         assert_eq!(channel("Gemini", "", "", "", ""), "AI Assistants");
         assert_eq!(channel("Gmail", "", "", "", ""), "Email");
         assert_eq!(channel("weekly", "email", "weekly", "", ""), "Email");
-        assert_eq!(channel("YouTube", "", "", "", ""), "Video");
         assert_eq!(channel("YouTube", "cpv", "", "", ""), "Paid Video");
         assert_eq!(channel("ads.example", "display", "", "", ""), "Display");
         assert_eq!(
@@ -292,8 +326,81 @@ mod tests {
         );
         assert_eq!(channel("partner", "ppc", "partner", "", ""), "Paid Other");
         assert_eq!(channel("blog.example.org", "", "", "", ""), "Referral");
-        assert_eq!(channel("GitHub", "", "", "", ""), "Referral");
+        assert_eq!(channel("GitLab", "", "", "", ""), "Referral");
         assert_eq!(channel(DIRECT_SOURCE, "referral", "", "", ""), "Referral");
         assert!(CHANNELS.contains(&channel("a", "b", "c", "d", "e")));
+    }
+
+    /// Plausible's channel names and rules that footfall got wrong: "Organic Video"
+    /// (not "Video"), the shopping channels, paid `utm_source` spellings, e-mail tags
+    /// anywhere in the source or medium, Firebase pushes, and GitHub / Stack Overflow /
+    /// Medium as social sources.
+    #[test]
+    fn plausible_channel_names_and_rules() {
+        assert_eq!(channel("YouTube", "", "", "", ""), "Organic Video");
+        assert_eq!(channel("foo", "video", "foo", "", ""), "Organic Video");
+        assert_eq!(channel("Amazon", "", "", "", ""), "Organic Shopping");
+        assert_eq!(channel("Amazon", "cpc", "amazon", "", ""), "Paid Shopping");
+        assert_eq!(
+            channel("partner", "cpc", "partner", "summer-shop", ""),
+            "Paid Shopping"
+        );
+        assert_eq!(
+            channel("partner", "", "partner", "Shopping week", ""),
+            "Organic Shopping"
+        );
+        assert_eq!(
+            channel("partner", "", "partner", "workshop", ""),
+            "Referral"
+        );
+        // Paid sources count as paid whatever the medium.
+        assert_eq!(channel("Google", "", "adwords", "", ""), "Paid Search");
+        assert_eq!(channel("Facebook", "", "fb-ads", "", ""), "Paid Social");
+        assert_eq!(channel("YouTube", "", "yt-ads", "", ""), "Paid Video");
+        assert_eq!(
+            channel("newsletter-weekly", "", "newsletter-weekly", "", ""),
+            "Email"
+        );
+        assert_eq!(channel("acme", "email-blast", "acme", "", ""), "Email");
+        assert_eq!(
+            channel("firebase", "", "firebase", "", ""),
+            "Mobile Push Notifications"
+        );
+        assert_eq!(channel("GitHub", "", "", "", ""), "Organic Social");
+        assert_eq!(channel("Stack Overflow", "", "", "", ""), "Organic Social");
+        assert_eq!(channel("Medium", "", "", "", ""), "Organic Social");
+        assert_eq!(channel("Microsoft Teams", "", "", "", ""), "Organic Social");
+        // Social and video media come before the AI-assistant rule.
+        assert_eq!(channel("ChatGPT", "social", "", "", ""), "Organic Social");
+        for c in [
+            "Organic Video",
+            "Paid Shopping",
+            "Organic Shopping",
+            "Paid Search",
+        ] {
+            assert!(CHANNELS.contains(&c), "{c}");
+        }
+        assert!(!CHANNELS.contains(&"Video"));
+
+        let a = acquisition(&page("https://example.com/?utm_source=adwords"), None);
+        assert_eq!((a.source.as_str(), a.channel), ("Google", "Paid Search"));
+        let a = acquisition(&page("https://example.com/?utm_source=facebook_ads"), None);
+        assert_eq!((a.source.as_str(), a.channel), ("Facebook", "Paid Social"));
+        let a = acquisition(
+            &page("https://example.com/"),
+            Some("https://www.amazon.co.uk/gp/x"),
+        );
+        assert_eq!(
+            (a.source.as_str(), a.channel),
+            ("Amazon", "Organic Shopping")
+        );
+        let a = acquisition(
+            &page("https://example.com/"),
+            Some("https://statics.teams.cdn.office.net/evergreen-assets/"),
+        );
+        assert_eq!(
+            (a.source.as_str(), a.channel),
+            ("Microsoft Teams", "Organic Social")
+        );
     }
 }

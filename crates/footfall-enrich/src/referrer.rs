@@ -22,6 +22,8 @@ pub enum Category {
     Email,
     Ai,
     Video,
+    /// Shops and marketplaces (channel Organic/Paid Shopping).
+    Shopping,
     /// Ad networks' click and frame hosts (doubleclick.net, googlesyndication.com).
     Ads,
     Other,
@@ -180,6 +182,14 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("quora.com", "Quora", Social),
     ("producthunt.com", "Product Hunt", Social),
     ("lobste.rs", "Lobsters", Social),
+    // Developer communities and blogs: social sources in Plausible's channel rules
+    // (its own list for GitHub, GA4's source categories for the others).
+    ("github.com", "GitHub", Social),
+    ("stackoverflow.com", "Stack Overflow", Social),
+    ("medium.com", "Medium", Social),
+    ("statics.teams.cdn.office.net", "Microsoft Teams", Social),
+    ("teams.microsoft.com", "Microsoft Teams", Social),
+    ("teams.live.com", "Microsoft Teams", Social),
     // Video
     ("youtube.com", "YouTube", Video),
     ("youtu.be", "YouTube", Video),
@@ -187,6 +197,16 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("vimeo.com", "Vimeo", Video),
     ("twitch.tv", "Twitch", Video),
     ("dailymotion.com", "Dailymotion", Video),
+    // Shopping (GA4's shopping sources)
+    ("amazon.*", "Amazon", Shopping),
+    ("ebay.*", "eBay", Shopping),
+    ("etsy.com", "Etsy", Shopping),
+    ("shopify.com", "Shopify", Shopping),
+    ("walmart.com", "Walmart", Shopping),
+    ("alibaba.com", "Alibaba", Shopping),
+    ("aliexpress.*", "AliExpress", Shopping),
+    ("temu.com", "Temu", Shopping),
+    ("mercadolibre.*", "Mercado Libre", Shopping),
     // Ad networks (clicks on ads shown on other sites)
     ("doubleclick.net", "Google", Ads),
     ("googlesyndication.com", "Google", Ads),
@@ -194,11 +214,8 @@ pub const SOURCES: &[(&str, &str, Category)] = &[
     ("adsensecustomsearchads.com", "Google", Ads),
     ("syndicatedsearch.goog", "Google", Ads),
     // Other well-known referrers
-    ("github.com", "GitHub", Other),
     ("gitlab.com", "GitLab", Other),
     ("wikipedia.org", "Wikipedia", Other),
-    ("stackoverflow.com", "Stack Overflow", Other),
-    ("medium.com", "Medium", Other),
     ("substack.com", "Substack", Other),
 ];
 
@@ -227,6 +244,34 @@ const UTM_ALIASES: &[(&str, &str)] = &[
     ("bluesky", "Bluesky"),
     ("vk", "VKontakte"),
 ];
+
+/// `utm_source` spellings of ad campaigns (lowercase): they name their network and
+/// make the visit paid whatever its `utm_medium` (Plausible's paid sources).
+const PAID_UTM_SOURCES: &[(&str, &str)] = &[
+    ("adwords", "Google"),
+    ("google_ads", "Google"),
+    ("google-ads", "Google"),
+    ("googleads", "Google"),
+    ("google ads", "Google"),
+    ("gads", "Google"),
+    ("fb-ads", "Facebook"),
+    ("fbads", "Facebook"),
+    ("fbad", "Facebook"),
+    ("facebook-ads", "Facebook"),
+    ("facebook_ads", "Facebook"),
+    ("facebook_ad", "Facebook"),
+    ("facebook_feed_ad", "Facebook"),
+    ("yt-ads", "YouTube"),
+    ("reddit-ads", "Reddit"),
+    ("twitter-ads", "Twitter"),
+    ("tiktokads", "TikTok"),
+];
+
+/// Whether a `utm_source` value is an ad campaign's spelling ("adwords", "fb-ads", ...).
+pub fn is_paid_utm_source(value: &str) -> bool {
+    let lower = value.trim().to_ascii_lowercase();
+    PAID_UTM_SOURCES.iter().any(|(a, _)| *a == lower)
+}
 
 /// Multi-tenant suffixes whose subdomains belong to different owners.
 const SHARED_SUFFIXES: &[&str] = &[
@@ -283,7 +328,8 @@ pub fn referrer_source(referrer: &str, page_host: &str) -> Option<Source> {
     };
     let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
     let host = host.strip_prefix("www.").unwrap_or(&host);
-    if host.is_empty() {
+    // Development servers are not sources (Plausible ignores them too).
+    if host.is_empty() || host == "localhost" {
         return None;
     }
     let page_host = page_host.trim_end_matches('.').to_ascii_lowercase();
@@ -293,8 +339,7 @@ pub fn referrer_source(referrer: &str, page_host: &str) -> Option<Source> {
     }
     let known = lookup_host(host);
     let source = known.map_or_else(|| host.to_string(), |(name, _)| name.to_string());
-    let path = url.path();
-    let path = if path == "/" { "" } else { path };
+    let path = url.path().trim_end_matches('/');
     Some(Source {
         source,
         referrer: format!("{host}{path}"),
@@ -312,7 +357,11 @@ pub fn canonical_utm_source(value: &str) -> String {
         return String::new();
     }
     let lower = v.to_ascii_lowercase();
-    if let Some((_, name)) = UTM_ALIASES.iter().find(|(a, _)| *a == lower) {
+    if let Some((_, name)) = UTM_ALIASES
+        .iter()
+        .chain(PAID_UTM_SOURCES)
+        .find(|(a, _)| *a == lower)
+    {
         return (*name).to_string();
     }
     if let Some((_, name, _)) = SOURCES
@@ -642,6 +691,18 @@ mod tests {
         assert_eq!(src(""), None);
         assert_eq!(src("   "), None);
         assert_eq!(src("http://"), None);
+        // Plausible ignores referrers from localhost (development servers).
+        assert_eq!(src("http://localhost:3000/x"), None);
+        assert_eq!(src("http://LOCALHOST/"), None);
+    }
+
+    #[test]
+    fn referrer_path_without_trailing_slash() {
+        // Plausible's `visit:referrer` is host + path with the trailing slash trimmed.
+        let s = src("https://blog.example.org/posts/1/?a=b").expect("external");
+        assert_eq!(s.referrer, "blog.example.org/posts/1");
+        let s = src("https://blog.example.org//").expect("external");
+        assert_eq!(s.referrer, "blog.example.org");
     }
 
     #[test]
@@ -661,6 +722,16 @@ mod tests {
         assert_eq!(canonical_utm_source("chatgpt.com"), "ChatGPT");
         assert_eq!(canonical_utm_source("Newsletter-May"), "Newsletter-May");
         assert_eq!(canonical_utm_source(""), "");
+        // Paid spellings name their network (Plausible's custom sources).
+        assert_eq!(canonical_utm_source("adwords"), "Google");
+        assert_eq!(canonical_utm_source("Google_Ads"), "Google");
+        assert_eq!(canonical_utm_source("fb-ads"), "Facebook");
+        assert_eq!(canonical_utm_source("yt-ads"), "YouTube");
+        assert_eq!(canonical_utm_source("tiktokads"), "TikTok");
+        assert!(is_paid_utm_source("AdWords"));
+        assert!(is_paid_utm_source("reddit-ads"));
+        assert!(!is_paid_utm_source("reddit"));
+        assert!(!is_paid_utm_source("fb"));
     }
 
     #[test]

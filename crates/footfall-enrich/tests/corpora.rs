@@ -411,6 +411,7 @@ fn referer_parser_sources() {
             Some(Category::Ads) => "paid",
             Some(Category::Ai) => "chatbot",
             Some(Category::Video) => "video",
+            Some(Category::Shopping) => "shopping",
             Some(Category::Other) | None => "unknown",
         };
         if medium == c.medium {

@@ -333,6 +333,86 @@ fn locations_and_orgs_reach_the_stats_api() {
     assert!(!log.contains("81.2.69.142"), "IP in the server log");
 }
 
+/// Source, referrer and channel of visits sent through `POST /api/event`, read back
+/// with `visit:*` breakdowns: Plausible's channel names and rules ("Organic Video",
+/// shopping, paid `utm_source` spellings, e-mail tags inside a source or medium),
+/// localhost referrers ignored, the referrer's trailing slash trimmed.
+#[test]
+fn sources_and_channels_reach_the_stats_api() {
+    let s = Server::start();
+    s.add_site("acq.example", "UTC");
+    let key = s.create_key("acq.example", "stats");
+    let cases = [
+        ("/v", "https://www.youtube.com/watch", ""),
+        ("/s", "https://www.amazon.de/dp/1/", ""),
+        ("/g", "", "?utm_source=adwords"),
+        ("/f", "", "?utm_source=fb-ads"),
+        ("/n", "", "?utm_source=acme&utm_medium=email-weekly"),
+        ("/h", "https://github.com/org/repo/", ""),
+        ("/l", "http://localhost:3000/admin", ""),
+        ("/b", "https://blog.example.org/post/", ""),
+    ];
+    for (i, (path, referrer, query)) in cases.iter().enumerate() {
+        let body = json!({"name": "pageview", "url": format!("https://acq.example{path}{query}"), "domain": "acq.example", "referrer": referrer});
+        let ip = format!("198.51.100.{}", i + 1);
+        let r = s.post_event(&body.to_string(), CHROME_UA, Some(&ip), "application/json");
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    s.wait_for_metric(
+        &key,
+        "acq.example",
+        &json!("all"),
+        "visitors",
+        cases.len() as f64,
+        Duration::from_secs(20),
+    );
+    let q = json!({"site_id": "acq.example", "metrics": ["visitors"], "date_range": "all",
+        "dimensions": ["visit:entry_page", "visit:source", "visit:channel"]});
+    let mut rows: Vec<String> = s
+        .query_ok(&key, &q)
+        .iter()
+        .map(|r| dimension_values(r).join("|"))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            "/b|blog.example.org|Referral",
+            "/f|Facebook|Paid Social",
+            "/g|Google|Paid Search",
+            "/h|GitHub|Organic Social",
+            "/l|Direct / None|Direct",
+            "/n|acme|Email",
+            "/s|Amazon|Organic Shopping",
+            "/v|YouTube|Organic Video",
+        ]
+    );
+    let q = json!({"site_id": "acq.example", "metrics": ["visitors"], "date_range": "all",
+        "dimensions": ["visit:referrer"]});
+    let referrers: Vec<(String, f64)> = s
+        .query_ok(&key, &q)
+        .iter()
+        .map(|r| {
+            (
+                dimension_values(r).join("|"),
+                r["metrics"][0].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    assert!(
+        referrers.contains(&("blog.example.org/post".into(), 1.0)),
+        "{referrers:?}"
+    );
+    assert!(
+        referrers.contains(&("github.com/org/repo".into(), 1.0)),
+        "{referrers:?}"
+    );
+    assert!(
+        !referrers.iter().any(|(r, _)| r.contains("localhost")),
+        "{referrers:?}"
+    );
+}
+
 #[test]
 fn country_header_only_when_configured() {
     let s = Server::start_with(&["--country-header", "CF-IPCountry"]);
