@@ -41,11 +41,25 @@ pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpA
     headers
         .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
-        .and_then(|list| {
-            list.split(',')
-                .find_map(|s| s.trim().parse::<IpAddr>().ok())
-        })
+        .and_then(|list| list.split(',').find_map(forwarded_ip))
         .unwrap_or(peer_ip)
+}
+
+/// One `X-Forwarded-For` entry as an address: `203.0.113.7`, `2001:db8::1`, or with the
+/// port some proxies add (`203.0.113.7:51234`, `[2001:db8::1]:443`, `[2001:db8::1]`),
+/// which Plausible strips too.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.strip_suffix(']'))
+                .and_then(|e| e.parse::<IpAddr>().ok())
+        })
 }
 
 /// The configured CDN country header (e.g. `CF-IPCountry`), read only when the peer is a
@@ -91,14 +105,15 @@ pub fn user_agent(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-/// `Authorization: Bearer <secret>` or `X-API-Key: <secret>`.
+/// `Authorization: Bearer <secret>` (the scheme in any case, RFC 9110 §11.1) or
+/// `X-API-Key: <secret>`.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            let (scheme, secret) = v.trim_start().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(secret)
         })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
@@ -134,6 +149,17 @@ pub fn check_content_type(headers: &HeaderMap, extra: &[&str]) -> Result<(), Api
             format!("content type {mime:?} is not accepted; send application/json"),
         ))
     }
+}
+
+/// Reads and parses a JSON request body of at most `limit` bytes: 415 for another
+/// content type (as `check_content_type`), 413 over the limit, 400 when not JSON.
+pub async fn json_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<serde_json::Value, ApiError> {
+    check_content_type(headers, &[])?;
+    parse_json(&read_body(body, limit).await?)
 }
 
 /// Parses a JSON body with an error that says where it broke.

@@ -469,3 +469,130 @@ fn stats_api_rate_limit_answers_429_with_retry_after() {
     let other = s.create_key(SITE, "stats");
     assert_eq!(query(&other).status().as_u16(), 200);
 }
+
+/// Every JSON endpoint answers a body of another content type with 415 (DESIGN §7), not
+/// only ingestion and the Stats API: admin, sign-in, labels and retention too. Nothing of
+/// such a request is done.
+#[test]
+fn every_json_endpoint_refuses_another_content_type_with_415() {
+    let (s, _k) = setup();
+    let admin = s.admin_token();
+    let refused = |method: reqwest::Method, path: &str, key: Option<&str>, body: Value| {
+        let mut rb = s
+            .http
+            .request(method.clone(), s.url(path))
+            .header("Content-Type", "application/xml")
+            .body(body.to_string());
+        if let Some(k) = key {
+            rb = rb.bearer_auth(k);
+        }
+        let r = rb.send().expect("request");
+        let body = assert_json_error(&format!("{method} {path} as application/xml"), r, 415);
+        assert_eq!(body["code"], "unsupported_media_type", "{path}: {body}");
+    };
+    use reqwest::Method;
+    refused(
+        Method::POST,
+        "/api/admin/sites",
+        Some(&admin),
+        json!({"domain": "xml.example.com"}),
+    );
+    refused(
+        Method::PATCH,
+        &format!("/api/admin/sites/{SITE}"),
+        Some(&admin),
+        json!({"timezone": "Europe/Paris"}),
+    );
+    refused(
+        Method::POST,
+        &format!("/api/admin/sites/{SITE}/goals"),
+        Some(&admin),
+        json!({"event": "Signup"}),
+    );
+    refused(
+        Method::POST,
+        "/api/admin/keys",
+        Some(&admin),
+        json!({"site": SITE, "scope": "stats"}),
+    );
+    refused(
+        Method::POST,
+        "/api/admin/users",
+        Some(&admin),
+        json!({"email": "xml@example.com"}),
+    );
+    refused(
+        Method::POST,
+        "/api/auth/login",
+        None,
+        json!({"email": "xml@example.com", "password": "whatever it is"}),
+    );
+    refused(
+        Method::PUT,
+        &format!("/api/v1/sites/{SITE}/labels"),
+        Some(&admin),
+        json!({"rules": []}),
+    );
+    refused(
+        Method::POST,
+        &format!("/api/v1/sites/{SITE}/prune"),
+        Some(&admin),
+        json!({"older_than_days": 30}),
+    );
+    refused(
+        Method::POST,
+        "/api/send",
+        None,
+        json!({"type": "event", "payload": {"website": SITE, "url": "/"}}),
+    );
+
+    // Nothing was done: no site, goal, key or user was made, the timezone is unchanged.
+    let r = s.get_as(Some(&admin), "/api/admin/sites");
+    let sites: Value = r.json().expect("sites");
+    let sites = sites["sites"].as_array().cloned().unwrap_or_default();
+    assert!(
+        sites.iter().all(|site| site["domain"] != "xml.example.com"),
+        "{sites:?}"
+    );
+    let ours = sites.iter().find(|site| site["domain"] == SITE);
+    assert_eq!(ours.map(|site| &site["timezone"]), Some(&json!("UTC")));
+    let (_, goals) = s.get_json(&admin, &format!("/api/admin/sites/{SITE}/goals"));
+    assert_eq!(goals["goals"], json!([]), "{goals}");
+    let (_, users) = s.get_json(&admin, "/api/admin/users");
+    assert_eq!(users["users"], json!([]), "{users}");
+
+    // The same bodies as JSON (or with curl's default form type) are fine.
+    let r = s
+        .http
+        .post(s.url("/api/admin/sites"))
+        .bearer_auth(&admin)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(json!({"domain": "form.example.com"}).to_string())
+        .send()
+        .expect("POST /api/admin/sites");
+    assert_eq!(r.status().as_u16(), 201, "curl -d: {:?}", r.text());
+}
+
+/// The `Authorization` scheme is case-insensitive (RFC 9110 §11.1): `BEARER <key>` is the
+/// key, as `Bearer <key>` is; another scheme is no key at all.
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let (s, k) = setup();
+    let path = format!("/api/v1/stats/aggregate?site_id={SITE}&period=day");
+    for scheme in ["Bearer", "bearer", "BEARER", "BeArEr"] {
+        let r = s
+            .http
+            .get(s.url(&path))
+            .header("Authorization", format!("{scheme} {}", k.stats))
+            .send()
+            .expect("aggregate");
+        assert_eq!(r.status().as_u16(), 200, "{scheme}: {:?}", r.text());
+    }
+    let r = s
+        .http
+        .get(s.url(&path))
+        .header("Authorization", format!("Basic {}", k.stats))
+        .send()
+        .expect("aggregate");
+    assert_json_error("Basic scheme", r, 401);
+}

@@ -333,6 +333,29 @@ fn x_forwarded_for_is_honoured_from_a_trusted_proxy() {
     );
 }
 
+/// Proxies that add the client's port (`ip:port`, `[v6]:port`) still name the client: the
+/// port is dropped, as Plausible does (REFERENCE §2.1: IPv4 and IPv6), rather than the
+/// entry being skipped and every such client becoming the proxy itself.
+#[test]
+fn x_forwarded_for_entries_with_a_port_name_the_client() {
+    let s = Server::start();
+    let site = "ports.example.com";
+    let key = site_with_stats_key(&s, site);
+    hit(&s, site, "/", CHROME_UA, "203.0.113.7:51234");
+    hit(&s, site, "/", CHROME_UA, "198.51.100.23:443");
+    hit(&s, site, "/", CHROME_UA, "[2001:db8::1]:8443");
+    hit(&s, site, "/", CHROME_UA, "[2001:db8::2]");
+    // The same client as the first, without its port: the same visitor.
+    hit(&s, site, "/about", CHROME_UA, "203.0.113.7");
+    settle(&s, &key, site, "pageviews", 5.0);
+    let got = s.aggregate(&key, site, &recent_range(), &["visitors"]);
+    assert_eq!(
+        got,
+        vec![4.0],
+        "four forwarded clients (two with an IPv4 port, two bracketed IPv6), one UA"
+    );
+}
+
 #[test]
 fn x_forwarded_for_is_ignored_from_an_untrusted_peer() {
     // Only 10.0.0.0/8 is trusted: requests from 127.0.0.1 are the client themselves and

@@ -2,7 +2,7 @@
 
 use crate::admin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{bearer, parse_json, read_body};
+use crate::extract::bearer;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -61,8 +61,9 @@ fn admin_only(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     state.require_admin(&caller)
 }
 
-async fn json_body(body: Body) -> ApiResult<Value> {
-    parse_json(&read_body(body, 64 * 1024).await?)
+/// A JSON body (415 for another content type, 413 over 64 KiB, 400 when not JSON).
+async fn json_body(headers: &HeaderMap, body: Body) -> ApiResult<Value> {
+    crate::extract::json_body(headers, body, 64 * 1024).await
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> ApiResult<&'a str> {
@@ -82,7 +83,7 @@ async fn post_site(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     admin_only(&state, &headers)?;
-    let v = json_body(body).await?;
+    let v = json_body(&headers, body).await?;
     let tz = v.get("timezone").and_then(Value::as_str).unwrap_or("UTC");
     let changes = site_changes(&v)?;
     let site = admin::add_site_with(
@@ -143,7 +144,7 @@ async fn patch_site(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
-    let changes = site_changes(&json_body(body).await?)?;
+    let changes = site_changes(&json_body(&headers, body).await?)?;
     let site = admin::update_site(state.storage.meta.as_ref(), &site.domain, &changes).await?;
     state.reload().await?;
     Ok(Json(json!(site)))
@@ -167,7 +168,7 @@ async fn post_goal(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
-    let v = json_body(body).await?;
+    let v = json_body(&headers, body).await?;
     let spec = match (
         v.get("page").and_then(Value::as_str),
         v.get("event").and_then(Value::as_str),
@@ -218,7 +219,7 @@ async fn post_key(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     admin_only(&state, &headers)?;
-    let v = json_body(body).await?;
+    let v = json_body(&headers, body).await?;
     let scope_name = str_field(&v, "scope")?;
     let scope = KeyScope::parse(scope_name).ok_or_else(|| {
         ApiError::bad_request(
@@ -286,7 +287,7 @@ async fn post_user(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     admin_only(&state, &headers)?;
-    let v = json_body(body).await?;
+    let v = json_body(&headers, body).await?;
     let meta = state.storage.meta.as_ref();
     let site = match v.get("site").and_then(Value::as_str) {
         Some(domain) => Some((admin::find_site(meta, domain).await?, role_field(&v)?)),
@@ -331,7 +332,7 @@ async fn put_password(
     body: Body,
 ) -> ApiResult<StatusCode> {
     admin_only(&state, &headers)?;
-    let v = json_body(body).await?;
+    let v = json_body(&headers, body).await?;
     let meta = state.storage.meta.as_ref();
     let user = admin::find_user(meta, &email).await?;
     let hash = admin::hash_password(str_field(&v, "password")?)?;
@@ -348,7 +349,7 @@ async fn put_role(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     admin_only(&state, &headers)?;
-    let role = role_field(&json_body(body).await?)?;
+    let role = role_field(&json_body(&headers, body).await?)?;
     let meta = state.storage.meta.as_ref();
     let (user, site) = (
         admin::find_user(meta, &email).await?,

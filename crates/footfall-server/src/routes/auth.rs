@@ -5,7 +5,7 @@
 
 use crate::admin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_json, read_body};
+use crate::extract::json_body;
 use crate::state::{AppState, Caller, SESSION_COOKIE, hash_secret};
 use axum::Json;
 use axum::Router;
@@ -50,8 +50,12 @@ fn me(user: &footfall_store::User) -> Value {
     json!({"email": user.email, "sites": user.sites})
 }
 
-async fn post_login(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
-    let v = parse_json(&read_body(body, 16 * 1024).await?)?;
+async fn post_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let v = json_body(&headers, body, 16 * 1024).await?;
     let field = |k: &str| {
         v.get(k).and_then(Value::as_str).ok_or_else(|| {
             ApiError::bad_request("invalid_request", format!("`{k}` (string) is required"))

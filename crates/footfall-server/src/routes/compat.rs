@@ -6,7 +6,7 @@
 
 use crate::cookie;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{bearer, browser_hit_context, check_content_type, parse_json, read_body};
+use crate::extract::{bearer, browser_hit_context, json_body};
 use crate::routes::bulk::BULK_BODY_LIMIT;
 use crate::routes::event::{EVENT_BODY_LIMIT, url_host};
 use crate::state::{AppState, Caller, normalize_domain};
@@ -35,11 +35,6 @@ pub fn router() -> Router<AppState> {
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_event", message)
-}
-
-async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Value> {
-    check_content_type(headers, &[])?;
-    parse_json(&read_body(body, limit).await?)
 }
 
 fn object<'a>(v: &'a Value, what: &str) -> ApiResult<&'a Map<String, Value>> {

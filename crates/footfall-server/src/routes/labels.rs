@@ -3,7 +3,7 @@
 //! whole and apply, before the file's, to visits that start afterwards.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{bearer, parse_json, read_body};
+use crate::extract::{bearer, json_body};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -63,7 +63,7 @@ async fn put_labels(
     let caller = state.authenticate(bearer(&headers))?;
     state.require_admin(&caller)?;
     let site = state.existing_site(&domain)?;
-    let v = parse_json(&read_body(body, 64 * 1024).await?)?;
+    let v = json_body(&headers, body, 64 * 1024).await?;
     let rules_json = v.get("rules").cloned().ok_or_else(|| {
         ApiError::bad_request(
             "invalid_request",

@@ -2,7 +2,7 @@
 
 use crate::admin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{bearer, parse_json, read_body};
+use crate::extract::{bearer, json_body};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -58,7 +58,7 @@ async fn post_prune(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let site = admin_site(&state, &headers, &domain)?;
-    let request = parse_json(&read_body(body, 4096).await?)?;
+    let request = json_body(&headers, body, 4096).await?;
     let days = request
         .get("older_than_days")
         .and_then(Value::as_u64)
