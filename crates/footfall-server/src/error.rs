@@ -123,6 +123,11 @@ pub async fn json_errors(resp: Response) -> Response {
         .await
         .unwrap_or_default();
     let message = match String::from_utf8_lossy(&text).trim() {
+        // axum adds the `Allow` header after this layer has run.
+        "" if status == StatusCode::METHOD_NOT_ALLOWED => {
+            "this endpoint does not take that HTTP method; the Allow header lists the ones it takes"
+                .to_string()
+        }
         "" => status.canonical_reason().unwrap_or("error").to_string(),
         t => t.to_string(),
     };

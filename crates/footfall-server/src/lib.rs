@@ -228,7 +228,15 @@ pub async fn serve(
             }
         }
     });
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // `/api/event/` is `/api/event`, as on Plausible (Phoenix ignores a trailing slash):
+    // the path is trimmed before routing, so a client's trailing slash is not a 404.
+    let app = tower::Layer::layer(
+        &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+        router(state.clone()),
+    );
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(app);
     let closing = state.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -596,3 +596,80 @@ fn the_bearer_scheme_is_case_insensitive() {
         .expect("aggregate");
     assert_json_error("Basic scheme", r, 401);
 }
+
+/// A trailing slash names the same endpoint, as on Plausible (whose router ignores it):
+/// `/api/event/` takes hits, `/api/v2/query/` and `/api/v1/stats/aggregate/` answer.
+/// Unknown paths stay a JSON 404 with or without it; a wrong method is a JSON 405 with
+/// a sentence and `Allow`.
+#[test]
+fn trailing_slashes_name_the_same_endpoint_and_405_says_what_is_allowed() {
+    let (s, k) = setup();
+    let r = s.post_event(&event("/slash").to_string(), CHROME_UA, None, "text/plain");
+    assert_eq!(r.status().as_u16(), 202, "POST /api/event: {:?}", r.text());
+    let r = s
+        .http
+        .post(s.url("/api/event/"))
+        .header("User-Agent", CHROME_UA)
+        .header("Content-Type", "text/plain")
+        .body(event("/slash").to_string())
+        .send()
+        .expect("POST /api/event/");
+    assert_eq!(r.status().as_u16(), 202, "POST /api/event/: {:?}", r.text());
+    let q = json!({"site_id": SITE, "metrics": ["pageviews"], "date_range": recent_range()});
+    let want = json!(2);
+    let mut got = Value::Null;
+    for _ in 0..100 {
+        let r = post(
+            &s,
+            "/api/v2/query/",
+            Some(&k.stats),
+            "application/json",
+            q.to_string().into_bytes(),
+        );
+        assert_eq!(r.status().as_u16(), 200, "POST /api/v2/query/");
+        let body: Value = r.json().expect("query answer");
+        got = body["results"][0]["metrics"][0].clone();
+        if got == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got, want, "both hits stored");
+    let r = s.get_as(
+        Some(&k.stats),
+        &format!("/api/v1/stats/aggregate/?site_id={SITE}&period=day"),
+    );
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "v1 aggregate with a trailing slash"
+    );
+
+    let body = assert_json_error(
+        "unknown path with a slash",
+        s.get_as(None, "/api/nothing-here/"),
+        404,
+    );
+    assert_eq!(body["code"], "route_not_found", "{body}");
+    let r = s
+        .http
+        .delete(s.url("/api/event/"))
+        .send()
+        .expect("DELETE /api/event/");
+    let allow = r
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = assert_json_error("DELETE /api/event/", r, 405);
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+    assert_eq!(
+        allow.as_deref(),
+        Some("POST"),
+        "405 names the allowed method"
+    );
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("method")),
+        "405 says what is wrong in a sentence: {body}"
+    );
+}
