@@ -300,6 +300,10 @@ const CRAWLER_MARKERS: &[&str] = &[
     "speedtest",
     "evc-batch",
     "l9explore",
+    // Tools seen in real access logs: FreeBSD's distfile update checker, a recruiting
+    // sourcing crawler.
+    "portscout",
+    "robosourcer",
     "research",
     "marginalia",
     "classifier",
@@ -927,6 +931,9 @@ mod tests {
             p.parse("Apache-HttpClient/4.5 (Java/1.8.0_221)").bot,
             Some(BotReason::HttpLibrary)
         );
+        // Self-named tools of the 2015 access log that no list had.
+        assert_eq!(p.parse("portscout/0.8.1").bot, Some(BotReason::Crawler));
+        assert_eq!(p.parse("Robosourcer/1.0").bot, Some(BotReason::Crawler));
     }
 
     #[test]
