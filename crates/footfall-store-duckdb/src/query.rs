@@ -181,6 +181,15 @@ impl<'a> Builder<'a> {
         &self.q.dimensions
     }
 
+    /// `d0, d2, ...`: the group keys but the goal (`group_conversion_rate`'s groups).
+    fn group_keys(&self) -> String {
+        (0..self.dims().len())
+            .filter(|i| Some(*i) != self.goal_dim_index())
+            .map(|i| format!("d{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn dim_cols(&self) -> String {
         (0..self.dims().len())
             .map(|i| format!("d{i}"))
@@ -764,6 +773,7 @@ impl<'a> Builder<'a> {
                     | Metric::Events
                     | Metric::Percentage
                     | Metric::ConversionRate
+                    | Metric::GroupConversionRate
             )
         })
     }
@@ -1273,13 +1283,27 @@ impl<'a> Builder<'a> {
                 parts.push("sd");
             }
         }
-        if self.has_metric(|m| m == Metric::ConversionRate) {
+        if self.has_metric(|m| matches!(m, Metric::ConversionRate | Metric::GroupConversionRate)) {
             let stripped = strip_goal_filters(&self.q.filters);
             let mut s = Sql::default();
             self.rows_cte(&mut s, "r_tot", Window::Events, &stripped, false, true);
             s.push(&format!(
                 ", tot_c AS (SELECT count(DISTINCT visitor_id) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
             ));
+            if self.has_metric(|m| m == Metric::GroupConversionRate) {
+                // The denominator per group of the other (non-goal) keys.
+                let keys = self.group_keys();
+                let (ksel, kgb) = if keys.is_empty() {
+                    (String::new(), String::new())
+                } else {
+                    (format!("{keys}, "), format!(" GROUP BY {keys}"))
+                };
+                s.push(&format!(
+                    ", tot_g AS (SELECT {ksel}count(DISTINCT visitor_id) AS group_n FROM r_tot \
+                     WHERE m AND name <> '{ENGAGEMENT}'{}{kgb})",
+                    self.exclude_empty()
+                ));
+            }
             ctes.push(s);
         }
         if self.needs_visits() && self.rollup_visits() {
@@ -1370,6 +1394,14 @@ impl<'a> Builder<'a> {
                 from.push_str(&format!(" CROSS JOIN {p}"));
             } else {
                 from.push_str(&format!(" FULL OUTER JOIN {p} USING ({dc})"));
+            }
+        }
+        if self.has_metric(|m| m == Metric::GroupConversionRate) {
+            let keys = self.group_keys();
+            if keys.is_empty() {
+                from.push_str(" CROSS JOIN tot_g");
+            } else {
+                from.push_str(&format!(" LEFT JOIN tot_g USING ({keys})"));
             }
         }
         let mut fin = Sql::default();
@@ -1485,6 +1517,9 @@ fn metric_expr(m: Metric) -> &'static str {
         }
         Metric::ConversionRate => {
             "COALESCE(round_even(100.0 * COALESCE(visitors, 0) / NULLIF((SELECT n FROM tot_c), 0), 1), 0.0)"
+        }
+        Metric::GroupConversionRate => {
+            "COALESCE(round_even(100.0 * COALESCE(visitors, 0) / NULLIF(group_n, 0), 1), 0.0)"
         }
         Metric::TimeOnPage => {
             "CAST(CASE WHEN COALESCE(eng_sessions, 0) > 0 THEN round_even(eng_ms / 1000.0 / eng_sessions, 0) \

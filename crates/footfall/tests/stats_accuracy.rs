@@ -1229,3 +1229,106 @@ fn visits_by_page_count_custom_events_on_the_page() {
         );
     }
 }
+
+/// `group_conversion_rate` (REFERENCE §2.2, Plausible's Stats API v2): a row's converted
+/// visitors over all visitors of the same row, i.e. the denominator is the query without
+/// its goal and property filters, per group of the non-goal dimensions; `conversion_rate`
+/// keeps the whole range's visitors as its denominator.
+#[test]
+fn group_conversion_rate_divides_by_the_rows_own_visitors() {
+    let server = Server::start();
+    let site = "groupcr.example";
+    server.add_site(site, "UTC");
+    let ingest = server.create_key(site, "ingest");
+    let stats = server.create_key(site, "stats");
+    // (visitor, referrer, signs up): Google 2 visitors (1 converts), direct 4 (1 converts).
+    let visitors = [
+        ("g1", Some("https://www.google.com/"), true),
+        ("g2", Some("https://www.google.com/"), false),
+        ("d1", None, true),
+        ("d2", None, false),
+        ("d3", None, false),
+        ("d4", None, false),
+    ];
+    let mut events = Vec::new();
+    for (i, (v, referrer, signs_up)) in visitors.iter().enumerate() {
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 10, 8 + i as u32, 0, 0)
+            .single()
+            .expect("start");
+        events.push(json!({
+            "id": format!("{v}-pv"), "name": "pageview", "url": format!("https://{site}/"),
+            "timestamp": start.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "visitor_id": v, "user_agent": CHROME_UA, "referrer": referrer,
+        }));
+        if *signs_up {
+            events.push(json!({
+                "id": format!("{v}-su"), "name": "Signup", "url": format!("https://{site}/"),
+                "timestamp": (start + ChronoDuration::seconds(30)).to_rfc3339_opts(SecondsFormat::Secs, true),
+                "visitor_id": v, "user_agent": CHROME_UA,
+            }));
+        }
+    }
+    let sent = events.len() as f64;
+    assert_eq!(
+        server
+            .bulk(&ingest, &Value::Array(events))
+            .status()
+            .as_u16(),
+        202
+    );
+    let range = json!(["2026-11-10", "2026-11-10"]);
+    server.wait_for_metric(
+        &stats,
+        site,
+        &range,
+        "events",
+        sent,
+        Duration::from_secs(30),
+    );
+
+    let rows = |dims: Value| {
+        let rows = server.query_ok(
+            &stats,
+            &json!({"site_id": site, "date_range": range, "dimensions": dims,
+                    "metrics": ["visitors", "group_conversion_rate", "conversion_rate"],
+                    "filters": [["is", "event:goal", ["Signup"]]]}),
+        );
+        rows.iter()
+            .map(|r| (dimension_values(r), metric_values(r)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let by_source = rows(json!(["visit:source"]));
+    assert_eq!(
+        by_source,
+        BTreeMap::from([
+            (vec!["Direct / None".to_string()], vec![1.0, 25.0, 16.7]),
+            (vec!["Google".to_string()], vec![1.0, 50.0, 16.7]),
+        ])
+    );
+    let by_goal_and_source = rows(json!(["event:goal", "visit:source"]));
+    assert_eq!(
+        by_goal_and_source,
+        BTreeMap::from([
+            (
+                vec!["Signup".to_string(), "Direct / None".to_string()],
+                vec![1.0, 25.0, 16.7]
+            ),
+            (
+                vec!["Signup".to_string(), "Google".to_string()],
+                vec![1.0, 50.0, 16.7]
+            ),
+        ])
+    );
+    // Without other dimensions the group is the whole range: the two rates agree.
+    let by_goal = rows(json!(["event:goal"]));
+    assert_eq!(
+        by_goal,
+        BTreeMap::from([(vec!["Signup".to_string()], vec![2.0, 33.3, 33.3])])
+    );
+    let (status, body) = server.query(
+        &stats,
+        &json!({"site_id": site, "date_range": range, "metrics": ["group_conversion_rate"]}),
+    );
+    assert_eq!(status, 400, "group_conversion_rate without a goal: {body}");
+}

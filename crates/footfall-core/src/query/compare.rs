@@ -200,7 +200,7 @@ pub fn change(metric: Metric, previous: &Value, current: &Value) -> Value {
     match metric {
         Metric::BounceRate if old > 0.0 => json!((new - old).round() as i64),
         Metric::BounceRate => Value::Null,
-        Metric::ConversionRate | Metric::Percentage => {
+        Metric::ConversionRate | Metric::GroupConversionRate | Metric::Percentage => {
             json!(((new - old) * 10.0).round() / 10.0)
         }
         _ if old == 0.0 => json!(if new > 0.0 { 100 } else { 0 }),

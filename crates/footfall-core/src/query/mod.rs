@@ -117,6 +117,7 @@ name_enum!(
         Events => "events",
         Percentage => "percentage",
         ConversionRate => "conversion_rate",
+        GroupConversionRate => "group_conversion_rate",
         TimeOnPage => "time_on_page",
         ScrollDepth => "scroll_depth",
     }

@@ -468,10 +468,12 @@ fn validate(
             Metric::Percentage if dims.is_empty() => {
                 return err("metric 'percentage' requires a dimension");
             }
-            Metric::ConversionRate
+            Metric::ConversionRate | Metric::GroupConversionRate
                 if !dims.contains(&Dimension::EventGoal) && !filtered_on(&Dimension::EventGoal) =>
             {
-                return err("metric 'conversion_rate' requires an event:goal filter or dimension");
+                return err(format!(
+                    "metric '{m}' requires an event:goal filter or dimension"
+                ));
             }
             Metric::TimeOnPage | Metric::ScrollDepth
                 if !dims.contains(&Dimension::EventPage) && !filtered_on(&Dimension::EventPage) =>
