@@ -30,8 +30,8 @@ pub struct SiteChanges {
     pub identity_mode: Option<String>,
     /// Inactivity after which the next hit starts a new visit.
     pub session_timeout_secs: Option<u32>,
-    /// Hostnames whose hits are stored (each with its subdomains); empty: the site's
-    /// domain and its subdomains.
+    /// Hostnames whose hits are stored (each with its subdomains); empty: every
+    /// hostname is stored.
     pub allowed_hostnames: Option<Vec<String>>,
 }
 

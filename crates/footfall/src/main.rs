@@ -199,8 +199,9 @@ pub struct SiteSettingsArgs {
     /// Minutes of inactivity after which the next hit starts a new visit [default: 30].
     #[arg(long)]
     pub session_timeout_mins: Option<u32>,
-    /// Comma-separated hostnames whose hits are stored, each with its subdomains
-    /// (default: the site's domain and its subdomains); "" resets to the default.
+    /// Comma-separated hostnames whose hits are stored, each with its subdomains; hits
+    /// for other hosts are dropped (default: none configured, every hostname is stored);
+    /// "" resets to the default.
     #[arg(long)]
     pub allowed_hostnames: Option<String>,
 }

@@ -413,6 +413,56 @@ fn sources_and_channels_reach_the_stats_api() {
     );
 }
 
+/// `event:hostname` is the page URL's host without `www.`, whatever `d` names: with no
+/// allowed hostnames configured every hostname is stored (Plausible keeps them all;
+/// its hostname allow-list is opt-in), subdomains and other domains included.
+#[test]
+fn every_hostname_is_stored_when_none_are_configured() {
+    let s = Server::start();
+    s.add_site("hosts.example", "UTC");
+    let key = s.create_key("hosts.example", "stats");
+    for (i, url) in [
+        "https://www.hosts.example/a",
+        "https://blog.hosts.example/b",
+        "https://hosts-alias.example/c",
+        "https://HOSTS.example:8443/d",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = json!({"name": "pageview", "url": url, "domain": "hosts.example"});
+        let ip = format!("198.51.100.{}", i + 20);
+        let r = s.post_event(&body.to_string(), CHROME_UA, Some(&ip), "application/json");
+        assert_eq!(r.status().as_u16(), 202);
+        assert!(r.headers().get("x-footfall-dropped").is_none(), "{url}");
+    }
+    s.wait_for_metric(
+        &key,
+        "hosts.example",
+        &json!("all"),
+        "pageviews",
+        4.0,
+        Duration::from_secs(20),
+    );
+    let q = json!({"site_id": "hosts.example", "metrics": ["pageviews"], "date_range": "all",
+        "dimensions": ["event:hostname", "event:page"]});
+    let mut rows: Vec<String> = s
+        .query_ok(&key, &q)
+        .iter()
+        .map(|r| dimension_values(r).join(""))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            "blog.hosts.example/b",
+            "hosts-alias.example/c",
+            "hosts.example/a",
+            "hosts.example/d",
+        ]
+    );
+}
+
 #[test]
 fn country_header_only_when_configured() {
     let s = Server::start_with(&["--country-header", "CF-IPCountry"]);
