@@ -1332,3 +1332,34 @@ fn group_conversion_rate_divides_by_the_rows_own_visitors() {
     );
     assert_eq!(status, 400, "group_conversion_rate without a goal: {body}");
 }
+
+/// `time` (auto) is hourly for ranges up to two days (API.md §6), counted in the site's
+/// days: two days that include the autumn DST day (25 hours) are still two days.
+#[test]
+fn auto_time_buckets_count_local_days_across_dst() {
+    let server = Server::start();
+    let site = "autotime.example";
+    server.add_site(site, "America/New_York");
+    let ingest = server.create_key(site, "ingest");
+    let stats = server.create_key(site, "stats");
+    // 2026-11-01 10:00 EST.
+    let events = json!([{"id": "t-1", "name": "pageview", "url": format!("https://{site}/"),
+        "timestamp": "2026-11-01T15:00:00Z", "visitor_id": "t", "user_agent": CHROME_UA}]);
+    assert_eq!(server.bulk(&ingest, &events).status().as_u16(), 202);
+    let range = json!(["2026-11-01", "2026-11-02"]);
+    server.wait_for_metric(
+        &stats,
+        site,
+        &range,
+        "pageviews",
+        1.0,
+        Duration::from_secs(30),
+    );
+    let rows = server.query_ok(
+        &stats,
+        &json!({"site_id": site, "metrics": ["pageviews"], "date_range": range,
+                "dimensions": ["time"]}),
+    );
+    let got: Vec<Vec<String>> = rows.iter().map(dimension_values).collect();
+    assert_eq!(got, vec![vec!["2026-11-01 10:00:00".to_string()]]);
+}

@@ -178,12 +178,17 @@ pub(super) fn echo_range(r: &DateRange, tz: Tz) -> Value {
 }
 
 /// The bucket size `time` (auto) stands for: hours for ranges up to two days, days up
-/// to about three months, months beyond.
+/// to about three months, months beyond. Ranges of whole days are measured in the
+/// site's days (a DST day has 23 or 25 hours); `24h` and datetime ranges by their length.
 pub fn resolve_granularity(g: TimeGranularity, range: &DateRange) -> TimeGranularity {
     if g != TimeGranularity::Auto {
         return g;
     }
-    let span = range.end_utc - range.start_utc;
+    let span = match &range.kind {
+        RangeKind::DateTimes => range.end_utc - range.start_utc,
+        RangeKind::Shorthand(s) if s == "24h" => range.end_utc - range.start_utc,
+        _ => Duration::days((range.last_day - range.first_day).num_days() + 1),
+    };
     if span <= Duration::hours(48) {
         TimeGranularity::Hour
     } else if span <= Duration::days(93) {
@@ -427,6 +432,12 @@ mod tests {
         assert_eq!(hours.len(), 23);
         assert_eq!(hours[0], "2024-03-10 00:00:00");
         assert_eq!(hours[2], "2024-03-10 03:00:00");
+        // Two days with the autumn DST day (25 hours, 49 in all) are still two days.
+        let r = resolve_range(&json!(["2024-11-03", "2024-11-04"]), New_York, now).expect("r");
+        assert_eq!(
+            resolve_granularity(TimeGranularity::Auto, &r),
+            TimeGranularity::Hour
+        );
 
         let r = resolve_range(&json!("year"), New_York, now).expect("r");
         assert_eq!(
