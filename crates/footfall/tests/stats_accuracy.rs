@@ -560,6 +560,23 @@ fn stats_api_matches_independently_computed_numbers() {
             body["meta"]
         ));
     }
+    // include.imports: footfall has no imported data kept apart (imports are events), so
+    // the numbers are the same and meta says why nothing was added, as Plausible says it.
+    let q = json!({
+        "site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": f.range,
+        "include": {"imports": true},
+    });
+    let (status, body) = f.server.query(&f.stats_key, &q);
+    assert_eq!(status, 200, "imports: {body}");
+    assert_eq!(
+        body["meta"],
+        json!({"imports_included": false, "imports_skip_reason": "no_imported_data"})
+    );
+    assert_eq!(
+        metric_values(&body["results"][0]),
+        vec![total.visitors, total.pageviews],
+        "include.imports changes no number"
+    );
     // The daily rows come in time order by default.
     let order: Vec<String> = rows
         .iter()

@@ -310,7 +310,16 @@ async fn post_query(
         (compared, keys)
     });
     let metrics = query.metrics.clone();
-    let out = state.storage.query.run(site.id, ctx.clone(), query).await?;
+    let imports_asked = query.include.imports;
+    let mut out = state.storage.query.run(site.id, ctx.clone(), query).await?;
+    if imports_asked {
+        // Plausible keeps data imported from other tools (Google Analytics, CSV) apart
+        // and adds it on request; footfall's imports (access logs) are stored as events
+        // and always counted, so there is never separate imported data to include.
+        out.meta.insert("imports_included".into(), json!(false));
+        out.meta
+            .insert("imports_skip_reason".into(), json!("no_imported_data"));
+    }
     let mut results: Vec<Value> = out.results.iter().map(ResultRow::to_json).collect();
     if let Some((compared, keys)) = comparison {
         let before = state.storage.query.run(site.id, ctx, compared).await?;
