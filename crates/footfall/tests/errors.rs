@@ -385,6 +385,14 @@ fn stats_api_validation_errors_name_the_bad_part() {
             json!({"metrics": ["visitors"], "date_range": "7d"}),
             vec!["site_id"],
         ),
+        // Every hour to the year 9999 listed: 70 million labels (it took minutes and held
+        // the server's shutdown).
+        (
+            "too many time labels",
+            json!({"site_id": SITE, "metrics": ["visitors"], "dimensions": ["time:hour"],
+                   "date_range": ["2026-01-01", "9999-12-31"], "include": {"time_labels": true}}),
+            vec!["time:hour buckets", "100000"],
+        ),
     ];
     let mut failures = Vec::new();
     for (what, q, needles) in cases {
@@ -402,6 +410,21 @@ fn stats_api_validation_errors_name_the_bad_part() {
                 failures.push(format!("{what}: message {msg:?} does not name {needle:?}"));
             }
         }
+    }
+    // Stats API v1 timeseries list every bucket too.
+    let (status, body) = s.get_json(
+        &k.stats,
+        &format!(
+            "/api/v1/stats/timeseries?site_id={SITE}&period=custom&date=2026-01-01,9999-12-31"
+        ),
+    );
+    if status != 400
+        || !body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("time:day buckets")
+    {
+        failures.push(format!("v1 timeseries to 9999: status {status}: {body}"));
     }
     // Malformed JSON body.
     let r = s

@@ -155,6 +155,24 @@ pub fn parse_query(
         echo["comparison_date_range"] = echo_range(&compared, site.timezone);
         compared
     });
+    // Labels and comparisons list every bucket of the range, data or not.
+    let time = dimensions.iter().find_map(|d| match d {
+        Dimension::Time(g) => Some(*g),
+        _ => None,
+    });
+    if let Some(g) = time.filter(|_| include.time_labels || compared_range.is_some()) {
+        for r in std::iter::once(&range).chain(compared_range.as_ref()) {
+            let n = super::time::bucket_count(g, r);
+            if n > super::time::MAX_TIME_LABELS {
+                return err(format!(
+                    "the date range spans {n} {} buckets; time labels and comparisons list \
+                     at most {}: choose a larger time dimension or a shorter range",
+                    super::time::resolve_granularity(g, r).as_str(),
+                    super::time::MAX_TIME_LABELS
+                ));
+            }
+        }
+    }
 
     Ok(Query {
         site_id,
@@ -909,6 +927,31 @@ mod tests {
         );
         fails(json!({"order_by": [["visitors"]]}), "order_by[0] must be");
         fails(json!({"order_by": "visitors"}), "order_by must be a list");
+    }
+
+    #[test]
+    fn listed_buckets_are_bounded() {
+        // 11 years by hour fit; the year 9999 by hour, by day with labels, do not.
+        let hours = json!({"dimensions": ["time:hour"], "include": {"time_labels": true},
+            "date_range": ["2020-01-01", "2030-12-31"]});
+        assert!(parse(base(hours)).is_ok());
+        fails(
+            json!({"dimensions": ["time:hour"], "include": {"time_labels": true},
+                "date_range": ["2026-01-01", "9999-12-31"]}),
+            "time:hour buckets; time labels and comparisons list at most 100000",
+        );
+        fails(
+            json!({"dimensions": ["time:day"], "date_range": ["1900-01-01", "2300-12-31"],
+                "include": {"comparisons": {"mode": "previous_period"}}}),
+            "time:day buckets",
+        );
+        // Without labels or comparisons only buckets with data are answered: no bound.
+        let rows_only =
+            json!({"dimensions": ["time:hour"], "date_range": ["2026-01-01", "9999-12-31"]});
+        assert!(parse(base(rows_only)).is_ok());
+        let months = json!({"dimensions": ["time:month"], "include": {"time_labels": true},
+            "date_range": ["2026-01-01", "9999-12-31"]});
+        assert!(parse(base(months)).is_ok());
     }
 
     #[test]

@@ -206,6 +206,29 @@ pub fn bucket_label_format(g: TimeGranularity) -> &'static str {
     }
 }
 
+/// The most buckets a query may have listed (`include.time_labels`, comparisons by time,
+/// Stats API v1 timeseries, which list every bucket): 11 years by hour, any range by
+/// day. A range to the year 9999 by hour would be 70 million labels, minutes of work and
+/// gigabytes of answer for one request.
+pub const MAX_TIME_LABELS: u64 = 100_000;
+
+/// How many buckets of `g` the range spans, without listing them: what `time_labels`
+/// returns, or one or two more (partial weeks and months at both ends, DST hours).
+pub fn bucket_count(g: TimeGranularity, range: &DateRange) -> u64 {
+    let days = u64::try_from((range.last_day - range.first_day).num_days()).unwrap_or(0) + 1;
+    match resolve_granularity(g, range) {
+        TimeGranularity::Hour | TimeGranularity::Auto => {
+            u64::try_from((range.end_utc - range.start_utc).num_hours()).unwrap_or(0) + 2
+        }
+        TimeGranularity::Day => days,
+        TimeGranularity::Week => days / 7 + 2,
+        TimeGranularity::Month => {
+            let month = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
+            u64::try_from(month(range.last_day) - month(range.first_day)).unwrap_or(0) + 1
+        }
+    }
+}
+
 /// Every bucket label of the range, in order (for `include.time_labels`).
 pub fn time_labels(g: TimeGranularity, range: &DateRange, tz: Tz) -> Vec<String> {
     let g = resolve_granularity(g, range);
@@ -215,10 +238,11 @@ pub fn time_labels(g: TimeGranularity, range: &DateRange, tz: Tz) -> Vec<String>
             // Local hours are not always UTC-hour aligned (+05:45): step by 15 minutes and
             // keep each new label once (a repeated DST hour collapses into one bucket).
             let fmt = bucket_label_format(TimeGranularity::Hour);
+            let mut seen = std::collections::HashSet::new();
             let mut t = range.start_utc;
             while t < range.end_utc {
                 let label = t.with_timezone(&tz).format(fmt).to_string();
-                if out.last() != Some(&label) && !out.contains(&label) {
+                if seen.insert(label.clone()) {
                     out.push(label);
                 }
                 t += Duration::minutes(15);
@@ -445,6 +469,35 @@ mod tests {
             TimeGranularity::Month
         );
         assert_eq!(time_labels(TimeGranularity::Auto, &r, New_York).len(), 12);
+    }
+
+    #[test]
+    fn bucket_counts_bound_the_labels() {
+        let now = Utc.with_ymd_and_hms(2024, 6, 15, 12, 0, 0).unwrap();
+        for range in [
+            json!(["2024-03-09", "2024-03-12"]),
+            json!(["2024-11-03", "2024-11-04"]),
+            json!(["2023-12-30", "2024-03-02"]),
+            json!("year"),
+            json!("7d"),
+        ] {
+            let r = resolve_range(&range, New_York, now).expect("range");
+            for g in [
+                TimeGranularity::Hour,
+                TimeGranularity::Day,
+                TimeGranularity::Week,
+                TimeGranularity::Month,
+            ] {
+                let listed = time_labels(g, &r, New_York).len() as u64;
+                let counted = bucket_count(g, &r);
+                // A few more: partial weeks and months at both ends, or an hour
+                // repeated on the autumn DST day that the labels list once.
+                assert!(
+                    listed <= counted && counted <= listed + 3,
+                    "{range} {g:?}: {listed} listed, {counted} counted"
+                );
+            }
+        }
     }
 
     #[test]
