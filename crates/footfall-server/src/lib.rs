@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowHeaders, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
@@ -54,7 +54,18 @@ pub fn router(state: AppState) -> Router {
         // Trackers post from other origins. No `Vary`: with `*` for origins, methods and
         // headers no answer depends on the request's CORS headers, so caches need none,
         // and building it cost every request an allocation (~80 bytes more to send too).
-        .layer(CorsLayer::permissive().vary([]));
+        // `Authorization` is named beside `*`: browsers never let the wildcard cover it
+        // (Fetch standard), so a page on another origin could not send a Stats API key.
+        // Safe to allow: a key is never sent by the browser on its own, and cookies are
+        // not (no credentials mode).
+        .layer(
+            CorsLayer::permissive()
+                .allow_headers(AllowHeaders::list([
+                    axum::http::HeaderName::from_static("*"),
+                    axum::http::header::AUTHORIZATION,
+                ]))
+                .vary([]),
+        );
     // A line per request at DEBUG (`FOOTFALL_LOG=tower_http=debug`). Only when those
     // lines are shown: the layer boxes every response body and reads the clock twice.
     // Server errors are logged where they are answered (`ApiError`), with their cause;

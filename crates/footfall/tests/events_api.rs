@@ -456,10 +456,33 @@ fn cross_origin_trackers_pass_cors() {
     for name in [
         "access-control-allow-origin",
         "access-control-allow-methods",
-        "access-control-allow-headers",
     ] {
         assert_eq!(header(&preflight, name).as_deref(), Some("*"), "{name}");
     }
+    // `*` covers every header but `Authorization`, which browsers want named.
+    assert_eq!(
+        header(&preflight, "access-control-allow-headers").as_deref(),
+        Some("*,authorization")
+    );
+    // So a page on another origin may call the Stats API with a key.
+    let preflight = s
+        .http
+        .request(reqwest::Method::OPTIONS, s.url("/api/v2/query"))
+        .header("Origin", "https://reports.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,content-type",
+        )
+        .send()
+        .expect("OPTIONS /api/v2/query");
+    assert_eq!(preflight.status().as_u16(), 200);
+    let allowed = header(&preflight, "access-control-allow-headers").unwrap_or_default();
+    assert!(
+        allowed.split(',').any(|h| h.trim() == "authorization")
+            && allowed.split(',').any(|h| h.trim() == "*"),
+        "{allowed}"
+    );
     let post = s
         .http
         .post(s.url("/api/event"))
