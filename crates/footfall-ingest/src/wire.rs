@@ -41,6 +41,9 @@ const MAX_REFERRER: usize = 2000;
 const MAX_PROPS: usize = 30;
 const MAX_PROP_KEY: usize = 300;
 const MAX_PROP_VALUE: usize = 2000;
+/// How far ahead of the server's clock a `timestamp` may be (senders' clocks drift; an
+/// event a year ahead is a bug, and would stretch `all` ranges and time axes to it).
+const MAX_AHEAD_US: i64 = 24 * 3600 * 1_000_000;
 const MAX_ENGAGED_MS: u64 = 30 * 86_400 * 1000;
 
 /// One JSON value of an event field. Strings are borrowed from the body when they
@@ -512,11 +515,20 @@ impl RawHit<'_> {
         }
         let timestamp_us = match &self.timestamp {
             Flex::Null => None,
-            Flex::Str(s) => Some(
-                chrono::DateTime::parse_from_rfc3339(s)
+            Flex::Str(s) => {
+                let us = chrono::DateTime::parse_from_rfc3339(s)
                     .map_err(|_| format!("`timestamp` must be RFC 3339, got {s:?}"))?
-                    .timestamp_micros(),
-            ),
+                    .timestamp_micros();
+                if us < 0 {
+                    return Err(format!("`timestamp` must be 1970 or later, got {s:?}"));
+                }
+                if us > chrono::Utc::now().timestamp_micros() + MAX_AHEAD_US {
+                    return Err(format!(
+                        "`timestamp` is more than a day ahead of the server's clock: {s:?}"
+                    ));
+                }
+                Some(us)
+            }
             other => {
                 return Err(format!(
                     "`timestamp` must be a string, got {}",
@@ -642,5 +654,14 @@ mod tests {
                 .unwrap_err()
                 .contains("timestamp")
         );
+        for (ts, why) in [
+            ("9999-12-31T23:59:59Z", "more than a day ahead"),
+            ("1900-01-01T00:00:00Z", "1970 or later"),
+        ] {
+            let e = parse_event(&json!({"name": "a", "url": "x", "timestamp": ts})).unwrap_err();
+            assert!(e.contains(why), "{ts}: {e}");
+        }
+        let soon = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+        assert!(parse_event(&json!({"name": "a", "url": "x", "timestamp": soon})).is_ok());
     }
 }
