@@ -325,6 +325,17 @@ fn bulk_rejects_bad_events_one_by_one_and_keeps_the_good_ones() {
     assert_eq!(got, 4.0, "the four valid events are stored");
     let other = s.aggregate(&k.other_stats, OTHER, &recent_range(), &["pageviews"]);
     assert_eq!(other, vec![0.0], "nothing filed under the other site");
+    // A body that is no event at all is a bad request, not a batch of one bad event.
+    for body in ["5", "\"pageview\"", "null", "true"] {
+        let r = post(
+            &s,
+            "/api/v1/events",
+            Some(&k.ingest),
+            "application/json",
+            body.into(),
+        );
+        assert_json_error(&format!("bulk body {body}"), r, 400);
+    }
     still_serving(&s, &k.stats);
 }
 

@@ -69,13 +69,20 @@ fn parse_body(body: &[u8]) -> Result<Vec<Result<WireEvent, String>>, ApiError> {
             "send a JSON array or NDJSON of events",
         ));
     }
-    if let [line] = lines.as_slice()
-        && let Err(JsonEventError::Syntax(e)) = parse_event_json(line)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            format!("request body is not valid JSON: {e}"),
-        ));
+    if let [line] = lines.as_slice() {
+        if let Err(JsonEventError::Syntax(e)) = parse_event_json(line) {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                format!("request body is not valid JSON: {e}"),
+            ));
+        }
+        // A lone number, string or `null` is not a batch with one bad event.
+        if !line.trim_start().starts_with('{') {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "send a JSON array of event objects, NDJSON (one object per line) or one event object",
+            ));
+        }
     }
     Ok(lines.into_iter().map(one).collect())
 }
