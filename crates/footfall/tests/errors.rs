@@ -504,6 +504,61 @@ fn stats_api_rate_limit_answers_429_with_retry_after() {
     assert_eq!(query(&other).status().as_u16(), 200);
 }
 
+/// An admin field of the wrong type is a 400 naming it, not its default: a numeric
+/// `password` generated one, a numeric `timezone` made the site UTC.
+#[test]
+fn admin_fields_of_the_wrong_type_are_refused() {
+    let (s, _k) = setup();
+    let admin = s.admin_token();
+    let cases = [
+        (
+            "/api/admin/sites",
+            json!({"domain": "typed.example", "timezone": 5}),
+            "timezone",
+        ),
+        (
+            "/api/admin/keys",
+            json!({"site": SITE, "scope": "stats", "name": 5}),
+            "name",
+        ),
+        (
+            "/api/admin/users",
+            json!({"email": "t@example.com", "password": 1234}),
+            "password",
+        ),
+        (
+            "/api/admin/users",
+            json!({"email": "u@example.com", "site": 7, "role": "viewer"}),
+            "site",
+        ),
+        (
+            &format!("/api/admin/sites/{SITE}/goals"),
+            json!({"event": ["Signup"]}),
+            "event",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let r = post(
+            &s,
+            path,
+            Some(&admin),
+            "application/json",
+            body.to_string().into(),
+        );
+        let err = assert_json_error(&format!("POST {path} {body}"), r, 400);
+        assert!(
+            err["error"].as_str().unwrap_or_default().contains(field),
+            "{path}: {err}"
+        );
+    }
+    // Nothing was created by them.
+    let (status, sites) = s.get_json(&admin, "/api/admin/sites");
+    assert_eq!(status, 200);
+    assert!(!sites.to_string().contains("typed.example"), "{sites}");
+    let (_, users) = s.get_json(&admin, "/api/admin/users");
+    assert!(!users.to_string().contains("t@example.com"), "{users}");
+}
+
 /// Every JSON endpoint answers a body of another content type with 415 (DESIGN §7), not
 /// only ingestion and the Stats API: admin, sign-in, labels and retention too. Nothing of
 /// such a request is done.

@@ -72,6 +72,20 @@ fn str_field<'a>(v: &'a Value, key: &str) -> ApiResult<&'a str> {
     })
 }
 
+/// An optional string field: absent or `null` is `None`; another type is a 400 rather
+/// than the default (a numeric `password` silently generated one, a numeric `timezone`
+/// made the site UTC).
+fn opt_str_field<'a>(v: &'a Value, key: &str) -> ApiResult<Option<&'a str>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`{key}` must be a string"),
+        )),
+    }
+}
+
 async fn get_sites(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     admin_only(&state, &headers)?;
     Ok(Json(json!({"sites": state.storage.meta.sites().await?})))
@@ -84,7 +98,7 @@ async fn post_site(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     admin_only(&state, &headers)?;
     let v = json_body(&headers, body).await?;
-    let tz = v.get("timezone").and_then(Value::as_str).unwrap_or("UTC");
+    let tz = opt_str_field(&v, "timezone")?.unwrap_or("UTC");
     let changes = site_changes(&v)?;
     let site = admin::add_site_with(
         state.storage.meta.as_ref(),
@@ -169,10 +183,7 @@ async fn post_goal(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let site = site_with_role(&state, &headers, &domain, Role::Admin)?;
     let v = json_body(&headers, body).await?;
-    let spec = match (
-        v.get("page").and_then(Value::as_str),
-        v.get("event").and_then(Value::as_str),
-    ) {
+    let spec = match (opt_str_field(&v, "page")?, opt_str_field(&v, "event")?) {
         (Some(page), None) => admin::GoalSpec::Page(page.to_owned()),
         (None, Some(event)) => admin::GoalSpec::Event(event.to_owned()),
         _ => {
@@ -228,7 +239,7 @@ async fn post_key(
         )
     })?;
     let site = admin::find_site(state.storage.meta.as_ref(), str_field(&v, "site")?).await?;
-    let name = v.get("name").and_then(Value::as_str).unwrap_or("");
+    let name = opt_str_field(&v, "name")?.unwrap_or("");
     let (record, key) = admin::create_key(state.storage.meta.as_ref(), &site, scope, name).await?;
     state.reload().await?;
     let mut out = json!(record);
@@ -289,11 +300,11 @@ async fn post_user(
     admin_only(&state, &headers)?;
     let v = json_body(&headers, body).await?;
     let meta = state.storage.meta.as_ref();
-    let site = match v.get("site").and_then(Value::as_str) {
+    let site = match opt_str_field(&v, "site")? {
         Some(domain) => Some((admin::find_site(meta, domain).await?, role_field(&v)?)),
         None => None,
     };
-    let (password, generated) = match v.get("password").and_then(Value::as_str) {
+    let (password, generated) = match opt_str_field(&v, "password")? {
         Some(p) => (p.to_owned(), false),
         None => (admin::generate_password(), true),
     };
