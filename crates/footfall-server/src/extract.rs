@@ -174,7 +174,9 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
 
 /// Reads a body up to `limit` bytes; larger bodies get 413 with our JSON error. The
 /// buffer is sized from `Content-Length` up front: growing a multi-megabyte bulk body
-/// chunk by chunk copied it several times into freshly faulted pages.
+/// chunk by chunk copied it several times into freshly faulted pages. A leading UTF-8
+/// byte order mark is dropped (RFC 8259 lets a JSON reader ignore it; Windows tools
+/// write one).
 pub async fn read_body(
     body: axum::body::Body,
     limit: usize,
@@ -216,5 +218,9 @@ pub async fn read_body(
     if read > limit {
         return Err(too_large());
     }
-    Ok(buf.into())
+    let body = axum::body::Bytes::from(buf);
+    Ok(match body.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => body.slice_ref(rest),
+        None => body,
+    })
 }

@@ -504,6 +504,39 @@ fn stats_api_rate_limit_answers_429_with_retry_after() {
     assert_eq!(query(&other).status().as_u16(), 200);
 }
 
+/// A UTF-8 byte order mark before a JSON body (Windows tools write one) is ignored, as
+/// RFC 8259 allows, rather than answered 400 invalid_json.
+#[test]
+fn a_byte_order_mark_before_json_is_ignored() {
+    let (s, k) = setup();
+    let with_bom = |v: Value| [b"\xEF\xBB\xBF".as_slice(), v.to_string().as_bytes()].concat();
+    let r = post(
+        &s,
+        "/api/event",
+        None,
+        "application/json",
+        with_bom(event("/bom")),
+    );
+    assert_eq!(r.status().as_u16(), 202, "{:?}", r.text());
+    let q = json!({"site_id": SITE, "metrics": ["pageviews"], "date_range": recent_range()});
+    let r = post(
+        &s,
+        "/api/v2/query",
+        Some(&k.stats),
+        "application/json",
+        with_bom(q),
+    );
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text());
+    let r = post(
+        &s,
+        "/api/v1/events",
+        Some(&k.ingest),
+        "application/json",
+        with_bom(json!([event("/bom-bulk")])),
+    );
+    assert_eq!(r.status().as_u16(), 202, "{:?}", r.text());
+}
+
 /// An admin field of the wrong type is a 400 naming it, not its default: a numeric
 /// `password` generated one, a numeric `timezone` made the site UTC.
 #[test]
