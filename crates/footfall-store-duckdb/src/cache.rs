@@ -1,5 +1,6 @@
 //! The Stats API result cache, and the record of committed writes that decides when a
-//! cached result is still the store's answer.
+//! cached result (or a shared set of matching visits, `matching.rs`) is still the store's
+//! answer.
 //!
 //! A result is served again while no write since it was computed could have changed it.
 //! A query over `[start, end)` depends only on events before `end` and on visits that
@@ -56,7 +57,7 @@ impl WriteLog {
 
     /// Whether a result for `site` over a range ending at `end_us`, computed at
     /// `generation`, is still what the store would answer.
-    fn unchanged_since(&self, generation: u64, site: u32, end_us: i64) -> bool {
+    pub(crate) fn unchanged_since(&self, generation: u64, site: u32, end_us: i64) -> bool {
         if generation == self.generation {
             return true;
         }
@@ -85,7 +86,6 @@ pub(crate) struct Scope {
 #[derive(Default)]
 pub(crate) struct ResultCache {
     entries: HashMap<String, (u64, QueryOutput)>,
-    pub(crate) writes: WriteLog,
 }
 
 impl ResultCache {
@@ -93,9 +93,9 @@ impl ResultCache {
     /// Larger results are not kept (a full breakdown can hold 10,000 rows).
     const MAX_ROWS: usize = 1_000;
 
-    pub(crate) fn get(&self, key: &str, scope: Scope) -> Option<QueryOutput> {
+    pub(crate) fn get(&self, key: &str, scope: Scope, writes: &WriteLog) -> Option<QueryOutput> {
         match self.entries.get(key) {
-            Some((g, out)) if self.writes.unchanged_since(*g, scope.site, scope.end_us) => {
+            Some((g, out)) if writes.unchanged_since(*g, scope.site, scope.end_us) => {
                 Some(out.clone())
             }
             _ => None,

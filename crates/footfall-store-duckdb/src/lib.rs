@@ -6,6 +6,7 @@
 
 mod cache;
 mod insight;
+mod matching;
 mod meta;
 pub mod query;
 mod sink;
@@ -147,6 +148,11 @@ pub(crate) struct Inner {
     base: Mutex<Connection>,
     /// None when the cache is off (`DuckConfig::query_cache`).
     results: Option<Mutex<ResultCache>>,
+    /// Committed writes, which decide whether a cached result or a shared set of matching
+    /// visits is still the store's answer.
+    pub(crate) writes: Mutex<cache::WriteLog>,
+    /// Matching visits shared by the queries of one dashboard load (`matching.rs`).
+    pub(crate) matching: Mutex<matching::MatchingSets>,
     /// Goals by site id, read once: every Stats API query needs them, and a DuckDB
     /// lookup cost ~1 ms of CPU per query (planning included). Only this process writes
     /// the file; site removal drops its entry.
@@ -266,6 +272,9 @@ impl DuckStore {
             "SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
         ))
         .map_err(db_err)?;
+        // Instance-wide: every reader connection sees the shared matching sets' tables.
+        base.execute_batch(matching::ATTACH_SCRATCH)
+            .map_err(db_err)?;
         let writer = base.try_clone().map_err(db_err)?;
         // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
         writer
@@ -279,6 +288,8 @@ impl DuckStore {
                 readers: Mutex::new(Vec::new()),
                 base: Mutex::new(base),
                 results: cfg.query_cache.then(|| Mutex::new(ResultCache::default())),
+                writes: Mutex::new(cache::WriteLog::default()),
+                matching: Mutex::new(matching::MatchingSets::default()),
                 goals: Mutex::new(HashMap::new()),
                 memory_limit: cfg.memory_limit.clone(),
                 threads: cfg.threads,
@@ -306,10 +317,9 @@ const QUERY_STATEMENT_CACHE: usize = 64;
 const RELEASE_MEMORY_LIMIT: &str = "16MB";
 
 impl Inner {
-    /// Records a committed append of `events` for the result cache: per site, the
-    /// earliest event time or visit start it touched.
+    /// Records a committed append of `events` for the result cache and the shared
+    /// matching sets: per site, the earliest event time or visit start it touched.
     pub(crate) fn note_append(&self, events: &[footfall_core::Event]) {
-        let Some(cache) = &self.results else { return };
         let mut touched: Vec<(u32, i64)> = Vec::new();
         for e in events {
             let earliest = e.ts_us.min(e.session_start_us);
@@ -318,14 +328,20 @@ impl Inner {
                 None => touched.push((e.site_id, earliest)),
             }
         }
-        cache.lock().writes.appended(touched);
+        self.writes.lock().appended(touched);
+    }
+
+    /// The shared matching sets of Stats API queries, with the write record.
+    pub(crate) fn shared_sets(&self) -> matching::SharedSets<'_> {
+        matching::SharedSets {
+            sets: &self.matching,
+            writes: &self.writes,
+        }
     }
 
     /// Records a committed write that may have changed any site and range.
     pub(crate) fn note_rewrite(&self) {
-        if let Some(cache) = &self.results {
-            cache.lock().writes.rewritten();
-        }
+        self.writes.lock().rewritten();
     }
 
     /// Empties DuckDB's buffer pool of cached blocks: lowering the memory limit makes
@@ -585,9 +601,10 @@ impl footfall_store::EventQuery for DuckStore {
             let lookup = || match &inner.results {
                 Some(cache) => {
                     let cache = cache.lock();
-                    match cache.get(&key, scope) {
+                    let writes = inner.writes.lock();
+                    match cache.get(&key, scope, &writes) {
                         Some(out) => ControlFlow::Break(out),
-                        None => ControlFlow::Continue(Some(cache.writes.generation())),
+                        None => ControlFlow::Continue(Some(writes.generation())),
                     }
                 }
                 None => ControlFlow::Continue(None),
@@ -603,10 +620,11 @@ impl footfall_store::EventQuery for DuckStore {
             };
             let out = inner.with_reader(|conn| {
                 let run = || {
-                    query::execute(conn, site_id, &site, &query).map_err(|e| match e {
-                        query::ExecError::Invalid(m) => StoreError::Query(m),
-                        other => StoreError::Backend(other.to_string()),
-                    })
+                    query::execute(conn, site_id, &site, &query, Some(&inner.shared_sets()))
+                        .map_err(|e| match e {
+                            query::ExecError::Invalid(m) => StoreError::Query(m),
+                            other => StoreError::Backend(other.to_string()),
+                        })
                 };
                 inner.retrying_out_of_memory(conn, "a query", run)
             })?;

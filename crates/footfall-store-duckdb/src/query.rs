@@ -9,6 +9,7 @@
 //!   with at least one matching event; `eng` / `sd`: time on page and scroll depth;
 //! - the parts are FULL OUTER JOINed on the keys, ordered, paginated.
 
+use crate::matching::SharedSets;
 use duckdb::types::Value as DbValue;
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::query::{
@@ -81,6 +82,10 @@ struct Builder<'a> {
     /// for keys without engagement data: off at first, on for the re-run that
     /// `execute_with` makes when a key needs it.
     legacy_gaps: bool,
+    /// Table of this query's matching visits shared with the other queries of a
+    /// dashboard load (`matching.rs`); `matching_used` says whether the SQL reads it.
+    matching_table: Option<String>,
+    matching_used: std::cell::Cell<bool>,
 }
 
 fn collect_prop_keys(f: &Filter, out: &mut Vec<String>) {
@@ -170,6 +175,8 @@ impl<'a> Builder<'a> {
             use_rollup,
             over_sessions: std::cell::Cell::new(false),
             legacy_gaps: false,
+            matching_table: None,
+            matching_used: std::cell::Cell::new(false),
         }
     }
 
@@ -1004,6 +1011,10 @@ impl<'a> Builder<'a> {
         self.over_sessions.set(false);
         if self.shared_matching_visits() {
             sql.push(" FROM (SELECT session_id FROM msess WHERE in_range");
+        } else if let Some(table) = self.shared_matching_table() {
+            sql.push(&format!(
+                " FROM (SELECT session_id FROM {table} WHERE in_range"
+            ));
         } else {
             sql.push(" FROM (SELECT DISTINCT e.session_id FROM events e");
             if filters_on_visit(&on_events) {
@@ -1045,13 +1056,52 @@ impl<'a> Builder<'a> {
     /// event filters, and whether one is before the range end (`in_range`: `sv` wants
     /// those; `sess`, the visits starting in range, takes a match at any later time).
     fn matching_visits_cte(&self, sql: &mut Sql) {
+        if let Some(table) = self.shared_matching_table() {
+            sql.push(&format!(
+                "msess AS (SELECT session_id, in_range FROM {table})"
+            ));
+            return;
+        }
+        sql.push("msess AS MATERIALIZED (");
+        self.matching_set_select(sql);
+        sql.push(")");
+    }
+
+    /// The `SELECT` of `msess`: the visits with a hit at or after the range start that
+    /// passes the event filters, flagged `in_range` when one is before the range end.
+    /// Also what a shared set is made from (`matching.rs`).
+    fn matching_set_select(&self, sql: &mut Sql) {
         let (_, on_events) = self.split_visit_filters();
         self.over_sessions.set(false);
-        sql.push("msess AS MATERIALIZED (SELECT e.session_id, bool_or(e.ts < ");
+        sql.push("SELECT e.session_id, bool_or(e.ts < ");
         self.bind_ts(sql, self.end_us);
         sql.push(") AS in_range FROM events e");
         self.hits_from_start(sql, &on_events);
-        sql.push(" GROUP BY e.session_id)");
+        sql.push(" GROUP BY e.session_id");
+    }
+
+    /// The shared table of this query's matching visits, when `execute_with` offers one
+    /// and the event-side filters read no visit attribute (the set is made without the
+    /// visit join); the SQL then reads it (`matching_used`).
+    fn shared_matching_table(&self) -> Option<&str> {
+        let table = self.matching_table.as_deref()?;
+        let (_, on_events) = self.split_visit_filters();
+        if on_events.is_empty() || filters_on_visit(&on_events) {
+            return None;
+        }
+        self.matching_used.set(true);
+        Some(table)
+    }
+
+    /// The key of this query's shared matching visits: the site (goals included, for
+    /// goal filters), the range and every filter. The set depends only on the event-side
+    /// filters, but a dashboard load is one filter set: keyed by all of them, a load with
+    /// another visit filter (`page=/` then `page=/` and `source=Google`) makes its own.
+    fn matching_key(&self) -> String {
+        format!(
+            "{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{:?}",
+            self.site_id, self.site, self.start_us, self.end_us, self.q.filters
+        )
     }
 
     /// ` WHERE` the site's hits (not engagement) at or after the range start that pass
@@ -1105,6 +1155,12 @@ impl<'a> Builder<'a> {
         self.over_sessions.set(false);
         if self.shared_matching_visits() {
             sql.push(" AND e.session_id IN (SELECT session_id FROM msess))");
+            return;
+        }
+        if let Some(table) = self.shared_matching_table() {
+            sql.push(&format!(
+                " AND e.session_id IN (SELECT session_id FROM {table}))"
+            ));
             return;
         }
         sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
@@ -1665,13 +1721,58 @@ pub enum Plan {
 }
 
 /// Runs `q` for the site with numeric id `site_id`.
-pub fn execute(
+pub(crate) fn execute(
     conn: &duckdb::Connection,
     site_id: u32,
     site: &SiteContext,
     q: &Query,
+    shared: Option<&SharedSets<'_>>,
 ) -> Result<QueryOutput, ExecError> {
-    execute_with(conn, site_id, site, q, Plan::Rollup)
+    execute_with(conn, site_id, site, q, Plan::Rollup, shared)
+}
+
+/// Drops the tables of shared sets that expired, then, when `b`'s SQL reads its matching
+/// visits from a shared set, makes that set unless a query of the same dashboard load made
+/// it already (`matching.rs`).
+fn prepare_matching_set(
+    conn: &duckdb::Connection,
+    b: &Builder<'_>,
+    shared: &SharedSets<'_>,
+) -> Result<(), ExecError> {
+    let key = b.matching_key();
+    let scope = crate::cache::Scope {
+        site: b.site_id,
+        end_us: b.end_us,
+    };
+    let now = std::time::Instant::now();
+    // The generation is read before the set is made: a write committing meanwhile
+    // counts as after it (the result cache's rule).
+    let (kept, dropped, generation) = {
+        let writes = shared.writes.lock();
+        let (kept, dropped) = shared.sets.lock().lookup(&key, scope, &writes, now);
+        (kept, dropped, writes.generation())
+    };
+    for table in dropped {
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
+    }
+    if kept || !b.matching_used.get() {
+        return Ok(());
+    }
+    let table = crate::matching::table_name(&key);
+    let mut select = Sql::default();
+    b.matching_set_select(&mut select);
+    let made = conn.execute(
+        &format!("CREATE OR REPLACE TABLE {table} AS {}", select.text),
+        duckdb::params_from_iter(select.params.iter()),
+    );
+    if let Err(e) = made {
+        shared.sets.lock().forget(&key);
+        return Err(e.into());
+    }
+    if let Some(pushed_out) = shared.sets.lock().made(key, scope, generation, now) {
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {pushed_out}"))?;
+    }
+    Ok(())
 }
 
 /// The rows of the main statement and its trailing flags.
@@ -1732,20 +1833,27 @@ fn run_main(
 }
 
 /// [`execute`] with an explicit plan.
-pub fn execute_with(
+pub(crate) fn execute_with(
     conn: &duckdb::Connection,
     site_id: u32,
     site: &SiteContext,
     q: &Query,
     plan: Plan,
+    shared: Option<&SharedSets<'_>>,
 ) -> Result<QueryOutput, ExecError> {
     check_regexes(conn, q)?;
     let mut b = Builder::new(q, site, site_id, plan == Plan::Rollup);
+    if shared.is_some() {
+        b.matching_table = Some(crate::matching::table_name(&b.matching_key()));
+    }
     // `time_on_page` falls back to the gap between a visit's page views for keys without
     // engagement data; that `lead()` window over every event of the range cost ~2.7 s of
     // 3.7 s for a 30-day page breakdown at 10M events. It is computed only when the first
     // run flags such a key (pages tracked without engagement events, imported logs).
     let mut base = b.build();
+    if let Some(shared) = shared {
+        prepare_matching_set(conn, &b, shared)?;
+    }
     let mut run = run_main(conn, &b, &base, q)?;
     if run.need_gaps {
         b.legacy_gaps = true;
@@ -2061,14 +2169,31 @@ mod tests {
             .expect("now")
             .with_timezone(&chrono::Utc);
         let q = parse_query(&body, &site(), now).expect("valid query");
-        let out = execute_with(conn, 1, &site(), &q, Plan::Rollup).expect("query runs");
+        let out = execute_with(conn, 1, &site(), &q, Plan::Rollup, None).expect("query runs");
         // Every query of these tests also checks that the rollup path returns exactly what
         // grouping the raw events returns.
-        let raw = execute_with(conn, 1, &site(), &q, Plan::Raw).expect("raw query runs");
+        let raw = execute_with(conn, 1, &site(), &q, Plan::Raw, None).expect("raw query runs");
         assert_eq!(
             out.results, raw.results,
             "rollup and raw plans differ for {body}"
         );
+        // And that a query reading its matching visits from a shared set (made by it, then
+        // kept for the next query of the same load) answers the same.
+        conn.execute_batch(crate::matching::ATTACH_SCRATCH)
+            .expect("scratch database");
+        let (sets, writes) = (Default::default(), Default::default());
+        let shared = SharedSets {
+            sets: &sets,
+            writes: &writes,
+        };
+        for round in ["made", "kept"] {
+            let with_set = execute_with(conn, 1, &site(), &q, Plan::Rollup, Some(&shared))
+                .expect("query with a shared set runs");
+            assert_eq!(
+                out.results, with_set.results,
+                "a shared matching set ({round}) changes {body}"
+            );
+        }
         out
     }
 
@@ -2597,7 +2722,7 @@ mod tests {
                           "filters": [["matches", "event:page", ["("]]]});
         let q = parse_query(&body, &site(), chrono::Utc::now()).expect("valid query");
         assert!(matches!(
-            execute(&c, 1, &site(), &q),
+            execute(&c, 1, &site(), &q, None),
             Err(ExecError::Invalid(_))
         ));
     }
