@@ -501,13 +501,16 @@ pub fn rounds_to(got: f64, value: f64, decimals: i32) -> bool {
     }
 }
 
-/// `[yesterday, today]` (UTC dates): covers events sent "now" even across midnight.
+/// `[yesterday, tomorrow]` (UTC dates): covers events sent "now" across midnight and in
+/// any site timezone (a range's dates are the site's: at 23:30 UTC it is already
+/// tomorrow in Paris, and a range ending today would miss what was just sent).
 pub fn recent_range() -> Value {
     let today = chrono::Utc::now().date_naive();
     let yesterday = today - chrono::Duration::days(1);
+    let tomorrow = today + chrono::Duration::days(1);
     json!([
         yesterday.format("%Y-%m-%d").to_string(),
-        today.format("%Y-%m-%d").to_string()
+        tomorrow.format("%Y-%m-%d").to_string()
     ])
 }
 
