@@ -409,9 +409,9 @@ impl<'a> Builder<'a> {
                 },
             ),
             Dimension::Visit(VisitAttr::City) => format!("{}.city", self.visit_alias()),
-            Dimension::Visit(a) if a.empty_value() == EmptyValue::NotSet => {
+            Dimension::Visit(a) if let EmptyValue::Shown(label) = a.empty_value() => {
                 let c = self.filter_expr(d);
-                format!("CASE WHEN {c} = '' THEN '(not set)' ELSE {c} END")
+                format!("CASE WHEN {c} = '' THEN '{label}' ELSE {c} END")
             }
             other => self.filter_expr(other),
         }
@@ -454,10 +454,23 @@ impl<'a> Builder<'a> {
                 } else {
                     format!("lower({expr}) IN (")
                 });
+                // A breakdown row shown under a label ("(not set)", "Direct / None") is
+                // filtered by that label: it names the empty value.
+                let empty_label = match l.dim {
+                    Dimension::Visit(a) => match a.empty_value() {
+                        EmptyValue::Shown(label) => Some(label),
+                        _ => None,
+                    },
+                    _ => None,
+                };
                 for (i, v) in l.values.iter().enumerate() {
                     if i > 0 {
                         sql.push(", ");
                     }
+                    let v = match empty_label {
+                        Some(label) if v.eq_ignore_ascii_case(label) => "",
+                        _ => v.as_str(),
+                    };
                     if cs {
                         sql.bind_str(v);
                     } else {
@@ -2423,6 +2436,30 @@ mod tests {
                 json!({"metrics": ["visitors"], "dimensions": ["visit:device"]})
             ),
             json!([[["Desktop"], [3]], [["Mobile"], [2]], [["(not set)"], [1]]])
+        );
+        // The "(not set)" row is what filtering by "(not set)" finds.
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors"], "filters": [["is", "visit:device", ["(not set)"]]]})
+            ),
+            json!([1])
+        );
+        // No visit has a referrer: one "Direct / None" row (Plausible's label), which
+        // filtering by it finds too.
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:referrer"]})
+            ),
+            json!([[["Direct / None"], [6]]])
+        );
+        assert_eq!(
+            metrics(
+                &c,
+                json!({"metrics": ["visitors"], "filters": [["is", "visit:referrer", ["Direct / None"]]]})
+            ),
+            json!([6])
         );
         assert_eq!(
             metrics(

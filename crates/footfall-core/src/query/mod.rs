@@ -191,12 +191,19 @@ name_enum!(
 pub enum EmptyValue {
     /// Keep the row as stored (source is literally "Direct / None").
     Keep,
-    /// Leave such visits out of the breakdown (Plausible does this for UTM, referrer and
-    /// location breakdowns: "unknown" is not a useful row there).
+    /// Leave such visits out of the breakdown (Plausible does this for UTM and location
+    /// breakdowns: "unknown" is not a useful row there).
     Exclude,
-    /// Show them as "(not set)" (Plausible's label for unknown browser/OS/device).
-    NotSet,
+    /// Show them under this label, which an `is` filter also names them by: "(not set)"
+    /// for an unknown browser, OS or device, "Direct / None" for no referrer (Plausible's
+    /// labels).
+    Shown(&'static str),
 }
+
+/// Plausible's label for an unknown browser, OS, device, channel.
+pub const NOT_SET: &str = "(not set)";
+/// Plausible's label for a visit without a referrer (also the stored direct source).
+pub const DIRECT_NONE: &str = "Direct / None";
 
 impl VisitAttr {
     /// The denormalised `events` column, or None when computed per session (exit page).
@@ -235,8 +242,9 @@ impl VisitAttr {
         match self {
             Source | EntryPage | ExitPage => EmptyValue::Keep,
             Device | Browser | BrowserVersion | Os | OsVersion | Channel | Label => {
-                EmptyValue::NotSet
+                EmptyValue::Shown(NOT_SET)
             }
+            Referrer => EmptyValue::Shown(DIRECT_NONE),
             _ => EmptyValue::Exclude,
         }
     }
