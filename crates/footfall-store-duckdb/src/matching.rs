@@ -64,7 +64,6 @@ impl MatchingSets {
     pub(crate) fn lookup(
         &mut self,
         key: &str,
-        scope: Scope,
         writes: &WriteLog,
         now: Instant,
     ) -> (bool, Vec<String>) {
@@ -78,11 +77,11 @@ impl MatchingSets {
             keep
         });
         match self.entries.iter_mut().find(|e| e.key == key) {
-            Some(e) if e.scope.site == scope.site && e.scope.end_us == scope.end_us => {
+            Some(e) => {
                 e.last_used = now;
                 (true, dropped)
             }
-            _ => (false, dropped),
+            None => (false, dropped),
         }
     }
 
@@ -96,6 +95,7 @@ impl MatchingSets {
         now: Instant,
     ) -> Option<String> {
         let table = table_name(&key);
+        // Another key whose hash names the same table would now read this set.
         self.entries.retain(|e| e.table != table);
         let mut pushed_out = None;
         if self.entries.len() >= MAX_SETS {
@@ -118,11 +118,6 @@ impl MatchingSets {
         });
         pushed_out
     }
-
-    /// Forgets `key`'s set (its table is dropped by the caller): making it failed.
-    pub(crate) fn forget(&mut self, key: &str) {
-        self.entries.retain(|e| e.key != key);
-    }
 }
 
 #[cfg(test)]
@@ -139,17 +134,17 @@ mod tests {
         let mut sets = MatchingSets::default();
         let writes = WriteLog::default();
         let t0 = Instant::now();
-        assert!(!sets.lookup("k", SCOPE, &writes, t0).0);
+        assert!(!sets.lookup("k", &writes, t0).0);
         assert_eq!(sets.made("k".into(), SCOPE, writes.generation(), t0), None);
         // The next queries of the load, each within IDLE of the one before.
         let t1 = t0 + Duration::from_millis(600);
-        assert_eq!(sets.lookup("k", SCOPE, &writes, t1), (true, vec![]));
+        assert_eq!(sets.lookup("k", &writes, t1), (true, vec![]));
         let t2 = t1 + Duration::from_millis(900);
-        assert_eq!(sets.lookup("k", SCOPE, &writes, t2), (true, vec![]));
+        assert_eq!(sets.lookup("k", &writes, t2), (true, vec![]));
         // A later load: expired, dropped, made again.
         let t3 = t2 + Duration::from_millis(1500);
         assert_eq!(
-            sets.lookup("k", SCOPE, &writes, t3),
+            sets.lookup("k", &writes, t3),
             (false, vec![table_name("k")])
         );
     }
@@ -162,10 +157,10 @@ mod tests {
         sets.made("k".into(), SCOPE, writes.generation(), t0);
         // Live traffic after the range: still the store's answer.
         writes.appended([(1, SCOPE.end_us + 10)]);
-        assert!(sets.lookup("k", SCOPE, &writes, t0).0);
+        assert!(sets.lookup("k", &writes, t0).0);
         writes.appended([(1, SCOPE.end_us - 10)]);
         assert_eq!(
-            sets.lookup("k", SCOPE, &writes, t0),
+            sets.lookup("k", &writes, t0),
             (false, vec![table_name("k")])
         );
     }
@@ -184,7 +179,7 @@ mod tests {
             sets.made("new".into(), SCOPE, writes.generation(), t),
             Some(table_name("k0"))
         );
-        assert!(sets.lookup("k1", SCOPE, &writes, t).0);
-        assert!(!sets.lookup("k0", SCOPE, &writes, t).0);
+        assert!(sets.lookup("k1", &writes, t).0);
+        assert!(!sets.lookup("k0", &writes, t).0);
     }
 }

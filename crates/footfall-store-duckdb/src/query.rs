@@ -409,7 +409,7 @@ impl<'a> Builder<'a> {
                 },
             ),
             Dimension::Visit(VisitAttr::City) => format!("{}.city", self.visit_alias()),
-            Dimension::Visit(a) if let EmptyValue::Shown(label) = a.empty_value() => {
+            d if let Some(label) = d.empty_label() => {
                 let c = self.filter_expr(d);
                 format!("CASE WHEN {c} = '' THEN '{label}' ELSE {c} END")
             }
@@ -456,13 +456,7 @@ impl<'a> Builder<'a> {
                 });
                 // A breakdown row shown under a label ("(not set)", "Direct / None") is
                 // filtered by that label: it names the empty value.
-                let empty_label = match l.dim {
-                    Dimension::Visit(a) => match a.empty_value() {
-                        EmptyValue::Shown(label) => Some(label),
-                        _ => None,
-                    },
-                    _ => None,
-                };
+                let empty_label = l.dim.empty_label();
                 for (i, v) in l.values.iter().enumerate() {
                     if i > 0 {
                         sql.push(", ");
@@ -1750,9 +1744,9 @@ pub(crate) fn execute(
 fn prepare_matching_set(
     conn: &duckdb::Connection,
     b: &Builder<'_>,
+    key: String,
     shared: &SharedSets<'_>,
 ) -> Result<(), ExecError> {
-    let key = b.matching_key();
     let scope = crate::cache::Scope {
         site: b.site_id,
         end_us: b.end_us,
@@ -1762,26 +1756,25 @@ fn prepare_matching_set(
     // counts as after it (the result cache's rule).
     let (kept, dropped, generation) = {
         let writes = shared.writes.lock();
-        let (kept, dropped) = shared.sets.lock().lookup(&key, scope, &writes, now);
+        let (kept, dropped) = shared.sets.lock().lookup(&key, &writes, now);
         (kept, dropped, writes.generation())
     };
     for table in dropped {
         conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
     }
-    if kept || !b.matching_used.get() {
+    let Some(table) = b
+        .matching_table
+        .as_deref()
+        .filter(|_| !kept && b.matching_used.get())
+    else {
         return Ok(());
-    }
-    let table = crate::matching::table_name(&key);
+    };
     let mut select = Sql::default();
     b.matching_set_select(&mut select);
-    let made = conn.execute(
+    conn.execute(
         &format!("CREATE OR REPLACE TABLE {table} AS {}", select.text),
         duckdb::params_from_iter(select.params.iter()),
-    );
-    if let Err(e) = made {
-        shared.sets.lock().forget(&key);
-        return Err(e.into());
-    }
+    )?;
     if let Some(pushed_out) = shared.sets.lock().made(key, scope, generation, now) {
         conn.execute_batch(&format!("DROP TABLE IF EXISTS {pushed_out}"))?;
     }
@@ -1856,16 +1849,15 @@ pub(crate) fn execute_with(
 ) -> Result<QueryOutput, ExecError> {
     check_regexes(conn, q)?;
     let mut b = Builder::new(q, site, site_id, plan == Plan::Rollup);
-    if shared.is_some() {
-        b.matching_table = Some(crate::matching::table_name(&b.matching_key()));
-    }
+    let matching_key = shared.map(|_| b.matching_key());
+    b.matching_table = matching_key.as_deref().map(crate::matching::table_name);
     // `time_on_page` falls back to the gap between a visit's page views for keys without
     // engagement data; that `lead()` window over every event of the range cost ~2.7 s of
     // 3.7 s for a 30-day page breakdown at 10M events. It is computed only when the first
     // run flags such a key (pages tracked without engagement events, imported logs).
     let mut base = b.build();
-    if let Some(shared) = shared {
-        prepare_matching_set(conn, &b, shared)?;
+    if let (Some(shared), Some(key)) = (shared, matching_key) {
+        prepare_matching_set(conn, &b, key, shared)?;
     }
     let mut run = run_main(conn, &b, &base, q)?;
     if run.need_gaps {

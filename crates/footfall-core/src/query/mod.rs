@@ -274,6 +274,17 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    /// The label an empty value is shown and filtered under (`EmptyValue::Shown`).
+    pub fn empty_label(&self) -> Option<&'static str> {
+        match self {
+            Dimension::Visit(a) => match a.empty_value() {
+                EmptyValue::Shown(label) => Some(label),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Dimension::EventPage => "event:page".into(),
