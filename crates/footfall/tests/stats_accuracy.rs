@@ -1157,23 +1157,17 @@ fn ties_round_to_the_even_neighbour() {
     assert_eq!(100.0 * bounces as f64 / visits.len() as f64, 12.5);
     assert_eq!(sent as f64 / visits.len() as f64, 2.125);
     assert_eq!(seconds as f64 / visits.len() as f64, 52.5);
-    assert_eq!(
-        server
-            .bulk(&ingest, &Value::Array(events))
-            .status()
-            .as_u16(),
-        202
-    );
     let range = json!(["2026-11-10", "2026-11-10"]);
-    let got = server.wait_for_metric(
+    let events = Value::Array(events);
+    server.bulk_until_stored(
+        &ingest,
         &stats,
         site,
+        &events,
         &range,
         "pageviews",
         sent as f64,
-        Duration::from_secs(30),
     );
-    assert_eq!(got, sent as f64);
     let m = server.aggregate(
         &stats,
         site,
@@ -1211,9 +1205,8 @@ fn visits_by_page_count_custom_events_on_the_page() {
         {"id": "pv-1", "name": "pageview", "url": format!("https://{site}/signup"),
          "timestamp": at(1, 0), "visitor_id": "b", "user_agent": CHROME_UA},
     ]);
-    assert_eq!(server.bulk(&ingest, &events).status().as_u16(), 202);
     let range = json!(["2026-11-10", "2026-11-10"]);
-    server.wait_for_metric(&stats, site, &range, "events", 3.0, Duration::from_secs(30));
+    server.bulk_until_stored(&ingest, &stats, site, &events, &range, "events", 3.0);
 
     let filtered = server.aggregate_filtered(
         &stats,
@@ -1287,22 +1280,9 @@ fn group_conversion_rate_divides_by_the_rows_own_visitors() {
         }
     }
     let sent = events.len() as f64;
-    assert_eq!(
-        server
-            .bulk(&ingest, &Value::Array(events))
-            .status()
-            .as_u16(),
-        202
-    );
     let range = json!(["2026-11-10", "2026-11-10"]);
-    server.wait_for_metric(
-        &stats,
-        site,
-        &range,
-        "events",
-        sent,
-        Duration::from_secs(30),
-    );
+    let events = Value::Array(events);
+    server.bulk_until_stored(&ingest, &stats, site, &events, &range, "events", sent);
 
     let rows = |dims: Value| {
         let rows = server.query_ok(
@@ -1362,16 +1342,8 @@ fn auto_time_buckets_count_local_days_across_dst() {
     // 2026-11-01 10:00 EST.
     let events = json!([{"id": "t-1", "name": "pageview", "url": format!("https://{site}/"),
         "timestamp": "2026-11-01T15:00:00Z", "visitor_id": "t", "user_agent": CHROME_UA}]);
-    assert_eq!(server.bulk(&ingest, &events).status().as_u16(), 202);
     let range = json!(["2026-11-01", "2026-11-02"]);
-    server.wait_for_metric(
-        &stats,
-        site,
-        &range,
-        "pageviews",
-        1.0,
-        Duration::from_secs(30),
-    );
+    server.bulk_until_stored(&ingest, &stats, site, &events, &range, "pageviews", 1.0);
     let rows = server.query_ok(
         &stats,
         &json!({"site_id": site, "metrics": ["pageviews"], "date_range": range,

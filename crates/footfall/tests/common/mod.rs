@@ -365,6 +365,24 @@ impl Server {
 
     /// Polls the aggregate `metric` until it equals `want` (or `timeout` passes); returns
     /// the last value seen.
+    /// Sends `events` (a JSON array) through the bulk API with `ingest`, which must
+    /// accept them, and waits until `metric` over `range` reaches `want`, which it must.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bulk_until_stored(
+        &self,
+        ingest: &str,
+        stats: &str,
+        site: &str,
+        events: &Value,
+        range: &Value,
+        metric: &str,
+        want: f64,
+    ) {
+        assert_eq!(self.bulk(ingest, events).status().as_u16(), 202, "bulk");
+        let got = self.wait_for_metric(stats, site, range, metric, want, Duration::from_secs(30));
+        assert_eq!(got, want, "{metric} stored");
+    }
+
     pub fn wait_for_metric(
         &self,
         key: &str,
