@@ -346,15 +346,17 @@ fn v1_follows_plausibles_v1_rules() {
     assert_eq!(got, want);
     assert_eq!(got.len(), 3, "{br}");
 
-    // Compared with the empty week before: no bounce-rate change, conversion rate in points.
-    let (_, cmp) = v1(
-        "aggregate",
-        "metrics=bounce_rate,conversion_rate&compare=previous_period&filters=event:goal%3D%3DSignup",
-    );
+    // Compared with the empty week before: no bounce-rate change, conversion rate in points
+    // (two requests: a session metric cannot be asked with a goal filter).
+    let (_, cmp) = v1("aggregate", "metrics=bounce_rate&compare=previous_period");
     assert_eq!(
         cmp["results"]["bounce_rate"]["change"],
         Value::Null,
         "{cmp}"
+    );
+    let (_, cmp) = v1(
+        "aggregate",
+        "metrics=conversion_rate&compare=previous_period&filters=event:goal%3D%3DSignup",
     );
     let rate = &cmp["results"]["conversion_rate"];
     assert_eq!(rate["comparison_value"].as_f64(), Some(0.0), "{cmp}");
@@ -373,4 +375,240 @@ fn v1_follows_plausibles_v1_rules() {
         );
         assert_json_error(query, r, 400);
     }
+}
+
+/// A site with the visits of Plausible's own v1 tests, on fixed dates (UTC), so every
+/// number below is counted by hand:
+/// - 2021-01-01: u1 (Chrome) views `/` at 00:00 and `/hello` at 00:05 (one visit, 300 s);
+///   u2 (Firefox, from Google) views `/hello` at 05:00 and leaves (a bounce); u3 (Chrome)
+///   views `/goobye` at 00:00 and sends `Signup` (props plan=pro) at 00:01 (60 s, no
+///   bounce: the custom event is interactive);
+/// - 2020-12-31: u4 (Firefox) views `/` at 10:00 and leaves (a bounce).
+///
+/// Returns the stats key.
+fn plausible_fixture(s: &Server, site: &str) -> String {
+    s.add_site(site, "UTC");
+    let ingest = s.create_key(site, "ingest");
+    let stats = s.create_key(site, "stats");
+    let ev = |name: &str, path: &str, at: &str, visitor: &str, ua: &str, referrer: &str| {
+        json!({"name": name, "url": format!("https://{site}{path}"), "referrer": referrer,
+               "timestamp": at, "visitor_id": visitor, "user_agent": ua})
+    };
+    let mut signup = ev(
+        "Signup",
+        "/goobye",
+        "2021-01-01T00:01:00Z",
+        "u3",
+        CHROME_UA,
+        "",
+    );
+    signup["props"] = json!({"plan": "pro"});
+    let events = json!([
+        ev("pageview", "/", "2021-01-01T00:00:00Z", "u1", CHROME_UA, ""),
+        ev(
+            "pageview",
+            "/hello",
+            "2021-01-01T00:05:00Z",
+            "u1",
+            CHROME_UA,
+            ""
+        ),
+        ev(
+            "pageview",
+            "/hello",
+            "2021-01-01T05:00:00Z",
+            "u2",
+            FIREFOX_UA,
+            "https://www.google.com/"
+        ),
+        ev(
+            "pageview",
+            "/goobye",
+            "2021-01-01T00:00:00Z",
+            "u3",
+            CHROME_UA,
+            ""
+        ),
+        signup,
+        ev(
+            "pageview",
+            "/",
+            "2020-12-31T10:00:00Z",
+            "u4",
+            FIREFOX_UA,
+            ""
+        ),
+    ]);
+    s.bulk_until_stored(
+        &ingest,
+        &stats,
+        site,
+        &events,
+        &json!(["2020-12-31", "2021-01-01"]),
+        "events",
+        6.0,
+    );
+    stats
+}
+
+/// Plausible's v1 metric rules (`validate_metric` in its ExternalStatsController, texts
+/// as in its tests): session metrics (`visits`, `bounce_rate`, `visit_duration`,
+/// `views_per_visit`) not with an event-only filter or breakdown (`event:name`,
+/// `event:goal`, `event:props:*`), `views_per_visit` neither with a page filter nor in a
+/// breakdown, `time_on_page` only with a page filter or in a page breakdown and never with
+/// a goal or event name filter, `conversion_rate` only with a goal, v2-only metrics
+/// unknown, no metric twice. What is allowed answers the hand counts.
+#[test]
+fn v1_metric_rules_as_plausible() {
+    const SITE: &str = "v1metrics.example";
+    let s = Server::start();
+    let stats = plausible_fixture(&s, SITE);
+    let day = format!("site_id={SITE}&period=day&date=2021-01-01");
+    let refused = [
+        (
+            "aggregate",
+            "metrics=visitors,visitors",
+            "Metrics cannot be queried multiple times.",
+        ),
+        (
+            "aggregate",
+            "metrics=pageviews,led_zeppelin",
+            "The metric `led_zeppelin` is not recognized. Find valid metrics from the documentation: https://plausible.io/docs/stats-api#metrics",
+        ),
+        (
+            "aggregate",
+            "metrics=scroll_depth&filters=event:page%3D%3D/",
+            "The metric `scroll_depth` is not recognized. Find valid metrics from the documentation: https://plausible.io/docs/stats-api#metrics",
+        ),
+        (
+            "aggregate",
+            "metrics=pageviews,visit_duration&filters=event:name%3D%3DSignup",
+            "Session metric `visit_duration` cannot be queried when using a filter on `event:name`.",
+        ),
+        (
+            "aggregate",
+            "metrics=bounce_rate&filters=event:goal%3D%3DSignup",
+            "Session metric `bounce_rate` cannot be queried when using a filter on `event:goal`.",
+        ),
+        (
+            "timeseries",
+            "metrics=visits&filters=event:props:plan%3D%3Dpro",
+            "Session metric `visits` cannot be queried when using a filter on `event:props:plan`.",
+        ),
+        (
+            "aggregate",
+            "metrics=views_per_visit&filters=event:page%3D%3D/hello",
+            "Metric `views_per_visit` cannot be queried with a filter on `event:page`.",
+        ),
+        (
+            "aggregate",
+            "metrics=views_per_visit&filters=event:name%3D%3DSignup",
+            "Session metric `views_per_visit` cannot be queried when using a filter on `event:name`.",
+        ),
+        (
+            "aggregate",
+            "metrics=conversion_rate",
+            "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal filter",
+        ),
+        (
+            "aggregate",
+            "metrics=time_on_page",
+            "Metric `time_on_page` can only be queried in a page breakdown or with a page filter.",
+        ),
+        (
+            "aggregate",
+            "metrics=time_on_page&filters=event:page%3D%3D/;event:goal%3D%3DSignup",
+            "Metric `time_on_page` cannot be queried when filtering by `event:goal`",
+        ),
+        (
+            "aggregate",
+            "metrics=time_on_page&filters=event:page%3D%3D/;event:name%3D%3DSignup",
+            "Metric `time_on_page` cannot be queried when filtering by `event:name`",
+        ),
+        (
+            "breakdown",
+            "property=event:name&metrics=visitors,bounce_rate",
+            "Session metric `bounce_rate` cannot be queried for breakdown by `event:name`.",
+        ),
+        (
+            "breakdown",
+            "property=event:props:plan&metrics=visit_duration",
+            "Session metric `visit_duration` cannot be queried for breakdown by `event:props:plan`.",
+        ),
+        (
+            "breakdown",
+            "property=visit:source&filters=event:goal%3D%3DSignup&metrics=visitors,visits",
+            "Session metric `visits` cannot be queried when using a filter on `event:goal`.",
+        ),
+        (
+            "breakdown",
+            "property=visit:browser&metrics=views_per_visit",
+            "Metric `views_per_visit` is not supported in breakdown queries.",
+        ),
+        (
+            "breakdown",
+            "property=visit:browser&metrics=time_on_page",
+            "Metric `time_on_page` is not supported in breakdown queries (except `event:page` breakdown)",
+        ),
+        (
+            "breakdown",
+            "property=visit:browser&metrics=conversion_rate",
+            "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal filter",
+        ),
+    ];
+    for (endpoint, query, message) in refused {
+        let r = s.get_as(
+            Some(&stats),
+            &format!("/api/v1/stats/{endpoint}?{day}&{query}"),
+        );
+        let body = assert_json_error(query, r, 400);
+        assert_eq!(body["error"], message, "{endpoint}?{query}");
+    }
+
+    // Allowed: event metrics with an event-only filter (one Signup, by u3)...
+    let (status, agg) = s.get_json(
+        &stats,
+        &format!(
+            "/api/v1/stats/aggregate?{day}&metrics=visitors,events&filters=event:name%3D%3DSignup"
+        ),
+    );
+    assert_eq!(status, 200, "{agg}");
+    assert_eq!(
+        agg,
+        json!({"results": {"visitors": {"value": 1}, "events": {"value": 1}}})
+    );
+    // ...session metrics with a page filter: the visits with a view of /hello are u1's
+    // (300 s) and u2's (0 s), so 150 s; the bounce rate is over the visits that entered
+    // there: u2's alone, a bounce, 100 (Plausible's test "can filter by page")...
+    let (status, agg) = s.get_json(&stats,
+        &format!(
+            "/api/v1/stats/aggregate?{day}&metrics=visitors,visits,pageviews,bounce_rate,visit_duration&filters=event:page%3D%3D/hello"
+        ),
+    );
+    assert_eq!(status, 200, "{agg}");
+    assert_eq!(
+        agg,
+        json!({"results": {"visitors": {"value": 2}, "visits": {"value": 2},
+                           "pageviews": {"value": 2}, "bounce_rate": {"value": 100},
+                           "visit_duration": {"value": 150}}})
+    );
+    // ...time on page with a page filter: u1 went from / to /hello 300 s later...
+    let (status, agg) = s.get_json(
+        &stats,
+        &format!("/api/v1/stats/aggregate?{day}&metrics=time_on_page&filters=event:page%3D%3D/"),
+    );
+    assert_eq!(status, 200, "{agg}");
+    assert_eq!(agg, json!({"results": {"time_on_page": {"value": 300}}}));
+    // ...and the conversion rate in a goal breakdown: 1 of the day's 3 visitors, 33.3 %.
+    let (status, br) = s.get_json(
+        &stats,
+        &format!(
+            "/api/v1/stats/breakdown?{day}&property=event:goal&metrics=visitors,events,conversion_rate"
+        ),
+    );
+    assert_eq!(status, 200, "{br}");
+    assert_eq!(
+        br,
+        json!({"results": [{"goal": "Signup", "visitors": 1, "events": 1, "conversion_rate": 33.3}]})
+    );
 }

@@ -182,6 +182,102 @@ fn metrics(p: &Params) -> Vec<String> {
         .unwrap_or_else(|| vec!["visitors".to_string()])
 }
 
+/// Event-only properties: a visit has none of them, so session metrics cannot be broken
+/// down or filtered by them.
+fn event_only(dimension: &str) -> bool {
+    matches!(dimension, "event:name" | "event:goal") || dimension.starts_with("event:props:")
+}
+
+/// Plausible's v1 metric rules (`ExternalStatsController.validate_metric`), with its error
+/// texts: which metric may be asked with which filters and breakdown `property`.
+fn validate_metrics(
+    names: &[String],
+    property: Option<&str>,
+    v2_filters: &[Value],
+) -> ApiResult<()> {
+    let filtered: Vec<&str> = v2_filters
+        .iter()
+        .filter_map(|f| f.get(1).and_then(Value::as_str))
+        .collect();
+    let filters_on = |d: &str| filtered.contains(&d);
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(bad("Metrics cannot be queried multiple times."));
+        }
+    }
+    for name in names {
+        let m = name.as_str();
+        let session = |m: &str| {
+            if let Some(p) = property.filter(|p| event_only(p)) {
+                return Err(bad(format!(
+                    "Session metric `{m}` cannot be queried for breakdown by `{p}`."
+                )));
+            }
+            if let Some(f) = filtered.iter().find(|f| event_only(f)) {
+                return Err(bad(format!(
+                    "Session metric `{m}` cannot be queried when using a filter on `{f}`."
+                )));
+            }
+            Ok(())
+        };
+        match m {
+            "visitors" | "pageviews" | "events" => {}
+            "visits" | "bounce_rate" | "visit_duration" => session(m)?,
+            "views_per_visit" => {
+                if filters_on("event:page") {
+                    return Err(bad(
+                        "Metric `views_per_visit` cannot be queried with a filter on `event:page`.",
+                    ));
+                }
+                if property.is_some() {
+                    return Err(bad(
+                        "Metric `views_per_visit` is not supported in breakdown queries.",
+                    ));
+                }
+                session(m)?;
+            }
+            "conversion_rate" => {
+                if property != Some("event:goal") && !filters_on("event:goal") {
+                    return Err(bad(
+                        "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal filter",
+                    ));
+                }
+            }
+            "time_on_page" => {
+                for f in ["event:goal", "event:name"] {
+                    if filters_on(f) {
+                        return Err(bad(format!(
+                            "Metric `time_on_page` cannot be queried when filtering by `{f}`"
+                        )));
+                    }
+                }
+                match property {
+                    Some("event:page") => {}
+                    Some(_) => {
+                        return Err(bad(
+                            "Metric `time_on_page` is not supported in breakdown queries (except `event:page` breakdown)",
+                        ));
+                    }
+                    None if filters_on("event:page") => {}
+                    None => {
+                        return Err(bad(
+                            "Metric `time_on_page` can only be queried in a page breakdown or with a page filter.",
+                        ));
+                    }
+                }
+            }
+            // v2's other metrics (`scroll_depth`, `percentage`, ...) included, as in
+            // Plausible's v1.
+            other => {
+                return Err(bad(format!(
+                    "The metric `{other}` is not recognized. Find valid metrics from the documentation: https://plausible.io/docs/stats-api#metrics"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs a v2 query body for `site`, as `POST /api/v2/query` would.
 async fn run(state: &AppState, site: &Site, body: Value) -> ApiResult<QueryOutput> {
     let ctx = site_context(state, site).await?;
@@ -263,6 +359,7 @@ async fn get_aggregate(
     let (range, from, to) = date_range(&site, &p)?;
     let names = metrics(&p);
     let v2_filters = filters(&p)?;
+    validate_metrics(&names, None, &v2_filters)?;
     let body = |range: Value| json!({"site_id": site.domain, "metrics": names, "date_range": range, "filters": v2_filters});
     let current = run(&state, &site, body(range)).await?;
     let values = current
@@ -338,6 +435,7 @@ async fn get_timeseries(
     };
     let names = metrics(&p);
     let v2_filters = filters(&p)?;
+    validate_metrics(&names, None, &v2_filters)?;
     // Group conversion rate per bucket needs each bucket's converted visitors.
     let group_cr = names.iter().any(|n| n == "conversion_rate");
     let mut v2_metrics = names.clone();
@@ -429,13 +527,8 @@ async fn get_breakdown(
             .ok_or_else(|| bad(format!("page must be a positive number, got {v:?}")))?,
     };
     let names = metrics(&p);
-    if names.iter().any(|n| n == "views_per_visit") {
-        // Plausible's v1: "Currently only supported in Aggregate and Timeseries endpoints".
-        return Err(bad(
-            "metric views_per_visit is not supported in breakdown queries",
-        ));
-    }
     let v2_filters = filters(&p)?;
+    validate_metrics(&names, Some(property), &v2_filters)?;
     // A browser or OS version is broken down with its browser or OS, and the row carries
     // both (`{"browser": "Chrome", "browser_version": "120.0", ...}`), as in Plausible.
     let dimensions: Vec<&str> = match property.as_str() {
