@@ -612,3 +612,81 @@ fn v1_metric_rules_as_plausible() {
         json!({"results": [{"goal": "Signup", "visitors": 1, "events": 1, "conversion_rate": 33.3}]})
     );
 }
+
+/// `7d` and `30d` are the 7 (30) days before `date`, without it, as Plausible's v1 since
+/// v3.0 (its test "shows last 7 days of visitors": date 2021-01-08 lists 2021-01-01 to
+/// 2021-01-07); the comparison is the same number of days before.
+#[test]
+fn v1_7d_and_30d_end_the_day_before_date() {
+    const SITE: &str = "v1days.example";
+    let s = Server::start();
+    let stats = plausible_fixture(&s, SITE);
+    let visitors = |period: &str, date: &str| {
+        let (status, agg) = s.get_json(
+            &stats,
+            &format!("/api/v1/stats/aggregate?site_id={SITE}&period={period}&date={date}"),
+        );
+        assert_eq!(status, 200, "{agg}");
+        agg["results"]["visitors"]["value"].clone()
+    };
+    // u4 on 2020-12-31; u1, u2, u3 on 2021-01-01.
+    assert_eq!(visitors("7d", "2021-01-01"), json!(1), "2020-12-25..31");
+    assert_eq!(
+        visitors("7d", "2021-01-02"),
+        json!(4),
+        "2020-12-26..2021-01-01"
+    );
+    assert_eq!(visitors("7d", "2021-01-08"), json!(3), "2021-01-01..07");
+    assert_eq!(visitors("7d", "2021-01-09"), json!(0), "2021-01-02..08");
+    assert_eq!(visitors("30d", "2021-01-31"), json!(3), "2021-01-01..30");
+    assert_eq!(
+        visitors("30d", "2021-01-30"),
+        json!(4),
+        "2020-12-31..2021-01-29"
+    );
+    assert_eq!(visitors("30d", "2020-12-31"), json!(0), "2020-12-01..30");
+
+    let (status, ts) = s.get_json(
+        &stats,
+        &format!("/api/v1/stats/timeseries?site_id={SITE}&period=7d&date=2021-01-08"),
+    );
+    assert_eq!(status, 200, "{ts}");
+    assert_eq!(
+        ts,
+        json!({"results": [
+            {"date": "2021-01-01", "visitors": 3},
+            {"date": "2021-01-02", "visitors": 0},
+            {"date": "2021-01-03", "visitors": 0},
+            {"date": "2021-01-04", "visitors": 0},
+            {"date": "2021-01-05", "visitors": 0},
+            {"date": "2021-01-06", "visitors": 0},
+            {"date": "2021-01-07", "visitors": 0},
+        ]})
+    );
+    let (_, ts) = s.get_json(
+        &stats,
+        &format!("/api/v1/stats/timeseries?site_id={SITE}&period=30d&date=2021-01-30"),
+    );
+    let rows = ts["results"].as_array().expect("rows");
+    assert_eq!(rows.len(), 30, "{ts}");
+    assert_eq!(
+        (&rows[0], &rows[1], &rows[29]["date"]),
+        (
+            &json!({"date": "2020-12-31", "visitors": 1}),
+            &json!({"date": "2021-01-01", "visitors": 3}),
+            &json!("2021-01-29")
+        )
+    );
+
+    // The 7 days before 2021-01-01..07 are 2020-12-25..31: u4 alone.
+    let (_, cmp) = s.get_json(
+        &stats,
+        &format!(
+            "/api/v1/stats/aggregate?site_id={SITE}&period=7d&date=2021-01-08&metrics=visitors&compare=previous_period"
+        ),
+    );
+    assert_eq!(
+        cmp,
+        json!({"results": {"visitors": {"value": 3, "comparison_value": 1, "change": 200}}})
+    );
+}

@@ -44,9 +44,11 @@ async fn site_of(
     stats_site(state, headers, domain).await
 }
 
-/// v1's `period` and `date` as a v2 date range of dates: `7d` and `30d` end on `date`
-/// (default today in the site's timezone) and include it, `month`, `6mo` and `12mo` are
-/// whole months up to `date`'s, `custom` takes `date=FROM,TO`.
+/// v1's `period` and `date` as a v2 date range of dates: `7d` and `30d` are the 7 (30)
+/// days before `date` (default today in the site's timezone), which they leave out, as
+/// Plausible's since v3.0 ("Last 7d and 30d periods do not include today anymore"),
+/// `month`, `6mo` and `12mo` are whole months up to `date`'s, `custom` takes
+/// `date=FROM,TO`.
 fn date_range(site: &Site, p: &Params) -> ApiResult<(Value, NaiveDate, NaiveDate)> {
     let tz: chrono_tz::Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
     let today = chrono::Utc::now().with_timezone(&tz).date_naive();
@@ -69,8 +71,8 @@ fn date_range(site: &Site, p: &Params) -> ApiResult<(Value, NaiveDate, NaiveDate
     let back = |days: u64| date.checked_sub_days(Days::new(days)).unwrap_or(date);
     let (from, to) = match period {
         "day" => (date, date),
-        "7d" => (back(6), date),
-        "30d" => (back(29), date),
+        "7d" => (back(7), back(1)),
+        "30d" => (back(30), back(1)),
         "month" => (month_start(date), month_end(date)),
         "6mo" | "12mo" => {
             let months = if period == "6mo" { 5 } else { 11 };
@@ -640,7 +642,7 @@ mod tests {
     }
 
     #[test]
-    fn v1_periods_end_on_the_date_and_include_it() {
+    fn v1_periods_in_days_end_the_day_before_the_date() {
         let site = Site {
             id: 1,
             domain: "example.com".into(),
@@ -652,7 +654,15 @@ mod tests {
         let range = |pairs: &[(&str, &str)]| date_range(&site, &params(pairs)).map(|r| r.0);
         assert_eq!(
             range(&[("period", "7d"), ("date", "2024-03-15")]).expect("7d"),
-            json!(["2024-03-09", "2024-03-15"])
+            json!(["2024-03-08", "2024-03-14"])
+        );
+        assert_eq!(
+            range(&[("period", "30d"), ("date", "2024-03-01")]).expect("30d"),
+            json!(["2024-01-31", "2024-02-29"])
+        );
+        assert_eq!(
+            range(&[("period", "day"), ("date", "2024-03-01")]).expect("day"),
+            json!(["2024-03-01", "2024-03-01"])
         );
         assert_eq!(
             range(&[("period", "month"), ("date", "2024-02-10")]).expect("month"),
