@@ -690,3 +690,61 @@ fn v1_7d_and_30d_end_the_day_before_date() {
         json!({"results": {"visitors": {"value": 3, "comparison_value": 1, "change": 200}}})
     );
 }
+
+/// A timeseries bucket where nothing happened holds Plausible's default values
+/// (`Metrics.default_value`): `null` visit duration and time on page, `0.0` bounce rate
+/// and views per visit, `0` counts (its test "shows hourly data for a certain date", on the
+/// same visits).
+#[test]
+fn v1_timeseries_empty_buckets_as_plausible() {
+    const SITE: &str = "v1buckets.example";
+    let s = Server::start();
+    let stats = plausible_fixture(&s, SITE);
+    let (status, ts) = s.get_json(&stats,
+        &format!(
+            "/api/v1/stats/timeseries?site_id={SITE}&period=day&date=2021-01-01&metrics=visitors,pageviews,visits,visit_duration,bounce_rate,views_per_visit"
+        ),
+    );
+    assert_eq!(status, 200, "{ts}");
+    let rows = ts["results"].as_array().expect("rows");
+    assert_eq!(rows.len(), 24, "{ts}");
+    // 00:00: u1 (/ and /hello, 300 s) and u3 (/goobye and Signup, 60 s): 2 visits, 3 page
+    // views, no bounce, (300 + 60) / 2 = 180 s, 3 / 2 = 1.5 views per visit.
+    assert_eq!(
+        rows[0],
+        json!({"date": "2021-01-01 00:00:00", "visitors": 2, "pageviews": 3, "visits": 2,
+               "visit_duration": 180, "bounce_rate": 0, "views_per_visit": 1.5})
+    );
+    // 05:00: u2's bounce.
+    assert_eq!(
+        rows[5],
+        json!({"date": "2021-01-01 05:00:00", "visitors": 1, "pageviews": 1, "visits": 1,
+               "visit_duration": 0, "bounce_rate": 100, "views_per_visit": 1.0})
+    );
+    for (hour, row) in rows.iter().enumerate() {
+        if hour == 0 || hour == 5 {
+            continue;
+        }
+        assert_eq!(
+            row,
+            &json!({"date": format!("2021-01-01 {hour:02}:00:00"), "visitors": 0,
+                    "pageviews": 0, "visits": 0, "visit_duration": null,
+                    "bounce_rate": 0.0, "views_per_visit": 0.0}),
+            "{ts}"
+        );
+    }
+    // Time on page for /: 300 s on 2021-01-01 (u1), none the day before (u4 left).
+    let (_, ts) = s.get_json(&stats,
+        &format!(
+            "/api/v1/stats/timeseries?site_id={SITE}&period=custom&date=2020-12-30,2021-01-01&metrics=time_on_page&filters=event:page%3D%3D/"
+        ),
+    );
+    assert_eq!(
+        ts,
+        json!({"results": [
+            {"date": "2020-12-30", "time_on_page": null},
+            {"date": "2020-12-31", "time_on_page": null},
+            {"date": "2021-01-01", "time_on_page": 300},
+        ]})
+    );
+}

@@ -408,6 +408,17 @@ async fn get_aggregate(
     Ok(Json(json!({"results": results})))
 }
 
+/// A metric's value in a timeseries bucket where nothing happened, as Plausible's
+/// `Metrics.default_value`: no visit has no duration and no page no time on it (`null`),
+/// the rates and views per visit are `0.0`, counts `0`.
+fn empty_bucket_value(metric: &str) -> Value {
+    match metric {
+        "visit_duration" | "time_on_page" => Value::Null,
+        "views_per_visit" | "bounce_rate" | "conversion_rate" => json!(0.0),
+        _ => json!(0),
+    }
+}
+
 async fn get_timeseries(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -481,7 +492,7 @@ async fn get_timeseries(
                 row[name] = by_label
                     .get(label)
                     .and_then(|m| m.get(i).cloned())
-                    .unwrap_or(json!(0));
+                    .unwrap_or_else(|| empty_bucket_value(name));
                 if name == "conversion_rate" {
                     let converted = by_label
                         .get(label)
