@@ -748,3 +748,69 @@ fn v1_timeseries_empty_buckets_as_plausible() {
         ]})
     );
 }
+
+/// A breakdown is ordered by its first metric other than `time_on_page` (by visitors when
+/// there is none), then by the property, and cannot be by `event:hostname`, as Plausible's
+/// v1 (`Legacy.Breakdown.metric_to_order_by`, `validate_property`).
+#[test]
+fn v1_breakdown_order_and_properties_as_plausible() {
+    const SITE: &str = "v1order.example";
+    let s = Server::start();
+    let stats = plausible_fixture(&s, SITE);
+    let day = format!("site_id={SITE}&period=day&date=2021-01-01");
+    // On 2021-01-01: /hello had 2 visitors (u1, u2), / and /goobye 1 each. Only / has a
+    // time on page: u1 went on to /hello 300 s later; the other views were visits' last.
+    let (status, br) = s.get_json(
+        &stats,
+        &format!("/api/v1/stats/breakdown?{day}&property=event:page&metrics=time_on_page"),
+    );
+    assert_eq!(status, 200, "{br}");
+    assert_eq!(
+        br,
+        json!({"results": [
+            {"page": "/hello", "time_on_page": null},
+            {"page": "/", "time_on_page": 300},
+            {"page": "/goobye", "time_on_page": null},
+        ]})
+    );
+    // With another metric after it, that one orders: page views 2, 1, 1.
+    let (_, br) = s.get_json(
+        &stats,
+        &format!(
+            "/api/v1/stats/breakdown?{day}&property=event:page&metrics=time_on_page,pageviews"
+        ),
+    );
+    assert_eq!(
+        br,
+        json!({"results": [
+            {"page": "/hello", "time_on_page": null, "pageviews": 2},
+            {"page": "/", "time_on_page": 300, "pageviews": 1},
+            {"page": "/goobye", "time_on_page": null, "pageviews": 1},
+        ]})
+    );
+
+    let r = s.get_as(
+        Some(&stats),
+        &format!("/api/v1/stats/breakdown?{day}&property=event:hostname"),
+    );
+    let body = assert_json_error("hostname breakdown", r, 400);
+    assert_eq!(
+        body["error"],
+        "Property 'event:hostname' is currently not supported for breakdowns.  Please provide a valid property for the breakdown endpoint: https://plausible.io/docs/stats-api#properties"
+    );
+    // Filtering by hostname stays: the 3 visitors of the day.
+    let (status, agg) = s.get_json(
+        &stats,
+        &format!("/api/v1/stats/aggregate?{day}&filters=event:hostname%3D%3D{SITE}"),
+    );
+    assert_eq!(
+        (status, agg),
+        (200, json!({"results": {"visitors": {"value": 3}}}))
+    );
+    let r = s.get_as(Some(&stats), &format!("/api/v1/stats/breakdown?{day}"));
+    let body = assert_json_error("no property", r, 400);
+    assert_eq!(
+        body["error"],
+        "The `property` parameter is required. Please provide at least one property to show a breakdown by."
+    );
+}

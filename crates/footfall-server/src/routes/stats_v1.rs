@@ -513,9 +513,15 @@ async fn get_breakdown(
 ) -> ApiResult<Json<Value>> {
     let site = site_of(&state, &headers, &p).await?;
     let (range, _, _) = date_range(&site, &p)?;
-    let property = p
-        .get("property")
-        .ok_or_else(|| bad("property is required (e.g. visit:source or event:page)"))?;
+    let property = p.get("property").ok_or_else(|| {
+        bad("The `property` parameter is required. Please provide at least one property to show a breakdown by.")
+    })?;
+    if property == "event:hostname" {
+        // Plausible's v1 filters by hostname but does not break down by it.
+        return Err(bad(
+            "Property 'event:hostname' is currently not supported for breakdowns.  Please provide a valid property for the breakdown endpoint: https://plausible.io/docs/stats-api#properties",
+        ));
+    }
     // As Plausible: `limit` 1..=1000 (default 100), `page` from 1; anything else is a 400.
     let limit = match p.get("limit") {
         None => 100,
@@ -552,14 +558,23 @@ async fn get_breakdown(
     let group_cr = names.iter().any(|n| n == "conversion_rate")
         && property != "event:goal"
         && !property.starts_with("event:props:");
+    // Rows are ordered by the first metric other than `time_on_page` (`visitors` when
+    // there is none) descending, then by the property, as Plausible's v1
+    // (`Legacy.Breakdown.metric_to_order_by`).
+    let order_metric = names
+        .iter()
+        .find(|n| *n != "time_on_page")
+        .map_or("visitors", String::as_str);
     let mut v2_metrics = names.clone();
-    if group_cr && !names.iter().any(|n| n == "visitors") {
-        v2_metrics.push("visitors".to_string());
+    for needed in [(group_cr, "visitors"), (true, order_metric)] {
+        if needed.0 && !v2_metrics.iter().any(|n| n == needed.1) {
+            v2_metrics.push(needed.1.to_string());
+        }
     }
     let visitors_at = v2_metrics.iter().position(|n| n == "visitors");
     // Rows ordered by a group conversion rate are only known once every group's rate is:
     // then all rows are fetched, ordered and paged here.
-    let order_here = group_cr && names.first().is_some_and(|n| n == "conversion_rate");
+    let order_here = group_cr && order_metric == "conversion_rate";
     let pagination = if order_here {
         json!({"limit": 10000, "offset": 0})
     } else {
@@ -569,7 +584,8 @@ async fn get_breakdown(
         &state,
         &site,
         json!({"site_id": site.domain, "metrics": v2_metrics, "date_range": range,
-               "filters": v2_filters, "dimensions": dimensions, "pagination": pagination}),
+               "filters": v2_filters, "dimensions": dimensions, "pagination": pagination,
+               "order_by": [[order_metric, "desc"]]}),
     )
     .await?;
     let totals = if group_cr {
