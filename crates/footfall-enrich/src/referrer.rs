@@ -312,19 +312,21 @@ pub struct Source {
     pub category: Option<Category>,
 }
 
-/// Source for a referrer URL; `None` when empty, unparsable, host-less, or internal
-/// (same host or same registrable domain as `page_host`).
+/// Source for a referrer URL, as Plausible's `Ingestion.Source` reads it: `None` when
+/// empty, unparsable, without a host, of a scheme other than `http`, `https` and
+/// `android-app` (no scheme either), from `localhost`, or internal: the same host as
+/// `page_host` (both without `www.`; a subdomain of the site is a referrer of its own).
+/// An app referrer keeps its scheme (`android-app://com.example.app`) unless known.
 pub fn referrer_source(referrer: &str, page_host: &str) -> Option<Source> {
     let raw = referrer.trim();
     if raw.is_empty() {
         return None;
     }
-    let url = match Url::parse(raw) {
-        Ok(u) => u,
-        Err(url::ParseError::RelativeUrlWithoutBase) => {
-            Url::parse(&format!("http://{raw}")).ok()?
-        }
-        Err(_) => return None,
+    let url = Url::parse(raw).ok()?;
+    let app = match url.scheme() {
+        "http" | "https" => false,
+        "android-app" => true,
+        _ => return None,
     };
     let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
     let host = host.strip_prefix("www.").unwrap_or(&host);
@@ -334,15 +336,16 @@ pub fn referrer_source(referrer: &str, page_host: &str) -> Option<Source> {
     }
     let page_host = page_host.trim_end_matches('.').to_ascii_lowercase();
     let page_host = page_host.strip_prefix("www.").unwrap_or(&page_host);
-    if host == page_host || registrable_domain(host) == registrable_domain(page_host) {
+    if host == page_host {
         return None;
     }
     let known = lookup_host(host);
-    let source = known.map_or_else(|| host.to_string(), |(name, _)| name.to_string());
+    let prefix = if app { "android-app://" } else { "" };
+    let source = known.map_or_else(|| format!("{prefix}{host}"), |(name, _)| name.to_string());
     let path = url.path().trim_end_matches('/');
     Some(Source {
         source,
-        referrer: format!("{host}{path}"),
+        referrer: format!("{prefix}{host}{path}"),
         host: host.to_string(),
         category: known.map(|(_, c)| c),
     })
@@ -681,11 +684,23 @@ mod tests {
     fn internal_referrers() {
         assert_eq!(src("https://example.com/a"), None);
         assert_eq!(src("https://www.example.com/a"), None);
-        assert_eq!(src("https://blog.example.com/a"), None);
+        // A subdomain of the site is a referrer of its own (Plausible's test "parses
+        // subdomain referrer").
         assert_eq!(
-            referrer_source("https://a.example.co.uk/", "b.example.co.uk"),
+            src("https://blog.example.com/a").map(|s| s.source),
+            Some("blog.example.com".to_string())
+        );
+        assert_eq!(
+            referrer_source("https://a.example.co.uk/", "a.example.co.uk"),
             None
         );
+        // Only http(s) and android-app referrers count; app referrers keep their scheme.
+        assert_eq!(src("ftp://wat"), None);
+        assert_eq!(src("https:://twitter.com"), None);
+        assert_eq!(src("google.com/search"), None);
+        let app = src("android-app://some.android.app").expect("external");
+        assert_eq!(app.source, "android-app://some.android.app");
+        assert_eq!(app.referrer, "android-app://some.android.app");
         assert!(referrer_source("https://other.co.uk/", "example.co.uk").is_some());
         assert!(referrer_source("https://alice.github.io/", "bob.github.io").is_some());
         assert_eq!(src(""), None);

@@ -504,3 +504,70 @@ fn cross_origin_trackers_pass_cors() {
     assert_eq!(header(&post, "vary"), None);
     accepted("cross-origin POST", post);
 }
+
+/// Visitors per value of `dimension` (events of the range, optionally filtered).
+fn breakdown(
+    s: &Server,
+    key: &str,
+    site: &str,
+    dimension: &str,
+    filters: Value,
+) -> BTreeMap<String, f64> {
+    s.query_ok(
+        key,
+        &json!({"site_id": site, "metrics": ["events"], "date_range": recent_range(),
+                "dimensions": [dimension], "filters": filters}),
+    )
+    .iter()
+    .map(|r| (dimension_values(r)[0].clone(), metric_values(r)[0]))
+    .collect()
+}
+
+fn counts(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Referrers as Plausible's `Ingestion.Source` reads them (external_controller_test.exs):
+/// the page's own host is no referrer ("ignores when referrer is internal"), a subdomain
+/// is one ("parses subdomain referrer"), only http(s) and android-app schemes count ("if
+/// the referrer is not http, https, or android it is ignored", "ignores a malformed
+/// referrer URL"), and an unknown app keeps its scheme ("stores referrer from android app").
+#[test]
+fn referrers_as_plausible_resolves_them() {
+    let s = Server::start();
+    let site = "refs.example.com";
+    let key = site_with_stats_key(&s, site);
+    let cases = [
+        ("https://example.com", "198.51.100.11"),
+        ("https://www.example.com/x", "198.51.100.12"),
+        ("https://blog.example.com", "198.51.100.13"),
+        ("ftp://wat", "198.51.100.14"),
+        ("https:://twitter.com", "198.51.100.15"),
+        ("android-app://some.android.app", "198.51.100.16"),
+        ("http://localhost:4000/", "198.51.100.17"),
+    ];
+    for (r, ip) in cases {
+        let body = json!({"name": "pageview", "url": "http://example.com/", "domain": site, "referrer": r});
+        accepted(
+            r,
+            s.post_event(&body.to_string(), CHROME_UA, Some(ip), "application/json"),
+        );
+    }
+    settle(&s, &key, site, "visits", 7.0);
+    assert_eq!(
+        breakdown(&s, &key, site, "visit:source", json!([])),
+        counts(&[
+            ("Direct / None", 5.0),
+            ("blog.example.com", 1.0),
+            ("android-app://some.android.app", 1.0)
+        ]),
+    );
+    assert_eq!(
+        breakdown(&s, &key, site, "visit:referrer", json!([])),
+        counts(&[
+            ("Direct / None", 5.0),
+            ("blog.example.com", 1.0),
+            ("android-app://some.android.app", 1.0)
+        ]),
+    );
+}
