@@ -368,6 +368,17 @@ impl Pipeline {
         self.sessions.note_time(site.id, ts_us);
 
         let interactive = hit.interactive.unwrap_or(true) && !is_engagement;
+        let mut props = hit.props;
+        // Plausible's system goals filtered by page (`SystemGoals.goals_with_path`) get the
+        // page as their `path` property when the event has none (`Ingestion.Request`).
+        if matches!(
+            hit.name.as_str(),
+            "404" | "WP Form Completions" | "Form: Submission"
+        ) && !props.iter().any(|(k, _)| k == "path")
+        {
+            props.insert(0, ("path".to_string(), page.pathname.clone()));
+            props.truncate(crate::wire::MAX_PROPS);
+        }
         Ok(HitOutcome::Accepted(Box::new(Event {
             site_id: site.id,
             ts_us,
@@ -392,7 +403,7 @@ impl Pipeline {
             },
             revenue_amount: hit.revenue.as_ref().map(|r| r.0),
             revenue_currency: hit.revenue.map(|r| r.1),
-            props: hit.props,
+            props,
             name: hit.name,
             visit,
         })))

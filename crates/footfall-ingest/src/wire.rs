@@ -38,7 +38,8 @@ pub struct WireEvent {
 const MAX_NAME: usize = 120;
 const MAX_URL: usize = 2000;
 const MAX_REFERRER: usize = 2000;
-const MAX_PROPS: usize = 30;
+/// Custom properties kept per event (Plausible's `@max_props`).
+pub const MAX_PROPS: usize = 30;
 const MAX_PROP_KEY: usize = 300;
 const MAX_PROP_VALUE: usize = 2000;
 /// How far ahead of the server's clock a `timestamp` may be (senders' clocks drift; an
@@ -70,12 +71,6 @@ impl Flex<'_> {
             Flex::Str(_) => "a string",
             Flex::Array => "an array",
             Flex::Object(_) => "an object",
-        }
-    }
-    fn as_u64(&self) -> Option<u64> {
-        match self {
-            Flex::Num(n) => n.as_u64(),
-            _ => None,
         }
     }
     fn into_scalar_string(self) -> Option<String> {
@@ -148,8 +143,10 @@ impl<'de> Deserialize<'de> for Flex<'de> {
     }
 }
 
-/// The fields of one event as sent, long and short keys apart (the long one wins, as
-/// the Events API documents). Unknown keys are skipped without being kept.
+/// The fields of one event as sent, long and short keys apart. Which key wins when both
+/// are sent is Plausible's (`Ingestion.Request`: `n || name`, `u || url`, `d || domain`,
+/// `r || referrer`, `h || hashMode`, `i || interactive`, `m || meta || p || props`, but
+/// `revenue || $`). Unknown keys are skipped without being kept.
 #[derive(Default)]
 struct RawHit<'a> {
     name: [Flex<'a>; 2],
@@ -187,24 +184,24 @@ impl<'de> Visitor<'de> for RawHitVisitor {
                 continue;
             };
             let slot = match key.as_ref() {
-                "name" => &mut h.name[0],
-                "n" => &mut h.name[1],
-                "url" => &mut h.url[0],
-                "u" => &mut h.url[1],
-                "domain" => &mut h.domain[0],
-                "d" => &mut h.domain[1],
-                "referrer" => &mut h.referrer[0],
-                "r" => &mut h.referrer[1],
-                "props" => &mut h.props[0],
-                "p" => &mut h.props[1],
-                "meta" => &mut h.props[2],
-                "m" => &mut h.props[3],
+                "n" => &mut h.name[0],
+                "name" => &mut h.name[1],
+                "u" => &mut h.url[0],
+                "url" => &mut h.url[1],
+                "d" => &mut h.domain[0],
+                "domain" => &mut h.domain[1],
+                "r" => &mut h.referrer[0],
+                "referrer" => &mut h.referrer[1],
+                "m" => &mut h.props[0],
+                "meta" => &mut h.props[1],
+                "p" => &mut h.props[2],
+                "props" => &mut h.props[3],
                 "revenue" => &mut h.revenue[0],
                 "$" => &mut h.revenue[1],
-                "interactive" => &mut h.interactive[0],
-                "i" => &mut h.interactive[1],
-                "hashMode" => &mut h.hash_mode[0],
-                "h" => &mut h.hash_mode[1],
+                "i" => &mut h.interactive[0],
+                "interactive" => &mut h.interactive[1],
+                "h" => &mut h.hash_mode[0],
+                "hashMode" => &mut h.hash_mode[1],
                 "scroll_depth" => &mut h.scroll_depth[0],
                 "sd" => &mut h.scroll_depth[1],
                 "engagement_time" => &mut h.engaged[0],
@@ -273,48 +270,62 @@ fn scalar_to_string(v: &Value) -> Option<String> {
     }
 }
 
+/// Custom properties as Plausible's `Ingestion.Request.put_props` reads them: an object,
+/// or a JSON string holding one (the tracker's `m`/`meta`); anything else is no props
+/// (not an error). Lists, maps, null and blank values (empty or whitespace) are dropped,
+/// and so are blank keys; the first `MAX_PROPS` pairs are kept. A key over 300 bytes or a
+/// value over 2000 bytes is an error, as there.
 fn parse_props(v: Flex<'_>) -> Result<Vec<(String, String)>, String> {
     let obj = match v {
         Flex::Object(o) => o,
-        // The tracker's `m`/`meta` carries the props as a JSON string.
         Flex::Str(s) => match serde_json::from_str::<Value>(&s) {
             Ok(Value::Object(o)) => o,
-            _ => return Err("`props` must be an object".into()),
+            _ => return Ok(Vec::new()),
         },
-        other => {
-            return Err(format!(
-                "`props` must be an object, got {}",
-                other.type_name()
-            ));
-        }
+        _ => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
     for (k, val) in obj {
-        // Lists, maps and empty values are dropped, as Plausible does.
         let Some(s) = scalar_to_string(&val) else {
             continue;
         };
-        if k.is_empty() {
+        if k.trim_start().is_empty() || s.trim_start().is_empty() {
             continue;
         }
-        if k.len() > MAX_PROP_KEY {
-            return Err(format!("property key longer than {MAX_PROP_KEY} bytes"));
-        }
-        if s.len() > MAX_PROP_VALUE {
+        if k.len() > MAX_PROP_KEY || s.len() > MAX_PROP_VALUE {
             return Err(format!(
-                "property `{k}` value longer than {MAX_PROP_VALUE} bytes"
+                "`props`: keys should have at most {MAX_PROP_KEY} bytes and values {MAX_PROP_VALUE} bytes"
             ));
         }
         out.push((k, s));
-    }
-    if out.len() > MAX_PROPS {
-        return Err(format!("at most {MAX_PROPS} properties per event"));
+        if out.len() == MAX_PROPS {
+            break;
+        }
     }
     Ok(out)
 }
 
+/// An integer field of an engagement event: a JSON integer or a string holding one
+/// (Plausible's `parse_scroll_depth` / `parse_engagement_time`); anything else is missing.
+fn engagement_int(v: Option<Flex<'_>>) -> Option<i64> {
+    match v? {
+        Flex::Num(n) => n.as_i64(),
+        Flex::Str(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `{currency, amount}`, as an object or a JSON string holding one (Plausible's
+/// `Request.Revenue`, `decode_or_fallback`); anything invalid is no revenue, never an error.
 fn parse_revenue(v: Flex<'_>) -> Option<(f64, String)> {
-    let Flex::Object(obj) = v else { return None };
+    let obj = match v {
+        Flex::Object(o) => o,
+        Flex::Str(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Object(o)) => o,
+            _ => return None,
+        },
+        _ => return None,
+    };
     let currency = obj.get("currency")?.as_str()?.to_ascii_uppercase();
     if currency.len() != 3 {
         return None;
@@ -453,17 +464,18 @@ pub fn parse_event_json(text: &str) -> Result<(WireEvent, bool), JsonEventError>
 
 impl RawHit<'_> {
     fn into_wire(mut self) -> Result<(WireEvent, bool), String> {
+        // A string as sent, or an integer (the tracker sends 404 as a number); blank is
+        // missing (Plausible's `EventName` type and `validate_required`).
         let name = match field(&mut self.name) {
             None => return Err("`name` is required".into()),
             Some(Flex::Str(s)) if s.trim().is_empty() => {
                 return Err("`name` must not be empty".into());
             }
-            Some(Flex::Str(s)) => s.trim().to_string(),
-            // The tracker sends 404 as a number.
-            Some(Flex::Num(n)) => n.to_string(),
+            Some(Flex::Str(s)) => s.into_owned(),
+            Some(Flex::Num(n)) if n.is_i64() || n.is_u64() => n.to_string(),
             Some(other) => {
                 return Err(format!(
-                    "`name` must be a string, got {}",
+                    "`name` must be a string or an integer, got {}",
                     other.type_name()
                 ));
             }
@@ -480,39 +492,42 @@ impl RawHit<'_> {
         if url.len() > MAX_URL {
             return Err(format!("`url` longer than {MAX_URL} bytes"));
         }
-        let mut referrer = string_field(field(&mut self.referrer), "referrer")?;
+        // A referrer that is not a string is no referrer; a long one is cut to its first
+        // 2000 characters (Plausible's `put_referrer`).
+        let mut referrer = match field(&mut self.referrer) {
+            Some(Flex::Str(s)) => Some(s.into_owned()),
+            _ => None,
+        };
         if let Some(r) = referrer.as_mut()
             && r.len() > MAX_REFERRER
+            && let Some((cut, _)) = r.char_indices().nth(MAX_REFERRER)
         {
-            let mut cut = MAX_REFERRER;
-            while !r.is_char_boundary(cut) {
-                cut -= 1;
-            }
             r.truncate(cut);
         }
         let props = match field(&mut self.props) {
             Some(p) => parse_props(p)?,
             None => Vec::new(),
         };
-        let scroll_depth = match field(&mut self.scroll_depth) {
-            None => None,
-            Some(v) => match v.as_u64() {
-                Some(255) => None,
-                Some(n) => Some(n.min(100) as u8),
-                None => return Err("`sd` must be an integer 0-100".into()),
-            },
+        // `sd` and `e` are read for engagement events only, as Plausible's
+        // `put_engagement_fields`: scroll depth 0-100 (above 100 is 100; negative, 255 or
+        // not an integer is missing), engaged time 1 ms to 30 days (0, negative, larger or
+        // not an integer is missing); an engagement event needs one of them.
+        let (scroll_depth, engaged_ms) = if name == "engagement" {
+            let sd = engagement_int(field(&mut self.scroll_depth))
+                .and_then(|n| (n >= 0).then(|| n.min(100) as u8));
+            let e = engagement_int(field(&mut self.engaged))
+                .filter(|n| *n > 0 && (*n as u64) < MAX_ENGAGED_MS)
+                .map(|n| n as u32);
+            if sd.is_none() && e.is_none() {
+                return Err(
+                    "an engagement event needs a valid integer in at least one of `sd` (scroll depth) or `e` (engaged milliseconds)"
+                        .into(),
+                );
+            }
+            (sd, e)
+        } else {
+            (None, None)
         };
-        let engaged_ms = match field(&mut self.engaged) {
-            None => None,
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= MAX_ENGAGED_MS => None,
-                Some(n) => Some(n as u32),
-                None => return Err("`e` must be a non-negative integer (milliseconds)".into()),
-            },
-        };
-        if name == "engagement" && scroll_depth.is_none() && engaged_ms.is_none() {
-            return Err("an engagement event needs `sd` or `e`".into());
-        }
         let timestamp_us = match &self.timestamp {
             Flex::Null => None,
             Flex::Str(s) => {
@@ -554,11 +569,20 @@ impl RawHit<'_> {
         let hit = WireEvent {
             name,
             url,
-            domain: string_field(field(&mut self.domain), "domain")?,
+            // Not a string: no domain (the site is the URL's host), as Plausible's
+            // `map_domains` reads it.
+            domain: match field(&mut self.domain) {
+                Some(Flex::Str(s)) => Some(s.into_owned()),
+                _ => None,
+            },
             referrer,
             props,
             revenue: field(&mut self.revenue).and_then(parse_revenue),
-            interactive: field(&mut self.interactive).and_then(|v| v.to_bool()),
+            // Only a boolean counts (Plausible's `put_interactive`).
+            interactive: match field(&mut self.interactive) {
+                Some(Flex::Bool(b)) => Some(b),
+                _ => None,
+            },
             hash_mode: field(&mut self.hash_mode)
                 .and_then(|v| v.to_bool())
                 .unwrap_or(false),
@@ -611,7 +635,8 @@ mod tests {
         let value: Value = serde_json::from_str(text).expect("json");
         assert_eq!(typed, parse_event(&value).expect("valid"));
         assert!(cookie);
-        assert_eq!(typed.url, "https://a.com/x");
+        // `u` wins over `url` (Plausible: `u || url`); its escape is decoded.
+        assert_eq!(typed.url, "https://a.com/\u{e9}");
         assert_eq!(typed.id.as_deref(), Some("7"));
         assert!(matches!(
             parse_event_json("[1]"),
@@ -625,6 +650,42 @@ mod tests {
             parse_event_json(r#"{"n":true,"u":"x"}"#),
             Err(JsonEventError::Invalid(m)) if m.contains("`name` must be a string")
         ));
+    }
+
+    #[test]
+    fn read_as_plausibles_request() {
+        // Short keys win over long ones (`n || name`), but `revenue` over `$`.
+        let e = parse_event(
+            &json!({"n": "a", "name": "b", "u": "https://x.com/1", "url": "https://x.com/2",
+            "m": "{\"k\":\"m\"}", "props": {"k": "props"},
+            "revenue": {"amount": 1, "currency": "EUR"}, "$": {"amount": 2, "currency": "USD"}}),
+        )
+        .expect("valid");
+        assert_eq!((e.name.as_str(), e.url.as_str()), ("a", "https://x.com/1"));
+        assert_eq!(e.props, vec![("k".to_string(), "m".to_string())]);
+        assert_eq!(e.revenue, Some((1.0, "EUR".to_string())));
+        // Revenue as a JSON string; invalid revenue is none, not an error.
+        let e = parse_event(
+            &json!({"n": "Pay", "u": "x", "$": "{\"amount\":10.2,\"currency\":\"USD\"}"}),
+        )
+        .expect("valid");
+        assert_eq!(e.revenue, Some((10.2, "USD".to_string())));
+        let e = parse_event(
+            &json!({"n": "Pay", "u": "x", "revenue": {"amount": "1831d", "currency": "ADSIE"}}),
+        )
+        .expect("valid");
+        assert_eq!(e.revenue, None);
+        // Only a boolean `interactive` counts; `sd` over 100 is 100; a long referrer is cut.
+        let e = parse_event(
+            &json!({"n": "engagement", "u": "x", "i": "false", "sd": 101,
+            "r": "é".repeat(2500)}),
+        )
+        .expect("valid");
+        assert_eq!((e.interactive, e.scroll_depth), (None, Some(100)));
+        assert_eq!(e.referrer.map(|r| r.chars().count()), Some(2000));
+        // A prop key over 300 bytes is refused.
+        let long_key = "a".repeat(301);
+        assert!(parse_event(&json!({"n": "a", "u": "x", "p": {long_key: "v"}})).is_err());
     }
 
     #[test]

@@ -527,6 +527,196 @@ fn counts(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
+/// Body fields read as Plausible's `Ingestion.Request.build` reads them
+/// (lib/plausible/ingestion/request.ex; external_controller_test.exs, request_test.exs):
+/// malformed props are no props, bad prop pairs are dropped, at most 30 props are kept, a
+/// referrer that is not a string is none, `sd`/`e` count on engagement events only and are
+/// missing when not integers, a float name or a blank domain is a 400, and the system goal
+/// `404` gets its page as `path`.
+#[test]
+fn body_fields_are_read_as_plausible_reads_them() {
+    let s = Server::start();
+    let site = "lenient.example.com";
+    let key = site_with_stats_key(&s, site);
+    let url = |p: &str| format!("https://{site}{p}");
+    let send =
+        |body: Value, ip: &str| s.post_event(&body.to_string(), CHROME_UA, Some(ip), "text/plain");
+
+    // Plausible's "ignores malformed custom props": a string that is not a JSON object.
+    accepted(
+        "props a JSON string, not an object",
+        send(
+            json!({"n": "Signup", "u": url("/a"), "d": site, "p": "\"show-more:button\""}),
+            "198.51.100.1",
+        ),
+    );
+    accepted(
+        "props a number",
+        send(
+            json!({"n": "Signup", "u": url("/a"), "d": site, "props": 5}),
+            "198.51.100.1",
+        ),
+    );
+    // "filters out bad props": empty, blank and null values, blank keys, lists and maps.
+    accepted(
+        "bad prop pairs",
+        send(
+            json!({"n": "Signup", "u": url("/a"), "d": site, "props": {
+        "empty": "", "blank": "   ", "   ": "value", "null": null, "list": [1], "map": {"a": 1},
+        "good": true, "count": 12}}),
+            "198.51.100.1",
+        ),
+    );
+    // A referrer that is not a string, and `sd` on a page view, are ignored.
+    accepted(
+        "numeric referrer, sd on a page view",
+        send(
+            json!({"n": "pageview", "u": url("/b"), "d": site, "r": 5, "sd": "x"}),
+            "198.51.100.2",
+        ),
+    );
+    // Engagement: `sd` as a string holding an integer counts; a negative `sd` is missing
+    // but `e` carries the event; `e: 0` alone is no engagement at all (400).
+    accepted(
+        "engagement sd \"40\"",
+        send(
+            json!({"n": "engagement", "u": url("/b"), "d": site, "sd": "40"}),
+            "198.51.100.2",
+        ),
+    );
+    accepted(
+        "engagement sd -1, e 500",
+        send(
+            json!({"n": "engagement", "u": url("/b"), "d": site, "sd": -1, "e": 500}),
+            "198.51.100.2",
+        ),
+    );
+    assert_json_error(
+        "engagement with e 0 only",
+        send(
+            json!({"n": "engagement", "u": url("/b"), "d": site, "e": 0}),
+            "198.51.100.2",
+        ),
+        400,
+    );
+    // Names are strings or integers; 404 gets its page as the `path` property.
+    assert_json_error(
+        "float name",
+        send(
+            json!({"n": 404.5, "u": url("/"), "d": site}),
+            "198.51.100.3",
+        ),
+        400,
+    );
+    accepted(
+        "404 as a number",
+        send(
+            json!({"n": 404, "u": url("/gone"), "d": site}),
+            "198.51.100.3",
+        ),
+    );
+    // 50 props: the first 30 are kept, the event is not refused.
+    let many: serde_json::Map<String, Value> =
+        (1..=50).map(|i| (format!("k{i:02}"), json!("v"))).collect();
+    accepted(
+        "50 props",
+        send(
+            json!({"n": "Many", "u": url("/"), "d": site, "p": many}),
+            "198.51.100.4",
+        ),
+    );
+    // "responds 400 with errors when domain is missing": no domain, a URL without a host.
+    assert_json_error(
+        "no domain, host-less URL",
+        send(
+            json!({"domain": null, "url": "about:config", "name": "pageview"}),
+            "198.51.100.5",
+        ),
+        400,
+    );
+    assert_json_error(
+        "blank domain",
+        send(
+            json!({"domain": "  ", "url": url("/"), "name": "pageview"}),
+            "198.51.100.5",
+        ),
+        400,
+    );
+
+    // Counted by hand: 3 Signup, 1 page view, 2 engagements (not events), 1 "404", 1 Many.
+    settle(&s, &key, site, "events", 6.0);
+    assert_eq!(
+        breakdown(&s, &key, site, "event:name", json!([])),
+        counts(&[
+            ("Signup", 3.0),
+            ("pageview", 1.0),
+            ("404", 1.0),
+            ("Many", 1.0)
+        ]),
+    );
+    let signup = json!([["is", "event:name", ["Signup"]]]);
+    assert_eq!(
+        breakdown(&s, &key, site, "event:props:good", signup.clone()),
+        counts(&[("true", 1.0), ("(none)", 2.0)])
+    );
+    assert_eq!(
+        breakdown(&s, &key, site, "event:props:count", signup.clone()),
+        counts(&[("12", 1.0), ("(none)", 2.0)])
+    );
+    for dropped in ["empty", "blank", "null", "list", "map", "   "] {
+        assert_eq!(
+            breakdown(
+                &s,
+                &key,
+                site,
+                &format!("event:props:{dropped}"),
+                signup.clone()
+            ),
+            counts(&[("(none)", 3.0)]),
+            "prop {dropped:?} is dropped"
+        );
+    }
+    assert_eq!(
+        breakdown(
+            &s,
+            &key,
+            site,
+            "visit:source",
+            json!([["is", "event:page", ["/b"]]])
+        ),
+        counts(&[("Direct / None", 1.0)])
+    );
+    assert_eq!(
+        breakdown(
+            &s,
+            &key,
+            site,
+            "event:props:path",
+            json!([["is", "event:name", ["404"]]])
+        ),
+        counts(&[("/gone", 1.0)])
+    );
+    let kept = (1..=50)
+        .filter(|i| {
+            breakdown(
+                &s,
+                &key,
+                site,
+                &format!("event:props:k{i:02}"),
+                json!([["is", "event:name", ["Many"]]]),
+            ) == counts(&[("v", 1.0)])
+        })
+        .count();
+    assert_eq!(kept, 30, "props kept of 50");
+    // The engagement with sd "40" gave /b its scroll depth; the one with sd -1 none.
+    let rows = s.query_ok(
+        &key,
+        &json!({"site_id": site, "metrics": ["scroll_depth"],
+        "date_range": recent_range(), "filters": [["is", "event:page", ["/b"]]]}),
+    );
+    assert_eq!(metric_values(&rows[0]), vec![40.0], "scroll depth of /b");
+}
+
 /// Referrers as Plausible's `Ingestion.Source` reads them (external_controller_test.exs):
 /// the page's own host is no referrer ("ignores when referrer is internal"), a subdomain
 /// is one ("parses subdomain referrer"), only http(s) and android-app schemes count ("if

@@ -42,7 +42,9 @@ async fn post_event(
         ),
         JsonEventError::Invalid(m) => ApiError::bad_request("invalid_event", m),
     })?;
-    // `domain` may list several sites; without it, the URL's host names the site.
+    // `domain` may list several sites; without it, the URL's host names the site. A blank
+    // domain, or none and a URL without a host, is a bad request (Plausible's
+    // `map_domains`: "domain: can't be blank").
     let domains: Vec<String> = match &hit.domain {
         Some(d) => d
             .split(',')
@@ -51,6 +53,12 @@ async fn post_event(
             .collect(),
         None => url_host(&hit.url).into_iter().collect(),
     };
+    if domains.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_event",
+            "`domain` can't be blank: send the site as registered (or a URL with a host to take it from)",
+        ));
+    }
     let sites: Vec<_> = domains.iter().filter_map(|d| state.site(d)).collect();
     if sites.is_empty() {
         return Err(ApiError::not_found(
