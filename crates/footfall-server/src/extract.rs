@@ -9,9 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Parsed once: a lookup by `&str` parses and checks the name on every request.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_PLAUSIBLE_IP: HeaderName = HeaderName::from_static("x-plausible-ip");
+const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
+const B_FORWARDED_FOR: HeaderName = HeaderName::from_static("b-forwarded-for");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// The client's IP: the first valid `X-Forwarded-For` entry when the peer is a trusted
-/// proxy, else the peer itself.
 /// Context of a hit sent by a browser (tracker, Umami, seed endpoints): client IP from
 /// trusted proxies, user agent, client hints, CDN country.
 pub fn browser_hit_context(
@@ -29,6 +32,8 @@ pub fn browser_hit_context(
     }
 }
 
+/// The client's IP: the address a trusted proxy names (`proxied_ip`), else the peer
+/// itself; from any other peer the headers are ignored.
 pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     let peer_ip = peer.ip();
     if !state
@@ -38,11 +43,29 @@ pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpA
     {
         return peer_ip;
     }
-    headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|list| list.split(',').find_map(forwarded_ip))
-        .unwrap_or(peer_ip)
+    proxied_ip(headers).unwrap_or(peer_ip)
+}
+
+/// The client address a trusted proxy names, in Plausible's order (`PlausibleWeb.RemoteIP`):
+/// `X-Plausible-IP`, `CF-Connecting-IP` (Cloudflare), `B-Forwarded-For` (BunnyCDN),
+/// `X-Forwarded-For`, `Forwarded` (RFC 7239 `for=`), then `X-Real-IP` (nginx; Umami reads
+/// it too). The first header present with a valid address wins; in a list, the first
+/// valid entry.
+fn proxied_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let value = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let list = |name: &HeaderName| value(name).and_then(|l| l.split(',').find_map(forwarded_ip));
+    list(&X_PLAUSIBLE_IP)
+        .or_else(|| list(&CF_CONNECTING_IP))
+        .or_else(|| list(&B_FORWARDED_FOR))
+        .or_else(|| list(&X_FORWARDED_FOR))
+        .or_else(|| {
+            value(&FORWARDED)?
+                .split([',', ';'])
+                .filter_map(|pair| pair.trim().split_once('='))
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                .find_map(|(_, v)| forwarded_ip(v.trim().trim_matches('"')))
+        })
+        .or_else(|| list(&X_REAL_IP))
 }
 
 /// One `X-Forwarded-For` entry as an address: `203.0.113.7`, `2001:db8::1`, or with the
@@ -223,4 +246,69 @@ pub async fn read_body(
         Some(rest) => body.slice_ref(rest),
         None => body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip_of(pairs: &[(&'static str, &str)]) -> Option<IpAddr> {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("header value"));
+        }
+        proxied_ip(&h)
+    }
+
+    #[test]
+    fn proxy_headers_in_plausibles_order() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        // Plausible's external_controller_test cases.
+        assert_eq!(
+            ip_of(&[
+                ("x-forwarded-for", "0.0.0.0"),
+                ("cf-connecting-ip", "216.160.83.56")
+            ]),
+            ip("216.160.83.56")
+        );
+        assert_eq!(
+            ip_of(&[
+                ("x-forwarded-for", "0.0.0.0"),
+                ("b-forwarded-for", "216.160.83.56,9.9.9.9")
+            ]),
+            ip("216.160.83.56")
+        );
+        assert_eq!(
+            ip_of(&[
+                ("cf-connecting-ip", "0.0.0.0"),
+                ("x-forwarded-for", "0.0.0.0"),
+                ("x-plausible-ip", "216.160.83.56")
+            ]),
+            ip("216.160.83.56")
+        );
+        assert_eq!(
+            ip_of(&[(
+                "forwarded",
+                "by=0.0.0.0;for=216.160.83.56;host=somehost.com;proto=https"
+            )]),
+            ip("216.160.83.56")
+        );
+        assert_eq!(
+            ip_of(&[(
+                "forwarded",
+                "by=0.0.0.0;for=\"[2001:218:1:1:1:1:1:1]\",for=0.0.0.0;host=somehost.com"
+            )]),
+            ip("2001:218:1:1:1:1:1:1")
+        );
+        assert_eq!(
+            ip_of(&[("x-forwarded-for", "[2001:218:1:1:1:1:1:1]:123")]),
+            ip("2001:218:1:1:1:1:1:1")
+        );
+        assert_eq!(ip_of(&[("x-real-ip", "203.0.113.9")]), ip("203.0.113.9"));
+        assert_eq!(
+            ip_of(&[("x-forwarded-for", "garbage"), ("x-real-ip", "203.0.113.9")]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(ip_of(&[]), None);
+    }
 }

@@ -761,3 +761,67 @@ fn referrers_as_plausible_resolves_them() {
         ]),
     );
 }
+
+/// Client addresses from the proxy headers Plausible reads (`PlausibleWeb.RemoteIP`:
+/// X-Plausible-IP, CF-Connecting-IP, B-Forwarded-For, X-Forwarded-For, Forwarded) and
+/// nginx's X-Real-IP, from a trusted peer (the test client is on loopback): each names
+/// the same client as X-Forwarded-For does, so the cookieless visitor is the same.
+#[test]
+fn proxy_headers_name_the_client_as_plausible_reads_them() {
+    let s = Server::start();
+    let site = "proxies.example.com";
+    let key = site_with_stats_key(&s, site);
+    let send = |path: &str, headers: &[(&str, &str)]| {
+        let body = json!({"n": "pageview", "u": format!("https://{site}{path}"), "d": site});
+        let mut rb = s
+            .http
+            .post(s.url("/api/event"))
+            .header("User-Agent", CHROME_UA)
+            .header("Content-Type", "text/plain")
+            .body(body.to_string());
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        accepted(path, rb.send().expect("POST /api/event"));
+    };
+    // Visitor A (216.160.83.56): named five ways; a decoy X-Forwarded-For loses to the
+    // CDN headers.
+    send("/a1", &[("X-Forwarded-For", "216.160.83.56")]);
+    send(
+        "/a2",
+        &[
+            ("X-Forwarded-For", "0.0.0.0"),
+            ("CF-Connecting-IP", "216.160.83.56"),
+        ],
+    );
+    send(
+        "/a3",
+        &[
+            ("X-Forwarded-For", "0.0.0.0"),
+            ("B-Forwarded-For", "216.160.83.56,9.9.9.9"),
+        ],
+    );
+    send(
+        "/a4",
+        &[(
+            "Forwarded",
+            "by=0.0.0.0;for=216.160.83.56;host=somehost.com;proto=https",
+        )],
+    );
+    send("/a5", &[("X-Real-IP", "216.160.83.56")]);
+    // Visitor B (2001:218:1:1:1:1:1:1): by Forwarded (quoted, bracketed) and X-Plausible-IP.
+    send(
+        "/b1",
+        &[("Forwarded", "for=\"[2001:218:1:1:1:1:1:1]\",for=0.0.0.0")],
+    );
+    send(
+        "/b2",
+        &[
+            ("X-Forwarded-For", "0.0.0.0"),
+            ("X-Plausible-IP", "2001:218:1:1:1:1:1:1"),
+        ],
+    );
+    settle(&s, &key, site, "pageviews", 7.0);
+    let got = s.aggregate(&key, site, &recent_range(), &["visitors", "visits"]);
+    assert_eq!(got, vec![2.0, 2.0], "visitors and visits");
+}
