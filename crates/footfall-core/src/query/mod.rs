@@ -7,7 +7,7 @@ mod parse;
 mod time;
 
 pub use compare::change;
-pub use parse::{QUERY_KEYS, parse_query, site_id_of};
+pub use parse::{QUERY_KEYS, parse_query, parse_v1_query, site_id_of};
 pub use time::{
     bucket_label_format, local_day_start, offset_segments, resolve_granularity, time_labels,
 };

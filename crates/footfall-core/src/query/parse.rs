@@ -3,7 +3,7 @@
 
 use super::time::{echo_range, resolve_range};
 use super::{
-    Dimension, Filter, FilterOp, Include, Metric, OrderBy, OrderTarget, Pagination, Query,
+    Dimension, Filter, FilterOp, Include, Leaf, Metric, OrderBy, OrderTarget, Pagination, Query,
     QueryError, SiteContext, VisitAttr,
 };
 use chrono::{DateTime, Utc};
@@ -84,11 +84,40 @@ pub fn site_id_of(body: &Value) -> Result<&str, QueryError> {
     }
 }
 
+/// Which API's combination rules a query follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    /// Plausible's Stats API v2 (`QueryBuilder` validations, `TableDecider`).
+    V2,
+    /// The Stats API v1 endpoints, which check their metrics themselves (Plausible's v1
+    /// allows e.g. `views_per_visit` in a timeseries) and run on this grammar.
+    V1,
+}
+
 /// Parses, validates and resolves a Stats API v2 query body for `site` at time `now`.
 pub fn parse_query(
     body: &Value,
     site: &SiteContext,
     now: DateTime<Utc>,
+) -> Result<Query, QueryError> {
+    parse_with(body, site, now, Rules::V2)
+}
+
+/// [`parse_query`] for the Stats API v1 endpoints: the same grammar, without the v2-only
+/// combination rules (v1 has its own, checked by its handlers before they get here).
+pub fn parse_v1_query(
+    body: &Value,
+    site: &SiteContext,
+    now: DateTime<Utc>,
+) -> Result<Query, QueryError> {
+    parse_with(body, site, now, Rules::V1)
+}
+
+fn parse_with(
+    body: &Value,
+    site: &SiteContext,
+    now: DateTime<Utc>,
+    rules: Rules,
 ) -> Result<Query, QueryError> {
     let site_id = site_id_of(body)?.to_string();
     let Some(obj) = body.as_object() else {
@@ -125,8 +154,17 @@ pub fn parse_query(
     };
     let pagination = parse_pagination(obj.get("pagination"))?;
 
-    validate(&metrics, &dimensions, &filters, &include)?;
-    let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
+    let order_by = match rules {
+        Rules::V2 => {
+            let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
+            validate_v2(&metrics, &dimensions, &filters, &include)?;
+            order_by
+        }
+        Rules::V1 => {
+            validate(&metrics, &dimensions, &filters, &include)?;
+            parse_order_by(obj.get("order_by"), &metrics, &dimensions)?
+        }
+    };
 
     let echo = json!({
         "site_id": site_id,
@@ -519,6 +557,185 @@ fn validate(
     Ok(())
 }
 
+/// Every leaf filter with its depth: 0 for a filter listed in `filters` itself, one more
+/// inside each `and`, `or` and `not` (Plausible's `Filters.traverse`).
+fn leaves_with_depth<'a>(filters: &'a [Filter], depth: usize, out: &mut Vec<(Leaf<'a>, usize)>) {
+    for f in filters {
+        match f {
+            Filter::And(fs) | Filter::Or(fs) => leaves_with_depth(fs, depth + 1, out),
+            Filter::Not(inner) => leaves_with_depth(std::slice::from_ref(&**inner), depth + 1, out),
+            leaf => out.extend(leaf.as_leaf().map(|l| (l, depth))),
+        }
+    }
+}
+
+/// Metrics Plausible computes only from sessions (`TableDecider`: `:session`).
+fn is_session_metric(m: Metric) -> bool {
+    matches!(
+        m,
+        Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit
+    )
+}
+
+/// Metrics Plausible computes only from events (`TableDecider`: `:event`).
+fn is_event_metric(m: Metric) -> bool {
+    matches!(
+        m,
+        Metric::Pageviews | Metric::Events | Metric::TimeOnPage | Metric::ScrollDepth
+    )
+}
+
+/// Dimensions only sessions have (entry and exit pages and their hostnames).
+fn is_session_dimension(d: &Dimension) -> bool {
+    matches!(
+        d,
+        Dimension::Visit(
+            VisitAttr::EntryPage
+                | VisitAttr::EntryPageHostname
+                | VisitAttr::ExitPage
+                | VisitAttr::ExitPageHostname
+        )
+    )
+}
+
+/// "`a`, `b`" as Plausible lists names in its messages.
+fn ticked<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Plausible's Stats API v2 rules on how metrics, dimensions, filters and include
+/// combine (`QueryBuilder.build`'s validations and `TableDecider`), in its order and
+/// with its messages. `filters` is the list as sent (not flattened): depth matters.
+fn validate_v2(
+    metrics: &[Metric],
+    dims: &[Dimension],
+    filters: &[Filter],
+    include: &Include,
+) -> Result<(), QueryError> {
+    let mut leaves = Vec::new();
+    leaves_with_depth(filters, 0, &mut leaves);
+    for (leaf, _) in &leaves {
+        if *leaf.dim == Dimension::Visit(VisitAttr::Country)
+            && matches!(leaf.op, FilterOp::Is | FilterOp::IsNot)
+            && leaf.values.iter().any(|v| v.chars().count() != 2)
+        {
+            return err(
+                "Invalid visit:country filter, visit:country needs to be a valid 2-letter country code.",
+            );
+        }
+    }
+    if let Some((leaf, _)) = leaves.iter().find(|(l, depth)| {
+        *depth > 0 && matches!(l.dim, Dimension::EventGoal | Dimension::EventHostname)
+    }) {
+        return err(format!(
+            "Invalid filters. Dimension `{}` can only be filtered at the top level.",
+            leaf.dim.name()
+        ));
+    }
+    let conversion = metrics
+        .iter()
+        .any(|m| matches!(m, Metric::ConversionRate | Metric::GroupConversionRate));
+    if conversion
+        && leaves
+            .iter()
+            .any(|(l, depth)| *depth > 0 && matches!(l.dim, Dimension::EventProps(_)))
+    {
+        return err(
+            "Invalid filters. When `conversion_rate` or `group_conversion_rate` metrics are used, custom property filters can only be used on top level.",
+        );
+    }
+    let filtered_on = |d: &Dimension| leaves.iter().any(|(l, _)| l.dim == d);
+    let top_level_filter_on = |d: &Dimension| {
+        filters
+            .iter()
+            .any(|f| f.as_leaf().is_some_and(|l| l.dim == d))
+    };
+    for m in metrics {
+        match m {
+            Metric::ConversionRate | Metric::GroupConversionRate
+                if !dims.contains(&Dimension::EventGoal) && !filtered_on(&Dimension::EventGoal) =>
+            {
+                return err(format!(
+                    "Metric `{m}` can only be queried with event:goal filters or dimensions."
+                ));
+            }
+            Metric::ScrollDepth
+                if !dims.contains(&Dimension::EventPage)
+                    && !top_level_filter_on(&Dimension::EventPage) =>
+            {
+                return err(format!(
+                    "Metric `{m}` can only be queried with event:page filters or dimensions."
+                ));
+            }
+            Metric::ViewsPerVisit if filtered_on(&Dimension::EventPage) => {
+                return err(format!(
+                    "Metric `{m}` cannot be queried with a filter on `event:page`."
+                ));
+            }
+            Metric::ViewsPerVisit if !dims.is_empty() => {
+                return err(format!("Metric `{m}` cannot be queried with `dimensions`."));
+            }
+            Metric::TimeOnPage
+                if !dims.contains(&Dimension::EventPage) && !filtered_on(&Dimension::EventPage) =>
+            {
+                return err(format!(
+                    "Metric `{m}` can only be queried with event:page filters or dimensions."
+                ));
+            }
+            // Plausible's docs: "Requires non-empty `dimensions`".
+            Metric::Percentage if dims.is_empty() => {
+                return err(format!("Metric `{m}` can only be queried with dimensions."));
+            }
+            _ => {}
+        }
+    }
+    let event_dims: Vec<String> = dims
+        .iter()
+        .filter(|d| d.is_event())
+        .map(Dimension::name)
+        .collect();
+    // `event:page` alone is the exception (session metrics of the visits entering there).
+    if event_dims != ["event:page"] {
+        let session_metrics: Vec<&str> = metrics
+            .iter()
+            .filter(|m| is_session_metric(**m))
+            .map(|m| m.as_str())
+            .collect();
+        let event_metrics: Vec<&str> = metrics
+            .iter()
+            .filter(|m| is_event_metric(**m))
+            .map(|m| m.as_str())
+            .collect();
+        let session_dims: Vec<String> = dims
+            .iter()
+            .filter(|d| is_session_dimension(d))
+            .map(Dimension::name)
+            .collect();
+        if !session_metrics.is_empty() && !event_dims.is_empty() {
+            return err(format!(
+                "Session metric(s) {} cannot be queried along with event dimension(s) {}",
+                ticked(&session_metrics),
+                ticked(&event_dims)
+            ));
+        }
+        if !event_metrics.is_empty() && !session_dims.is_empty() {
+            return err(format!(
+                "Event metric(s) {} cannot be queried along with session dimension(s) {}",
+                ticked(&event_metrics),
+                ticked(&session_dims)
+            ));
+        }
+    }
+    if include.time_labels && !dims.iter().any(Dimension::is_time) {
+        return err("Invalid include.time_labels: requires a time dimension.");
+    }
+    Ok(())
+}
+
 fn parse_order_by(
     v: Option<&Value>,
     metrics: &[Metric],
@@ -571,8 +788,15 @@ fn parse_order_by(
         } else if let Some(d) = dims.iter().find(|d| d.name() == *name) {
             OrderTarget::Dimension(d.clone())
         } else {
+            // Plausible's text, with the entry as Elixir prints it: a metric is an atom,
+            // a dimension a string.
+            let value = if name.parse::<Metric>().is_ok() {
+                format!(":{name}")
+            } else {
+                format!("{name:?}")
+            };
             return err(format!(
-                "order_by references '{name}' which is not in metrics or dimensions"
+                "Invalid order_by entry '{{{value}, :{dir}}}'. Entry is not a queried metric or dimension."
             ));
         };
         if out.iter().any(|o| o.target == target) {
@@ -714,27 +938,27 @@ mod tests {
         fails(json!({"metrics": ["visits", "visits"]}), "listed twice");
         fails(
             json!({"metrics": ["percentage"]}),
-            "metric 'percentage' requires a dimension",
+            "Metric `percentage` can only be queried with dimensions.",
         );
         fails(
             json!({"metrics": ["conversion_rate"]}),
-            "metric 'conversion_rate' requires an event:goal filter or dimension",
+            "Metric `conversion_rate` can only be queried with event:goal filters or dimensions.",
         );
         fails(
             json!({"metrics": ["time_on_page"]}),
-            "requires an event:page filter or dimension",
+            "Metric `time_on_page` can only be queried with event:page filters or dimensions.",
         );
         fails(
             json!({"metrics": ["scroll_depth"]}),
-            "requires an event:page filter or dimension",
+            "Metric `scroll_depth` can only be queried with event:page filters or dimensions.",
         );
         fails(
             json!({"metrics": ["bounce_rate"], "dimensions": ["event:name"]}),
-            "session metric 'bounce_rate' cannot be used with dimension 'event:name'",
+            "Session metric(s) `bounce_rate` cannot be queried along with event dimension(s) `event:name`",
         );
         fails(
             json!({"metrics": ["visit_duration"], "dimensions": ["event:props:plan"]}),
-            "cannot be used with dimension 'event:props:plan'",
+            "Session metric(s) `visit_duration` cannot be queried along with event dimension(s) `event:props:plan`",
         );
         let q = parse(base(json!({"metrics": ["bounce_rate", "time_on_page", "scroll_depth"], "dimensions": ["event:page"]})))
             .expect("session metric with event:page");
@@ -751,6 +975,116 @@ mod tests {
             json!({"metrics": ["visits"], "dimensions": ["event:name"]}),
         ))
         .expect("visits may use event dimensions");
+    }
+
+    /// Plausible's v2 combination rules with its texts: cases from its
+    /// `query_validations_test.exs`, `query_parser_test.exs` and `table_decider_test.exs`.
+    #[test]
+    fn v2_rules_as_plausible() {
+        let is_err = |extra: Value, text: &str| match parse(base(extra.clone())) {
+            Ok(_) => panic!("{extra} should be refused with {text:?}"),
+            Err(e) => assert_eq!(e.message, text, "{extra}"),
+        };
+        let ok = |extra: Value| {
+            if let Err(e) = parse(base(extra.clone())) {
+                panic!("{extra} should be accepted, got {:?}", e.message);
+            }
+        };
+        // views_per_visit: no event:page filter (at any depth), no dimensions.
+        is_err(
+            json!({"metrics": ["views_per_visit"], "filters": [["is", "event:page", ["/something"]]]}),
+            "Metric `views_per_visit` cannot be queried with a filter on `event:page`.",
+        );
+        is_err(
+            json!({"metrics": ["views_per_visit"], "filters": [["not", ["is", "event:page", ["/a"]]]]}),
+            "Metric `views_per_visit` cannot be queried with a filter on `event:page`.",
+        );
+        is_err(
+            json!({"metrics": ["views_per_visit"], "dimensions": ["event:name"]}),
+            "Metric `views_per_visit` cannot be queried with `dimensions`.",
+        );
+        is_err(
+            json!({"metrics": ["views_per_visit"], "dimensions": ["time:day"]}),
+            "Metric `views_per_visit` cannot be queried with `dimensions`.",
+        );
+        ok(
+            json!({"metrics": ["views_per_visit"], "filters": [["is", "visit:source", ["Google"]]]}),
+        );
+        // Session metrics and event dimensions: only event:page alone is allowed.
+        ok(json!({"metrics": ["bounce_rate", "scroll_depth"], "dimensions": ["event:page"]}));
+        ok(json!({"metrics": ["bounce_rate"], "dimensions": ["visit:exit_page"]}));
+        ok(json!({"metrics": ["scroll_depth"], "dimensions": ["event:page", "visit:device"]}));
+        is_err(
+            json!({"metrics": ["bounce_rate"], "dimensions": ["event:hostname"]}),
+            "Session metric(s) `bounce_rate` cannot be queried along with event dimension(s) `event:hostname`",
+        );
+        is_err(
+            json!({"metrics": ["visitors", "bounce_rate", "visit_duration"], "dimensions": ["event:page", "event:name"]}),
+            "Session metric(s) `bounce_rate`, `visit_duration` cannot be queried along with event dimension(s) `event:page`, `event:name`",
+        );
+        // Event metrics and session-only dimensions.
+        is_err(
+            json!({"metrics": ["events"], "dimensions": ["visit:exit_page"]}),
+            "Event metric(s) `events` cannot be queried along with session dimension(s) `visit:exit_page`",
+        );
+        is_err(
+            json!({"metrics": ["visitors", "pageviews"], "dimensions": ["visit:entry_page"]}),
+            "Event metric(s) `pageviews` cannot be queried along with session dimension(s) `visit:entry_page`",
+        );
+        ok(json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"]}));
+        ok(json!({"metrics": ["pageviews"], "dimensions": ["event:page", "visit:entry_page"]}));
+        // scroll_depth needs the event:page filter at the top level; time_on_page anywhere.
+        is_err(
+            json!({"metrics": ["scroll_depth"], "filters": [["not", ["is", "event:page", ["/"]]]]}),
+            "Metric `scroll_depth` can only be queried with event:page filters or dimensions.",
+        );
+        ok(json!({"metrics": ["scroll_depth"], "filters": [["is", "event:page", ["/"]]]}));
+        ok(json!({"metrics": ["time_on_page"], "filters": [["not", ["is", "event:page", ["/"]]]]}));
+        // conversion_rate: a goal filter anywhere or the goal dimension; custom property
+        // filters then only at the top level.
+        is_err(
+            json!({"metrics": ["conversion_rate"], "dimensions": ["event:page"],
+                "filters": [["is", "event:props:author", ["Uku"]]]}),
+            "Metric `conversion_rate` can only be queried with event:goal filters or dimensions.",
+        );
+        is_err(
+            json!({"metrics": ["conversion_rate"], "dimensions": ["event:goal"],
+                "filters": [["not", ["is", "event:props:foo", ["bar"]]]]}),
+            "Invalid filters. When `conversion_rate` or `group_conversion_rate` metrics are used, custom property filters can only be used on top level.",
+        );
+        ok(
+            json!({"metrics": ["conversion_rate"], "dimensions": ["event:goal"],
+            "filters": [["is", "event:props:foo", ["bar"]]]}),
+        );
+        // event:goal and event:hostname filters only at the top level.
+        is_err(
+            json!({"filters": [["or", [["is", "event:goal", ["Signup"]], ["is", "event:page", ["/"]]]]]}),
+            "Invalid filters. Dimension `event:goal` can only be filtered at the top level.",
+        );
+        is_err(
+            json!({"filters": [["not", ["is", "event:hostname", ["a.com"]]]]}),
+            "Invalid filters. Dimension `event:hostname` can only be filtered at the top level.",
+        );
+        ok(
+            json!({"filters": [["is", "event:goal", ["Signup"]], ["is", "event:hostname", ["a.com"]]]}),
+        );
+        // visit:country `is`/`is_not` take 2-letter codes.
+        is_err(
+            json!({"metrics": ["pageviews"], "filters": [["is", "visit:country", ["USA"]]]}),
+            "Invalid visit:country filter, visit:country needs to be a valid 2-letter country code.",
+        );
+        ok(json!({"filters": [["is_not", "visit:country", ["EE", "DE"]]]}));
+        ok(json!({"filters": [["contains", "visit:country", ["E"]]]}));
+        // order_by names a queried metric or dimension.
+        is_err(
+            json!({"order_by": [["event:name", "desc"]]}),
+            "Invalid order_by entry '{\"event:name\", :desc}'. Entry is not a queried metric or dimension.",
+        );
+        // The Stats API v1 handlers check their own rules: v1 timeseries and breakdowns
+        // ask views_per_visit by time and pageviews by entry page.
+        let v1 = |extra: Value| parse_v1_query(&base(extra), &site(), now());
+        assert!(v1(json!({"metrics": ["views_per_visit"], "dimensions": ["time:day"]})).is_ok());
+        assert!(v1(json!({"metrics": ["pageviews"], "dimensions": ["visit:entry_page"]})).is_ok());
     }
 
     #[test]
@@ -919,7 +1253,7 @@ mod tests {
         assert_eq!(q.order_by.len(), 1);
         fails(
             json!({"order_by": [["pageviews", "desc"]]}),
-            "order_by references 'pageviews' which is not in metrics or dimensions",
+            "Invalid order_by entry '{:pageviews, :desc}'. Entry is not a queried metric or dimension.",
         );
         fails(
             json!({"order_by": [["visitors", "up"]]}),
@@ -968,7 +1302,7 @@ mod tests {
         );
         fails(
             json!({"include": {"time_labels": true}}),
-            "include.time_labels requires a time dimension",
+            "Invalid include.time_labels: requires a time dimension.",
         );
         fails(
             json!({"include": {"comparisons": {}}}),

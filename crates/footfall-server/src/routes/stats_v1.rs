@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Datelike, Days, Months, NaiveDate};
-use footfall_core::query::{Metric, QueryOutput, change, parse_query, wildcard_to_regex};
+use footfall_core::query::{Metric, QueryOutput, change, parse_v1_query, wildcard_to_regex};
 use footfall_store::Site;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -283,7 +283,7 @@ fn validate_metrics(
 /// Runs a v2 query body for `site`, as `POST /api/v2/query` would.
 async fn run(state: &AppState, site: &Site, body: Value) -> ApiResult<QueryOutput> {
     let ctx = site_context(state, site).await?;
-    let query = parse_query(&body, &ctx, chrono::Utc::now()).map_err(|e| bad(e.message))?;
+    let query = parse_v1_query(&body, &ctx, chrono::Utc::now()).map_err(|e| bad(e.message))?;
     Ok(state.storage.query.run(site.id, ctx, query).await?)
 }
 
