@@ -171,7 +171,7 @@ fn rows_carry_the_compared_range_and_the_change() {
     );
     assert_eq!(
         body["query"]["comparison_date_range"],
-        json!(["2026-11-01T00:00:00+00:00", "2026-11-03T23:59:59+00:00"])
+        json!(["2026-11-01T00:00:00Z", "2026-11-03T23:59:59Z"])
     );
     assert_eq!(
         body["query"]["include"]["comparisons"],

@@ -175,6 +175,10 @@ fn middleware_page_views_reach_footfall_with_one_visitor_per_cookie() {
             &["pageviews"],
             &json!([["is", "visit:entry_page", [entry]]]),
         );
-        assert_eq!(got, vec![pageviews], "page views of visits entering on {entry}");
+        assert_eq!(
+            got,
+            vec![pageviews],
+            "page views of visits entering on {entry}"
+        );
     }
 }

@@ -1351,3 +1351,101 @@ fn auto_time_buckets_count_local_days_across_dst() {
     let got: Vec<Vec<String>> = rows.iter().map(dimension_values).collect();
     assert_eq!(got, vec![vec!["2026-11-01 10:00:00".to_string()]]);
 }
+
+/// The response of `POST /api/v2/query` as Plausible's `QueryResult` builds it: the
+/// `query` echo lists only the `include` options that are on (`{}` by default, the docs'
+/// "include": {"time_labels": true}), writes a UTC site's range with `Z` as its tests
+/// expect (`["2021-01-01T00:00:00Z", "2021-01-01T23:59:59Z"]`) and another zone's with
+/// its offset, and `meta` carries `time_labels` / `total_rows` only when asked. A
+/// combination Plausible refuses is a 400 with its text (and footfall's code).
+#[test]
+fn v2_response_shape_as_plausible() {
+    let server = Server::start();
+    server.add_site("utc.example", "UTC");
+    server.add_site("tallinn.example", "Europe/Tallinn");
+    let token = server.admin_token();
+    let range = json!(["2021-01-01", "2021-01-01"]);
+    for site in ["utc.example", "tallinn.example"] {
+        let ingest = server.create_key(site, "ingest");
+        // Two visitors on /, one on /about, at noon UTC (the same day in Tallinn).
+        let events: Vec<Value> = [("a", "/"), ("b", "/"), ("c", "/about")]
+            .iter()
+            .map(|(v, page)| {
+                json!({"name": "pageview", "url": format!("https://{site}{page}"),
+                       "domain": site, "timestamp": "2021-01-01T12:00:00Z",
+                       "visitor_id": v, "user_agent": CHROME_UA})
+            })
+            .collect();
+        server.bulk_until_stored(
+            &ingest,
+            &token,
+            site,
+            &json!(events),
+            &range,
+            "visitors",
+            3.0,
+        );
+    }
+
+    let (status, body) = server.query(
+        &token,
+        &json!({"site_id": "utc.example", "metrics": ["visitors"], "date_range": range,
+                "dimensions": ["event:page"]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"],
+        json!([{"dimensions": ["/"], "metrics": [2]}, {"dimensions": ["/about"], "metrics": [1]}])
+    );
+    assert_eq!(body["meta"], json!({}));
+    assert_eq!(
+        body["query"],
+        json!({"site_id": "utc.example", "metrics": ["visitors"],
+               "date_range": ["2021-01-01T00:00:00Z", "2021-01-01T23:59:59Z"],
+               "filters": [], "dimensions": ["event:page"],
+               "order_by": [["visitors", "desc"]], "include": {},
+               "pagination": {"limit": 10000, "offset": 0}})
+    );
+
+    let (status, body) = server.query(
+        &token,
+        &json!({"site_id": "tallinn.example", "metrics": ["visitors"], "date_range": range,
+                "dimensions": ["time:hour"],
+                "include": {"time_labels": true, "total_rows": true, "imports": false}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["query"]["date_range"],
+        json!(["2021-01-01T00:00:00+02:00", "2021-01-01T23:59:59+02:00"])
+    );
+    assert_eq!(
+        body["query"]["include"],
+        json!({"time_labels": true, "total_rows": true})
+    );
+    assert_eq!(
+        body["query"]["order_by"],
+        json!([["time:hour", "asc"], ["visitors", "desc"]])
+    );
+    // Noon UTC is 14:00 in Tallinn; 24 hourly labels; one row.
+    assert_eq!(
+        body["results"],
+        json!([{"dimensions": ["2021-01-01 14:00:00"], "metrics": [3]}])
+    );
+    let labels = body["meta"]["time_labels"].as_array().expect("time_labels");
+    assert_eq!(labels.len(), 24);
+    assert_eq!(labels[0], json!("2021-01-01 00:00:00"));
+    assert_eq!(body["meta"]["total_rows"], json!(1));
+
+    // Plausible's query_validations_test: views_per_visit with an event:page filter.
+    let (status, body) = server.query(
+        &token,
+        &json!({"site_id": "utc.example", "metrics": ["views_per_visit"], "date_range": "all",
+                "filters": [["is", "event:page", ["/something"]]]}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": "Metric `views_per_visit` cannot be queried with a filter on `event:page`.",
+               "code": "invalid_query"})
+    );
+}

@@ -179,11 +179,8 @@ fn parse_with(
             };
             json!([name, if o.desc { "desc" } else { "asc" }])
         }).collect::<Vec<_>>(),
-        "include": {
-            "imports": include.imports,
-            "time_labels": include.time_labels,
-            "total_rows": include.total_rows,
-        },
+        // Plausible's `QueryResult` echoes only the options that are on.
+        "include": include_echo(&include),
         "pagination": {"limit": pagination.limit, "offset": pagination.offset},
     });
     let mut echo = echo;
@@ -469,6 +466,22 @@ fn parse_include(v: Option<&Value>) -> Result<Include, QueryError> {
         time_labels: parse_bool(obj, "time_labels", "include")?,
         total_rows: parse_bool(obj, "total_rows", "include")?,
     })
+}
+
+/// The `include` options that are on, as Plausible's `QueryResult` echoes them
+/// (`Map.filter(fn {_key, val} -> val end)`): `{}` when none is.
+fn include_echo(include: &Include) -> Value {
+    let mut out = Map::new();
+    for (key, on) in [
+        ("imports", include.imports),
+        ("time_labels", include.time_labels),
+        ("total_rows", include.total_rows),
+    ] {
+        if on {
+            out.insert(key.into(), Value::Bool(true));
+        }
+    }
+    Value::Object(out)
 }
 
 fn parse_pagination(v: Option<&Value>) -> Result<Pagination, QueryError> {
@@ -865,11 +878,11 @@ mod tests {
             json!({
                 "site_id": "example.com",
                 "metrics": ["visitors"],
-                "date_range": ["2024-03-08T00:00:00+00:00", "2024-03-14T23:59:59+00:00"],
+                "date_range": ["2024-03-08T00:00:00Z", "2024-03-14T23:59:59Z"],
                 "dimensions": [],
                 "filters": [],
                 "order_by": [["visitors", "desc"]],
-                "include": {"imports": false, "time_labels": false, "total_rows": false},
+                "include": {},
                 "pagination": {"limit": 10000, "offset": 0},
             })
         );

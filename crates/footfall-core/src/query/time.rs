@@ -165,8 +165,16 @@ pub(super) fn resolve_range(
 /// (New York until 1883: -04:56:02): such an offset is rounded to the minute and the time
 /// shown in it, so the echo still names the range's instants (printing the local time with
 /// the seconds cut from its offset named another instant, and the echo of the echo moved).
+///
+/// In a UTC site (footfall's default, Plausible's `Etc/UTC`) the offset is written `Z`,
+/// as Elixir's `DateTime.to_iso8601` writes it for `Etc/UTC`: Plausible's tests expect
+/// `["2021-01-01T00:00:00Z", "2021-01-01T23:59:59Z"]`.
 pub(super) fn echo_range(r: &DateRange, tz: Tz) -> Value {
+    let utc = is_utc_zone(tz);
     let fmt = |t: DateTime<Utc>| {
+        if utc {
+            return t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        }
         let secs = offset_at(tz, t);
         let minutes = (secs + 30).div_euclid(60) * 60;
         let offset = FixedOffset::east_opt(minutes).unwrap_or(Utc.fix());
@@ -175,6 +183,21 @@ pub(super) fn echo_range(r: &DateRange, tz: Tz) -> Value {
             .to_string()
     };
     serde_json::json!([fmt(r.start_utc), fmt(r.end_utc - Duration::seconds(1))])
+}
+
+/// The zone is UTC itself (one of its names), not a zone that happens to be at +00:00.
+fn is_utc_zone(tz: Tz) -> bool {
+    matches!(
+        tz,
+        Tz::UTC
+            | Tz::Etc__UTC
+            | Tz::Etc__UCT
+            | Tz::UCT
+            | Tz::Universal
+            | Tz::Etc__Universal
+            | Tz::Zulu
+            | Tz::Etc__Zulu
+    )
 }
 
 /// The bucket size `time` (auto) stands for: hours for ranges up to two days, days up
