@@ -320,7 +320,8 @@ fn umami_tracker_and_node_client() {
     assert!(first["cache"].is_string());
     let event = json!({"type": "event", "payload": {
         "website": "umami.test", "hostname": "umami.test", "language": "en-US", "screen": "1920x1080",
-        "title": "Pricing", "url": "/pricing", "referrer": "", "name": "Signup", "data": {"plan": "pro", "seats": 3}}});
+        "title": "Pricing", "url": "/pricing", "referrer": "", "name": "Signup",
+        "data": {"plan": "pro", "seats": 3, "billing": {"cycle": "yearly"}, "tags": ["a", "b"]}}});
     let cache = first["cache"].as_str().unwrap_or_default().to_string();
     let (second, _, _) = ok_json(
         "event",
@@ -475,4 +476,14 @@ fn umami_tracker_and_node_client() {
     );
     assert_eq!(dimension_values(&goals[0]), vec!["Signup", "pro"]);
     assert_eq!(common::metric_values(&goals[0]), vec![2.0]);
+    // Nested data is stored as Umami stores it: dotted keys, arrays as their JSON text
+    // (the Signup event was sent twice: alone and in the batch).
+    for (key, value) in [("billing.cycle", "yearly"), ("tags", r#"["a","b"]"#)] {
+        let rows = s.query_ok(
+            &stats,
+            &json!({"site_id": "umami.test", "metrics": ["events"], "date_range": range,
+                    "filters": [["is", format!("event:props:{key}"), [value]]]}),
+        );
+        assert_eq!(common::metric_values(&rows[0]), vec![2.0], "{key}");
+    }
 }

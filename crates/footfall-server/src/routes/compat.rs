@@ -420,8 +420,8 @@ async fn umami_send(
             fields.insert(to.into(), json!(s));
         }
     }
-    if let Some(d) = first_of(payload, &["data"]) {
-        fields.insert("props".into(), d.clone());
+    if let Some(Value::Object(data)) = first_of(payload, &["data"]) {
+        fields.insert("props".into(), Value::Object(umami_event_data(data)));
     }
     // Umami's distinct id (`umami.identify("user-1")`): the visitor, across devices.
     if let Some(id) = id_string(first_of(payload, &["id"])) {
@@ -471,6 +471,33 @@ async fn umami_send(
             None,
         ),
     })
+}
+
+/// Umami's event data as Umami stores it (`flattenJSON` in its `lib/data.ts`): a nested
+/// object's values under dotted keys (`{"plan": {"tier": "pro"}}` -> `plan.tier`), an
+/// array as its JSON text; other values as given, for the props rules to take or drop.
+fn umami_event_data(data: &Map<String, Value>) -> Map<String, Value> {
+    fn walk(prefix: &str, data: &Map<String, Value>, out: &mut Map<String, Value>) {
+        for (key, value) in data {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                Value::Object(nested) => walk(&path, nested, out),
+                Value::Array(_) => {
+                    out.insert(path, Value::String(value.to_string()));
+                }
+                _ => {
+                    out.insert(path, value.clone());
+                }
+            }
+        }
+    }
+    let mut out = Map::new();
+    walk("", data, &mut out);
+    out
 }
 
 /// Umami's payload schema (v3.1 `request-schema.ts`, REFERENCE §2.4): exactly one of
@@ -589,6 +616,18 @@ async fn post_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn umami_data_flattened_as_umami_stores_it() {
+        let data = json!({"plan": "pro", "seats": 3, "billing": {"cycle": "yearly",
+                          "card": {"brand": "visa"}}, "tags": ["a", "b"], "gift": null});
+        let data = data.as_object().expect("an object literal");
+        assert_eq!(
+            Value::Object(umami_event_data(data)),
+            json!({"plan": "pro", "seats": 3, "billing.cycle": "yearly",
+                   "billing.card.brand": "visa", "tags": "[\"a\",\"b\"]", "gift": null})
+        );
+    }
 
     #[test]
     fn urls_paths_and_names() {
