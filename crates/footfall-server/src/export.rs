@@ -138,6 +138,7 @@ pub fn date_range(
         domain: site.domain.clone(),
         timezone: site.timezone.parse().unwrap_or(chrono_tz::UTC),
         goals: Vec::new(),
+        stats_start: None,
     };
     let probe = json!({"site_id": site.domain, "metrics": ["visits"], "date_range": range});
     let query = parse_query(&probe, &ctx, chrono::Utc::now()).map_err(|e| e.message)?;

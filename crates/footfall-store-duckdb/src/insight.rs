@@ -287,6 +287,15 @@ pub(crate) fn export_count(
     .map_err(db_err)
 }
 
+pub(crate) fn first_event_us(conn: &Connection, site_id: u32) -> StoreResult<Option<i64>> {
+    conn.query_row(
+        "SELECT epoch_us(min(ts)) FROM events WHERE site_id = ?",
+        params![site_id],
+        |r| r.get(0),
+    )
+    .map_err(db_err)
+}
+
 /// The export's columns: the event, its props as two parallel lists, its visit (only the
 /// visits that can have events in the slice are read: zone maps skip the rest).
 const EXPORT_SQL: &str = "SELECT epoch_us(e.ts), e.name, e.hostname, e.pathname, e.title, \

@@ -668,6 +668,11 @@ impl footfall_store::EventQuery for DuckStore {
             .await
     }
 
+    async fn first_event_us(&self, site_id: u32) -> StoreResult<Option<i64>> {
+        self.listing(move |conn| insight::first_event_us(conn, site_id))
+            .await
+    }
+
     /// Not in a query turn: an export of a large store runs for seconds or minutes, and
     /// dashboard queries need not wait for it (they share DuckDB's threads meanwhile).
     async fn export(

@@ -15,7 +15,7 @@ use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::query::{
     Dimension, EmptyValue, Filter, FilterOp, GoalKind, Leaf, Metric, OrderTarget, Query,
     QueryOutput, ResultRow, SiteContext, TimeGranularity, VisitAttr, bucket_label_format,
-    local_day_start, offset_segments, time_labels, wildcard_to_regex,
+    offset_segments, time_labels, wildcard_to_regex,
 };
 use serde_json::Value;
 
@@ -1893,25 +1893,9 @@ pub(crate) fn execute_with(
     if q.include.time_labels
         && let Some((_, g)) = q.time_dimension()
     {
-        let mut range = q.range.clone();
-        if range.is_all() {
-            // "all" starts at the site's first event, not at the 2000-01-01 bound.
-            let first: Option<i64> = conn.query_row(
-                "SELECT epoch_us(min(ts)) FROM events WHERE site_id = ?",
-                [i64::from(site_id)],
-                |r| r.get(0),
-            )?;
-            if let Some(us) = first
-                && let Some(t) = chrono::DateTime::from_timestamp_micros(us)
-                && t > range.start_utc
-                && t < range.end_utc
-            {
-                range.first_day = t.with_timezone(&q.timezone).date_naive();
-                range.start_utc = local_day_start(q.timezone, range.first_day);
-            }
-        }
-        // `g` is resolved on the full range, as the SQL buckets are.
-        let labels = time_labels(g, &range, q.timezone);
+        // `g` is resolved on the full range, as the SQL buckets are. (`"all"` starts on
+        // the site's first day: `SiteContext::stats_start`.)
+        let labels = time_labels(g, &q.range, q.timezone);
         meta.insert(
             "time_labels".into(),
             Value::Array(labels.into_iter().map(Value::String).collect()),
@@ -2161,6 +2145,7 @@ mod tests {
                 pattern: "/blog/*".into(),
                 display_name: "Visit /blog/*".into(),
             }],
+            stats_start: None,
         }
     }
 

@@ -1011,6 +1011,7 @@ mod tests {
             domain: "example.com".into(),
             timezone: chrono_tz::UTC,
             goals: Vec::new(),
+            stats_start: None,
         }
     }
 

@@ -201,6 +201,9 @@ pub trait EventQuery: Send + Sync {
     ) -> StoreResult<(Vec<VisitorSummary>, u64)>;
     /// How many events `export` would give for `[start_us, end_us)`.
     async fn export_count(&self, site_id: u32, start_us: i64, end_us: i64) -> StoreResult<u64>;
+    /// The time of the site's earliest stored event (microseconds since the epoch), where
+    /// the `"all"` date range starts; `None` when it has none.
+    async fn first_event_us(&self, site_id: u32) -> StoreResult<Option<i64>>;
     /// Every event of `[start_us, end_us)` with its visit's attributes, in time order,
     /// handed to `each` a chunk at a time; `each` returns false to stop (the reader left).
     async fn export(

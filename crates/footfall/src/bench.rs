@@ -1105,6 +1105,7 @@ pub async fn direct_sql(
         domain: site.domain.clone(),
         timezone: site.timezone.parse().unwrap_or(chrono_tz::UTC),
         goals: store.goals(site.id).await?,
+        stats_start: None,
     };
     let body: Value = serde_json::from_str(query)?;
     let q = footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())

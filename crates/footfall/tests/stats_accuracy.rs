@@ -1449,3 +1449,70 @@ fn v2_response_shape_as_plausible() {
                "code": "invalid_query"})
     );
 }
+
+/// `"all"` starts on the day of the site's first event, as Plausible's `stats_start_date`:
+/// the echo says so, `time` picks its bucket from that span, and the labels start there.
+#[test]
+fn all_starts_on_the_first_event_day() {
+    let server = Server::start();
+    server.add_site("all.example", "UTC");
+    let token = server.admin_token();
+    let ingest = server.create_key("all.example", "ingest");
+    let today = chrono::Utc::now().date_naive();
+    let day = |back: i64| today - chrono::Duration::days(back);
+    // Visitors a (5 days ago), b and c (2 days ago), c again (today, 00:00:01).
+    let events: Vec<Value> = [("a", 5), ("b", 2), ("c", 2), ("c", 0)]
+        .iter()
+        .map(|(v, back)| {
+            json!({"name": "pageview", "url": "https://all.example/", "domain": "all.example",
+                   "timestamp": format!("{}T00:00:01Z", day(*back)), "visitor_id": v,
+                   "user_agent": CHROME_UA})
+        })
+        .collect();
+    server.bulk_until_stored(
+        &ingest,
+        &token,
+        "all.example",
+        &json!(events),
+        &json!("all"),
+        "pageviews",
+        4.0,
+    );
+
+    let (status, body) = server.query(
+        &token,
+        &json!({"site_id": "all.example", "metrics": ["visitors"], "date_range": "all",
+                "dimensions": ["time"], "include": {"time_labels": true}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["query"]["date_range"],
+        json!([
+            format!("{}T00:00:00Z", day(5)),
+            format!("{}T23:59:59Z", today)
+        ])
+    );
+    // Six days: daily buckets (a span over two days), each day from the first listed.
+    let labels: Vec<String> = (0..6).rev().map(|b| day(b).to_string()).collect();
+    assert_eq!(body["meta"]["time_labels"], json!(labels));
+    assert_eq!(
+        body["results"],
+        json!([
+            {"dimensions": [day(5).to_string()], "metrics": [1]},
+            {"dimensions": [day(2).to_string()], "metrics": [2]},
+            {"dimensions": [today.to_string()], "metrics": [1]}
+        ])
+    );
+
+    // A site without events: "all" is today.
+    server.add_site("empty.example", "UTC");
+    let (status, body) = server.query(
+        &token,
+        &json!({"site_id": "empty.example", "metrics": ["visitors"], "date_range": "all"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["query"]["date_range"],
+        json!([format!("{today}T00:00:00Z"), format!("{today}T23:59:59Z")])
+    );
+}

@@ -44,6 +44,10 @@ pub struct SiteContext {
     pub domain: String,
     pub timezone: Tz,
     pub goals: Vec<Goal>,
+    /// The local day of the site's first event, where the `"all"` date range starts (as
+    /// Plausible's `stats_start_date`; today when it has none). Read from the store only
+    /// for queries over `"all"`; `None` (not read) starts it at 2000-01-01.
+    pub stats_start: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! JSON -> [`Query`]: every rule of the Stats API v2 schema that footfall supports, with
 //! messages that name the bad part.
 
-use super::time::{echo_range, resolve_range};
+use super::time::{all_from, echo_range, resolve_range};
 use super::{
     Dimension, Filter, FilterOp, Include, Leaf, Metric, OrderBy, OrderTarget, Pagination, Query,
     QueryError, SiteContext, VisitAttr,
@@ -136,7 +136,12 @@ fn parse_with(
     let Some(range_v) = obj.get("date_range") else {
         return err("date_range is required");
     };
-    let range = resolve_range(range_v, site.timezone, now)?;
+    let mut range = resolve_range(range_v, site.timezone, now)?;
+    if range.is_all()
+        && let Some(first) = site.stats_start
+    {
+        range = all_from(&range, site.timezone, first);
+    }
     let dimensions = parse_dimensions(obj.get("dimensions"))?;
     let filters = match obj.get("filters") {
         None | Some(Value::Null) => Vec::new(),
@@ -835,6 +840,7 @@ mod tests {
                 pattern: "/blog*".into(),
                 display_name: "Visit /blog*".into(),
             }],
+            stats_start: None,
         }
     }
 

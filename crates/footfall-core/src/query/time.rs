@@ -9,7 +9,8 @@ use chrono::{
 use chrono_tz::Tz;
 use serde_json::Value;
 
-/// Lower bound of the "all" range.
+/// Lower bound of the "all" range when the site's first day is not known
+/// ([`SiteContext::stats_start`](super::SiteContext)).
 const ALL_START: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
     Some(d) => d,
     None => panic!("valid date"),
@@ -37,6 +38,17 @@ fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 
 fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&tz).date_naive()
+}
+
+/// The `"all"` range starting on the site's first day (Plausible's `stats_start_date`)
+/// instead of [`ALL_START`]; `first` after the range's last day leaves one day.
+pub(super) fn all_from(range: &DateRange, tz: Tz, first: NaiveDate) -> DateRange {
+    days_range(
+        tz,
+        first.min(range.last_day),
+        range.last_day,
+        range.kind.clone(),
+    )
 }
 
 fn days_range(tz: Tz, first: NaiveDate, last: NaiveDate, kind: RangeKind) -> DateRange {
@@ -394,6 +406,18 @@ mod tests {
         ] {
             let r = resolve_range(&json!(s), New_York, now).expect(s);
             assert_eq!((r.first_day, r.last_day), (d(first), d(last)), "{s}");
+        }
+        // "all" from the site's first day (a first day after today leaves today).
+        let all = resolve_range(&json!("all"), New_York, now).expect("all");
+        for (first, want) in [("2024-02-29", "2024-02-29"), ("2024-03-20", "2024-03-14")] {
+            let r = all_from(&all, New_York, d(first));
+            assert_eq!(
+                (r.first_day, r.last_day),
+                (d(want), d("2024-03-14")),
+                "{first}"
+            );
+            assert_eq!(r.start_utc, local_day_start(New_York, d(want)));
+            assert!(r.is_all());
         }
 
         let r = resolve_range(&json!("24h"), New_York, now).expect("24h");

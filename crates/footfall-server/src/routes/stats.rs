@@ -280,7 +280,22 @@ pub async fn site_context(state: &AppState, site: &Site) -> ApiResult<SiteContex
         domain: site.domain.clone(),
         timezone,
         goals: state.storage.meta.goals(site.id).await?,
+        stats_start: None,
     })
+}
+
+/// The local day of the site's first event, where `"all"` starts (today when it has none),
+/// as Plausible's `stats_start_date`.
+async fn stats_start(
+    state: &AppState,
+    site: &Site,
+    ctx: &SiteContext,
+) -> ApiResult<chrono::NaiveDate> {
+    let first = state.storage.query.first_event_us(site.id).await?;
+    let at = first
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .unwrap_or_else(chrono::Utc::now);
+    Ok(at.with_timezone(&ctx.timezone).date_naive())
 }
 
 async fn post_query(
@@ -300,7 +315,10 @@ async fn post_query(
         }
     };
     let site = stats_site(&state, &headers, &domain).await?;
-    let ctx = site_context(&state, &site).await?;
+    let mut ctx = site_context(&state, &site).await?;
+    if request.get("date_range").and_then(Value::as_str) == Some("all") {
+        ctx.stats_start = Some(stats_start(&state, &site, &ctx).await?);
+    }
     let query = parse_query(&request, &ctx, chrono::Utc::now())
         .map_err(|e| ApiError::bad_request("invalid_query", e.message))?;
     let echo = query.echo.clone();
