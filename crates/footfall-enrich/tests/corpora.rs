@@ -370,9 +370,7 @@ const REFERER_NAME_MAP: &[(&str, &str)] = &[
     ("Ask Toolbar", "Ask"),
     ("Proton", "Proton Mail"),
     ("Claude.ai", "Claude"),
-    ("Google Gemini", "Gemini"),
     ("META.ai", "Meta AI"),
-    ("Microsoft Copilot", "Copilot"),
     ("Mistral.ai", "Mistral"),
     ("Perplexity.ai", "Perplexity"),
 ];

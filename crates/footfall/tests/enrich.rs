@@ -336,7 +336,11 @@ fn locations_and_orgs_reach_the_stats_api() {
 /// Source, referrer and channel of visits sent through `POST /api/event`, read back
 /// with `visit:*` breakdowns: Plausible's channel names and rules ("Organic Video",
 /// shopping, paid `utm_source` spellings, e-mail tags inside a source or medium),
-/// localhost referrers ignored, the referrer's trailing slash trimmed.
+/// localhost referrers ignored, the referrer's trailing slash trimmed; and cases of
+/// Plausible's external_controller_test: ntp.msn.com is Bing, temu.com stays its host
+/// (Organic Shopping), Linktree is Referral, a host as utm_source is kept verbatim
+/// (chatgpt.com: AI Assistants), a `source=` tag is paid like utm_source
+/// ("Google-ads is Google"), gclid is paid only for Google.
 #[test]
 fn sources_and_channels_reach_the_stats_api() {
     let s = Server::start();
@@ -344,13 +348,19 @@ fn sources_and_channels_reach_the_stats_api() {
     let key = s.create_key("acq.example", "stats");
     let cases = [
         ("/v", "https://www.youtube.com/watch", ""),
-        ("/s", "https://www.amazon.de/dp/1/", ""),
+        ("/s", "https://www.amazon.co.uk/dp/1/", ""),
         ("/g", "", "?utm_source=adwords"),
         ("/f", "", "?utm_source=fb-ads"),
         ("/n", "", "?utm_source=acme&utm_medium=email-weekly"),
         ("/h", "https://github.com/org/repo/", ""),
         ("/l", "http://localhost:3000/admin", ""),
         ("/b", "https://blog.example.org/post/", ""),
+        ("/m", "https://ntp.msn.com/edge/ntp?locale=en", ""),
+        ("/t", "https://www.temu.com/x.html", ""),
+        ("/k", "https://linktr.ee/someone", ""),
+        ("/c", "", "?utm_source=chatgpt.com"),
+        ("/a", "", "?source=Google-ads"),
+        ("/d", "https://duckduckgo.com/", "?gclid=1"),
     ];
     for (i, (path, referrer, query)) in cases.iter().enumerate() {
         let body = json!({"name": "pageview", "url": format!("https://acq.example{path}{query}"), "domain": "acq.example", "referrer": referrer});
@@ -377,14 +387,20 @@ fn sources_and_channels_reach_the_stats_api() {
     assert_eq!(
         rows,
         vec![
+            "/a|Google|Paid Search",
             "/b|blog.example.org|Referral",
+            "/c|chatgpt.com|AI Assistants",
+            "/d|DuckDuckGo|Organic Search",
             "/f|Facebook|Paid Social",
             "/g|Google|Paid Search",
             "/h|GitHub|Organic Social",
+            "/k|Linktree|Referral",
             "/l|Direct / None|Direct",
+            "/m|Bing|Organic Search",
             "/n|acme|Email",
-            "/s|Amazon|Organic Shopping",
-            "/v|YouTube|Organic Video",
+            "/s|amazon.co.uk|Organic Shopping",
+            "/t|temu.com|Organic Shopping",
+            "/v|Youtube|Organic Video",
         ]
     );
     let q = json!({"site_id": "acq.example", "metrics": ["visitors"], "date_range": "all",
