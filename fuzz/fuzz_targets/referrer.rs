@@ -1,14 +1,14 @@
 //! A referrer with the page it led to, as the enrichment sees them: the page URL's
 //! query (`utm_*`, `source`, `ref`, click ids), `referrer::referrer_source`, the known-
-//! source lookup, `channel::acquisition` and `channel::channel`, the referrer-spam
+//! source lookup, `channel::acquisition`, `channel::channel_category` and
+//! `channel::channel`, the referrer-spam
 //! check. Input: referrer, then the page URL, one per line.
 //! Properties: no panic; the indexed host lookup equals the full scan it stands for.
 #![no_main]
 
-use footfall_enrich::channel::{acquisition, channel};
+use footfall_enrich::channel::{acquisition, channel, channel_category};
 use footfall_enrich::referrer::{
     canonical_utm_source, lookup_host, lookup_host_by_scan, referrer_source, registrable_domain,
-    source_category,
 };
 use footfall_enrich::rules::{is_spam_referrer, is_spam_referrer_url};
 use footfall_enrich::url::parse_page_url;
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let acq = acquisition(&page, Some(referrer));
     assert!(!acq.source.is_empty());
     let name = canonical_utm_source(referrer);
-    let _ = source_category(&name);
+    let _ = channel_category(&name);
     let _ = channel(
         &acq.source,
         &page.utm_medium,
