@@ -40,7 +40,7 @@ static SITES: LazyLock<Vec<SiteContext>> = LazyLock::new(|| {
                     display_name: "Signup".into(),
                 },
             ],
-            // Every other site starts "all" on a known first day.
+            // All sites but the UTC one start "all" on a known first day.
             stats_start: NaiveDate::from_ymd_opt(2024, 3, 1).filter(|_| timezone != Tz::UTC),
         })
         .collect()
