@@ -5,7 +5,7 @@
 // Run by crates/footfall/tests/browser.rs, which starts the real binary and sets:
 //   FOOTFALL_URL          http://127.0.0.1:<port> of the running footfall
 //   FOOTFALL_STATS_KEYS   JSON object: site domain -> its stats key, for shop.test (live
-//                         invitations on), other.test and cookie.test
+//                         invitations on), other.test, cookie.test and parity.test
 // Optional: CHROMIUM (default /usr/bin/chromium).
 
 import { test, before, after } from 'node:test';
@@ -18,6 +18,8 @@ const KEYS = JSON.parse(process.env.FOOTFALL_STATS_KEYS || '{}');
 const SITE = 'shop.test';
 const OTHER = 'other.test';
 const COOKIE_SITE = 'cookie.test';
+// Plausible's script extensions and SPA rules, as Plausible's own tracker tests use them.
+const PARITY = 'parity.test';
 const CHROME_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/148.0.0.0 Safari/537.36';
 
@@ -39,6 +41,9 @@ function html(title, body, head = '') {
 }
 
 const tall = (n) => Array.from({ length: n }, (_, i) => `<p style="height:120px">Paragraph ${i}</p>`).join('');
+
+// Links that count but do not navigate (the tracker's listeners still see the click).
+const stay = 'onclick="event.preventDefault()"';
 
 function pages() {
   const out = `http://outbound.test:${port}/landing`;
@@ -84,6 +89,30 @@ function pages() {
       `<h1>Cookie mode</h1><button id="next" onclick="history.pushState({}, '', '/cookie/next')">Next</button>`,
       tracker(`data-domain="${COOKIE_SITE}" data-cookie data-include-localhost`, '/ff/js/script.js'),
     ),
+    // Plausible's tagged-events, outbound-links and file-downloads extensions (from the
+    // file name), form submissions, and pageview-props (event-* attributes).
+    '/p/tagged': html(
+      'Tagged',
+      `<a id="pay" ${stay} class="plausible-event-name=Payment+Complete should-ignore plausible-event-method=Credit+Card plausible-revenue-amount=29 plausible-revenue-currency=EUR" href="https://awesome.test/pay">Pay</a>
+<button id="btn" class="plausible-event-name--Custom+Event plausible-event-foo=bar"><span id="inner">Inner</span></button>
+<span id="untagged" class="plausible-event-name= plausible-event-foo=bar">Not tagged</span>
+<form id="signup" class="plausible-event-name=Signup plausible-event-type=Newsletter" onsubmit="event.preventDefault()"><input id="email" value="a@b.c"><input id="join" type="submit" value="Join"></form>
+<form id="contact" onsubmit="event.preventDefault()"><input id="send" type="submit" value="Send"></form>
+<a id="dl-out" ${stay} href="https://files.test/file.pdf">Outbound PDF</a>
+<a id="dl" ${stay} href="/files/report.pdf?v=2">Report</a>
+<a id="iso" ${stay} href="/files/disk.iso">ISO</a>`,
+      tracker(`data-domain="${PARITY}" data-form-submissions add-file-types="iso" event-author="Ann"`, `${FF}/js/script.tagged-events.outbound-links.file-downloads.js`),
+    ),
+    // History routing with data-exclude, the url option and replaceState.
+    '/p/spa': html(
+      'SPA',
+      `<button id="virtual" onclick="plausible('Virtual', {url: '/p/virtual'})">Virtual</button>`,
+      tracker(`data-domain="${PARITY}" data-exclude="/p/spa/private/**, /p/spa/drafts/*"`),
+    ),
+    // Hash routing: only hashchange makes page views.
+    '/p/hash': html('Hash', `<a id="x" href="#/x">X</a>`, tracker(`data-domain="${PARITY}" data-hash`)),
+    '/p/hidden': html('Hidden', `<h1>Opened in the background</h1>`, tracker(`data-domain="${PARITY}"`)),
+    '/p/local': html('Local', `<h1>Local</h1>`, tracker(`data-domain="${PARITY}"`, `${FF}/js/script.local.js`)),
   };
 }
 
@@ -406,6 +435,9 @@ test('a visit through static pages, an SPA, downloads, outbound links, a 404 and
 test('automated browsers, the local opt-out and localhost send nothing', async () => {
   const cases = [
     ['webdriver', () => Object.defineProperty(navigator, 'webdriver', { get: () => true }), `http://${SITE}:${port}/plain`],
+    ['PhantomJS', () => { window._phantom = {}; }, `http://${SITE}:${port}/plain`],
+    ['Nightmare', () => { window.__nightmare = {}; }, `http://${SITE}:${port}/plain`],
+    ['Plausible\'s opt-out', () => localStorage.setItem('plausible_ignore', 'true'), `http://${SITE}:${port}/plain`],
     ['opt-out', () => localStorage.setItem('footfall_ignore', 'true'), `http://${SITE}:${port}/plain`],
     ['localhost', null, `http://127.0.0.1:${port}/plain`],
   ];
@@ -468,4 +500,127 @@ test('cookie mode on a same-origin setup sets first-party HttpOnly cookies', asy
     return { ok: rows[0].metrics[2] === 2, value: rows };
   });
   assert.deepEqual(agg.metrics, [1, 1, 2]);
+});
+
+// ---------- parity with Plausible's script (parity.test) ----------
+
+const onParity = (path) => `http://${SITE}:${port}${path}`;
+
+test("Plausible's tagged events, form submissions, outbound links before downloads, pageview props", async () => {
+  const { context, page, hits } = await newPage();
+  await page.goto(onParity('/p/tagged'));
+  // extras.js (these options' code) has loaded before the page's load event.
+  await page.waitForFunction(() => document.querySelector('script[src$="/extras.js"]'));
+  await settle(page);
+  await page.click('#pay'); // tagged and outbound: only the tagged event, with the link's url
+  await page.click('#inner'); // inside a tagged button
+  await page.click('#untagged'); // an empty name is no tag
+  await page.click('#email'); // clicks inside a tagged form are not events...
+  await page.click('#join'); // ...its submission is
+  await page.click('#send'); // an untagged form: Form: Submission
+  await page.click('#dl-out'); // outbound and a PDF: only the outbound click
+  await page.click('#dl'); // a download: its url without the query
+  await page.click('#iso'); // add-file-types="iso"
+  await settle(page, 600);
+  await context.close();
+
+  const sent = hits.filter((h) => h.n !== 'engagement').map((h) => [h.n, h.p, h.$]);
+  const [, pvProps] = sent.shift();
+  assert.deepEqual(pvProps, { author: 'Ann' }, 'event-author on the script tag');
+  assert.deepEqual(sent, [
+    ['Payment Complete', { method: 'Credit Card', url: 'https://awesome.test/pay', author: 'Ann' }, { amount: '29', currency: 'EUR' }],
+    ['Custom Event', { foo: 'bar', author: 'Ann' }, undefined],
+    ['Signup', { type: 'Newsletter', author: 'Ann' }, undefined],
+    ['Form: Submission', { author: 'Ann' }, undefined],
+    ['Outbound Link: Click', { url: 'https://files.test/file.pdf', author: 'Ann' }, undefined],
+    ['File Download', { url: onParity('/files/report.pdf'), author: 'Ann' }, undefined],
+    ['File Download', { url: onParity('/files/disk.iso'), author: 'Ann' }, undefined],
+  ]);
+
+  const goals = await eventually('parity.test goals', async () => {
+    const rows = byDim(await query({ site_id: PARITY, metrics: ['events'], dimensions: ['event:goal'], filters: [['is', 'event:page', ['/p/tagged']]] }));
+    return { ok: rows['File Download']?.[0] === 2, value: rows };
+  });
+  assert.deepEqual(goals, {
+    'Payment Complete': [1], 'Custom Event': [1], Signup: [1], 'Form: Submission': [1], 'Outbound Link: Click': [1], 'File Download': [2],
+  });
+  // The page view and the seven events all carry author=Ann.
+  const authors = await query({ site_id: PARITY, metrics: ['events'], dimensions: ['event:props:author'], filters: [['is', 'event:page', ['/p/tagged']]] });
+  assert.deepEqual(byDim(authors), { Ann: [8] });
+});
+
+test("SPA page views as Plausible's: pushState and popstate, not replaceState; data-exclude; hash mode only on hashchange", async () => {
+  const { context, page, hits } = await newPage();
+  await page.goto(onParity('/p/spa'));
+  await settle(page);
+  const go = async (how, path) => {
+    await page.evaluate(([how, path]) => history[how]({}, '', path), [how, path]);
+    await settle(page, 250);
+  };
+  await go('pushState', '/p/spa/a'); // a page view
+  await go('replaceState', '/p/spa/b'); // none: Plausible does not follow replaceState
+  await go('pushState', '/p/spa/private/x/y'); // excluded by /p/spa/private/**
+  await go('pushState', '/p/spa/drafts/one'); // excluded by /p/spa/drafts/*
+  await go('pushState', '/p/spa/drafts/one/two'); // * is one segment: a page view
+  await go('pushState', '/p/spa/drafts/one/two'); // the same path again: none
+  await page.goBack(); // popstate to the same path: none
+  await settle(page, 250);
+  await page.click('#virtual'); // the url option
+  await settle(page);
+  // Excluded pages send no engagement either; the page before them still does.
+  assert.ok(!hits.some((h) => /private|drafts\/one$/.test(h.u)), JSON.stringify(hits));
+  assert.ok(hits.some((h) => h.n === 'engagement' && h.u === onParity('/p/spa/a')));
+
+  await page.goto(onParity('/p/hash'));
+  await settle(page);
+  await page.click('#x'); // hashchange: a page view of /p/hash#/x
+  await settle(page);
+  await page.goBack(); // hashchange back to /p/hash: a page view again (Plausible counts every one)
+  await settle(page);
+  await go('pushState', '/p/hash/elsewhere'); // hash mode follows only the fragment: none
+  await page.evaluate(() => { location.hash = '#/y'; }); // a page view of /p/hash/elsewhere#/y
+  await settle(page);
+  await context.close();
+
+  const pages = await eventually('parity.test SPA page views', async () => {
+    const rows = byDim(await query({ site_id: PARITY, metrics: ['pageviews'], dimensions: ['event:page'], filters: [['contains', 'event:page', ['/p/spa', '/p/hash']]] }));
+    return { ok: rows['/p/hash/elsewhere#/y'] && rows['/p/hash']?.[0] === 2, value: rows };
+  });
+  assert.deepEqual(pages, {
+    '/p/spa': [1], '/p/spa/a': [1], '/p/spa/drafts/one/two': [1], '/p/hash': [2], '/p/hash#/x': [1], '/p/hash/elsewhere#/y': [1],
+  });
+  const virtual = await query({ site_id: PARITY, metrics: ['events'], dimensions: ['event:page'], filters: [['is', 'event:goal', ['Virtual']]] });
+  assert.deepEqual(byDim(virtual), { '/p/virtual': [1] });
+});
+
+test('a page opened in the background counts once shown; script.local.js counts automated browsers', async () => {
+  // A background tab: hidden until the visitor switches to it (Plausible waits too).
+  const hidden = await newPage(() => {
+    let state = 'hidden';
+    Object.defineProperty(document, 'visibilityState', { get: () => state });
+    window.show = () => {
+      state = 'visible';
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  });
+  await hidden.page.goto(onParity('/p/hidden'));
+  await settle(hidden.page, 600);
+  assert.deepEqual(hidden.hits, [], 'nothing while hidden');
+  await hidden.page.evaluate(() => window.show());
+  await settle(hidden.page);
+  assert.deepEqual(hidden.hits.map((h) => h.n), ['pageview']);
+  await hidden.context.close();
+
+  // Plausible's local build is for development and tests: automation does not stop it.
+  const local = await newPage(() => Object.defineProperty(navigator, 'webdriver', { get: () => true }));
+  await local.page.goto(onParity('/p/local'));
+  await settle(local.page);
+  assert.deepEqual(local.hits.map((h) => h.n), ['pageview']);
+  await local.context.close();
+
+  const rows = await eventually('parity.test hidden and local page views', async () => {
+    const r = byDim(await query({ site_id: PARITY, metrics: ['pageviews'], dimensions: ['event:page'], filters: [['is', 'event:page', ['/p/hidden', '/p/local']]] }));
+    return { ok: r['/p/hidden'] && r['/p/local'], value: r };
+  });
+  assert.deepEqual(rows, { '/p/hidden': [1], '/p/local': [1] });
 });

@@ -58,7 +58,7 @@ fn tracker_in_chromium() {
 
     let server = Server::start_with_config("[sites.\"shop.test\"]\nlive_invites = true\n");
     let mut keys = serde_json::Map::new();
-    for site in ["shop.test", "other.test", "cookie.test"] {
+    for site in ["shop.test", "other.test", "cookie.test", "parity.test"] {
         server.add_site(site, "UTC");
         keys.insert(site.into(), json!(server.create_key(site, "stats")));
     }
@@ -77,7 +77,7 @@ fn tracker_in_chromium() {
     println!("{report}");
     // node --test exits 0 only when every test passed; make sure they all ran.
     assert!(
-        report.contains("# pass 4") && report.contains("# fail 0"),
+        report.contains("# pass 7") && report.contains("# fail 0"),
         "unexpected report:\n{report}"
     );
 

@@ -49,6 +49,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/sites/{site}/prune", &["post"]),
     ("/js/script.js", &["get"]),
     ("/js/footfall.js", &["get"]),
+    ("/js/extras.js", &["get"]),
     ("/js/live.js", &["get"]),
     ("/api/live/visitor", &["get"]),
     ("/api/v1/sites/{site}/live", &["get"]),

@@ -78,12 +78,25 @@ fn the_tracker_is_small_cacheable_and_revalidated_by_etag() {
         "/js/footfall.js",
         "/js/script.outbound-links.js",
         "/js/script.file-downloads.hash.outbound-links.js",
+        "/js/plausible.local.manual.js",
     ] {
         let r = get(&s, alias, &[]);
         assert_eq!(r.status().as_u16(), 200, "{alias}");
         assert_eq!(header(&r, "etag"), etag, "{alias}");
         assert_eq!(r.text().expect("body"), script, "{alias}");
     }
+    // Outbound links, file downloads, tagged events and form submissions: the tracker
+    // loads them next to itself when one of them is on.
+    assert!(script.contains("'extras.js'"));
+    let extras = get(&s, "/js/extras.js", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(extras.status().as_u16(), 200);
+    assert_eq!(header(&extras, "content-type"), "application/javascript");
+    assert_eq!(header(&extras, "content-encoding"), "gzip");
+    let mut extras_js = String::new();
+    flate2::read::GzDecoder::new(&extras.bytes().expect("body")[..])
+        .read_to_string(&mut extras_js)
+        .expect("valid gzip");
+    assert!(extras_js.contains("'Outbound Link: Click'") && extras_js.contains("plausible-"));
     let live = get(&s, "/js/live.js", &[]);
     assert_eq!(live.status().as_u16(), 200);
     assert_eq!(header(&live, "content-type"), "application/javascript");

@@ -1,5 +1,6 @@
-//! `GET /js/script.js` (and `/js/footfall.js`, Plausible-style `script.<ext>.js` names,
-//! `/js/live.js`): the tracker, hand-written in tracker/ and compiled in. Served without
+//! `GET /js/script.js` (and `/js/footfall.js`, Plausible-style `script.<ext>.js` and
+//! `plausible.<ext>.js` names, `/js/extras.js`, `/js/live.js`): the tracker, hand-written
+//! in tracker/ and compiled in. Served without
 //! comments and spare whitespace, gzipped when the client accepts it, cacheable, with
 //! the version in the ETag.
 
@@ -16,6 +17,7 @@ use std::sync::LazyLock;
 
 const TRACKER_SRC: &str = include_str!("../../../../tracker/footfall.js");
 const LIVE_SRC: &str = include_str!("../../../../tracker/live.js");
+const EXTRAS_SRC: &str = include_str!("../../../../tracker/extras.js");
 
 /// Browsers revalidate (cheaply, by ETag) once a day, so an upgrade reaches every site
 /// within a day.
@@ -45,19 +47,23 @@ impl Asset {
 
 pub static TRACKER: LazyLock<Asset> = LazyLock::new(|| Asset::new(TRACKER_SRC));
 pub static LIVE: LazyLock<Asset> = LazyLock::new(|| Asset::new(LIVE_SRC));
+/// Outbound links, file downloads, tagged events and form submissions: loaded by the
+/// tracker only when one of them is on, so the tracker itself stays under 2 KB gzipped.
+pub static EXTRAS: LazyLock<Asset> = LazyLock::new(|| Asset::new(EXTRAS_SRC));
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/js/{file}", get(get_script))
 }
 
-/// `script.js`, `footfall.js`, and the same with option names between (Plausible's
-/// `script.outbound-links.file-downloads.js`; the tracker reads the options from its name).
+/// `script.js`, `footfall.js`, `plausible.js` (Plausible's older name), and the same with
+/// option names between (Plausible's `script.outbound-links.file-downloads.js`; the
+/// tracker reads the options from its name).
 fn is_tracker_name(file: &str) -> bool {
     let Some(stem) = file.strip_suffix(".js") else {
         return false;
     };
     let mut parts = stem.split('.');
-    matches!(parts.next(), Some("script" | "footfall"))
+    matches!(parts.next(), Some("script" | "footfall" | "plausible"))
         && parts.all(|p| {
             !p.is_empty()
                 && p.bytes()
@@ -68,6 +74,8 @@ fn is_tracker_name(file: &str) -> bool {
 async fn get_script(Path(file): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let asset: &Asset = if file == "live.js" {
         &LIVE
+    } else if file == "extras.js" {
+        &EXTRAS
     } else if is_tracker_name(&file) {
         &TRACKER
     } else {
@@ -236,6 +244,7 @@ mod tests {
             "footfall.js",
             "script.outbound-links.js",
             "script.hash.file-downloads.404.js",
+            "plausible.local.manual.tagged-events.js",
         ] {
             assert!(is_tracker_name(ok), "{ok}");
         }
@@ -259,7 +268,8 @@ mod tests {
             t.gzip.len()
         );
         assert!(!t.body.contains("// "), "comments are removed");
-        assert!(t.body.contains("'Outbound Link: Click'"));
+        assert!(t.body.contains("'extras.js'"));
+        assert!(EXTRAS.body.contains("'Outbound Link: Click'"));
         assert!(LIVE.body.contains("footfall-invite"));
     }
 
