@@ -47,6 +47,13 @@ pub struct Acquisition {
     /// External referrer host, "" for none.
     pub referrer_host: String,
     pub channel: &'static str,
+    /// `visit:utm_source` as Plausible stores it: the tag the visit came with
+    /// (`utm_source`, else `source`, else `ref`), as sent.
+    pub utm_source: String,
+    /// `visit:utm_medium` as Plausible stores it: as sent, or on an untagged link
+    /// `(gclid)` from Google with a `gclid`, `(msclkid)` from Bing with an `msclkid`
+    /// (its `Ingestion.Event.maybe_infer_medium`).
+    pub utm_medium: String,
 }
 
 /// Source and channel of a visit from its first page URL and referrer. `utm_source`
@@ -82,8 +89,19 @@ pub fn acquisition(page: &PageUrl, referrer: Option<&str>) -> Acquisition {
         &page.utm_campaign,
         &page.click_id,
     );
+    let utm_medium = match (
+        page.utm_medium.is_empty(),
+        source.as_str(),
+        page.click_id.as_str(),
+    ) {
+        (true, "Google", "gclid") => "(gclid)".to_string(),
+        (true, "Bing", "msclkid") => "(msclkid)".to_string(),
+        _ => page.utm_medium.clone(),
+    };
     let (referrer, referrer_host) = external.map(|s| (s.referrer, s.host)).unwrap_or_default();
     Acquisition {
+        utm_source: tagged.clone(),
+        utm_medium,
         source,
         referrer,
         referrer_host,
@@ -426,6 +444,69 @@ mod tests {
     fn acq(url: &str, referrer: &str) -> (String, &'static str) {
         let a = acquisition(&page(url), Some(referrer).filter(|r| !r.is_empty()));
         (a.source, a.channel)
+    }
+
+    /// `utm_source` / `utm_medium` as Plausible's Ingestion.Event stores them: the tag
+    /// (`utm_source`, else `source`, else `ref`) as sent; the medium inferred from a click
+    /// id only for its own network's source on an untagged link (maybe_infer_medium).
+    #[test]
+    fn stored_utm_source_and_medium_as_plausible() {
+        let utm = |url: &str, referrer: &str| {
+            let a = acquisition(&page(url), Some(referrer).filter(|r| !r.is_empty()));
+            (a.utm_source, a.utm_medium)
+        };
+        let pair = |s: &str, m: &str| (s.to_string(), m.to_string());
+        let cases = [
+            (
+                "https://x.com/?ref=producthunt",
+                "",
+                pair("producthunt", ""),
+            ),
+            (
+                "https://x.com/?source=Google-ads",
+                "",
+                pair("Google-ads", ""),
+            ),
+            (
+                "https://x.com/?utm_source=a&source=b&ref=c",
+                "",
+                pair("a", ""),
+            ),
+            (
+                "https://x.com/?gclid=1",
+                "https://www.google.com/",
+                pair("", "(gclid)"),
+            ),
+            (
+                "https://x.com/?utm_source=google&gclid=1",
+                "",
+                pair("google", "(gclid)"),
+            ),
+            (
+                "https://x.com/?gclid=1&utm_medium=cpc",
+                "https://google.com/",
+                pair("", "cpc"),
+            ),
+            (
+                "https://x.com/?msclkid=1",
+                "https://www.bing.com/",
+                pair("", "(msclkid)"),
+            ),
+            (
+                "https://x.com/?gclid=1",
+                "https://www.bing.com/",
+                pair("", ""),
+            ),
+            (
+                "https://x.com/?gclid=1",
+                "https://duckduckgo.com/",
+                pair("", ""),
+            ),
+            ("https://x.com/?gclid=1", "", pair("", "")),
+        ];
+        for (url, referrer, want) in cases {
+            assert_eq!(utm(url, referrer), want, "{url} from {referrer:?}");
+        }
     }
 
     #[test]

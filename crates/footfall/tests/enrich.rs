@@ -361,6 +361,8 @@ fn sources_and_channels_reach_the_stats_api() {
         ("/c", "", "?utm_source=chatgpt.com"),
         ("/a", "", "?source=Google-ads"),
         ("/d", "https://duckduckgo.com/", "?gclid=1"),
+        ("/q", "https://www.google.com/", "?gclid=1"),
+        ("/r", "", "?ref=producthunt"),
     ];
     for (i, (path, referrer, query)) in cases.iter().enumerate() {
         let body = json!({"name": "pageview", "url": format!("https://acq.example{path}{query}"), "domain": "acq.example", "referrer": referrer});
@@ -398,11 +400,40 @@ fn sources_and_channels_reach_the_stats_api() {
             "/l|Direct / None|Direct",
             "/m|Bing|Organic Search",
             "/n|acme|Email",
+            "/q|Google|Paid Search",
+            "/r|producthunt|Organic Social",
             "/s|amazon.co.uk|Organic Shopping",
             "/t|temu.com|Organic Shopping",
             "/v|Youtube|Organic Video",
         ]
     );
+    // utm_source and utm_medium as Plausible stores them (Ingestion.Event): the tag the
+    // visit came with (utm_source, else source, else ref) as sent, and the medium
+    // inferred from Google's gclid on an untagged link (not from DuckDuckGo's).
+    for (dim, want) in [
+        (
+            "visit:utm_source",
+            vec![
+                "/a|Google-ads",
+                "/c|chatgpt.com",
+                "/f|fb-ads",
+                "/g|adwords",
+                "/n|acme",
+                "/r|producthunt",
+            ],
+        ),
+        ("visit:utm_medium", vec!["/n|email-weekly", "/q|(gclid)"]),
+    ] {
+        let q = json!({"site_id": "acq.example", "metrics": ["visitors"], "date_range": "all",
+            "dimensions": ["visit:entry_page", dim]});
+        let mut rows: Vec<String> = s
+            .query_ok(&key, &q)
+            .iter()
+            .map(|r| dimension_values(r).join("|"))
+            .collect();
+        rows.sort();
+        assert_eq!(rows, want, "{dim}");
+    }
     let q = json!({"site_id": "acq.example", "metrics": ["visitors"], "date_range": "all",
         "dimensions": ["visit:referrer"]});
     let referrers: Vec<(String, f64)> = s
