@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde_json::Value;
+use std::net::IpAddr;
 
 /// Supported log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -251,11 +252,32 @@ fn non_empty(s: String) -> Option<String> {
     }
 }
 
+/// The words before the `[time]`: `ip ident user`, or Apache's `vhost_combined` /
+/// `vhost_common` (`%v:%p %h %l %u`), whose leading `host:port` is told apart by the
+/// client address that follows it.
+fn client_address(c: &mut Cursor<'_>) -> Result<String, String> {
+    let mut words = Vec::with_capacity(4);
+    loop {
+        c.skip_spaces();
+        if c.s.is_empty() || c.s.starts_with('[') || words.len() == 4 {
+            break;
+        }
+        words.push(c.word("client address")?);
+    }
+    match words.as_slice() {
+        [ip, _ident, _user] => Ok(ip.to_string()),
+        [_vhost, ip, _ident, _user] if ip.parse::<IpAddr>().is_ok() => Ok(ip.to_string()),
+        [] => Err("missing client address".into()),
+        _ => Err(
+            "expected `client ident user` (or `vhost:port client ident user`) before the time"
+                .into(),
+        ),
+    }
+}
+
 fn parse_clf(line: &str, combined: bool) -> Result<Record, String> {
     let mut c = Cursor { s: line };
-    let ip = c.word("client address")?.to_string();
-    c.word("identity")?;
-    c.word("user")?;
+    let ip = client_address(&mut c)?;
     let time = parse_clf_time(c.bracketed("time")?)?;
     let (method, target) = split_request(&c.quoted("request")?)?;
     let status = parse_status(c.word("status")?)?;
@@ -439,6 +461,28 @@ mod tests {
         assert_eq!(r.referrer, None);
         assert_eq!(r.user_agent.as_deref(), Some(r#"say "hi" \o/"#));
         assert_eq!(r.status, 304);
+    }
+
+    #[test]
+    fn vhost_combined_and_common() {
+        let line = format!(
+            r#"www.ex.com:443 2001:db8::7 - - [01/Mar/2024:10:00:00 +0000] "GET /v HTTP/1.1" 200 5 "-" "{UA}""#
+        );
+        let r = parse_line(Format::Combined, &line).expect("parses");
+        assert_eq!((r.ip.as_str(), r.target.as_str()), ("2001:db8::7", "/v"));
+        assert_eq!(r.user_agent.as_deref(), Some(UA));
+        let line =
+            r#"ex.com:80 198.51.100.4 - bob [01/Mar/2024:10:00:00 +0000] "GET / HTTP/1.0" 200 5"#;
+        let r = parse_line(Format::Common, line).expect("parses");
+        assert_eq!(r.ip, "198.51.100.4");
+        // Four words whose second is no address, or five words, are not a vhost line.
+        for line in [
+            r#"ex.com:80 host.ex.net - - [01/Mar/2024:10:00:00 +0000] "GET / HTTP/1.0" 200 5"#,
+            r#"a b 198.51.100.4 - - [01/Mar/2024:10:00:00 +0000] "GET / HTTP/1.0" 200 5"#,
+            r#"198.51.100.4 - [01/Mar/2024:10:00:00 +0000] "GET / HTTP/1.0" 200 5"#,
+        ] {
+            assert!(parse_line(Format::Common, line).is_err(), "{line}");
+        }
     }
 
     #[test]
