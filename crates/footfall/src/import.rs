@@ -90,6 +90,55 @@ struct ReadStats {
     skipped: HashMap<Skip, u64>,
     malformed: u64,
     malformed_samples: Vec<String>,
+    /// Files whose reading stopped early (a truncated or corrupt gzip, an I/O error).
+    read_errors: Vec<String>,
+}
+
+impl ReadStats {
+    fn malformed(&mut self, name: &str, line_no: u64, reason: &str, line: &str) {
+        self.malformed += 1;
+        if self.malformed_samples.len() < MALFORMED_SHOWN {
+            let shown: String = line.chars().take(160).collect();
+            self.malformed_samples
+                .push(format!("{name}:{line_no}: {reason}: {shown}"));
+        }
+    }
+}
+
+/// Lines longer than this are malformed (no web server writes one; Apache's and nginx's
+/// request line and header limits keep a combined line far below it).
+const MAX_LINE: usize = 1 << 20;
+
+/// Reads up to and including the next `\n` into `out`, keeping at most `max` bytes of
+/// it. Returns the bytes consumed (0 at the end) and whether the line was longer.
+fn read_line_capped(
+    r: &mut dyn BufRead,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let (mut total, mut long) = (0, false);
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((total, long));
+        }
+        let (n, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = max.saturating_sub(out.len());
+        long |= n > room;
+        out.extend_from_slice(&buf[..n.min(room)]);
+        r.consume(n);
+        total += n;
+        if done {
+            return Ok((total, long));
+        }
+    }
 }
 
 /// One bulk request body and where its events came from.
@@ -166,17 +215,36 @@ fn read_files(
     let mut raw = Vec::with_capacity(1024);
     for (file_index, path) in args.files.iter().enumerate() {
         let counter = Arc::new(AtomicU64::new(0));
-        let mut reader = open_log(path, counter.clone())?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
+        let mut reader = match open_log(path, counter.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                stats.read_errors.push(format!("{name}: {e:#}; skipped"));
+                continue;
+            }
+        };
         let mut line_no = 0u64;
         loop {
             raw.clear();
-            let n = reader
-                .read_until(b'\n', &mut raw)
-                .with_context(|| format!("reading {} after line {line_no}", path.display()))?;
+            let (n, too_long) = match read_line_capped(&mut reader, &mut raw, MAX_LINE) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A truncated gzip (a log still being compressed, a cut download)
+                    // or an I/O error: keep what was read, go on with the next file.
+                    if !raw.iter().all(u8::is_ascii_whitespace) {
+                        stats.lines += 1;
+                        let line = String::from_utf8_lossy(&raw).into_owned();
+                        stats.malformed(&name, line_no + 1, "cut off by a read error", &line);
+                    }
+                    stats.read_errors.push(format!(
+                        "{name}: {e} after line {line_no}; the rest of the file is skipped"
+                    ));
+                    break;
+                }
+            };
             if n == 0 {
                 break;
             }
@@ -196,16 +264,14 @@ fn read_files(
             stats.lines += 1;
             // Logs are not always UTF-8 (user agents in Latin-1): keep what can be read.
             let line = String::from_utf8_lossy(&raw);
+            if too_long {
+                stats.malformed(&name, line_no, "line longer than 1 MiB", &line);
+                continue;
+            }
             let rec = match parse_line(args.format, &line) {
                 Ok(r) => r,
                 Err(e) => {
-                    stats.malformed += 1;
-                    if stats.malformed_samples.len() < MALFORMED_SHOWN {
-                        let shown: String = line.chars().take(160).collect();
-                        stats
-                            .malformed_samples
-                            .push(format!("{name}:{line_no}: {e}: {shown}"));
-                    }
+                    stats.malformed(&name, line_no, &e, &line);
                     continue;
                 }
             };
@@ -394,6 +460,12 @@ fn print_summary(
     println!("malformed: {}", read.malformed);
     for msg in &read.malformed_samples {
         println!("  {msg}");
+    }
+    if !read.read_errors.is_empty() {
+        println!("unreadable: {}", read.read_errors.len());
+        for msg in &read.read_errors {
+            println!("  {msg}");
+        }
     }
 }
 

@@ -426,3 +426,90 @@ fn caddy_json_fixture() {
         ],
     );
 }
+
+/// Real-world combined variants in one import: a gzip cut before its trailer (its lines
+/// are read, then the file is reported unreadable and the next file still imported), and
+/// in a CRLF file an Apache `vhost_combined` line with an IPv6 client, nginx's extra
+/// trailing fields and another offset, an escaped quote in the request, an absolute
+/// request URL, `CONNECT`, and the `"-"` / TLS-handshake request lines of a 400.
+#[test]
+fn combined_variants_and_a_truncated_gzip() {
+    let server = Server::start();
+    let site = "variants.example";
+    let stats = site_with_stats_key(&server, site);
+    let ua = FIREFOX_UA;
+    let gz = server.root.path().join("access.log.1.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(
+        format!(
+            "198.51.100.30 - - [01/Mar/2024:09:00:00 +0000] \"GET /gz HTTP/1.1\" 200 5 \"-\" \"{ua}\"\n"
+        )
+        .as_bytes(),
+    )
+    .expect("gzip");
+    let mut bytes = enc.finish().expect("gzip");
+    bytes.truncate(bytes.len() - 8); // no CRC and size
+    std::fs::write(&gz, bytes).expect("write gz");
+    let plain = [
+        format!(
+            r#"www.variants.example:443 2001:db8::30 - - [01/Mar/2024:10:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "{ua}""#
+        ),
+        format!(
+            r#"2001:db8::30 - - [01/Mar/2024:11:05:00 +0100] "GET /pricing?utm_source=x HTTP/2.0" 200 5 "https://www.google.com/" "{ua}" 0.012 "-" 0.010"#
+        ),
+        format!(
+            r#"198.51.100.31 - - [01/Mar/2024:10:10:00 +0000] "GET /search?q=\"x\" HTTP/1.1" 200 5 "-" "{ua}""#
+        ),
+        r#"198.51.100.32 - - [01/Mar/2024:10:11:00 +0000] "-" 400 0 "-" "-""#.to_string(),
+        r#"198.51.100.33 - - [01/Mar/2024:10:12:00 +0000] "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" 400 226 "-" "-""#.to_string(),
+        r#"198.51.100.34 - - [01/Mar/2024:10:13:00 +0000] "CONNECT variants.example:443 HTTP/1.1" 400 0 "-" "-""#.to_string(),
+        format!(
+            r#"198.51.100.31 - - [01/Mar/2024:10:14:00 +0000] "GET http://variants.example/abs HTTP/1.1" 200 5 "-" "{ua}""#
+        ),
+    ];
+    let file = server.root.path().join("access.log");
+    std::fs::write(&file, plain.join("\r\n") + "\r\n").expect("write log");
+    let s = import(
+        &server,
+        &[
+            "--format",
+            "combined",
+            "--site",
+            site,
+            gz.to_str().expect("utf-8 path"),
+            file.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(count(&s, "lines read"), 8, "{s:?}");
+    assert_eq!(count(&s, "sent"), 5, "{s:?}");
+    assert_eq!(count(&s, "stored"), 5, "{s:?}");
+    assert_eq!(count(&s, "not GET"), 1, "{s:?}");
+    assert_eq!(count(&s, "malformed"), 2, "{s:?}");
+    assert_eq!(count(&s, "unreadable"), 1, "{s:?}");
+    assert!(s.keys().any(|k| k.ends_with("access.log:4")), "{s:?}");
+    assert!(s.keys().any(|k| k.ends_with("access.log:5")), "{s:?}");
+    assert!(s.keys().any(|k| k == "access.log.1.gz"), "{s:?}");
+    let range = json!(["2024-03-01", "2024-03-01"]);
+    server.wait_for_metric(
+        &stats,
+        site,
+        &range,
+        "pageviews",
+        5.0,
+        Duration::from_secs(20),
+    );
+    // Visitors: the IPv6 client (/ and /pricing, one visit), 198.51.100.31 (/search
+    // and /abs), 198.51.100.30 (/gz).
+    let m = server.aggregate(&stats, site, &range, &["pageviews", "visitors", "visits"]);
+    assert_eq!(m, vec![5.0, 3.0, 3.0]);
+    let pages = server.query_ok(
+        &stats,
+        &json!({"site_id": site, "metrics": ["pageviews"], "date_range": range,
+                "dimensions": ["event:page"], "order_by": [["event:page", "asc"]]}),
+    );
+    let pages: Vec<String> = pages
+        .iter()
+        .map(|r| r["dimensions"][0].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(pages, vec!["/", "/abs", "/gz", "/pricing", "/search"]);
+}
