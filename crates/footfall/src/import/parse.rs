@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde_json::Value;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Supported log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -403,21 +403,61 @@ fn caddy_header(headers: Option<&Value>, name: &str) -> Option<String> {
     }
 }
 
+/// `1.2.3.4:5678` or `[2001:db8::1]:5678` without the port; anything else as it is.
+fn without_port(addr: &str) -> String {
+    match addr.parse::<SocketAddr>() {
+        Ok(sa) => sa.ip().to_string(),
+        Err(_) => addr.to_string(),
+    }
+}
+
+/// A numeric `ts` in the unit of Caddy's `time_format`: `unix_seconds_float` (the
+/// default), `unix_milli_float` or `unix_nano`, told apart by magnitude (seconds
+/// below 1e11 reach the year 5138; milliseconds above it start in 1973).
+fn caddy_unix(n: f64) -> Result<DateTime<Utc>, String> {
+    let a = n.abs();
+    let secs = if a < 1e11 {
+        n
+    } else if a < 1e14 {
+        n / 1e3
+    } else if a < 1e17 {
+        n / 1e6
+    } else {
+        n / 1e9
+    };
+    unix_secs(secs)
+}
+
+/// A string `ts`: `rfc3339`/`rfc3339_nano`, `iso8601` (`2006-01-02T15:04:05.000-0700`)
+/// or `common_log` (`02/Jan/2006:15:04:05 -0700`). `wall` has no offset and is refused.
+fn caddy_time_str(s: &str) -> Result<DateTime<Utc>, String> {
+    rfc3339(s)
+        .or_else(|e| {
+            DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| e)
+        })
+        .or_else(|e| parse_clf_time(s).map_err(|_| e))
+}
+
 fn parse_caddy_json(line: &str) -> Result<Record, String> {
     let o = json_object(line)?;
     let req = o
         .get("request")
         .and_then(Value::as_object)
         .ok_or("missing `request` object")?;
-    // `client_ip` is Caddy's address after its trusted-proxy handling.
+    // `client_ip` is Caddy's address after its trusted-proxy handling (2.7+),
+    // `remote_ip` the peer's (2.5+); before 2.5 only `remote_addr`, `ip:port`.
     let ip = str_of(req, "client_ip")
         .or_else(|| str_of(req, "remote_ip"))
         .filter(|s| !s.is_empty())
-        .ok_or("missing `request.remote_ip`")?
-        .to_string();
+        .map(String::from)
+        .or_else(|| str_of(req, "remote_addr").map(without_port))
+        .filter(|s| !s.is_empty())
+        .ok_or("missing `request.remote_ip`")?;
     let time = match o.get("ts") {
-        Some(Value::Number(n)) => unix_secs(n.as_f64().unwrap_or(f64::NAN))?,
-        Some(Value::String(s)) => rfc3339(s)?,
+        Some(Value::Number(n)) => caddy_unix(n.as_f64().unwrap_or(f64::NAN))?,
+        Some(Value::String(s)) => caddy_time_str(s)?,
         _ => return Err("missing `ts`".into()),
     };
     let method = str_of(req, "method").ok_or("missing `request.method`")?;
@@ -535,6 +575,41 @@ mod tests {
         assert_eq!(r.referrer.as_deref(), Some("https://www.google.com/"));
         assert_eq!(r.user_agent.as_deref(), Some(UA));
         assert!(parse_line(Format::CaddyJson, r#"{"ts":1,"status":200}"#).is_err());
+    }
+
+    #[test]
+    fn caddy_json_older_versions_and_time_formats() {
+        let at = |ts: &str, req: &str| {
+            format!(r#"{{"ts":{ts},"request":{{{req},"method":"GET","uri":"/"}},"status":200}}"#)
+        };
+        // Caddy before 2.5: only `remote_addr` with the port.
+        for (req, ip) in [
+            (r#""remote_addr":"203.0.113.7:51234""#, "203.0.113.7"),
+            (r#""remote_addr":"[2001:db8::9]:443""#, "2001:db8::9"),
+            (r#""remote_addr":"203.0.113.8""#, "203.0.113.8"),
+        ] {
+            let r = parse_line(Format::CaddyJson, &at("1700000000", req)).expect(req);
+            assert_eq!(r.ip, ip);
+        }
+        let req = r#""remote_ip":"203.0.113.7""#;
+        // 2023-11-14T22:13:20.5Z in each of Caddy's `time_format`s that has a zone.
+        for ts in [
+            "1700000000.5",
+            "1700000000500.0",
+            "1700000000500000000",
+            r#""2023-11-14T22:13:20.5Z""#,
+            r#""2023-11-14T23:13:20.500+0100""#,
+        ] {
+            let r = parse_line(Format::CaddyJson, &at(ts, req)).expect(ts);
+            assert_eq!(r.time.timestamp_millis(), 1_700_000_000_500, "{ts}");
+        }
+        let r = parse_line(
+            Format::CaddyJson,
+            &at(r#""14/Nov/2023:23:13:20 +0100""#, req),
+        )
+        .expect("common_log");
+        assert_eq!(r.time.timestamp(), 1_700_000_000);
+        assert!(parse_line(Format::CaddyJson, &at(r#""2023/11/14 22:13:20.500""#, req)).is_err());
     }
 
     #[test]
