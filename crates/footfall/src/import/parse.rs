@@ -363,8 +363,13 @@ fn parse_nginx_json(line: &str) -> Result<Record, String> {
         .filter(|s| !s.is_empty())
         .ok_or("missing `remote_addr`")?
         .to_string();
-    let time = if let Some(t) = str_of(&o, "time_iso8601") {
-        rfc3339(t)?
+    // `$time_iso8601` is often logged as `@timestamp` (for Elasticsearch), `timestamp`
+    // or `time`.
+    let iso = ["time_iso8601", "@timestamp", "timestamp", "time"]
+        .iter()
+        .find_map(|k| str_of(&o, k));
+    let time = if let Some(t) = iso {
+        rfc3339(t).or_else(|e| parse_clf_time(t).map_err(|_| e))?
     } else if let Some(t) = str_of(&o, "time_local") {
         parse_clf_time(t)?
     } else {
@@ -384,9 +389,10 @@ fn parse_nginx_json(line: &str) -> Result<Record, String> {
         method,
         target,
         status: status_of(o.get("status"))?,
-        referrer: str_of(&o, "http_referer")
-            .map(String::from)
-            .and_then(non_empty),
+        // Many published configs spell the key `http_referrer`.
+        referrer: ["http_referer", "http_referrer"]
+            .iter()
+            .find_map(|k| str_of(&o, k).and_then(|s| non_empty(s.to_string()))),
         user_agent: str_of(&o, "http_user_agent").map(String::from),
     })
 }
@@ -562,6 +568,20 @@ mod tests {
         assert_eq!(r.time.to_rfc3339(), "2024-03-01T11:00:00+00:00");
         assert_eq!((r.method.as_str(), r.status), ("POST", 404));
         assert!(parse_line(Format::NginxJson, r#"{"remote_addr":"1.2.3.4"}"#).is_err());
+    }
+
+    #[test]
+    fn nginx_json_common_key_spellings() {
+        // The widespread `json_combined` format: `http_referrer`, `@timestamp`.
+        let line = r#"{"@timestamp":"2024-03-01T11:00:00+01:00","remote_addr":"1.2.3.4","request":"GET / HTTP/1.1","status":"200","http_referrer":"https://www.google.com/","http_user_agent":"ua"}"#;
+        let r = parse_line(Format::NginxJson, line).expect("parses");
+        assert_eq!(r.time.to_rfc3339(), "2024-03-01T10:00:00+00:00");
+        assert_eq!(r.referrer.as_deref(), Some("https://www.google.com/"));
+        // `time` holding `$time_local`; an empty `http_referer` beside `http_referrer`.
+        let line = r#"{"time":"01/Mar/2024:10:00:00 +0000","remote_addr":"1.2.3.4","request":"GET / HTTP/1.1","status":200,"http_referer":"","http_referrer":"https://ex.org/"}"#;
+        let r = parse_line(Format::NginxJson, line).expect("parses");
+        assert_eq!(r.time.to_rfc3339(), "2024-03-01T10:00:00+00:00");
+        assert_eq!(r.referrer.as_deref(), Some("https://ex.org/"));
     }
 
     #[test]
