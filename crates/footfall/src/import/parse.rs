@@ -192,34 +192,69 @@ impl<'a> Cursor<'a> {
         Ok(&inner[..end])
     }
 
-    /// A double-quoted field; `\"` and `\\` are unescaped as Apache and nginx write them.
-    fn quoted(&mut self, what: &str) -> Result<String, String> {
+    /// A double-quoted field as written (escapes kept); `\"` does not end it.
+    fn quoted_raw(&mut self, what: &str) -> Result<&'a str, String> {
         self.skip_spaces();
         let inner = self
             .s
             .strip_prefix('"')
             .ok_or_else(|| format!("{what} must be quoted"))?;
-        let mut out = String::new();
-        let mut chars = inner.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
+        let bytes = inner.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
                     self.s = &inner[i + 1..];
-                    return Ok(out);
+                    return Ok(&inner[..i]);
                 }
-                '\\' => match chars.next() {
-                    Some((_, e @ ('"' | '\\'))) => out.push(e),
-                    Some((_, e)) => {
-                        out.push('\\');
-                        out.push(e);
-                    }
-                    None => break,
-                },
-                c => out.push(c),
+                b'\\' => i += 2,
+                _ => i += 1,
             }
         }
         Err(format!("unterminated quoted {what}"))
     }
+
+    /// A double-quoted field, unescaped.
+    fn quoted(&mut self, what: &str) -> Result<String, String> {
+        self.quoted_raw(what).map(unescape)
+    }
+}
+
+/// Undoes Apache's and nginx's log escaping: `\"`, `\\` and `\xHH` (nginx writes `"` as
+/// `\x22`; both write bytes outside printable ASCII, e.g. UTF-8 in a request line, as
+/// `\xHH`). Other backslashes are kept. Bytes that are not UTF-8 are replaced.
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            match b.get(i + 1) {
+                Some(&e @ (b'"' | b'\\')) => {
+                    out.push(e);
+                    i += 2;
+                    continue;
+                }
+                Some(b'x') => {
+                    let hex = b
+                        .get(i + 2..i + 4)
+                        .and_then(|h| std::str::from_utf8(h).ok());
+                    if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        out.push(v);
+                        i += 4;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_clf_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -279,7 +314,9 @@ fn parse_clf(line: &str, combined: bool) -> Result<Record, String> {
     let mut c = Cursor { s: line };
     let ip = client_address(&mut c)?;
     let time = parse_clf_time(c.bracketed("time")?)?;
-    let (method, target) = split_request(&c.quoted("request")?)?;
+    // Split before unescaping: an escaped byte is never a separator.
+    let (method, target) = split_request(c.quoted_raw("request")?)?;
+    let (method, target) = (unescape(&method), unescape(&target));
     let status = parse_status(c.word("status")?)?;
     let bytes = c.word("size")?;
     if bytes != "-" && !bytes.bytes().all(|b| b.is_ascii_digit()) {
@@ -498,6 +535,23 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.referrer.as_deref(), Some("http://ex.com/"));
         assert_eq!(r.user_agent.as_deref(), Some(UA));
+    }
+
+    #[test]
+    fn combined_hex_escapes() {
+        // nginx writes `"` as \x22; both servers write non-ASCII bytes as \xHH.
+        let line = r#"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET /\xc3\xa9t\xc3\xa9?q=\x22a\x22 HTTP/1.1" 200 1 "-" "a \x22b\x22 \xZZ \\x41""#;
+        let r = parse_line(Format::Combined, line).expect("parses");
+        assert_eq!(r.target, "/été?q=\"a\"");
+        assert_eq!(r.user_agent.as_deref(), Some(r#"a "b" \xZZ \x41"#));
+        // An escaped space in the request line is not a separator.
+        let line =
+            r#"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET /a\x20b HTTP/1.1" 200 1 "-" "ua""#;
+        let r = parse_line(Format::Combined, line).expect("parses");
+        assert_eq!(r.target, "/a b");
+        // A TLS handshake sent to the HTTP port stays one malformed word.
+        let line = r#"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" 400 226 "-" "-""#;
+        assert!(parse_line(Format::Combined, line).is_err());
     }
 
     #[test]
