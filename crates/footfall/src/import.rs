@@ -423,6 +423,16 @@ pub async fn run(target: Target, args: ImportArgs) -> anyhow::Result<()> {
     let read = read?;
     let elapsed = start.elapsed();
     print_summary(&args, &read, &sent, total_bytes, elapsed);
+    if !read.read_errors.is_empty() {
+        // The summary is printed and what was read is stored; a script still has to
+        // see that some input was not.
+        bail!(
+            "{} file(s) could not be read to the end (listed as unreadable above); the lines \
+             read before that were imported. Repair or replace them and run the import \
+             again: lines already imported are recognised and not stored twice",
+            read.read_errors.len()
+        );
+    }
     Ok(())
 }
 

@@ -469,17 +469,24 @@ fn combined_variants_and_a_truncated_gzip() {
     ];
     let file = server.root.path().join("access.log");
     std::fs::write(&file, plain.join("\r\n") + "\r\n").expect("write log");
-    let s = import(
-        &server,
-        &[
-            "--format",
-            "combined",
-            "--site",
-            site,
-            gz.to_str().expect("utf-8 path"),
-            file.to_str().expect("utf-8 path"),
-        ],
+    let out = server.cli_output(&[
+        "import",
+        "--quiet",
+        "--format",
+        "combined",
+        "--site",
+        site,
+        gz.to_str().expect("utf-8 path"),
+        file.to_str().expect("utf-8 path"),
+    ]);
+    // The summary is printed, and the exit status says a file was not read to its end.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 file(s) could not be read to the end"),
+        "{stderr}"
     );
+    let s = summary(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(count(&s, "lines read"), 8, "{s:?}");
     assert_eq!(count(&s, "sent"), 5, "{s:?}");
     assert_eq!(count(&s, "stored"), 5, "{s:?}");
