@@ -320,22 +320,6 @@ impl Regexes {
             r.is_match(haystack).then_some((idx, r))
         })
     }
-
-    /// The number of regexes in the set.
-    pub fn len(&self) -> usize {
-        self.regexes.len()
-    }
-
-    /// Whether the set holds no regex.
-    pub fn is_empty(&self) -> bool {
-        self.regexes.is_empty()
-    }
-
-    /// How many of the regexes have been compiled so far (each is compiled the first
-    /// time the prefilter selects it).
-    pub fn compiled(&self) -> usize {
-        self.regexes.iter().filter(|r| r.compiled.get().is_some()).count()
-    }
 }
 
 /// A regex kept as its source until first used.
