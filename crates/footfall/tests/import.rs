@@ -37,6 +37,19 @@ fn summary(out: &str) -> HashMap<String, String> {
     m
 }
 
+/// The pages with page views over `range`, in path order.
+fn pages_with_views(server: &Server, stats: &str, site: &str, range: &Value) -> Vec<String> {
+    server
+        .query_ok(
+            stats,
+            &json!({"site_id": site, "metrics": ["pageviews"], "date_range": range,
+                    "dimensions": ["event:page"], "order_by": [["event:page", "asc"]]}),
+        )
+        .iter()
+        .map(|r| r["dimensions"][0].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 /// A count from the summary: the number at the start of the value.
 fn count(s: &HashMap<String, String>, key: &str) -> u64 {
     let v = s
@@ -346,15 +359,7 @@ fn fixture(format: &str, lines: Vec<String>) {
     );
     let m = server.aggregate(&stats, site, &range, &["pageviews", "visitors", "visits"]);
     assert_eq!(m, vec![2.0, 1.0, 1.0]);
-    let pages = server.query_ok(
-        &stats,
-        &json!({"site_id": site, "metrics": ["pageviews"], "date_range": range,
-                "dimensions": ["event:page"], "order_by": [["event:page", "asc"]]}),
-    );
-    let pages: Vec<String> = pages
-        .iter()
-        .map(|r| r["dimensions"][0].as_str().unwrap_or("").to_string())
-        .collect();
+    let pages = pages_with_views(&server, &stats, site, &range);
     assert_eq!(pages, vec!["/", "/pricing"]);
     let again = import(&server, &["--format", format, "--site", site, &file]);
     assert_eq!(count(&again, "already imported"), 2, "{again:?}");
@@ -509,14 +514,6 @@ fn combined_variants_and_a_truncated_gzip() {
     // and /abs), 198.51.100.30 (/gz).
     let m = server.aggregate(&stats, site, &range, &["pageviews", "visitors", "visits"]);
     assert_eq!(m, vec![5.0, 3.0, 3.0]);
-    let pages = server.query_ok(
-        &stats,
-        &json!({"site_id": site, "metrics": ["pageviews"], "date_range": range,
-                "dimensions": ["event:page"], "order_by": [["event:page", "asc"]]}),
-    );
-    let pages: Vec<String> = pages
-        .iter()
-        .map(|r| r["dimensions"][0].as_str().unwrap_or("").to_string())
-        .collect();
+    let pages = pages_with_views(&server, &stats, site, &range);
     assert_eq!(pages, vec!["/", "/abs", "/gz", "/pricing", "/search"]);
 }
