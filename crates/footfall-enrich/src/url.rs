@@ -49,8 +49,11 @@ pub enum UrlError {
 
 /// Parses a page URL as sent by a tracker or server-side call.
 ///
-/// Relative URLs ("/about") get host `(none)`; scheme-less ones ("example.com/a")
-/// are read as http. In `hash_mode` the fragment is kept as part of the path.
+/// A URL without a scheme has no host, `(none)`, unless it starts with `//`
+/// ("//example.com/a" has the host example.com). Its path is kept as written: "/about" is
+/// `/about`, and "example.com/a" is `example.com/a` (Plausible's `Ingestion.Request`, whose
+/// `URI.parse` reads a scheme-less URL as a path). In `hash_mode` the fragment is kept as
+/// part of the path.
 pub fn parse_page_url(url: &str, hash_mode: bool) -> Result<PageUrl, UrlError> {
     let raw = checked(url)?;
     if let Some(plain) = split_plain_http_url(raw) {
@@ -90,13 +93,19 @@ struct Parts<'a> {
     path: &'a str,
     query: Option<&'a str>,
     fragment: Option<&'a str>,
+    /// The path is made to start with `/` (an opaque URL's, "about:blank"); false for a
+    /// scheme-less path, which is kept as written ("example.com/a").
+    rooted: bool,
 }
 
 /// The WHATWG parse (`url` crate), for every URL that `split_plain_http_url` does not take.
 fn page_url_of_parsed(raw: &str, hash_mode: bool) -> Result<PageUrl, UrlError> {
     let parsed = match Url::parse(raw) {
         Ok(u) => u,
-        Err(url::ParseError::RelativeUrlWithoutBase) => relative(raw)?,
+        Err(url::ParseError::RelativeUrlWithoutBase) => match relative(raw)? {
+            Some(u) => u,
+            None => return Ok(page_url_of(scheme_less_path(raw), hash_mode)),
+        },
         Err(e) => return Err(e.into()),
     };
     let host = parsed.host_str().unwrap_or("");
@@ -105,6 +114,7 @@ fn page_url_of_parsed(raw: &str, hash_mode: bool) -> Result<PageUrl, UrlError> {
         path: parsed.path(),
         query: parsed.query(),
         fragment: parsed.fragment(),
+        rooted: true,
     };
     Ok(page_url_of(parts, hash_mode))
 }
@@ -142,7 +152,29 @@ fn split_plain_http_url(raw: &str) -> Option<Parts<'_>> {
         path: if path.is_empty() { "/" } else { path },
         query,
         fragment,
+        rooted: true,
     })
+}
+
+/// A scheme-less URL that is not rooted ("example.com/a", "about", "?utm_source=x") split
+/// as RFC 3986 (and Elixir's `URI.parse`) split it: no host, the path up to the first `?`
+/// or `#`, the query up to the `#`, the fragment after it.
+fn scheme_less_path(raw: &str) -> Parts<'_> {
+    let (rest, fragment) = match raw.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (raw, None),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    Parts {
+        host: None,
+        path,
+        query,
+        fragment,
+        rooted: false,
+    }
 }
 
 fn page_url_of(parts: Parts<'_>, hash_mode: bool) -> PageUrl {
@@ -155,6 +187,10 @@ fn page_url_of(parts: Parts<'_>, hash_mode: bool) -> PageUrl {
     };
 
     let mut path = decode(parts.path);
+    // No path is `/` (Plausible: `uri.path || "/"`), also before a hash-mode fragment.
+    if path.is_empty() {
+        path.push('/');
+    }
     if hash_mode
         && let Some(fragment) = parts.fragment
         && !fragment.is_empty()
@@ -166,7 +202,7 @@ fn page_url_of(parts: Parts<'_>, hash_mode: bool) -> PageUrl {
     path.truncate(trimmed_len);
     if path.is_empty() {
         path.push('/');
-    } else if !path.starts_with('/') {
+    } else if parts.rooted && !path.starts_with('/') {
         // Opaque URLs such as "about:blank" have no leading slash.
         path.insert(0, '/');
     }
@@ -263,20 +299,19 @@ fn plain_http_host(raw: &str) -> Option<(&str, &str)> {
 /// Host used internally to parse relative URLs; never reported.
 const PLACEHOLDER_HOST: &str = "relative.footfall.invalid";
 
-fn relative(raw: &str) -> Result<Url, UrlError> {
-    if raw.starts_with('/') && !raw.starts_with("//") {
-        let base = Url::parse(&format!("http://{PLACEHOLDER_HOST}/"))?;
-        return Ok(base.join(raw)?);
-    }
+/// A URL without a scheme: "//host/path" is read as http (its host counts) and "/path"
+/// against a placeholder host (so the WHATWG parser reads its path as it reads an
+/// absolute URL's); `None` for the rest ("example.com/a"), whose path `scheme_less_path`
+/// takes as written.
+fn relative(raw: &str) -> Result<Option<Url>, UrlError> {
     if raw.starts_with("//") {
-        return Ok(Url::parse(&format!("http:{raw}"))?);
+        return Ok(Some(Url::parse(&format!("http:{raw}"))?));
     }
-    // "example.com/path": a host-looking first segment.
-    let first = raw.split(['/', '?', '#']).next().unwrap_or("");
-    if first.contains('.') && !first.contains(' ') {
-        return Ok(Url::parse(&format!("http://{raw}"))?);
+    if raw.starts_with('/') {
+        let base = Url::parse(&format!("http://{PLACEHOLDER_HOST}/"))?;
+        return Ok(Some(base.join(raw)?));
     }
-    Err(UrlError::Invalid(url::ParseError::RelativeUrlWithoutBase))
+    Ok(None)
 }
 
 /// Lowercases, drops a trailing dot and a leading `www.`; empty becomes `(none)`.
@@ -386,7 +421,30 @@ mod tests {
         assert_eq!(u.hostname, "(none)");
         assert_eq!(u.pathname, "/about");
         assert_eq!(u.utm_source, "x");
-        assert_eq!(p("example.com/a").hostname, "example.com");
+        // Without a scheme there is no host: the text is a path, kept as written
+        // (Plausible's `URI.parse`); only "//" starts a host.
+        let u = p("example.com/a?utm_source=y#frag");
+        assert_eq!(
+            (u.hostname.as_str(), u.pathname.as_str()),
+            ("(none)", "example.com/a")
+        );
+        assert_eq!(u.utm_source, "y");
+        let u = parse_page_url("example.com/a#/b", true).expect("valid");
+        assert_eq!(u.pathname, "example.com/a#/b");
+        assert_eq!(p("page").pathname, "page");
+        assert_eq!(p("not a url").pathname, "not a url");
+        assert_eq!(p("caf%C3%A9 ").pathname, "café");
+        assert_eq!(p("?utm_source=z").pathname, "/");
+        assert_eq!(p("?utm_source=z").utm_source, "z");
+        assert_eq!(
+            parse_page_url("#/settings", true).expect("valid").pathname,
+            "/#/settings"
+        );
+        let u = p("//www.Example.com/a?x=1");
+        assert_eq!(
+            (u.hostname.as_str(), u.pathname.as_str()),
+            ("example.com", "/a")
+        );
         assert_eq!(p("file:///home/me/index.html").hostname, "(none)");
         assert_eq!(p("app://localhost/x").hostname, "localhost");
         assert_eq!(p("about:blank").pathname, "/blank");
@@ -404,7 +462,6 @@ mod tests {
             parse_page_url(&long, false),
             Err(UrlError::TooLong)
         ));
-        assert!(parse_page_url("not a url", false).is_err());
         assert!(parse_page_url("http://", false).is_err());
     }
 

@@ -239,6 +239,41 @@ fn field<'a, const N: usize>(keys: &mut [Flex<'a>; N]) -> Option<Flex<'a>> {
         .find(|v| !matches!(v, Flex::Null))
 }
 
+/// The first of a field's keys that is neither null nor `false`, taken out of the event:
+/// Elixir's `a || b`, as Plausible's `Ingestion.Request` reads `h || hashMode` and
+/// `revenue || $` (`{"h": false, "hashMode": 1}` is hash mode).
+fn truthy_field<'a, const N: usize>(keys: &mut [Flex<'a>; N]) -> Option<Flex<'a>> {
+    keys.iter_mut()
+        .map(std::mem::take)
+        .find(|v| !matches!(v, Flex::Null | Flex::Bool(false)))
+}
+
+/// `h` / `hashMode` as Plausible reads it (`Ingestion.Request`: an `:integer` field cast
+/// with Ecto, then `hash_mode == 1`): an integer, or a string that is one (`"1"`, `"+01"`);
+/// hash mode is on only when it equals 1. Absent, null or `false` is off (see
+/// `truthy_field`). Anything else (`true`, a float such as `1.0`, `"yes"`, an object) is
+/// a cast error there, a 400, and so it is here.
+fn hash_mode(v: Option<Flex<'_>>) -> Result<bool, String> {
+    let bad = |kind: &str| {
+        Err(format!(
+            "`h` (hashMode) must be an integer, 1 for hash-based routing, got {kind}"
+        ))
+    };
+    match v {
+        None => Ok(false),
+        Some(Flex::Num(n)) if n.is_i64() || n.is_u64() => Ok(n.as_u64() == Some(1)),
+        Some(Flex::Str(s)) => {
+            let digits = s.strip_prefix(['+', '-']).unwrap_or(&s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return bad(&format!("the string {:?}", s.as_ref()));
+            }
+            Ok(!s.starts_with('-') && digits.trim_start_matches('0') == "1")
+        }
+        Some(Flex::Num(_)) => bad("a number that is not an integer"),
+        Some(other) => bad(other.type_name()),
+    }
+}
+
 fn string_field(keys: Option<Flex<'_>>, long: &str) -> Result<Option<String>, String> {
     match keys {
         None | Some(Flex::Null) => Ok(None),
@@ -315,8 +350,105 @@ fn engagement_int(v: Option<Flex<'_>>) -> Option<i64> {
     }
 }
 
-/// `{currency, amount}`, as an object or a JSON string holding one (Plausible's
-/// `Request.Revenue`, `decode_or_fallback`); anything invalid is no revenue, never an error.
+/// Current ISO 4217 codes: what Plausible accepts as a revenue currency
+/// (`Plausible.Goal.valid_currencies`, the goal schema's enum of ex_money's
+/// `Money.Currency.known_current_currencies`, from CLDR), plus the codes ISO 4217 added
+/// since that list was printed (SLE, VED, XCG, ZWG). Sorted, for a binary search.
+const CURRENCIES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
+    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR",
+    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW",
+    "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
+    "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD",
+    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG",
+    "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE",
+    "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP",
+    "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED",
+    "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG",
+    "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW", "ZWG",
+    "ZWL",
+];
+
+/// The number a revenue amount string starts with, as Plausible reads it: Elixir's
+/// `Decimal.parse` (decimal 2.x), which returns the number and the rest, and the rest is
+/// ignored (`Request.Revenue.parse_revenue_source`). So: one optional sign, digits with an
+/// optional `.` and fraction (at least one digit in all: `"5."`, `".5"`), an optional
+/// exponent (`e`/`E`, optional sign, digits; `"1e"` is 1), then anything (`"12.5abc"` is
+/// 12.5, `"1,5"` is 1, `"1.2.3"` is 1.2). No leading whitespace (`" 1"` is no number).
+/// `Inf`, `Infinity` and `NaN` parse there but ex_money's `Money.new` refuses them, and an
+/// exponent sign without digits (`"1e+"`) makes Plausible fail with a 500; both are no
+/// revenue here, as is an amount too large for a finite `f64`.
+fn revenue_amount_prefix(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let digits_from = |i: usize| b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = 0;
+    let negative = match b.first() {
+        Some(b'-') => {
+            i = 1;
+            true
+        }
+        Some(b'+') => {
+            i = 1;
+            false
+        }
+        _ => false,
+    };
+    let int = &s[i..i + digits_from(i)];
+    i += int.len();
+    let mut frac = "";
+    if b.get(i) == Some(&b'.') {
+        frac = &s[i + 1..i + 1 + digits_from(i + 1)];
+        i += 1 + frac.len();
+    }
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut exp: i64 = 0;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let exp_negative = match b.get(i) {
+            Some(b'-') => Some(true),
+            Some(b'+') => Some(false),
+            _ => None,
+        };
+        if exp_negative.is_some() {
+            i += 1;
+        }
+        let digits = &s[i..i + digits_from(i)];
+        if exp_negative.is_some() && digits.is_empty() {
+            return None;
+        }
+        // Beyond ±9999 every non-zero amount is past f64's range either way.
+        let magnitude = digits
+            .bytes()
+            .try_fold(0i64, |acc, d| {
+                let next = acc * 10 + i64::from(d - b'0');
+                (next <= 9999).then_some(next)
+            })
+            .unwrap_or(10_000);
+        exp = if exp_negative == Some(true) {
+            -magnitude
+        } else {
+            magnitude
+        };
+    }
+    let text = format!(
+        "{}{}.{}e{exp}",
+        if negative { "-" } else { "" },
+        if int.is_empty() { "0" } else { int },
+        if frac.is_empty() { "0" } else { frac },
+    );
+    text.parse::<f64>().ok().filter(|a| a.is_finite())
+}
+
+/// `{currency, amount}`, as an object or a JSON string holding one, read as Plausible's
+/// `Request.Revenue.put_revenue_source` reads it (with `decode_or_fallback`): both keys
+/// must be there; the currency is a current ISO 4217 code exactly as written (`"usd"` is
+/// none); the amount is a JSON number or a string read by `revenue_amount_prefix`.
+/// Anything invalid is no revenue, never an error: the event is kept.
 fn parse_revenue(v: Flex<'_>) -> Option<(f64, String)> {
     let obj = match v {
         Flex::Object(o) => o,
@@ -326,16 +458,14 @@ fn parse_revenue(v: Flex<'_>) -> Option<(f64, String)> {
         },
         _ => return None,
     };
-    let currency = obj.get("currency")?.as_str()?.to_ascii_uppercase();
-    if currency.len() != 3 {
-        return None;
-    }
+    let currency = obj.get("currency")?.as_str()?;
+    CURRENCIES.binary_search(&currency).ok()?;
     let amount = match obj.get("amount")? {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse().ok()?,
+        Value::Number(n) => n.as_f64().filter(|a| a.is_finite())?,
+        Value::String(s) => revenue_amount_prefix(s)?,
         _ => return None,
     };
-    amount.is_finite().then_some((amount, currency))
+    Some((amount, currency.to_string()))
 }
 
 /// Parses one event object (Plausible's long or short keys, plus the bulk API's extras).
@@ -566,6 +696,7 @@ impl RawHit<'_> {
             ),
         };
         let cookie = self.cookie.to_bool().unwrap_or(false);
+        let hash_mode = hash_mode(truthy_field(&mut self.hash_mode))?;
         let hit = WireEvent {
             name,
             url,
@@ -577,15 +708,13 @@ impl RawHit<'_> {
             },
             referrer,
             props,
-            revenue: field(&mut self.revenue).and_then(parse_revenue),
+            revenue: truthy_field(&mut self.revenue).and_then(parse_revenue),
             // Only a boolean counts (Plausible's `put_interactive`).
             interactive: match field(&mut self.interactive) {
                 Some(Flex::Bool(b)) => Some(b),
                 _ => None,
             },
-            hash_mode: field(&mut self.hash_mode)
-                .and_then(|v| v.to_bool())
-                .unwrap_or(false),
+            hash_mode,
             scroll_depth,
             engaged_ms,
             timestamp_us,
@@ -686,6 +815,95 @@ mod tests {
         // A prop key over 300 bytes is refused.
         let long_key = "a".repeat(301);
         assert!(parse_event(&json!({"n": "a", "u": "x", "p": {long_key: "v"}})).is_err());
+    }
+
+    #[test]
+    fn hash_mode_is_an_integer_cast() {
+        let h = |flags: Value| {
+            let mut body = json!({"n": "pageview", "u": "https://a.com/#x"});
+            if let (Some(b), Some(f)) = (body.as_object_mut(), flags.as_object()) {
+                b.extend(f.clone());
+            }
+            parse_event(&body).map(|e| e.hash_mode)
+        };
+        for (flags, want) in [
+            (json!({}), false),
+            (json!({"h": 1}), true),
+            (json!({"h": 0}), false),
+            (json!({"h": 2}), false),
+            (json!({"h": -1}), false),
+            (json!({"h": "1"}), true),
+            (json!({"h": "+001"}), true),
+            (json!({"h": "-1"}), false),
+            (json!({"h": "10"}), false),
+            (json!({"h": null, "hashMode": 1}), true),
+            (json!({"h": false, "hashMode": "1"}), true),
+            (json!({"h": false}), false),
+            (json!({"h": 0, "hashMode": 1}), false),
+        ] {
+            assert_eq!(h(flags.clone()), Ok(want), "{flags}");
+        }
+        for flags in [
+            json!({"h": true}),
+            json!({"hashMode": true}),
+            json!({"h": 1.0}),
+            json!({"h": ""}),
+            json!({"h": "1.0"}),
+            json!({"h": " 1"}),
+            json!({"h": "+"}),
+            json!({"h": {}}),
+            json!({"h": [1]}),
+        ] {
+            let err = h(flags.clone()).expect_err("refused");
+            assert!(err.contains("`h`"), "{flags}: {err}");
+        }
+    }
+
+    #[test]
+    fn revenue_amount_strings_as_decimal_parse_reads_them() {
+        for (text, want) in [
+            ("12.5abc", Some(12.5)),
+            ("1831d", Some(1831.0)),
+            ("1,5", Some(1.0)),
+            ("1.2.3", Some(1.2)),
+            ("9.99 ", Some(9.99)),
+            (".5", Some(0.5)),
+            ("5.", Some(5.0)),
+            ("-3", Some(-3.0)),
+            ("+4", Some(4.0)),
+            ("-.5", Some(-0.5)),
+            ("1e3", Some(1000.0)),
+            ("1E+2", Some(100.0)),
+            ("2.5e-1x", Some(0.25)),
+            ("1e", Some(1.0)),
+            ("1.e2", Some(100.0)),
+            ("1ex", Some(1.0)),
+            ("0x10", Some(0.0)),
+            ("007", Some(7.0)),
+            ("1e-99999", Some(0.0)),
+            ("1e00000000002", Some(100.0)),
+            ("", None),
+            (" 1", None),
+            (".", None),
+            ("-", None),
+            ("+-1", None),
+            ("--1", None),
+            ("$1", None),
+            ("e5", None),
+            ("NaN", None),
+            ("Inf", None),
+            ("-Infinity", None),
+            ("1e999", None),
+            ("1e99999999999999999999", None),
+            ("1e+", None),
+            ("1e-x", None),
+        ] {
+            assert_eq!(revenue_amount_prefix(text), want, "{text:?}");
+        }
+        let long = format!("{}.5", "9".repeat(400));
+        assert_eq!(revenue_amount_prefix(&long), None);
+        assert!(CURRENCIES.windows(2).all(|w| w[0] < w[1]), "sorted");
+        assert!(CURRENCIES.iter().all(|c| c.len() == 3));
     }
 
     #[test]

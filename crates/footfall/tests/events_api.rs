@@ -825,3 +825,288 @@ fn proxy_headers_name_the_client_as_plausible_reads_them() {
     let got = s.aggregate(&key, site, &recent_range(), &["visitors", "visits"]);
     assert_eq!(got, vec![2.0, 2.0], "visitors and visits");
 }
+
+/// A page URL without a scheme, as Plausible's `Ingestion.Request` reads it
+/// (lib/plausible/ingestion/request.ex: `put_uri` takes any `URI.parse` result but a
+/// `data:` one, `put_hostname` gives "(none)" to a URI without a host, `get_pathname` is
+/// its decoded path, `map_domains` needs a host when no `domain` is sent): Elixir's
+/// `URI.parse` reads "example.com/page" as a path, so the hostname is "(none)" and the
+/// page is "example.com/page" (not a host and "/page"); "/page" is "/page" on "(none)",
+/// as footfall already read it; "//host/page" has a host; without `domain` a host-less
+/// URL is a 400, and a `://` inside the query does not name the site.
+#[test]
+fn scheme_less_urls_have_no_host_and_keep_their_path() {
+    let s = Server::start();
+    let site = "noscheme.example.com";
+    let key = site_with_stats_key(&s, site);
+    // One visitor per page view (its own IP), so each starts its own visit.
+    let send =
+        |body: Value, ip: &str| s.post_event(&body.to_string(), CHROME_UA, Some(ip), "text/plain");
+
+    accepted(
+        "example.com/page",
+        send(
+            json!({"n": "pageview", "u": "example.com/page?utm_source=letter", "d": site}),
+            "198.51.100.11",
+        ),
+    );
+    accepted(
+        "/page",
+        send(
+            json!({"n": "pageview", "u": "/page?utm_source=letter", "d": site}),
+            "198.51.100.12",
+        ),
+    );
+    accepted(
+        "hash mode, scheme-less",
+        send(
+            json!({"n": "pageview", "u": "app.html#/inbox", "d": site, "h": 1}),
+            "198.51.100.13",
+        ),
+    );
+    accepted(
+        "//host/page without domain",
+        send(
+            json!({"n": "pageview", "u": format!("//www.{site}/proto")}),
+            "198.51.100.14",
+        ),
+    );
+    for (what, url) in [
+        (
+            "example.com/page without domain",
+            "example.com/page".to_string(),
+        ),
+        (
+            "a URL in the query without domain",
+            format!("spa.html?next=https://{site}/x"),
+        ),
+    ] {
+        let body = assert_json_error(
+            what,
+            send(json!({"n": "pageview", "u": url}), "198.51.100.15"),
+            400,
+        );
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("domain")),
+            "{what}: {body}"
+        );
+    }
+
+    settle(&s, &key, site, "pageviews", 4.0);
+    assert_eq!(
+        breakdown(&s, &key, site, "event:hostname", json!([])),
+        counts(&[("(none)", 3.0), (site, 1.0)])
+    );
+    assert_eq!(
+        breakdown(&s, &key, site, "event:page", json!([])),
+        counts(&[
+            ("example.com/page", 1.0),
+            ("/page", 1.0),
+            ("app.html#/inbox", 1.0),
+            ("/proto", 1.0)
+        ])
+    );
+    // The query string of a scheme-less URL is still read.
+    assert_eq!(
+        breakdown(
+            &s,
+            &key,
+            site,
+            "event:page",
+            json!([["is", "visit:utm_source", ["letter"]]])
+        ),
+        counts(&[("example.com/page", 1.0), ("/page", 1.0)])
+    );
+}
+
+/// `h` / `hashMode` as Plausible reads it (lib/plausible/ingestion/request.ex: `field
+/// :hash_mode, :integer` filled by `Changeset.cast` from `h || hashMode`, and
+/// `get_pathname` keeps the fragment when `hash_mode == 1`; external_controller_test.exs
+/// "records hash when in hash mode" (h: 1) and "does not record hash when hash mode is
+/// 0"): Ecto's integer cast takes integers and integer strings and fails on anything
+/// else, and a failed cast is a 400, so `"h": true` is refused, not read as 1. `false`
+/// (like null) falls through to `hashMode` (`||`); only 1 keeps the fragment.
+#[test]
+fn hash_mode_flag_is_read_as_plausibles_integer_cast() {
+    let s = Server::start();
+    let site = "hashflag.example.com";
+    let key = site_with_stats_key(&s, site);
+    let url = |p: &str| format!("https://{site}{p}");
+    let send = |body: Value| {
+        s.post_event(
+            &body.to_string(),
+            CHROME_UA,
+            Some("198.51.100.8"),
+            "text/plain",
+        )
+    };
+
+    for (what, flag) in [
+        ("h: true", json!({"h": true})),
+        ("hashMode: true", json!({"hashMode": true})),
+        ("h: 1.0", json!({"h": 1.0})),
+        ("h: \"yes\"", json!({"h": "yes"})),
+        ("h: \"1.0\"", json!({"h": "1.0"})),
+        ("h: [1]", json!({"h": [1]})),
+    ] {
+        let mut body = json!({"n": "pageview", "u": url("/refused#/x"), "d": site});
+        if let (Some(b), Some(f)) = (body.as_object_mut(), flag.as_object()) {
+            b.extend(f.clone());
+        }
+        let err = assert_json_error(what, send(body), 400);
+        assert_eq!(err["code"], "invalid_event", "{what}");
+        assert!(
+            err["error"].as_str().is_some_and(|e| e.contains("`h`")),
+            "{what}: the error names the field: {err}"
+        );
+    }
+    let cases = [
+        (json!({"h": "1"}), "/s1#/a"),
+        (json!({"h": "+01"}), "/s2#/a"),
+        (json!({"h": false, "hashMode": 1}), "/s3#/a"),
+        (json!({"h": false}), "/s4#/a"),
+        (json!({"h": 2}), "/s5#/a"),
+        (json!({"h": "0"}), "/s6#/a"),
+        (json!({"h": -1}), "/s7#/a"),
+    ];
+    for (flag, path) in &cases {
+        let mut body = json!({"n": "pageview", "u": url(path), "d": site});
+        if let (Some(b), Some(f)) = (body.as_object_mut(), flag.as_object()) {
+            b.extend(f.clone());
+        }
+        accepted(&format!("{flag}"), send(body));
+    }
+    settle(&s, &key, site, "pageviews", cases.len() as f64);
+    assert_eq!(
+        breakdown(&s, &key, site, "event:page", json!([])),
+        counts(&[
+            ("/s1#/a", 1.0),
+            ("/s2#/a", 1.0),
+            ("/s3#/a", 1.0),
+            ("/s4", 1.0),
+            ("/s5", 1.0),
+            ("/s6", 1.0),
+            ("/s7", 1.0)
+        ])
+    );
+}
+
+/// Revenue as Plausible reads it (extra/lib/plausible/ingestion/request/revenue.ex:
+/// `revenue || $`, a map or a JSON string of one with both `amount` and `currency`; the
+/// currency must be in `Plausible.Goal.valid_currencies`, current ISO 4217 codes exactly
+/// as written; a string amount goes through `Decimal.parse`, which returns the leading
+/// number and a rest that is ignored, a float through `Decimal.from_float`, an integer
+/// through `Decimal.new`; ex_money's `Money.new` refuses NaN and infinity. Anything else
+/// drops the revenue and keeps the event: external_controller_test.exs "does not fail
+/// when revenue value is invalid" (amount "1831d", currency "ADSIE": 202, event stored).
+/// Read back per page from the export (the Stats API has no revenue metric).
+#[test]
+fn revenue_amounts_are_read_as_plausibles_decimal_parse() {
+    let s = Server::start();
+    let site = "revenue.example.com";
+    let key = site_with_stats_key(&s, site);
+    let usd = |amount: Value| json!({"revenue": {"currency": "USD", "amount": amount}});
+    let cases: Vec<(Value, Option<(f64, &str)>)> = vec![
+        // Trailing text after the number is ignored.
+        (usd(json!("12.5abc")), Some((12.5, "USD"))),
+        (usd(json!("1831d")), Some((1831.0, "USD"))),
+        (usd(json!("1,5")), Some((1.0, "USD"))),
+        (usd(json!("1.2.3")), Some((1.2, "USD"))),
+        (usd(json!("9.99 ")), Some((9.99, "USD"))),
+        (usd(json!(".5")), Some((0.5, "USD"))),
+        (usd(json!("5.")), Some((5.0, "USD"))),
+        (usd(json!("-3")), Some((-3.0, "USD"))),
+        (usd(json!("+4")), Some((4.0, "USD"))),
+        (usd(json!("1e3")), Some((1000.0, "USD"))),
+        (usd(json!("2.5E-1x")), Some((0.25, "USD"))),
+        (usd(json!("1e")), Some((1.0, "USD"))),
+        (usd(json!(10.25)), Some((10.25, "USD"))),
+        (usd(json!(7)), Some((7.0, "USD"))),
+        (usd(json!(0)), Some((0.0, "USD"))),
+        // No leading number: no revenue.
+        (usd(json!(" 12")), None),
+        (usd(json!("abc")), None),
+        (usd(json!("$12")), None),
+        (usd(json!("")), None),
+        (usd(json!(".")), None),
+        (usd(json!("--1")), None),
+        (usd(json!("NaN")), None),
+        (usd(json!("Infinity")), None),
+        (usd(json!("-inf")), None),
+        (usd(json!("1e999")), None),
+        (usd(json!("1e+")), None),
+        (usd(json!(true)), None),
+        (usd(json!(null)), None),
+        (usd(json!({"v": 1})), None),
+        // The currency: a current ISO 4217 code as written.
+        (json!({"revenue": {"currency": "usd", "amount": 5}}), None),
+        (json!({"revenue": {"currency": "ABC", "amount": 5}}), None),
+        (json!({"revenue": {"currency": "EURO", "amount": 5}}), None),
+        (json!({"revenue": {"currency": 978, "amount": 5}}), None),
+        (json!({"revenue": {"amount": 5}}), None),
+        (json!({"revenue": {"currency": "EUR"}}), None),
+        (
+            json!({"revenue": {"currency": "JPY", "amount": "500yen"}}),
+            Some((500.0, "JPY")),
+        ),
+        // `$` as a JSON string, and `revenue: false` falling through to `$` (`||`).
+        (
+            json!({"$": "{\"currency\":\"EUR\",\"amount\":\"29.00 EUR\"}"}),
+            Some((29.0, "EUR")),
+        ),
+        (
+            json!({"revenue": false, "$": {"currency": "GBP", "amount": 3}}),
+            Some((3.0, "GBP")),
+        ),
+    ];
+    for (i, (revenue, _)) in cases.iter().enumerate() {
+        let mut body = json!({"n": "Purchase", "u": format!("https://{site}/r/{i}"), "d": site});
+        if let (Some(b), Some(r)) = (body.as_object_mut(), revenue.as_object()) {
+            b.extend(r.clone());
+        }
+        accepted(
+            &format!("revenue {revenue}"),
+            s.post_event(
+                &body.to_string(),
+                CHROME_UA,
+                Some("198.51.100.9"),
+                "text/plain",
+            ),
+        );
+    }
+    settle(&s, &key, site, "events", cases.len() as f64);
+
+    let r = s.get_as(Some(&key), &format!("/api/v1/sites/{site}/export"));
+    assert_eq!(r.status().as_u16(), 200, "export");
+    let text = r.text().unwrap_or_default();
+    let stored: BTreeMap<String, (Value, Value)> = text
+        .lines()
+        .map(|l| {
+            let row: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("export line {l:?}: {e}"));
+            let page = row["page"].as_str().unwrap_or_default().to_string();
+            (
+                page,
+                (
+                    row["revenue_amount"].clone(),
+                    row["revenue_currency"].clone(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(stored.len(), cases.len(), "every event is stored: {text}");
+    for (i, (revenue, want)) in cases.iter().enumerate() {
+        let got = stored.get(&format!("/r/{i}")).cloned();
+        let want = want.map(|(amount, currency)| (json!(amount), json!(currency)));
+        let want = want.unwrap_or((Value::Null, Value::Null));
+        let got = got.unwrap_or_else(|| panic!("{revenue}: /r/{i} not stored"));
+        let same_amount = match (got.0.as_f64(), want.0.as_f64()) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+            _ => got.0 == want.0,
+        };
+        assert!(
+            same_amount && got.1 == want.1,
+            "{revenue}: stored {got:?}, want {want:?}"
+        );
+    }
+}

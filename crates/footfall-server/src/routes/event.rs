@@ -140,8 +140,24 @@ async fn post_event(
 /// Response header naming the visitor's live channel (live invitations on).
 pub const LIVE_HEADER: &str = "x-footfall-live";
 
+/// The host of a page URL, for the site when no `domain` is sent: after `scheme://` or a
+/// leading `//`. A URL without either has no host (Plausible's `URI.parse`): the `://` in
+/// "example.com/a?next=https://other.example" does not make `other.example` the site.
 pub fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
+    let url = url.trim();
+    let rest = match url.strip_prefix("//") {
+        Some(rest) => rest,
+        None => {
+            let (scheme, rest) = url.split_once("://")?;
+            let mut chars = scheme.chars();
+            let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            if !is_scheme {
+                return None;
+            }
+            rest
+        }
+    };
     let host = rest.split(['/', '?', '#']).next()?;
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let host = host.split(':').next()?;
