@@ -9,6 +9,7 @@ mod insight;
 mod matching;
 mod meta;
 pub mod query;
+mod revenue;
 mod sink;
 
 use cache::ResultCache;

@@ -409,7 +409,7 @@ impl<'a> Builder<'a> {
                 },
             ),
             Dimension::Visit(VisitAttr::City) => format!("{}.city", self.visit_alias()),
-            d if let Some(label) = d.empty_label() => {
+            d if let Some(label) = d.empty_label(self.q.api) => {
                 let c = self.filter_expr(d);
                 format!("CASE WHEN {c} = '' THEN '{label}' ELSE {c} END")
             }
@@ -422,7 +422,7 @@ impl<'a> Builder<'a> {
         let mut out = String::new();
         for (i, d) in self.dims().iter().enumerate() {
             if let Dimension::Visit(a) = d
-                && a.empty_value() == EmptyValue::Exclude
+                && a.empty_value(self.q.api) == EmptyValue::Exclude
             {
                 if *a == VisitAttr::City {
                     out.push_str(&format!(" AND d{i} <> 0"));
@@ -454,15 +454,16 @@ impl<'a> Builder<'a> {
                 } else {
                     format!("lower({expr}) IN (")
                 });
-                // A breakdown row shown under a label ("(not set)", "Direct / None") is
-                // filtered by that label: it names the empty value.
-                let empty_label = l.dim.empty_label();
+                // "(not set)" (and "Direct / None" on sources, referrers and UTM values)
+                // names the empty value, as in Plausible (`WhereBuilder.db_field_val`):
+                // the rows a breakdown shows under those labels.
+                let aliases = l.dim.empty_aliases();
                 for (i, v) in l.values.iter().enumerate() {
                     if i > 0 {
                         sql.push(", ");
                     }
-                    let v = match empty_label {
-                        Some(label) if v.eq_ignore_ascii_case(label) => "",
+                    let v = match aliases {
+                        Some((names, stored)) if names.contains(&v.as_str()) => stored,
                         _ => v.as_str(),
                     };
                     if cs {
@@ -691,7 +692,15 @@ impl<'a> Builder<'a> {
         let join = visitors || window == Window::Visits || self.needs_visit_join(filters);
         sql.push(&format!(
             "{name} AS (SELECT e.session_id, e.ts, e.name, \
-             e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, {}{}",
+             e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, {}{}{}",
+            if self.needs_revenue() {
+                // Revenue of custom events only (the goals revenue belongs to).
+                format!(
+                    "CASE WHEN e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') THEN e.revenue_amount END AS rev, "
+                )
+            } else {
+                String::new()
+            },
             if visitors { "v.visitor_id, " } else { "" },
             if window == Window::Visits {
                 "v.entry_page, v.entry_hostname, "
@@ -788,8 +797,23 @@ impl<'a> Builder<'a> {
                     | Metric::Percentage
                     | Metric::ConversionRate
                     | Metric::GroupConversionRate
+                    | Metric::TotalRevenue
+                    | Metric::AverageRevenue
             )
         })
+    }
+
+    fn needs_revenue(&self) -> bool {
+        self.has_metric(Metric::is_revenue)
+    }
+
+    /// `, sum(rev) AS rev_sum, avg(rev) AS rev_avg` for the revenue metrics, else "".
+    fn revenue_aggregates(&self) -> &'static str {
+        if self.needs_revenue() {
+            ", sum(rev) AS rev_sum, avg(rev) AS rev_avg"
+        } else {
+            ""
+        }
     }
 
     fn needs_engagement(&self) -> bool {
@@ -852,6 +876,7 @@ impl<'a> Builder<'a> {
             && self.visit_only_filters()
             && self.has_metric(|m| m == Metric::Pageviews)
             && !self.has_metric(|m| m == Metric::Events)
+            && !self.needs_revenue()
             && !self.needs_engagement()
             && !self.needs_scroll()
     }
@@ -1252,7 +1277,10 @@ impl<'a> Builder<'a> {
             let rollup_visitors = self.rollup_visitors();
             let sv_pageviews = self.sv_pageviews();
             let counts = !sv_pageviews
-                && self.has_metric(|m| matches!(m, Metric::Pageviews | Metric::Events));
+                && self.has_metric(|m| {
+                    matches!(m, Metric::Pageviews | Metric::Events) || m.is_revenue()
+                });
+            let rev = self.revenue_aggregates();
             if !rollup_visitors || counts || self.needs_engagement() || self.needs_scroll() {
                 let mut s = Sql::default();
                 self.rows_cte(
@@ -1300,7 +1328,7 @@ impl<'a> Builder<'a> {
                     };
                     s.push(&format!(
                         ", ev_c AS (SELECT {dsel}count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, \
-                         count(*) AS events FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb}), \
+                         count(*) AS events{rev} FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb}), \
                          ev AS (SELECT * FROM ev_v {join})"
                     ));
                 } else {
@@ -1313,7 +1341,7 @@ impl<'a> Builder<'a> {
                 let (ksel, kgb) = self.keyed_grouping();
                 s.push(&format!(
                     "ev AS (SELECT {ksel}count(DISTINCT visitor_id) AS visitors, \
-                     count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, count(*) AS events \
+                     count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, count(*) AS events{rev} \
                      FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{kgb})"
                 ));
                 ctes.push(s);
@@ -1589,6 +1617,9 @@ fn metric_expr(m: Metric) -> &'static str {
              ELSE round_even(gap_avg, 0) END AS BIGINT)"
         }
         Metric::ScrollDepth => "CAST(round_even(sd, 0) AS BIGINT)",
+        // Plain sums and averages here; `revenue::apply` turns them into money values.
+        Metric::TotalRevenue => "rev_sum",
+        Metric::AverageRevenue => "rev_avg",
     }
 }
 
@@ -1865,10 +1896,11 @@ pub(crate) fn execute_with(
         base = b.build();
         run = run_main(conn, &b, &base, q)?;
     }
-    let (results, estimated) = (run.results, run.estimated);
+    let (mut results, estimated) = (run.results, run.estimated);
     let estimable = b.estimable_metrics();
 
     let mut meta = serde_json::Map::new();
+    crate::revenue::apply(conn, site_id, site, q, &mut results, &mut meta)?;
     if estimated {
         meta.insert(
             "approximate".into(),
@@ -1932,7 +1964,7 @@ mod tests {
     // yes, 0), S8 (2, no, 1200: events after the range count). bounce_rate = 2/6 = 33;
     // visit_duration = 1760/6 = 293; views_per_visit = 10/6 = 1.67.
     use super::*;
-    use footfall_core::query::{Goal, parse_query, parse_v1_query};
+    use footfall_core::query::{Api, Goal, parse_query, parse_v1_query};
     use serde_json::json;
 
     struct Sess {
@@ -2150,6 +2182,13 @@ mod tests {
     }
 
     fn run_out(conn: &duckdb::Connection, extra: Value) -> QueryOutput {
+        run_api(conn, extra, Api::V1)
+    }
+
+    /// `run_out` with the grammar and rules of `api`: the v1 one covers combinations the
+    /// engine answers for the Stats API v1 (page views by exit page) that v2 refuses; the
+    /// v2 one shows empty values as Plausible's v2 does.
+    fn run_api(conn: &duckdb::Connection, extra: Value, api: Api) -> QueryOutput {
         let mut body =
             json!({"site_id": "example.com", "date_range": ["2024-03-09", "2024-03-11"]});
         if let (Some(o), Value::Object(e)) = (body.as_object_mut(), extra) {
@@ -2158,9 +2197,11 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2024-03-15T12:00:00Z")
             .expect("now")
             .with_timezone(&chrono::Utc);
-        // The v1 grammar: these tests cover combinations the engine answers for the Stats
-        // API v1 (page views by exit page) that v2 refuses.
-        let q = parse_v1_query(&body, &site(), now).expect("valid query");
+        let q = match api {
+            Api::V1 => parse_v1_query(&body, &site(), now),
+            Api::V2 => parse_query(&body, &site(), now),
+        }
+        .expect("valid query");
         let out = execute_with(conn, 1, &site(), &q, Plan::Rollup, None).expect("query runs");
         // Every query of these tests also checks that the rollup path returns exactly what
         // grouping the raw events returns.
@@ -2169,6 +2210,7 @@ mod tests {
             out.results, raw.results,
             "rollup and raw plans differ for {body}"
         );
+        assert_eq!(out.meta, raw.meta, "rollup and raw meta differ for {body}");
         // And that a query reading its matching visits from a shared set (made by it, then
         // kept for the next query of the same load) answers the same.
         conn.execute_batch(crate::matching::ATTACH_SCRATCH)
@@ -2203,6 +2245,20 @@ mod tests {
     fn metrics(conn: &duckdb::Connection, extra: Value) -> Value {
         let rows = run(conn, extra);
         rows[0][1].clone()
+    }
+
+    /// `run` through the Stats API v2's grammar and rules.
+    fn run_v2(conn: &duckdb::Connection, extra: Value) -> Value {
+        rows_of(&run_api(conn, extra, Api::V2))
+    }
+
+    fn rows_of(out: &QueryOutput) -> Value {
+        Value::Array(
+            out.results
+                .iter()
+                .map(|r| json!([r.dimensions, r.metrics]))
+                .collect(),
+        )
     }
 
     const ALL: [&str; 7] = [
@@ -2729,6 +2785,246 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Plausible's v2 shows a visit without a UTM value under "(not set)" and an unknown
+    /// location as stored (`SQL.Expression.select_dimension`); its v1 leaves both out
+    /// (`Legacy.Breakdown`'s `is_not` filters). "(not set)" (and "Direct / None" on UTM
+    /// values) names the empty value in `is` filters of both (`WhereBuilder.db_field_val`).
+    #[test]
+    fn empty_values_in_v2_and_v1() {
+        let c = fixture();
+        // S1 (V1) and S4 (V3) came from the newsletter; S2 S3 S5 S7 S8 have no UTM source.
+        c.execute_batch("UPDATE sessions SET utm_source = 'newsletter' WHERE session_id IN (1, 4)")
+            .expect("utm");
+        // (not set): S2 (V2), S3 (V1), S5 (V4), S7 (V7), S8 (V8) -> 5 visitors; visits
+        // starting in range S2 S3 S5 S8. newsletter: V1 V3, visits S1 S4.
+        let by_utm = json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:utm_source"]});
+        assert_eq!(
+            run_v2(&c, by_utm.clone()),
+            json!([[["(not set)"], [5, 4]], [["newsletter"], [2, 2]]])
+        );
+        assert_eq!(run(&c, by_utm), json!([[["newsletter"], [2, 2]]]));
+        let visitors = |f: Value| {
+            let q = json!({"metrics": ["visitors"], "filters": [f]});
+            (
+                run_v2(&c, q.clone())[0][1].clone(),
+                run(&c, q)[0][1].clone(),
+            )
+        };
+        for label in ["(not set)", "Direct / None"] {
+            let v = json!([5]);
+            assert_eq!(
+                visitors(json!(["is", "visit:utm_source", [label]])),
+                (v.clone(), v),
+                "{label}"
+            );
+        }
+        assert_eq!(
+            visitors(json!(["is_not", "visit:utm_source", ["(not set)"]])),
+            (json!([2]), json!([2]))
+        );
+        // Only the exact label names it (Plausible maps it before lower-casing).
+        assert_eq!(
+            visitors(json!(["is", "visit:utm_source", ["(NOT SET)"], {"case_sensitive": false}])),
+            (json!([0]), json!([0]))
+        );
+        // A direct visit's source is "Direct / None"; "(not set)" names it too, as
+        // Plausible's empty source.
+        assert_eq!(
+            visitors(json!(["is", "visit:source", ["(not set)"]])),
+            (json!([3]), json!([3]))
+        );
+        // Unknown country (S2 S7 S8 -> V2 V7 V8), city 0 and region: rows of their own in
+        // v2, left out in v1 (`empty_values_and_city`).
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:country"]})
+            ),
+            json!([[[""], [3]], [["US"], [2]], [["GB"], [1]]])
+        );
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:city"]})
+            ),
+            json!([[[0], [3]], [[NYC], [2]], [[LONDON], [1]]])
+        );
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:region"]})
+            ),
+            json!([[[""], [6]]])
+        );
+        assert_eq!(
+            run(
+                &c,
+                json!({"metrics": ["visitors"], "dimensions": ["visit:region"]})
+            ),
+            json!([])
+        );
+        assert_eq!(
+            visitors(json!(["is", "visit:region", ["(not set)"]])),
+            (json!([6]), json!([6]))
+        );
+    }
+
+    /// `total_revenue` and `average_revenue` (see `revenue.rs` for the rules).
+    #[test]
+    fn revenue_metrics() {
+        let c = fixture();
+        let set = |event_id: u64, amount: Option<f64>, currency: Option<&str>| {
+            c.execute(
+                "UPDATE events SET revenue_amount = ?, revenue_currency = ? WHERE event_id = ?",
+                duckdb::params![amount, currency, event_id],
+            )
+            .expect("revenue");
+        };
+        // S1's Signup (V1, 03-09) 10 USD, S4's Signup (V3, 03-11 local) 20.50 USD; S5's page
+        // view carries 99 USD, which counts nowhere (revenue belongs to custom events).
+        set(103, Some(10.0), Some("USD"));
+        set(401, Some(20.5), Some("USD"));
+        set(500, Some(99.0), Some("USD"));
+        let usd = |v: f64, short: &str, long: &str| json!({"value": v, "currency": "USD", "short": short, "long": long});
+        let both = json!(["visitors", "total_revenue", "average_revenue"]);
+        // Every goal with revenue is in USD: the sum and average over all revenue events.
+        let out = run_api(&c, json!({"metrics": both}), Api::V2);
+        assert_eq!(
+            rows_of(&out),
+            json!([[
+                [],
+                [
+                    6,
+                    usd(30.5, "$30.5", "$30.50"),
+                    usd(15.25, "$15.2", "$15.25")
+                ]
+            ]])
+        );
+        assert_eq!(out.meta.get("metric_warnings"), None);
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": both, "filters": [["is", "event:goal", ["Signup"]]]})
+            ),
+            json!([[
+                [],
+                [
+                    2,
+                    usd(30.5, "$30.5", "$30.50"),
+                    usd(15.25, "$15.2", "$15.25")
+                ]
+            ]])
+        );
+        // No revenue goal matches: null, and the warning for each revenue metric.
+        let none = json!({"code": "no_revenue_goals_matching",
+            "warning": "Revenue metrics are null as there are no matching revenue goals."});
+        let out = run_api(
+            &c,
+            json!({"metrics": both, "filters": [["is", "event:goal", ["Outbound"]]]}),
+            Api::V2,
+        );
+        assert_eq!(rows_of(&out), json!([[[], [1, null, null]]]));
+        assert_eq!(
+            out.meta["metric_warnings"],
+            json!({"total_revenue": none, "average_revenue": none})
+        );
+        // By goal: each goal in its currency, null for goals without revenue.
+        let by_goal =
+            json!({"metrics": ["visitors", "total_revenue"], "dimensions": ["event:goal"]});
+        let out = run_api(&c, by_goal.clone(), Api::V2);
+        assert_eq!(
+            rows_of(&out),
+            json!([
+                [["Visit /blog/*"], [3, null]],
+                [["Signup"], [2, usd(30.5, "$30.5", "$30.50")]],
+                [["Outbound"], [1, null]],
+            ])
+        );
+        assert_eq!(out.meta.get("metric_warnings"), None);
+        // By source with the goal filter: Google S1 (10), Twitter S4 (20.50).
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": ["visitors", "total_revenue"], "dimensions": ["visit:source"],
+                       "filters": [["is", "event:goal", ["Signup"]]]})
+            ),
+            json!([
+                [["Google"], [1, usd(10.0, "$10.0", "$10.00")]],
+                [["Twitter"], [1, usd(20.5, "$20.5", "$20.50")]],
+            ])
+        );
+        // A revenue goal without conversions in range is $0 (its currency is known from
+        // S1's Signup before the range end); before any revenue there is none to know.
+        let zero = usd(0.0, "$0.0", "$0.00");
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": ["total_revenue", "average_revenue"], "date_range": ["2024-03-10", "2024-03-10"],
+                       "filters": [["is", "event:goal", ["Signup"]]]})
+            ),
+            json!([[[], [zero.clone(), zero]]])
+        );
+        let out = run_api(
+            &c,
+            json!({"metrics": ["total_revenue"], "date_range": ["2024-03-08", "2024-03-08"]}),
+            Api::V2,
+        );
+        assert_eq!(rows_of(&out), json!([[[], [null]]]));
+        assert_eq!(out.meta["metric_warnings"], json!({"total_revenue": none}));
+
+        // S3's Outbound 5 EUR: USD and EUR goals can no longer be added up.
+        set(302, Some(5.0), Some("EUR"));
+        let mixed = json!({"code": "no_single_revenue_currency",
+            "warning": "Revenue metrics are null as there are multiple currencies for the selected event:goals."});
+        for filters in [json!([]), json!([["contains", "event:goal", ["u"]]])] {
+            let out = run_api(&c, json!({"metrics": both, "filters": filters}), Api::V2);
+            assert_eq!(rows_of(&out)[0][1][1], Value::Null, "{filters}");
+            assert_eq!(
+                out.meta["metric_warnings"],
+                json!({"total_revenue": mixed, "average_revenue": mixed})
+            );
+        }
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": both, "filters": [["is", "event:goal", ["Signup"]]]})
+            )[0][1][1],
+            usd(30.5, "$30.5", "$30.50")
+        );
+        let out = run_api(&c, by_goal.clone(), Api::V2);
+        assert_eq!(
+            rows_of(&out),
+            json!([
+                [["Visit /blog/*"], [3, null]],
+                [["Signup"], [2, usd(30.5, "$30.5", "$30.50")]],
+                [["Outbound"], [1, {"value": 5.0, "currency": "EUR", "short": "€5.0", "long": "€5.00"}]],
+            ])
+        );
+        assert_eq!(out.meta.get("metric_warnings"), None);
+
+        // The average is over the events with revenue: S4's Signup without it leaves 10 / 1.
+        set(401, None, None);
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": both, "filters": [["is", "event:goal", ["Signup"]]]})
+            ),
+            json!([[
+                [],
+                [
+                    2,
+                    usd(10.0, "$10.0", "$10.00"),
+                    usd(10.0, "$10.0", "$10.00")
+                ]
+            ]])
+        );
+        // One goal in two currencies (footfall has no exchange rates): its row is null.
+        set(401, Some(7.0), Some("EUR"));
+        let out = run_api(&c, by_goal, Api::V2);
+        assert_eq!(rows_of(&out)[1], json!([["Signup"], [2, null]]));
+        assert_eq!(out.meta["metric_warnings"], json!({"total_revenue": mixed}));
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! backends turn into SQL. No I/O here.
 
 mod compare;
+mod money;
 mod parse;
 mod time;
 
 pub use compare::change;
+pub use money::money_value;
 pub use parse::{QUERY_KEYS, parse_query, parse_v1_query, site_id_of};
 pub use time::{
     bucket_label_format, local_day_start, offset_segments, resolve_granularity, time_labels,
@@ -124,6 +126,8 @@ name_enum!(
         GroupConversionRate => "group_conversion_rate",
         TimeOnPage => "time_on_page",
         ScrollDepth => "scroll_depth",
+        TotalRevenue => "total_revenue",
+        AverageRevenue => "average_revenue",
     }
 );
 
@@ -139,6 +143,12 @@ impl Metric {
     /// Metrics computed over visits (sessions starting in range) rather than events.
     pub fn is_visit_level(self) -> bool {
         self.is_session_only() || self == Metric::Visits
+    }
+
+    /// `total_revenue` and `average_revenue`: money values (`{value, currency, short,
+    /// long}`) over the revenue of the matching custom events.
+    pub fn is_revenue(self) -> bool {
+        matches!(self, Metric::TotalRevenue | Metric::AverageRevenue)
     }
 }
 
@@ -190,24 +200,36 @@ name_enum!(
     }
 );
 
+/// Which API a query came in through: Plausible's Stats API v2 and its v1 show visits with
+/// an empty attribute differently (`VisitAttr::empty_value`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Api {
+    #[default]
+    V2,
+    V1,
+}
+
 /// How a breakdown treats visits whose attribute is empty ('' or city 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmptyValue {
-    /// Keep the row as stored (source is literally "Direct / None").
+    /// Keep the row as stored (source is literally "Direct / None"; an unknown country
+    /// is a "" row in the v2 API, as Plausible's v2 shows it).
     Keep,
-    /// Leave such visits out of the breakdown (Plausible does this for UTM and location
-    /// breakdowns: "unknown" is not a useful row there).
+    /// Leave such visits out of the breakdown (Plausible's v1 breakdowns do this for UTM,
+    /// location and entry/exit pages; footfall's `visit:org` everywhere).
     Exclude,
-    /// Show them under this label, which an `is` filter also names them by: "(not set)"
-    /// for an unknown browser, OS or device, "Direct / None" for no referrer (Plausible's
-    /// labels).
+    /// Show them under this label: "(not set)" for an unknown browser, OS, device or (v2)
+    /// UTM value, "Direct / None" for no referrer, "Direct" for no channel (Plausible's
+    /// labels). An `is` filter names them by "(not set)" (see `Dimension::empty_aliases`).
     Shown(&'static str),
 }
 
-/// Plausible's label for an unknown browser, OS, device, channel.
+/// Plausible's label for an unknown browser, OS, device, UTM value.
 pub const NOT_SET: &str = "(not set)";
 /// Plausible's label for a visit without a referrer (also the stored direct source).
 pub const DIRECT_NONE: &str = "Direct / None";
+/// Plausible's label for a visit without an acquisition channel.
+pub const NO_CHANNEL: &str = "Direct";
 
 impl VisitAttr {
     /// The denormalised `events` column, or None when computed per session (exit page).
@@ -241,15 +263,33 @@ impl VisitAttr {
         })
     }
 
-    pub fn empty_value(self) -> EmptyValue {
+    /// How a breakdown by this attribute shows visits where it is empty. The v2 API as
+    /// Plausible's v2 (`Plausible.Stats.SQL.Expression.select_dimension`: UTM values,
+    /// device, browser, OS and their versions as "(not set)", referrer and source as
+    /// "Direct / None", channel as "Direct", everything else as stored); the v1 API as
+    /// Plausible's v1 breakdown, which adds `is_not` filters leaving out empty UTM values,
+    /// country, region, city and entry/exit pages (`Plausible.Stats.Legacy.Breakdown`,
+    /// `@filter_dimensions_not`). footfall's own `org` is left out by both, its `label`
+    /// shown as "(not set)".
+    pub fn empty_value(self, api: Api) -> EmptyValue {
         use VisitAttr::*;
         match self {
             Source | EntryPage | ExitPage => EmptyValue::Keep,
-            Device | Browser | BrowserVersion | Os | OsVersion | Channel | Label => {
+            Device | Browser | BrowserVersion | Os | OsVersion | Label => {
                 EmptyValue::Shown(NOT_SET)
             }
+            Channel => EmptyValue::Shown(NO_CHANNEL),
             Referrer => EmptyValue::Shown(DIRECT_NONE),
-            _ => EmptyValue::Exclude,
+            UtmSource | UtmMedium | UtmCampaign | UtmContent | UtmTerm => match api {
+                Api::V2 => EmptyValue::Shown(NOT_SET),
+                Api::V1 => EmptyValue::Exclude,
+            },
+            EntryPageHostname | ExitPageHostname | Country | Region | City | CountryName
+            | RegionName | CityName => match api {
+                Api::V2 => EmptyValue::Keep,
+                Api::V1 => EmptyValue::Exclude,
+            },
+            Org => EmptyValue::Exclude,
         }
     }
 }
@@ -278,13 +318,34 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    /// The label an empty value is shown and filtered under (`EmptyValue::Shown`).
-    pub fn empty_label(&self) -> Option<&'static str> {
+    /// The label an empty value is shown under in a breakdown (`EmptyValue::Shown`).
+    pub fn empty_label(&self, api: Api) -> Option<&'static str> {
         match self {
-            Dimension::Visit(a) => match a.empty_value() {
+            Dimension::Visit(a) => match a.empty_value(api) {
                 EmptyValue::Shown(label) => Some(label),
                 _ => None,
             },
+            _ => None,
+        }
+    }
+
+    /// The `is` / `is_not` filter values that name an empty value, and the value they
+    /// then compare with, as Plausible's `WhereBuilder.db_field_val`: "(not set)" on any
+    /// page, hostname or visit attribute, "Direct / None" too on the source, referrer and
+    /// UTM values (compared as given, before a case-insensitive filter lower-cases them).
+    /// footfall stores a direct visit's source as "Direct / None" (Plausible as ""), so
+    /// that is what "(not set)" compares with there. `None` for event names, goals,
+    /// properties ("(none)" is handled with the property join) and time.
+    pub fn empty_aliases(&self) -> Option<(&'static [&'static str], &'static str)> {
+        use VisitAttr::*;
+        match self {
+            Dimension::Visit(Source) => Some((&[NOT_SET], DIRECT_NONE)),
+            Dimension::Visit(
+                Referrer | UtmSource | UtmMedium | UtmCampaign | UtmContent | UtmTerm,
+            ) => Some((&[NOT_SET, DIRECT_NONE], "")),
+            Dimension::Visit(_) | Dimension::EventPage | Dimension::EventHostname => {
+                Some((&[NOT_SET], ""))
+            }
             _ => None,
         }
     }
@@ -645,6 +706,8 @@ pub struct Query {
     pub compared_range: Option<DateRange>,
     pub range: DateRange,
     pub timezone: Tz,
+    /// The API the query came in through (how breakdowns show empty values).
+    pub api: Api,
     /// The normalised query for the response's `query` key.
     pub echo: Value,
 }

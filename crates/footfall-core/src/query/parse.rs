@@ -225,6 +225,10 @@ fn parse_with(
         compared_range,
         range,
         timezone: site.timezone,
+        api: match rules {
+            Rules::V2 => super::Api::V2,
+            Rules::V1 => super::Api::V1,
+        },
         echo,
     })
 }
@@ -595,11 +599,17 @@ fn is_session_metric(m: Metric) -> bool {
     )
 }
 
-/// Metrics Plausible computes only from events (`TableDecider`: `:event`).
+/// Metrics Plausible computes only from events (`TableDecider`: `:event`; the revenue
+/// metrics too).
 fn is_event_metric(m: Metric) -> bool {
     matches!(
         m,
-        Metric::Pageviews | Metric::Events | Metric::TimeOnPage | Metric::ScrollDepth
+        Metric::Pageviews
+            | Metric::Events
+            | Metric::TimeOnPage
+            | Metric::ScrollDepth
+            | Metric::TotalRevenue
+            | Metric::AverageRevenue
     )
 }
 
@@ -1074,6 +1084,15 @@ mod tests {
         ok(
             json!({"metrics": ["conversion_rate"], "dimensions": ["event:goal"],
             "filters": [["is", "event:props:foo", ["bar"]]]}),
+        );
+        // Revenue metrics need no goal (without one, every revenue goal counts: Plausible's
+        // `query_parser_test.exs` "revenue metrics"), but are event metrics (`TableDecider`).
+        ok(json!({"metrics": ["total_revenue", "average_revenue"]}));
+        ok(json!({"metrics": ["total_revenue"], "dimensions": ["event:goal", "visit:source"]}));
+        ok(json!({"metrics": ["average_revenue", "bounce_rate"], "dimensions": ["event:page"]}));
+        is_err(
+            json!({"metrics": ["visitors", "total_revenue"], "dimensions": ["visit:entry_page"]}),
+            "Event metric(s) `total_revenue` cannot be queried along with session dimension(s) `visit:entry_page`",
         );
         // event:goal and event:hostname filters only at the top level.
         is_err(
