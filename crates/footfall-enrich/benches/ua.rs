@@ -99,6 +99,7 @@ fn main() {
                 }
             },
         );
+        println!("resident set after the first pass: {:.1} MiB", rss_mib());
         rate(
             "realistic mix, cached parse (access-log order)",
             mix.len() * rounds,

@@ -389,6 +389,7 @@ async fn main() -> anyhow::Result<()> {
             let config = load_config(&cli, &extra)?;
             memory::apply(memory::AllocatorSettings {
                 malloc_arena_max: config.malloc_arena_max,
+                memory_target_bytes: config.memory_target_mb << 20,
             });
             if config.memory_report_secs > 0 {
                 memory::spawn_report(std::time::Duration::from_secs(config.memory_report_secs));

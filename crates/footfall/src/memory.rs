@@ -81,6 +81,11 @@ const PURGE_DELAY_MS: std::ffi::c_long = 10;
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Free memory in glibc's arenas above which the trimmer returns it to the system.
 const TRIM_ABOVE: usize = 16 << 20;
+/// How often the trimmer reads the resident set when a memory target is set: a
+/// dashboard's queries free and reallocate ~100 MiB each within a few hundred ms.
+const TARGET_CHECK_EVERY: Duration = Duration::from_millis(20);
+/// Above the memory target, glibc free memory worth returning.
+const TARGET_TRIM_ABOVE: usize = 8 << 20;
 
 /// Allocator settings for the server, applied before the store starts DuckDB's threads.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +93,9 @@ pub struct AllocatorSettings {
     /// glibc arenas (DuckDB's C++ allocates through glibc malloc); 0 keeps glibc's
     /// default of 8 per core.
     pub malloc_arena_max: u32,
+    /// Resident set above which freed memory is returned at once (`memory_target_mb`);
+    /// 0: off.
+    pub memory_target_bytes: u64,
 }
 
 /// Applies `settings` and starts the trimmer thread. Call before DuckDB starts threads:
@@ -137,7 +145,7 @@ pub fn apply(settings: AllocatorSettings) {
     {
         let spawned = std::thread::Builder::new()
             .name("footfall-malloc-trim".into())
-            .spawn(trim_loop);
+            .spawn(move || trim_loop(settings.memory_target_bytes));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not start the malloc trimmer");
         }
@@ -150,20 +158,61 @@ pub fn apply(settings: AllocatorSettings) {
 /// runs its delayed purges only when the allocator is called again, so a server that
 /// goes quiet right after a burst (start-up's id load) kept ~175 MiB freed but
 /// resident; `mi_collect` runs them.
+///
+/// Once a second both are returned when glibc holds more than `TRIM_ABOVE` free. With a
+/// memory `target`, the resident set is also read every `TARGET_CHECK_EVERY`, and glibc's
+/// free memory returned as soon as the set is above the target: back-to-back dashboard
+/// queries each free ~100 MiB of DuckDB hash tables that glibc would otherwise keep until
+/// the next second, while the next query allocates afresh. Returning it costs page
+/// faults when memory is allocated again, so only above the target.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_loop() {
+fn trim_loop(target: u64) {
+    let mut last_routine = std::time::Instant::now();
     loop {
-        std::thread::sleep(TRIM_EVERY);
-        // SAFETY: mi_collect takes a flag and works on the allocator's own structures.
-        unsafe { mi_collect(true) };
-        // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
-        let free = unsafe { mallinfo2() }.fordblks;
-        if free > TRIM_ABOVE {
-            // SAFETY: malloc_trim takes a byte count and touches only the allocator's
-            // own free chunks, under its arena locks.
-            unsafe { malloc_trim(0) };
+        std::thread::sleep(if target == 0 {
+            TRIM_EVERY
+        } else {
+            TARGET_CHECK_EVERY
+        });
+        if target > 0 && resident_bytes().is_some_and(|rss| rss > target) {
+            trim_glibc(TARGET_TRIM_ABOVE);
+        }
+        if last_routine.elapsed() >= TRIM_EVERY {
+            last_routine = std::time::Instant::now();
+            release_free_memory(TRIM_ABOVE);
         }
     }
+}
+
+/// Runs mimalloc's pending purges, and trims glibc's arenas when more than `above`
+/// bytes are free in them.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory(above: usize) {
+    // SAFETY: mi_collect takes a flag and works on the allocator's own structures.
+    unsafe { mi_collect(true) };
+    trim_glibc(above);
+}
+
+/// Trims glibc's arenas (DuckDB's memory) when more than `above` bytes are free in them.
+/// mimalloc (Rust) is left to its own 10 ms purge: forcing it more often under load
+/// costs the ingestion path system time (`PURGE_DELAY_MS`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_glibc(above: usize) {
+    // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
+    let free = unsafe { mallinfo2() }.fordblks;
+    if free > above {
+        // SAFETY: malloc_trim takes a byte count and touches only the allocator's
+        // own free chunks, under its arena locks.
+        unsafe { malloc_trim(0) };
+    }
+}
+
+/// The process's resident set in bytes (`/proc/self/statm`, in pages).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
 }
 
 /// What the report prints: resident set, and what each allocator holds.
@@ -234,5 +283,46 @@ pub fn spawn_report(every: Duration) {
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the memory report");
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" {
+        fn malloc(size: usize) -> *mut u8;
+        fn free(ptr: *mut u8);
+    }
+
+    /// What the memory target relies on: memory freed into glibc's arenas stays
+    /// resident until `release_free_memory` hands it back.
+    #[test]
+    fn freed_glibc_memory_is_returned_to_the_system() {
+        const BLOCK: usize = 64 << 10; // below glibc's mmap threshold: arena memory
+        const BLOCKS: usize = 1024; // 64 MiB
+        // SAFETY: plain malloc/free of blocks this test owns; each is written within
+        // its size and freed once.
+        let blocks: Vec<*mut u8> = (0..BLOCKS).map(|_| unsafe { malloc(BLOCK) }).collect();
+        assert!(blocks.iter().all(|b| !b.is_null()));
+        for &b in &blocks {
+            // SAFETY: b points to BLOCK writable bytes.
+            unsafe { std::ptr::write_bytes(b, 1, BLOCK) };
+        }
+        // Keep the last block so the freed ones are not the arena's top, which glibc
+        // would return by itself.
+        for &b in &blocks[..BLOCKS - 1] {
+            // SAFETY: allocated above, freed once.
+            unsafe { free(b) };
+        }
+        let held = resident_bytes().expect("resident set");
+        trim_glibc(TARGET_TRIM_ABOVE);
+        let after = resident_bytes().expect("resident set");
+        // SAFETY: the one block still allocated.
+        unsafe { free(blocks[BLOCKS - 1]) };
+        assert!(
+            held.saturating_sub(after) >= 32 << 20,
+            "resident set {held} -> {after} bytes: the freed 64 MiB stayed"
+        );
     }
 }
