@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Default `memory_target_mb`. A dashboard's queries over 10M events then peak at
-/// ~270-285 MiB instead of ~315-360, for ~10-25 % more query time (BENCHMARKS.md §5):
+/// Default `memory_target_mb`. A dashboard's queries over 10M events on a freshly
+/// started server then peak at 273-286 MiB instead of 313-354, for ~10-20 % more query
+/// time (BENCHMARKS.md §5):
 /// below 300 MB, the performance issue's bound, with room for what is allocated between
 /// two checks.
 pub const DEFAULT_MEMORY_TARGET_MB: u64 = 256;
@@ -43,9 +44,9 @@ pub struct Config {
     /// glibc malloc arenas (DuckDB's C++ allocates through glibc malloc; its default is
     /// 8 per core, each keeping its own free memory). 0: glibc's default.
     pub malloc_arena_max: u32,
-    /// Resident set in MiB above which freed memory goes back to the system at once
-    /// (glibc's arenas and mimalloc's pages, checked every 20 ms) rather than within a
-    /// second. A target, not a limit: live memory is never dropped. 0: off.
+    /// Resident set in MiB above which the memory glibc malloc holds freed (DuckDB's)
+    /// goes back to the system at once (checked every 20 ms) rather than within a second.
+    /// A target, not a limit: live memory is never dropped. 0: off.
     pub memory_target_mb: u64,
     /// Seconds between memory reports in the log (resident set, what glibc malloc,
     /// mimalloc and DuckDB hold; target `footfall::memory`). 0: off.

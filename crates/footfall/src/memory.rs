@@ -296,7 +296,7 @@ mod tests {
     }
 
     /// What the memory target relies on: memory freed into glibc's arenas stays
-    /// resident until `release_free_memory` hands it back.
+    /// resident until `trim_glibc` hands it back.
     #[test]
     fn freed_glibc_memory_is_returned_to_the_system() {
         const BLOCK: usize = 64 << 10; // below glibc's mmap threshold: arena memory
