@@ -314,17 +314,22 @@ fn relative(raw: &str) -> Result<Option<Url>, UrlError> {
     Ok(None)
 }
 
-/// Lowercases, drops a trailing dot and a leading `www.`; empty becomes `(none)`.
 /// The host part of a URL as written ("" when none): scheme optional, user info and port
 /// removed, case kept. Cheap: no full URL parse, for checks that run on every hit.
 pub fn raw_host(url: &str) -> &str {
     let url = url.trim();
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority_host(url.split_once("://").map_or(url, |(_, rest)| rest))
+}
+
+/// The host at the start of what follows a URL's `scheme://` (or `//`): up to the first
+/// `/`, `?` or `#`, without user info or port, case kept; "" when there is none.
+pub fn authority_host(after_scheme: &str) -> &str {
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     host.split(':').next().unwrap_or("")
 }
 
+/// Lowercases, drops a trailing dot and a leading `www.`; empty becomes `(none)`.
 pub fn normalize_host(host: &str) -> String {
     let h = host.trim_end_matches('.');
     let h = match h.get(..4) {

@@ -158,8 +158,6 @@ pub fn url_host(url: &str) -> Option<String> {
             rest
         }
     };
-    let host = rest.split(['/', '?', '#']).next()?;
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = host.split(':').next()?;
+    let host = footfall_enrich::url::authority_host(rest);
     (!host.is_empty()).then(|| normalize_domain(host))
 }
