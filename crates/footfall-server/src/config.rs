@@ -26,8 +26,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: String,
-    /// DuckDB memory limit, e.g. "128MB" (the default) or "1GB".
+    /// DuckDB memory limit for Stats API queries, e.g. "128MB" (the default) or "1GB".
     pub duckdb_memory_limit: String,
+    /// DuckDB memory limit while only store batches run (no query for a second), e.g.
+    /// "64MB" (the default); at most `duckdb_memory_limit`.
+    pub duckdb_write_memory_limit: String,
     /// DuckDB worker threads for queries; store batches run on one (`OneDuckThread`).
     pub duckdb_threads: u32,
     /// Serve repeated identical Stats API queries from memory while no write happened
@@ -76,6 +79,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8070)),
             trusted_proxies: "127.0.0.0/8,::1/128".into(),
             duckdb_memory_limit: footfall_store_duckdb::DEFAULT_MEMORY_LIMIT.into(),
+            duckdb_write_memory_limit: footfall_store_duckdb::DEFAULT_WRITE_MEMORY_LIMIT.into(),
             duckdb_threads: 2,
             query_cache: true,
             max_backlog_mb: 1024,
@@ -108,6 +112,7 @@ impl Config {
             "listen",
             "trusted_proxies",
             "duckdb_memory_limit",
+            "duckdb_write_memory_limit",
             "duckdb_threads",
             "query_cache",
             "max_backlog_mb",

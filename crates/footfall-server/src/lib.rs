@@ -87,6 +87,7 @@ pub fn open_embedded(config: &Config) -> anyhow::Result<DuckStore> {
         .with_context(|| format!("cannot create data directory {}", config.data.display()))?;
     let duck = DuckConfig {
         memory_limit: config.duckdb_memory_limit.clone(),
+        write_memory_limit: config.duckdb_write_memory_limit.clone(),
         threads: config.duckdb_threads,
         query_cache: config.query_cache,
     };

@@ -59,6 +59,19 @@ const CHECKPOINT_THRESHOLD: &str = "64MB";
 /// docs/ARCHITECTURE.md "Memory").
 pub const DEFAULT_MEMORY_LIMIT: &str = "128MB";
 
+/// DuckDB's default memory limit while the store writer works through a backlog (a bulk
+/// load, a burst): its appends and rollup merges spill to temporary storage beyond it.
+/// At 64 MB a bulk load peaks ~45 MiB lower for a few per cent of the storing rate
+/// (BENCHMARKS.md §5). Queries in the meantime run under it too; heavy ones spill.
+pub const DEFAULT_WRITE_MEMORY_LIMIT: &str = "64MB";
+
+/// A store batch this large means the writer is behind (live traffic gives batches of
+/// about one second of hits): DuckDB's limit goes down to the write limit.
+const BACKLOG_BATCH: usize = 10_000;
+
+/// How long after the last backlog batch a query turn sets the query limit again.
+const BACKLOG_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A Stats API query or store batch that runs out of memory is run once more with this
 /// many times the configured limit (`Inner::with_more_memory`).
 const RETRY_MEMORY_FACTOR: f64 = 4.0;
@@ -125,8 +138,11 @@ fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {
 /// Resource limits handed to DuckDB.
 #[derive(Debug, Clone)]
 pub struct DuckConfig {
-    /// e.g. "128MB" (`DEFAULT_MEMORY_LIMIT`).
+    /// For queries, e.g. "128MB" (`DEFAULT_MEMORY_LIMIT`).
     pub memory_limit: String,
+    /// While only store batches run, e.g. "64MB" (`DEFAULT_WRITE_MEMORY_LIMIT`); the
+    /// query limit when larger.
+    pub write_memory_limit: String,
     pub threads: u32,
     /// Keep Stats API results until the next write (`ResultCache`).
     pub query_cache: bool,
@@ -136,6 +152,7 @@ impl Default for DuckConfig {
     fn default() -> Self {
         DuckConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT.into(),
+            write_memory_limit: DEFAULT_WRITE_MEMORY_LIMIT.into(),
             threads: 2,
             query_cache: true,
         }
@@ -158,8 +175,13 @@ pub(crate) struct Inner {
     /// lookup cost ~1 ms of CPU per query (planning included). Only this process writes
     /// the file; site removal drops its entry.
     pub(crate) goals: Mutex<HashMap<u32, Vec<footfall_core::query::Goal>>>,
-    /// The configured DuckDB memory limit (`release_cached_buffers` restores it).
+    /// The configured DuckDB memory limit for queries (`release_cached_buffers` and
+    /// `with_memory_limit` restore it: they run in a query turn, which sets it).
     memory_limit: String,
+    /// The limit while the store writer works through a backlog (`lower_for_backlog`).
+    write_memory_limit: String,
+    /// Which of the two limits is set, and when the last backlog batch was stored.
+    limit_state: Mutex<LimitState>,
     /// The configured DuckDB threads (store batches run on one, `sink::append_with_lsn`).
     pub(crate) threads: u32,
     /// Stats API queries run one at a time, each with all of DuckDB's threads. A
@@ -168,8 +190,16 @@ pub(crate) struct Inner {
     /// 2.2x as long as one after another, and some ran out of memory and were re-run with
     /// a raised limit (BENCHMARKS.md History). Whatever changes DuckDB's memory limit for
     /// a moment (`with_more_memory`, the writer's `release_idle_memory`) does so in a
-    /// turn, so no other query runs under the changed limit.
-    pub(crate) query_turn: Mutex<()>,
+    /// turn, so no other query runs under the changed limit. Taken through
+    /// `Inner::query_turn`, which also sets the query limit.
+    pub(crate) query_turns: Mutex<()>,
+}
+
+/// DuckDB's limit is the write limit (`lowered`) while store batches are large, the query
+/// limit otherwise.
+struct LimitState {
+    lowered: bool,
+    last_backlog_batch: std::time::Instant,
 }
 
 /// The embedded store; cheap to clone.
@@ -293,8 +323,19 @@ impl DuckStore {
                 matching: Mutex::new(matching::MatchingSets::default()),
                 goals: Mutex::new(HashMap::new()),
                 memory_limit: cfg.memory_limit.clone(),
+                write_memory_limit: match (
+                    limit_mib(&cfg.write_memory_limit),
+                    limit_mib(&cfg.memory_limit),
+                ) {
+                    (Some(write), Some(query)) if write <= query => cfg.write_memory_limit.clone(),
+                    _ => cfg.memory_limit.clone(),
+                },
+                limit_state: Mutex::new(LimitState {
+                    lowered: false,
+                    last_backlog_batch: std::time::Instant::now(),
+                }),
                 threads: cfg.threads,
-                query_turn: Mutex::new(()),
+                query_turns: Mutex::new(()),
             }),
         })
     }
@@ -318,6 +359,64 @@ const QUERY_STATEMENT_CACHE: usize = 64;
 const RELEASE_MEMORY_LIMIT: &str = "16MB";
 
 impl Inner {
+    /// Waits for the query turn ("Queries take turns"). Sets DuckDB's query memory limit
+    /// unless the store writer is working through a backlog.
+    pub(crate) fn query_turn(&self) -> parking_lot::MutexGuard<'_, ()> {
+        let turn = self.query_turns.lock();
+        if self.limit_state.lock().last_backlog_batch.elapsed() >= BACKLOG_QUIET {
+            self.raise_to_query_limit();
+        }
+        turn
+    }
+
+    /// Sets the query limit if the write limit is set; true if it was. In a query turn.
+    fn raise_to_query_limit(&self) -> bool {
+        let mut state = self.limit_state.lock();
+        if !state.lowered {
+            return false;
+        }
+        match set_memory_limit(&self.base.lock(), &self.memory_limit) {
+            Ok(()) => state.lowered = false,
+            Err(e) => tracing::warn!(error = %e, "could not set DuckDB's query memory limit"),
+        }
+        true
+    }
+
+    /// Before a store batch of `events` events: a backlog batch (`BACKLOG_BATCH`) sets
+    /// DuckDB's write limit unless a query runs (the next batch tries again). Lowering
+    /// evicts cached blocks; DuckDB spills what it cannot drop.
+    pub(crate) fn lower_for_backlog(&self, events: usize) {
+        if events < BACKLOG_BATCH || self.write_memory_limit == self.memory_limit {
+            return;
+        }
+        let Some(_turn) = self.query_turns.try_lock() else {
+            return;
+        };
+        let mut state = self.limit_state.lock();
+        state.last_backlog_batch = std::time::Instant::now();
+        if state.lowered {
+            return;
+        }
+        match set_memory_limit(&self.base.lock(), &self.write_memory_limit) {
+            Ok(()) => state.lowered = true,
+            Err(e) => tracing::debug!(error = %e, "could not set DuckDB's write memory limit"),
+        }
+    }
+
+    /// After a stored batch of `events` events: a backlog batch keeps queries under the
+    /// write limit for `BACKLOG_QUIET` more.
+    pub(crate) fn stored_batch(&self, events: usize) {
+        if events >= BACKLOG_BATCH {
+            self.limit_state.lock().last_backlog_batch = std::time::Instant::now();
+        }
+    }
+
+    /// Whether DuckDB runs under the write limit now.
+    #[cfg(test)]
+    pub(crate) fn write_limit_set(&self) -> bool {
+        self.limit_state.lock().lowered
+    }
+
     /// Records a committed append of `events` for the result cache and the shared
     /// matching sets: per site, the earliest event time or visit start it touched.
     pub(crate) fn note_append(&self, events: &[footfall_core::Event]) {
@@ -351,11 +450,17 @@ impl Inner {
     /// with blocks no query needs (~100 MB of the idle resident set otherwise).
     /// Best effort: a failure only leaves the blocks cached.
     pub(crate) fn release_cached_buffers(&self, conn: &Connection) {
+        let state = self.limit_state.lock();
+        let limit = if state.lowered {
+            &self.write_memory_limit
+        } else {
+            &self.memory_limit
+        };
         let lowered = set_memory_limit(conn, RELEASE_MEMORY_LIMIT);
-        if let Err(e) = lowered.and_then(|()| set_memory_limit(conn, &self.memory_limit)) {
+        if let Err(e) = lowered.and_then(|()| set_memory_limit(conn, limit)) {
             tracing::debug!(error = %e, "could not release DuckDB's cached buffers");
             // Whatever happened, serve with the configured limit.
-            if let Err(e) = set_memory_limit(conn, &self.memory_limit) {
+            if let Err(e) = set_memory_limit(conn, limit) {
                 tracing::warn!(error = %e, "could not restore DuckDB's memory limit");
             }
         }
@@ -376,7 +481,19 @@ impl Inner {
         f: impl Fn() -> StoreResult<R>,
     ) -> StoreResult<R> {
         match f() {
-            Err(e) if out_of_memory(&e) => self.with_more_memory(conn, what, f),
+            Err(e) if out_of_memory(&e) => {
+                // Out of the write limit (during a backlog): the query limit first.
+                if self.raise_to_query_limit() {
+                    tracing::debug!(
+                        "{what} ran out of DuckDB's write memory limit; running it again with the query limit"
+                    );
+                    match f() {
+                        Err(e) if out_of_memory(&e) => {}
+                        other => return other,
+                    }
+                }
+                self.with_more_memory(conn, what, f)
+            }
             other => other,
         }
     }
@@ -419,9 +536,9 @@ impl Inner {
         self.with_memory_limit(conn, &most, f)
     }
 
-    /// Runs `f` with DuckDB's memory limit at `limit`, then sets the configured one again
+    /// Runs `f` with DuckDB's memory limit at `limit`, then sets the query limit again
     /// whatever happened. The limit is DuckDB-wide: called within a query turn
-    /// (`query_turn`).
+    /// (`query_turn`), which set the query limit.
     fn with_memory_limit<R>(
         &self,
         conn: &Connection,
@@ -613,7 +730,7 @@ impl footfall_store::EventQuery for DuckStore {
             if let ControlFlow::Break(out) = lookup() {
                 return Ok(out);
             }
-            let _turn = inner.query_turn.lock();
+            let _turn = inner.query_turn();
             // The same query may have been answered while this one waited for its turn.
             let generation = match lookup() {
                 ControlFlow::Break(out) => return Ok(out),
@@ -698,7 +815,7 @@ impl DuckStore {
         f: impl Fn(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
         self.blocking(move |inner| {
-            let _turn = inner.query_turn.lock();
+            let _turn = inner.query_turn();
             inner.with_reader(|conn| {
                 inner.retrying_out_of_memory(conn, "a session or visitor list", || f(conn))
             })
@@ -757,6 +874,72 @@ mod tests {
         let (after, _) = store.memory_usage().expect("usage");
         assert!(after <= 16 << 20, "{after}");
         assert_eq!(store.setting("memory_limit"), configured);
+    }
+
+    /// Backlog batches (`BACKLOG_BATCH` events or more) set the write limit, and queries
+    /// run under it until the backlog has been quiet for `BACKLOG_QUIET`; small batches
+    /// (live traffic) leave the query limit alone.
+    #[tokio::test]
+    async fn backlog_batches_lower_the_limit_until_the_backlog_is_quiet() {
+        use footfall_store::EventSink;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = DuckConfig {
+            memory_limit: "96MB".into(),
+            write_memory_limit: "32MB".into(),
+            ..DuckConfig::default()
+        };
+        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
+        let query_limit = store.setting("memory_limit");
+        assert!(query_limit.starts_with("91.5 MiB"), "{query_limit}");
+        let batch = |n: u64, lsn: u64| {
+            let events = sink::tests::page_views(n, 2, 1_000_000, 50, &["Google"]);
+            store.append(Arc::new(events), lsn)
+        };
+        batch(1_000, 1).await.expect("stored");
+        assert_eq!(store.setting("memory_limit"), query_limit);
+        batch(BACKLOG_BATCH as u64, 2).await.expect("stored");
+        let write_limit = store.setting("memory_limit");
+        assert!(write_limit.starts_with("30.5 MiB"), "{write_limit}");
+        // A query right after a backlog batch runs under the write limit.
+        drop(store.inner.query_turn());
+        assert_eq!(store.setting("memory_limit"), write_limit);
+        // Once the backlog is quiet, a query sets the query limit.
+        store.inner.limit_state.lock().last_backlog_batch -= BACKLOG_QUIET;
+        drop(store.inner.query_turn());
+        assert_eq!(store.setting("memory_limit"), query_limit);
+    }
+
+    /// A backlog batch that does not fit the write limit is stored with the query limit
+    /// (not the raised one of `with_more_memory`).
+    #[tokio::test]
+    async fn a_batch_over_the_write_limit_is_stored_with_the_query_limit() {
+        use footfall_store::EventSink;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = DuckConfig {
+            memory_limit: "128MB".into(),
+            write_memory_limit: "16MB".into(),
+            ..DuckConfig::default()
+        };
+        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
+        // 100,000 events need 40-48 MB (`a_batch_over_the_memory_limit_is_stored_with_a_raised_one`).
+        let events = sink::tests::page_views(100_000, 4, 1_000_000, 500, &["Google"]);
+        store.inner.lower_for_backlog(events.len());
+        assert!(store.inner.write_limit_set());
+        let alone = store
+            .inner
+            .append_on(&store.inner.writer.lock(), &events, 1);
+        assert!(alone.as_ref().is_err_and(out_of_memory), "{alone:?}");
+        store.append(Arc::new(events), 1).await.expect("stored");
+        let stored: u64 = store
+            .inner
+            .with_reader(|conn| {
+                conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+                    .map_err(db_err)
+            })
+            .expect("count");
+        assert_eq!(stored, 100_000);
+        let limit = store.setting("memory_limit");
+        assert!(limit.starts_with("122"), "{limit}");
     }
 
     /// A version-3 store with events is migrated (visit attributes and visitor moved to

@@ -621,19 +621,38 @@ pub(crate) fn migrate_to_v4(conn: &Connection) -> duckdb::Result<()> {
 }
 
 impl Inner {
-    /// Stores a batch and its log position in one transaction. A batch that runs out of
-    /// DuckDB memory is stored once more with a raised limit, and if even that is too
-    /// little (a limit set far below what a batch needs), with more again: retried
-    /// at the same limit it would fail forever, and the log would grow behind it.
+    /// Stores a batch and its log position in one transaction, under DuckDB's write
+    /// limit when the batch is part of a backlog (`Inner::lower_for_backlog`).
     fn append_with_lsn(&self, events: &[Event], lsn: u64) -> StoreResult<()> {
+        self.lower_for_backlog(events.len());
+        let stored = self.append_or_retry(events, lsn);
+        self.stored_batch(events.len());
+        stored
+    }
+
+    /// A batch that runs out of DuckDB memory is stored once more with the query limit
+    /// (if it ran under the write limit), then with a raised limit, and if even that is
+    /// too little (a limit set far below what a batch needs), with more again: retried
+    /// at the same limit it would fail forever, and the log would grow behind it.
+    fn append_or_retry(&self, events: &[Event], lsn: u64) -> StoreResult<()> {
         let first = self.append_on(&self.writer.lock(), events, lsn);
         match first {
             Err(e) if out_of_memory(&e) => {
                 // In a query turn, like every change of DuckDB's limit; turn before
                 // writer, the order `release_idle_memory` takes them in.
-                let _turn = self.query_turn.lock();
+                let _turn = self.query_turns.lock();
                 let conn = self.writer.lock();
                 let append = || self.append_on(&conn, events, lsn);
+                // Out of the write limit: the query limit first, quietly.
+                if self.raise_to_query_limit() {
+                    tracing::debug!(
+                        "a store batch ran out of DuckDB's write memory limit; storing it with the query limit"
+                    );
+                    match append() {
+                        Err(e) if out_of_memory(&e) => {}
+                        other => return other,
+                    }
+                }
                 match self.with_more_memory(&conn, "a store batch", append) {
                     Err(e) if out_of_memory(&e) => {
                         self.with_most_memory(&conn, "a store batch", append)
@@ -645,7 +664,12 @@ impl Inner {
         }
     }
 
-    fn append_on(&self, conn: &Connection, events: &[Event], lsn: u64) -> StoreResult<()> {
+    pub(crate) fn append_on(
+        &self,
+        conn: &Connection,
+        events: &[Event],
+        lsn: u64,
+    ) -> StoreResult<()> {
         let _one_thread = OneDuckThread::hold(conn, self.threads)?;
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         let order = visit_order(events);
@@ -757,7 +781,8 @@ impl EventSink for DuckStore {
     async fn release_idle_memory(&self) {
         let released = self
             .blocking(|inner| {
-                let _turn = inner.query_turn.lock();
+                // Not a query: the limit stays as it is (`release_cached_buffers`).
+                let _turn = inner.query_turns.lock();
                 let conn = inner.writer.lock();
                 inner.release_cached_buffers(&conn);
                 Ok(())
@@ -970,7 +995,7 @@ impl EventSink for DuckStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use footfall_core::VisitAttrs;
     use footfall_core::query::{Query, SiteContext, parse_query};
@@ -1017,7 +1042,7 @@ mod tests {
 
     /// `n` page views from `DAY` on, `step_us` apart: `per_visit` to a visit, two visits
     /// to a visitor, over `pages` paths; visits take their sources in turn from `sources`.
-    fn page_views(
+    pub(crate) fn page_views(
         n: u64,
         per_visit: u64,
         step_us: i64,
@@ -1371,7 +1396,7 @@ mod tests {
         assert!(merged.lines().count() > 30, "{merged}");
     }
 
-    /// Queries sent at once take turns (`Inner::query_turn`) and answer what they answer
+    /// Queries sent at once take turns (`Inner::query_turns`) and answer what they answer
     /// one after another; a query that waited behind the same one is served its result.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn queries_sent_at_once_answer_as_one_after_another() {
