@@ -200,6 +200,8 @@ pub(crate) struct Inner {
 struct LimitState {
     lowered: bool,
     last_backlog_batch: std::time::Instant,
+    /// A backlog was stored since the last checkpoint `query_turn` made.
+    checkpoint_due: bool,
 }
 
 /// The embedded store; cheap to clone.
@@ -333,6 +335,7 @@ impl DuckStore {
                 limit_state: Mutex::new(LimitState {
                     lowered: false,
                     last_backlog_batch: std::time::Instant::now(),
+                    checkpoint_due: false,
                 }),
                 threads: cfg.threads,
                 query_turns: Mutex::new(()),
@@ -363,8 +366,23 @@ impl Inner {
     /// unless the store writer is working through a backlog.
     pub(crate) fn query_turn(&self) -> parking_lot::MutexGuard<'_, ()> {
         let turn = self.query_turns.lock();
-        if self.limit_state.lock().last_backlog_batch.elapsed() >= BACKLOG_QUIET {
+        let (quiet, checkpoint_due) = {
+            let state = self.limit_state.lock();
+            let quiet = state.last_backlog_batch.elapsed() >= BACKLOG_QUIET;
+            (quiet, state.checkpoint_due)
+        };
+        if quiet {
             self.raise_to_query_limit();
+        }
+        if quiet && checkpoint_due {
+            // The backlog is over: its last row groups are still DuckDB's uncheckpointed
+            // (uncompressed, partly spilled) ones, which every query of the range would
+            // read back. Folded into the file now; DuckDB refuses while another
+            // transaction runs (a live batch), and the next query turn tries again.
+            match self.base.lock().execute_batch("CHECKPOINT") {
+                Ok(()) => self.limit_state.lock().checkpoint_due = false,
+                Err(e) => tracing::debug!(error = %e, "no checkpoint after the backlog yet"),
+            }
         }
         turn
     }
@@ -394,6 +412,7 @@ impl Inner {
         };
         let mut state = self.limit_state.lock();
         state.last_backlog_batch = std::time::Instant::now();
+        state.checkpoint_due = true;
         if state.lowered {
             return;
         }
@@ -404,10 +423,13 @@ impl Inner {
     }
 
     /// After a stored batch of `events` events: a backlog batch keeps queries under the
-    /// write limit for `BACKLOG_QUIET` more.
+    /// write limit for `BACKLOG_QUIET` more, and makes the first query turn after that
+    /// checkpoint.
     pub(crate) fn stored_batch(&self, events: usize) {
         if events >= BACKLOG_BATCH {
-            self.limit_state.lock().last_backlog_batch = std::time::Instant::now();
+            let mut state = self.limit_state.lock();
+            state.last_backlog_batch = std::time::Instant::now();
+            state.checkpoint_due = true;
         }
     }
 
@@ -903,10 +925,16 @@ mod tests {
         // A query right after a backlog batch runs under the write limit.
         drop(store.inner.query_turn());
         assert_eq!(store.setting("memory_limit"), write_limit);
-        // Once the backlog is quiet, a query sets the query limit.
+        // Once the backlog is quiet, a query sets the query limit and checkpoints what
+        // the backlog left in DuckDB's WAL.
+        let wal = dir.path().join("footfall.duckdb.wal");
+        let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        assert!(wal_len() > 0);
         store.inner.limit_state.lock().last_backlog_batch -= BACKLOG_QUIET;
         drop(store.inner.query_turn());
         assert_eq!(store.setting("memory_limit"), query_limit);
+        assert_eq!(wal_len(), 0);
+        assert!(!store.inner.limit_state.lock().checkpoint_due);
     }
 
     /// A backlog batch that does not fit the write limit is stored with the query limit

@@ -570,6 +570,29 @@ impl<'a> Builder<'a> {
         sql.push(")");
     }
 
+    /// Each custom event name's revenue currencies before the range end, for the names
+    /// the top-level `event:goal` filters select (every name without one): the goals
+    /// `revenue::apply` shows revenue for. Selected by `goal_cond`, so revenue follows the
+    /// goals the metrics count.
+    fn revenue_currencies_sql(&self) -> Sql {
+        let mut sql = Sql::default();
+        sql.push("SELECT DISTINCT e.name, e.revenue_currency FROM events e WHERE e.site_id = ")
+            .bind(DbValue::UInt(self.site_id))
+            .push(" AND e.ts < make_timestamp(")
+            .bind(DbValue::BigInt(self.end_us))
+            .push(&format!(
+                ") AND e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') \
+                 AND e.revenue_amount IS NOT NULL AND e.revenue_currency IS NOT NULL"
+            ));
+        for l in self.q.filters.iter().filter_map(Filter::as_leaf) {
+            if *l.dim == Dimension::EventGoal {
+                sql.push(" AND ");
+                self.goal_cond(&l, &mut sql);
+            }
+        }
+        sql
+    }
+
     fn cond(&self, f: &Filter, sql: &mut Sql) {
         match f {
             Filter::And(fs) | Filter::Or(fs) => {
@@ -1870,6 +1893,21 @@ fn run_main(
 }
 
 /// [`execute`] with an explicit plan.
+/// `Builder::revenue_currencies_sql`, run.
+fn revenue_currencies(
+    conn: &duckdb::Connection,
+    b: &Builder<'_>,
+) -> Result<crate::revenue::GoalCurrencies, ExecError> {
+    let sql = b.revenue_currencies_sql();
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let mut rows = stmt.query(duckdb::params_from_iter(sql.params.iter()))?;
+    let mut out = crate::revenue::GoalCurrencies::new();
+    while let Some(row) = rows.next()? {
+        out.entry(row.get(0)?).or_default().insert(row.get(1)?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn execute_with(
     conn: &duckdb::Connection,
     site_id: u32,
@@ -1900,7 +1938,10 @@ pub(crate) fn execute_with(
     let estimable = b.estimable_metrics();
 
     let mut meta = serde_json::Map::new();
-    crate::revenue::apply(conn, site_id, site, q, &mut results, &mut meta)?;
+    if q.metrics.iter().any(|m| m.is_revenue()) {
+        let currencies = revenue_currencies(conn, &b)?;
+        crate::revenue::apply(&currencies, q, &mut results, &mut meta);
+    }
     if estimated {
         meta.insert(
             "approximate".into(),
@@ -2930,6 +2971,29 @@ mod tests {
             out.meta["metric_warnings"],
             json!({"total_revenue": none, "average_revenue": none})
         );
+        // Revenue follows the goals the filter selects for the metrics: case-insensitive
+        // names, and "Visit ..." as a page goal (which has no revenue).
+        assert_eq!(
+            run_v2(
+                &c,
+                json!({"metrics": both,
+                       "filters": [["is", "event:goal", ["sIGNUP"], {"case_sensitive": false}]]})
+            ),
+            json!([[
+                [],
+                [
+                    2,
+                    usd(30.5, "$30.5", "$30.50"),
+                    usd(15.25, "$15.2", "$15.25")
+                ]
+            ]])
+        );
+        let out = run_api(
+            &c,
+            json!({"metrics": both, "filters": [["is", "event:goal", ["Visit /blog/*"]]]}),
+            Api::V2,
+        );
+        assert_eq!(out.meta["metric_warnings"]["total_revenue"], none);
         // By goal: each goal in its currency, null for goals without revenue.
         let by_goal =
             json!({"metrics": ["visitors", "total_revenue"], "dimensions": ["event:goal"]});

@@ -21,11 +21,7 @@
 //! The average is over the matching events that carry revenue (SQL `avg` skips NULLs, as
 //! ClickHouse's `avg` over Plausible's nullable revenue column).
 
-use crate::query::ExecError;
-use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
-use footfall_core::query::{
-    Dimension, FilterOp, GoalKind, Leaf, Query, ResultRow, SiteContext, money_value,
-};
+use footfall_core::query::{Dimension, Query, ResultRow, money_value};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,48 +35,9 @@ const MIXED: (&str, &str) = (
     "Revenue metrics are null as there are multiple currencies for the selected event:goals.",
 );
 
-/// Currencies of each custom event name's revenue before `end_us`.
-fn goal_currencies(
-    conn: &duckdb::Connection,
-    site_id: u32,
-    end_us: i64,
-) -> Result<BTreeMap<String, BTreeSet<String>>, ExecError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT DISTINCT name, revenue_currency FROM events WHERE site_id = ? \
-         AND ts < make_timestamp(?) AND name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') \
-         AND revenue_amount IS NOT NULL AND revenue_currency IS NOT NULL"
-    ))?;
-    let mut rows = stmt.query(duckdb::params![site_id, end_us])?;
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    while let Some(row) = rows.next()? {
-        out.entry(row.get(0)?).or_default().insert(row.get(1)?);
-    }
-    Ok(out)
-}
-
-/// Whether the custom event `name` is a goal the `event:goal` filter `l` names, as
-/// `Builder::goal_cond` matches events: `is` by a configured goal's display name (an
-/// event goal stands for its event name) or the name itself, `contains` on the name.
-fn goal_matches(l: &Leaf<'_>, name: &str, site: &SiteContext) -> bool {
-    let norm = |s: &str| {
-        if l.case_sensitive {
-            s.to_string()
-        } else {
-            s.to_lowercase()
-        }
-    };
-    let n = norm(name);
-    l.values.iter().any(|v| {
-        let v = norm(v);
-        if l.op.positive() == FilterOp::Contains {
-            return n.contains(&v);
-        }
-        match site.goals.iter().find(|g| norm(&g.display_name) == v) {
-            Some(g) => g.kind == GoalKind::Event && g.pattern == name,
-            None => n == v,
-        }
-    })
-}
+/// Revenue currencies by custom event name, of the goals a query's `event:goal` filters
+/// select (`Builder::revenue_currencies_sql`).
+pub(crate) type GoalCurrencies = BTreeMap<String, BTreeSet<String>>;
 
 /// The currency a row's revenue is shown in: `Err` with the warning when there is none.
 type RowCurrency<'a> = Result<&'a str, Option<(&'static str, &'static str)>>;
@@ -96,34 +53,17 @@ fn single(set: Option<&BTreeSet<String>>) -> RowCurrency<'_> {
 /// Turns the revenue metrics' plain sums and averages in `results` into money values (or
 /// `null`) and adds `meta.metric_warnings` when they cannot be computed.
 pub(crate) fn apply(
-    conn: &duckdb::Connection,
-    site_id: u32,
-    site: &SiteContext,
+    matching: &GoalCurrencies,
     q: &Query,
     results: &mut [ResultRow],
     meta: &mut Map<String, Value>,
-) -> Result<(), ExecError> {
+) {
     let at: Vec<usize> = q
         .metrics
         .iter()
         .enumerate()
         .filter(|(_, m)| m.is_revenue())
         .map(|(j, _)| j)
-        .collect();
-    if at.is_empty() {
-        return Ok(());
-    }
-    let currencies = goal_currencies(conn, site_id, q.range.end_utc.timestamp_micros())?;
-    let goal_filters: Vec<Leaf<'_>> = q
-        .filters
-        .iter()
-        .filter_map(|f| f.as_leaf())
-        .filter(|l| *l.dim == Dimension::EventGoal)
-        .collect();
-    let matching: BTreeMap<&str, &BTreeSet<String>> = currencies
-        .iter()
-        .filter(|(name, _)| goal_filters.iter().all(|l| goal_matches(l, name, site)))
-        .map(|(name, set)| (name.as_str(), set))
         .collect();
     let union: BTreeSet<String> = matching.values().flat_map(|s| s.iter().cloned()).collect();
     let goal_dim = q.dimensions.iter().position(|d| *d == Dimension::EventGoal);
@@ -133,7 +73,7 @@ pub(crate) fn apply(
             Err(Some(NO_GOALS))
         } else if let Some(gi) = goal_dim {
             let label = row.dimensions.get(gi).and_then(Value::as_str);
-            single(label.and_then(|l| matching.get(l).copied()))
+            single(label.and_then(|l| matching.get(l)))
         } else {
             single(Some(&union))
         };
@@ -169,5 +109,4 @@ pub(crate) fn apply(
             .collect();
         meta.insert("metric_warnings".into(), Value::Object(warnings));
     }
-    Ok(())
 }
