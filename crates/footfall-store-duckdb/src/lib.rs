@@ -488,12 +488,6 @@ impl Inner {
         }
     }
 
-    /// Runs `f` once more with DuckDB's memory limit raised to `RETRY_MEMORY_FACTOR` times
-    /// the configured one, for work (`what`) that ran out of memory: a rare, heavy Stats
-    /// API query (a 30-day `event:page` breakdown with bounce rate at 10M events needs
-    /// ~190 MB), or a store batch under a limit set low for a small machine (100,000
-    /// events need ~40-50 MB), is then done instead of failing, while the resident set
-    /// stays bounded by the configured limit the rest of the time.
     /// Runs `f`, and once more with a raised memory limit if it runs out of DuckDB
     /// memory (`with_more_memory`): how Stats API queries and the native lists run.
     pub(crate) fn retrying_out_of_memory<R>(
@@ -520,6 +514,12 @@ impl Inner {
         }
     }
 
+    /// Runs `f` once more with DuckDB's memory limit raised to `RETRY_MEMORY_FACTOR` times
+    /// the configured one, for work (`what`) that ran out of memory: a rare, heavy Stats
+    /// API query (a 30-day `event:page` breakdown with bounce rate at 10M events needs
+    /// ~190 MB), or a store batch under a limit set low for a small machine (100,000
+    /// events need ~40-50 MB), is then done instead of failing, while the resident set
+    /// stays bounded by the configured limit the rest of the time.
     pub(crate) fn with_more_memory<R>(
         &self,
         conn: &Connection,
@@ -898,6 +898,15 @@ mod tests {
         assert_eq!(store.setting("memory_limit"), configured);
     }
 
+    fn store_with_limits(dir: &Path, query: &str, write: &str) -> DuckStore {
+        let cfg = DuckConfig {
+            memory_limit: query.into(),
+            write_memory_limit: write.into(),
+            ..DuckConfig::default()
+        };
+        DuckStore::open(&dir.join("footfall.duckdb"), &cfg).expect("open")
+    }
+
     /// Backlog batches (`BACKLOG_BATCH` events or more) set the write limit, and queries
     /// run under it until the backlog has been quiet for `BACKLOG_QUIET`; small batches
     /// (live traffic) leave the query limit alone.
@@ -905,12 +914,7 @@ mod tests {
     async fn backlog_batches_lower_the_limit_until_the_backlog_is_quiet() {
         use footfall_store::EventSink;
         let dir = tempfile::tempdir().expect("temp dir");
-        let cfg = DuckConfig {
-            memory_limit: "96MB".into(),
-            write_memory_limit: "32MB".into(),
-            ..DuckConfig::default()
-        };
-        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
+        let store = store_with_limits(dir.path(), "96MB", "32MB");
         let query_limit = store.setting("memory_limit");
         assert!(query_limit.starts_with("91.5 MiB"), "{query_limit}");
         let batch = |n: u64, lsn: u64| {
@@ -943,12 +947,7 @@ mod tests {
     async fn a_batch_over_the_write_limit_is_stored_with_the_query_limit() {
         use footfall_store::EventSink;
         let dir = tempfile::tempdir().expect("temp dir");
-        let cfg = DuckConfig {
-            memory_limit: "128MB".into(),
-            write_memory_limit: "16MB".into(),
-            ..DuckConfig::default()
-        };
-        let store = DuckStore::open(&dir.path().join("footfall.duckdb"), &cfg).expect("open");
+        let store = store_with_limits(dir.path(), "128MB", "16MB");
         // 100,000 events need 40-48 MB (`a_batch_over_the_memory_limit_is_stored_with_a_raised_one`).
         let events = sink::tests::page_views(100_000, 4, 1_000_000, 500, &["Google"]);
         store.inner.lower_for_backlog(events.len());
@@ -958,14 +957,7 @@ mod tests {
             .append_on(&store.inner.writer.lock(), &events, 1);
         assert!(alone.as_ref().is_err_and(out_of_memory), "{alone:?}");
         store.append(Arc::new(events), 1).await.expect("stored");
-        let stored: u64 = store
-            .inner
-            .with_reader(|conn| {
-                conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-                    .map_err(db_err)
-            })
-            .expect("count");
-        assert_eq!(stored, 100_000);
+        assert_eq!(sink::tests::stored_events(&store), 100_000);
         let limit = store.setting("memory_limit");
         assert!(limit.starts_with("122"), "{limit}");
     }

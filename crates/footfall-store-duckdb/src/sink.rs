@@ -1135,14 +1135,18 @@ pub(crate) mod tests {
         assert!(released <= 16 << 20, "{loaded} -> {released} bytes");
         assert!(released < loaded, "{loaded} -> {released} bytes");
         assert_eq!(store.setting("memory_limit"), configured);
-        let stored: u64 = store
+        assert_eq!(stored_events(&store), 200_000);
+    }
+
+    /// Events in the store.
+    pub(crate) fn stored_events(store: &DuckStore) -> u64 {
+        store
             .inner
             .with_reader(|conn| {
                 conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
                     .map_err(db_err)
             })
-            .expect("count");
-        assert_eq!(stored, 200_000);
+            .expect("count")
     }
 
     /// A batch that does not fit DuckDB's memory limit is stored with a raised one (or
