@@ -109,9 +109,15 @@ impl Proc {
         status_kib(self.pid, "VmRSS:").map(|k| k * 1024)
     }
 
-    /// Peak resident set size so far, bytes.
+    /// Peak resident set size so far (since the start or `reset_peak_rss`), bytes.
     pub fn peak_rss(&self) -> Option<u64> {
         status_kib(self.pid, "VmHWM:").map(|k| k * 1024)
+    }
+
+    /// Starts a new peak (`peak_rss`) at the current resident set, so one phase's peak is
+    /// told apart from an earlier one's (Linux's `clear_refs` 5). False if refused.
+    pub fn reset_peak_rss(&self) -> bool {
+        reset_peak_rss(self.pid)
     }
 
     /// CPU time used so far (user + system), seconds.
@@ -263,9 +269,35 @@ impl Drop for WorkDir {
     }
 }
 
+/// Sets a process's peak resident set (`VmHWM`) to its current one.
+fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), b"5").is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_peak_starts_again_from_the_resident_set() {
+        let me = std::process::id();
+        let touched = vec![1u8; 32 << 20];
+        assert_eq!(
+            touched.iter().map(|&b| usize::from(b)).sum::<usize>(),
+            32 << 20
+        );
+        drop(touched);
+        let before = status_kib(me, "VmHWM:").expect("peak");
+        assert!(reset_peak_rss(me));
+        let peak = status_kib(me, "VmHWM:").expect("peak");
+        let rss = status_kib(me, "VmRSS:").expect("rss");
+        assert!(peak <= before, "{peak} > {before}");
+        // The new peak is the resident set at the reset (give or take a page or two).
+        assert!(
+            peak.abs_diff(rss) < 1024,
+            "peak {peak} KiB, resident {rss} KiB"
+        );
+    }
 
     #[test]
     fn reads_own_proc_figures() {
