@@ -274,6 +274,32 @@ impl DuckStore {
         })
     }
 
+    /// `duckdb_memory()` by tag, MiB in memory / in temporary storage, where either is
+    /// at least 1 MiB: which part of DuckDB holds what.
+    pub fn memory_by_tag(&self) -> StoreResult<String> {
+        self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT tag, memory_usage_bytes >> 20, temporary_storage_bytes >> 20 \
+                     FROM duckdb_memory() WHERE memory_usage_bytes >= 1048576 \
+                     OR temporary_storage_bytes >= 1048576 ORDER BY tag",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{} {}/{}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?
+                    ))
+                })
+                .map_err(db_err)?;
+            let tags: Vec<String> = rows.collect::<Result<_, _>>().map_err(db_err)?;
+            Ok(tags.join(", "))
+        })
+    }
+
     /// Logs `memory_usage` every `every` while the store is open (target
     /// `footfall::memory`, next to the process report of `FOOTFALL_MEMORY_REPORT`).
     pub fn spawn_memory_report(&self, every: std::time::Duration) {
@@ -282,12 +308,14 @@ impl DuckStore {
             .name("footfall-duckdb-memory".into())
             .spawn(move || {
                 while let Some(inner) = store.upgrade() {
-                    match (DuckStore { inner }).memory_usage() {
+                    let store = DuckStore { inner };
+                    match store.memory_usage() {
                         Ok((used, spilled)) => tracing::info!(
                             target: "footfall::memory",
-                            "duckdb: memory {} MiB, temporary storage {} MiB",
+                            "duckdb: memory {} MiB, temporary storage {} MiB ({})",
                             used >> 20,
-                            spilled >> 20
+                            spilled >> 20,
+                            store.memory_by_tag().unwrap_or_default()
                         ),
                         Err(e) => tracing::warn!(error = %e, "could not read duckdb_memory()"),
                     }
@@ -309,9 +337,11 @@ impl DuckStore {
         base.execute_batch(matching::ATTACH_SCRATCH)
             .map_err(db_err)?;
         let writer = base.try_clone().map_err(db_err)?;
-        // Per connection: the visits a write touched, for the rollup refresh (sink.rs).
+        // Per connection: the visits a write touched and a batch's numbers per visit, for
+        // the rollup refresh and merge (sink.rs).
         writer
             .execute_batch(sink::TOUCHED_SESSIONS_DDL)
+            .and_then(|()| writer.execute_batch(sink::BATCH_VISITS_DDL))
             .map_err(db_err)?;
         let meta = base.try_clone().map_err(db_err)?;
         Ok(DuckStore {

@@ -233,12 +233,21 @@ fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
     record_batch(columns)
 }
 
+/// Empties the staging tables (`touched_sessions`, `batch_visits`) in the transaction
+/// that filled them, just before it commits, so their rows are never committed. Rows of a
+/// temp table that a later transaction deletes are never reclaimed (DuckDB does not
+/// checkpoint the temp catalog): emptied at the start of the next batch instead, the
+/// staged visits of a 10M-event load stayed allocated, ~235 MiB of DuckDB's buffer pool and
+/// temporary file, and every batch scanned them again (BENCHMARKS.md History).
+fn clear_staging(conn: &Connection) -> duckdb::Result<()> {
+    conn.execute_batch("DELETE FROM touched_sessions; DELETE FROM batch_visits")
+}
+
 /// Fills `touched_sessions` with the distinct visits of a batch; returns the smallest id.
 /// A visit's attributes come with its first event only (`Event::visit`); the others are
 /// staged with NULL attributes, which `fill_missing_attributes` takes from the visit's
 /// `sessions` row where a row is rewritten as a whole.
 fn stage_batch(conn: &Connection, order: &[&Event]) -> duckdb::Result<Option<u64>> {
-    conn.execute("DELETE FROM touched_sessions", [])?;
     // Per visit, the event carrying the attributes, or any when none does.
     let firsts: Vec<&Event> = visit_runs(order)
         .map(|run| {
@@ -335,7 +344,7 @@ fn batch_visits<'e>(order: &[&'e Event]) -> Vec<BatchVisit<'e>> {
 
 /// Per writer connection: the numbers of the visits a batch touched (`BatchVisit`), and
 /// whether each has a `sessions` row and can be merged into it.
-const BATCH_VISITS_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_visits (
+pub(crate) const BATCH_VISITS_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_visits (
     site_id UINTEGER, session_id UBIGINT, first_ts TIMESTAMP, last_ts TIMESTAMP,
     pageviews UINTEGER, interactive UINTEGER, last_pageview_ts TIMESTAMP,
     pageview_exit_page VARCHAR, pageview_exit_hostname VARCHAR,
@@ -380,8 +389,6 @@ fn batch_visits_record_batch<'a>(rows: &[BatchVisit<'a>]) -> duckdb::Result<Reco
 /// of the batch not after the row's last event: out-of-order hits) is the visit
 /// recomputed from its events as before, so the rollup stays exact.
 fn merge_batch_into_rollup(conn: &Connection, order: &[&Event], min_id: u64) -> duckdb::Result<()> {
-    conn.execute_batch(BATCH_VISITS_DDL)?;
-    conn.execute("DELETE FROM batch_visits", [])?;
     append_in_record_batches(
         conn,
         "batch_visits",
@@ -487,7 +494,6 @@ fn stage_from_sessions(
     cond: &str,
     params: &[&dyn duckdb::ToSql],
 ) -> duckdb::Result<Option<u64>> {
-    conn.execute("DELETE FROM touched_sessions", [])?;
     conn.execute(
         &format!(
             "INSERT INTO touched_sessions SELECT site_id, session_id, visitor_id, {VISIT_COLUMNS} \
@@ -685,7 +691,8 @@ impl Inner {
                     params![lsn],
                 )
                 .map(|_| ())
-            });
+            })
+            .and_then(|()| clear_staging(conn));
         match result {
             Ok(()) => {
                 let committed = conn.execute_batch("COMMIT").map_err(db_err);
@@ -703,7 +710,7 @@ impl Inner {
     fn write_tx<R>(&self, f: impl FnOnce(&Connection) -> duckdb::Result<R>) -> StoreResult<R> {
         let conn = self.writer.lock();
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
-        match f(&conn) {
+        match f(&conn).and_then(|r| clear_staging(&conn).map(|()| r)) {
             Ok(r) => {
                 let committed = conn.execute_batch("COMMIT").map_err(db_err);
                 self.note_rewrite();
@@ -1135,6 +1142,47 @@ pub(crate) mod tests {
         assert!(released <= 16 << 20, "{loaded} -> {released} bytes");
         assert!(released < loaded, "{loaded} -> {released} bytes");
         assert_eq!(store.setting("memory_limit"), configured);
+        assert_eq!(stored_events(&store), 200_000);
+    }
+
+    /// A batch's staged visits are deleted in the batch's own transaction
+    /// (`clear_staging`), so nothing of them stays allocated: deleted by the next batch,
+    /// they stayed in DuckDB's memory and temporary file for good.
+    #[tokio::test]
+    async fn staged_visits_leave_nothing_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = DuckStore::open(
+            &dir.path().join("footfall.duckdb"),
+            &crate::DuckConfig::default(),
+        )
+        .expect("open");
+        for batch in 0..10 {
+            let mut events = page_views(20_000, 4, 1_000_000, 500, &["Google"]);
+            for e in &mut events {
+                e.ts_us += batch * 20_000 * 1_000_000;
+                e.session_start_us += batch * 20_000 * 1_000_000;
+                e.session_id += batch as u64 * 5_000;
+                e.visitor_id += batch as u64 * 5_000;
+            }
+            store
+                .append(Arc::new(events), batch as u64 + 1)
+                .await
+                .expect("append");
+        }
+        let conn = store.inner.writer.lock();
+        conn.execute_batch("CHECKPOINT").expect("checkpoint");
+        let (staged, temp_tables): (u64, u64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM touched_sessions) + (SELECT count(*) FROM batch_visits), \
+                 (SELECT sum(memory_usage_bytes + temporary_storage_bytes) FROM duckdb_memory() \
+                  WHERE tag = 'IN_MEMORY_TABLE')::UBIGINT",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("staging");
+        drop(conn);
+        assert_eq!(staged, 0);
+        assert!(temp_tables < 1 << 20, "{temp_tables} bytes of temp tables");
         assert_eq!(stored_events(&store), 200_000);
     }
 
