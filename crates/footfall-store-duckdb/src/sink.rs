@@ -1123,16 +1123,17 @@ pub(crate) mod tests {
             .expect("rollup")
     }
 
+    /// A store in a file under `dir`, with the default configuration.
+    fn file_store(dir: &std::path::Path) -> DuckStore {
+        DuckStore::open(&dir.join("footfall.duckdb"), &crate::DuckConfig::default()).expect("open")
+    }
+
     /// A quiet writer gives back the buffer pool a load filled (`release_idle_memory`),
     /// with the configured limit in force afterwards and the data all there.
     #[tokio::test]
     async fn idle_release_empties_the_buffer_pool_after_a_load() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = DuckStore::open(
-            &dir.path().join("footfall.duckdb"),
-            &crate::DuckConfig::default(),
-        )
-        .expect("open");
+        let store = file_store(dir.path());
         let events = page_views(200_000, 4, 1_000_000, 500, &["Google"]);
         store.append(Arc::new(events), 1).await.expect("append");
         let configured = store.setting("memory_limit");
@@ -1151,11 +1152,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn staged_visits_leave_nothing_behind() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = DuckStore::open(
-            &dir.path().join("footfall.duckdb"),
-            &crate::DuckConfig::default(),
-        )
-        .expect("open");
+        let store = file_store(dir.path());
         for batch in 0..10 {
             let mut events = page_views(20_000, 4, 1_000_000, 500, &["Google"]);
             for e in &mut events {
