@@ -44,14 +44,21 @@ fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
 /// DuckDB's memory limit while migrations run (their slices are sized for it).
 const MIGRATION_MEMORY_LIMIT: &str = "256MB";
 
-/// Size of DuckDB's own WAL at which it checkpoints (its default is 16 MB). Each
-/// checkpoint compresses the row groups appended since the last one and merges small
-/// ones (`VacuumTask`: ~19 % of the store writer's time under a bulk backlog), so at
-/// ~1 store batch a second the default checkpointed every few batches. 64 MB: a 3M-event
-/// load stored in 20-22 s instead of 26-27 s with a lower peak (`scripts/load-memory`,
-/// alternating); 192 MB was no faster and held more. The cost is a longer WAL replay
-/// after `kill -9` (0.76 s instead of 0.20 s after a 1.5M-event load).
-const CHECKPOINT_THRESHOLD: &str = "64MB";
+/// Size of DuckDB's own WAL at which it checkpoints while the store writer works through
+/// a backlog (DuckDB's default is 16 MB). Each checkpoint compresses the row groups
+/// appended since the last one and merges small ones (`VacuumTask`: ~19 % of the store
+/// writer's time under a bulk backlog), so at ~1 store batch a second the default
+/// checkpointed every few batches. 64 MB: a 3M-event load stored in 20-22 s instead of
+/// 26-27 s with a lower peak (`scripts/load-memory`, alternating); 192 MB was no faster
+/// and held more.
+const BACKLOG_CHECKPOINT_THRESHOLD: &str = "64MB";
+
+/// The threshold otherwise (DuckDB's default). Appended rows stay in DuckDB's memory,
+/// uncompressed, until a checkpoint (`IN_MEMORY_TABLE` in `duckdb_memory()`): under live
+/// traffic, with 64 MB, that grew to 59 MiB by 29 MB of WAL and would have doubled
+/// before the checkpoint, for no gain (live batches are small). Also bounds the WAL that
+/// a restart after `kill -9` replays.
+const LIVE_CHECKPOINT_THRESHOLD: &str = "16MB";
 
 /// DuckDB's default memory limit: its buffer pool and query state, allocated through
 /// glibc malloc, are most of what DuckDB adds to the resident set. The dashboard queries
@@ -125,6 +132,11 @@ pub(crate) fn out_of_memory(e: &StoreError) -> bool {
         "failed to pin",
     ];
     matches!(e, StoreError::Backend(m) if REASONS.iter().any(|r| m.contains(r)))
+}
+
+fn set_checkpoint_threshold(conn: &Connection, threshold: &str) -> StoreResult<()> {
+    conn.execute_batch(&format!("SET checkpoint_threshold = '{threshold}'"))
+        .map_err(db_err)
 }
 
 fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {
@@ -329,10 +341,7 @@ impl DuckStore {
 
     fn from_connection(base: Connection, cfg: &DuckConfig) -> StoreResult<Self> {
         migrate(&base)?;
-        base.execute_batch(&format!(
-            "SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
-        ))
-        .map_err(db_err)?;
+        set_checkpoint_threshold(&base, LIVE_CHECKPOINT_THRESHOLD)?;
         // Instance-wide: every reader connection sees the shared matching sets' tables.
         base.execute_batch(matching::ATTACH_SCRATCH)
             .map_err(db_err)?;
@@ -423,7 +432,10 @@ impl Inner {
         if !state.lowered {
             return false;
         }
-        match set_memory_limit(&self.base.lock(), &self.memory_limit) {
+        let base = self.base.lock();
+        match set_memory_limit(&base, &self.memory_limit)
+            .and_then(|()| set_checkpoint_threshold(&base, LIVE_CHECKPOINT_THRESHOLD))
+        {
             Ok(()) => state.lowered = false,
             Err(e) => tracing::warn!(error = %e, "could not set DuckDB's query memory limit"),
         }
@@ -446,7 +458,10 @@ impl Inner {
         if state.lowered {
             return;
         }
-        match set_memory_limit(&self.base.lock(), &self.write_memory_limit) {
+        let base = self.base.lock();
+        match set_memory_limit(&base, &self.write_memory_limit)
+            .and_then(|()| set_checkpoint_threshold(&base, BACKLOG_CHECKPOINT_THRESHOLD))
+        {
             Ok(()) => state.lowered = true,
             Err(e) => tracing::debug!(error = %e, "could not set DuckDB's write memory limit"),
         }
@@ -937,9 +952,9 @@ mod tests {
         DuckStore::open(&dir.join("footfall.duckdb"), &cfg).expect("open")
     }
 
-    /// Backlog batches (`BACKLOG_BATCH` events or more) set the write limit, and queries
-    /// run under it until the backlog has been quiet for `BACKLOG_QUIET`; small batches
-    /// (live traffic) leave the query limit alone.
+    /// Backlog batches (`BACKLOG_BATCH` events or more) set the write limit and the backlog
+    /// checkpoint threshold, and queries run under them until the backlog has been quiet
+    /// for `BACKLOG_QUIET`; small batches (live traffic) leave both alone.
     #[tokio::test]
     async fn backlog_batches_lower_the_limit_until_the_backlog_is_quiet() {
         use footfall_store::EventSink;
@@ -951,11 +966,16 @@ mod tests {
             let events = sink::tests::page_views(n, 2, 1_000_000, 50, &["Google"]);
             store.append(Arc::new(events), lsn)
         };
+        let live_threshold = store.setting("checkpoint_threshold");
         batch(1_000, 1).await.expect("stored");
         assert_eq!(store.setting("memory_limit"), query_limit);
+        assert_eq!(store.setting("checkpoint_threshold"), live_threshold);
         batch(BACKLOG_BATCH as u64, 2).await.expect("stored");
         let write_limit = store.setting("memory_limit");
         assert!(write_limit.starts_with("30.5 MiB"), "{write_limit}");
+        // And DuckDB checkpoints less often (BACKLOG_CHECKPOINT_THRESHOLD).
+        let backlog_threshold = store.setting("checkpoint_threshold");
+        assert_ne!(backlog_threshold, live_threshold);
         // A query right after a backlog batch runs under the write limit.
         drop(store.inner.query_turn());
         assert_eq!(store.setting("memory_limit"), write_limit);
@@ -967,6 +987,7 @@ mod tests {
         store.inner.limit_state.lock().last_backlog_batch -= BACKLOG_QUIET;
         drop(store.inner.query_turn());
         assert_eq!(store.setting("memory_limit"), query_limit);
+        assert_eq!(store.setting("checkpoint_threshold"), live_threshold);
         assert_eq!(wal_len(), 0);
         assert!(!store.inner.limit_state.lock().checkpoint_due);
     }
