@@ -287,14 +287,19 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         let pid = child.id();
-        let mut rss = None;
-        for _ in 0..100 {
-            rss = status_kib(pid, "VmRSS:").filter(|&k| k > 0);
-            if rss.is_some() {
+        // Wait until the child runs `sleep` (not the forked copy before exec) and its
+        // resident set holds still.
+        let mut last = None;
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let now = status_kib(pid, "VmRSS:");
+            if comm.trim() == "sleep" && now.is_some() && now == last {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            last = now;
         }
+        let rss = last;
         let before = status_kib(pid, "VmHWM:").expect("peak");
         let reset = reset_peak_rss(pid);
         let after = status_kib(pid, "VmHWM:").expect("peak");
