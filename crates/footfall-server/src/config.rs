@@ -28,8 +28,9 @@ pub struct Config {
     pub trusted_proxies: String,
     /// DuckDB memory limit for Stats API queries, e.g. "128MB" (the default) or "1GB".
     pub duckdb_memory_limit: String,
-    /// DuckDB memory limit while only store batches run (no query for a second), e.g.
-    /// "64MB" (the default); at most `duckdb_memory_limit`.
+    /// DuckDB memory limit while the store writer works through a backlog (until no
+    /// backlog batch came for a second), e.g. "64MB" (the default); at most
+    /// `duckdb_memory_limit`.
     pub duckdb_write_memory_limit: String,
     /// DuckDB worker threads for queries; store batches run on one (`OneDuckThread`).
     pub duckdb_threads: u32,

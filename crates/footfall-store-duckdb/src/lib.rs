@@ -152,8 +152,8 @@ fn set_memory_limit(conn: &Connection, limit: &str) -> StoreResult<()> {
 pub struct DuckConfig {
     /// For queries, e.g. "128MB" (`DEFAULT_MEMORY_LIMIT`).
     pub memory_limit: String,
-    /// While only store batches run, e.g. "64MB" (`DEFAULT_WRITE_MEMORY_LIMIT`); the
-    /// query limit when larger.
+    /// While the store writer works through a backlog, e.g. "64MB"
+    /// (`DEFAULT_WRITE_MEMORY_LIMIT`); the query limit when larger.
     pub write_memory_limit: String,
     pub threads: u32,
     /// Keep Stats API results until the next write (`ResultCache`).
@@ -207,8 +207,9 @@ pub(crate) struct Inner {
     pub(crate) query_turns: Mutex<()>,
 }
 
-/// DuckDB's limit is the write limit (`lowered`) while store batches are large, the query
-/// limit otherwise.
+/// DuckDB runs with the backlog settings (`lowered`: the write limit and
+/// `BACKLOG_CHECKPOINT_THRESHOLD`) while store batches are large, with the query limit and
+/// `LIVE_CHECKPOINT_THRESHOLD` otherwise.
 struct LimitState {
     lowered: bool,
     last_backlog_batch: std::time::Instant,
@@ -443,10 +444,12 @@ impl Inner {
     }
 
     /// Before a store batch of `events` events: a backlog batch (`BACKLOG_BATCH`) sets
-    /// DuckDB's write limit unless a query runs (the next batch tries again). Lowering
-    /// evicts cached blocks; DuckDB spills what it cannot drop.
+    /// DuckDB's write limit and backlog checkpoint threshold unless a query runs (the next
+    /// batch tries again). Lowering evicts cached blocks; DuckDB spills what it cannot
+    /// drop. With the write limit off (equal to the query limit) only the threshold
+    /// changes.
     pub(crate) fn lower_for_backlog(&self, events: usize) {
-        if events < BACKLOG_BATCH || self.write_memory_limit == self.memory_limit {
+        if events < BACKLOG_BATCH {
             return;
         }
         let Some(_turn) = self.query_turns.try_lock() else {
@@ -543,19 +546,33 @@ impl Inner {
     ) -> StoreResult<R> {
         match f() {
             Err(e) if out_of_memory(&e) => {
-                // Out of the write limit (during a backlog): the query limit first.
-                if self.raise_to_query_limit() {
-                    tracing::debug!(
-                        "{what} ran out of DuckDB's write memory limit; running it again with the query limit"
-                    );
-                    match f() {
-                        Err(e) if out_of_memory(&e) => {}
-                        other => return other,
-                    }
+                if let Some(done) = self.again_with_query_limit(what, &f) {
+                    return done;
                 }
                 self.with_more_memory(conn, what, f)
             }
             other => other,
+        }
+    }
+
+    /// After `f` (`what`) ran out of DuckDB memory: if that was the write limit (during a
+    /// backlog), sets the query limit and runs `f` again. None when the write limit was
+    /// not in force or `f` ran out of the query limit too: the caller raises further.
+    /// In a query turn.
+    pub(crate) fn again_with_query_limit<R>(
+        &self,
+        what: &str,
+        f: impl Fn() -> StoreResult<R>,
+    ) -> Option<StoreResult<R>> {
+        if self.write_memory_limit == self.memory_limit || !self.raise_to_query_limit() {
+            return None;
+        }
+        tracing::debug!(
+            "{what} ran out of DuckDB's write memory limit; running it again with the query limit"
+        );
+        match f() {
+            Err(e) if out_of_memory(&e) => None,
+            other => Some(other),
         }
     }
 

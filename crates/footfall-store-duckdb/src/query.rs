@@ -1892,7 +1892,6 @@ fn run_main(
     Ok(run)
 }
 
-/// [`execute`] with an explicit plan.
 /// `Builder::revenue_currencies_sql`, run.
 fn revenue_currencies(
     conn: &duckdb::Connection,
@@ -1908,6 +1907,7 @@ fn revenue_currencies(
     Ok(out)
 }
 
+/// [`execute`] with an explicit plan.
 pub(crate) fn execute_with(
     conn: &duckdb::Connection,
     site_id: u32,

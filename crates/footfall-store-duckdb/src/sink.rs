@@ -649,15 +649,8 @@ impl Inner {
                 let _turn = self.query_turns.lock();
                 let conn = self.writer.lock();
                 let append = || self.append_on(&conn, events, lsn);
-                // Out of the write limit: the query limit first, quietly.
-                if self.raise_to_query_limit() {
-                    tracing::debug!(
-                        "a store batch ran out of DuckDB's write memory limit; storing it with the query limit"
-                    );
-                    match append() {
-                        Err(e) if out_of_memory(&e) => {}
-                        other => return other,
-                    }
+                if let Some(done) = self.again_with_query_limit("a store batch", append) {
+                    return done;
                 }
                 match self.with_more_memory(&conn, "a store batch", append) {
                     Err(e) if out_of_memory(&e) => {
