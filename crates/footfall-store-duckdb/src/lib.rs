@@ -55,9 +55,9 @@ const BACKLOG_CHECKPOINT_THRESHOLD: &str = "64MB";
 
 /// The threshold otherwise (DuckDB's default). Appended rows stay in DuckDB's memory,
 /// uncompressed, until a checkpoint (`IN_MEMORY_TABLE` in `duckdb_memory()`): under live
-/// traffic, with 64 MB, that grew to 59 MiB by 29 MB of WAL and would have doubled
-/// before the checkpoint, for no gain (live batches are small). Also bounds the WAL that
-/// a restart after `kill -9` replays.
+/// traffic, with 64 MB, that grew to 59 MiB by 29 MB of WAL (and, extrapolated, about
+/// double that by the checkpoint), for no gain (live batches are small). Also bounds the
+/// WAL that a restart after `kill -9` replays.
 const LIVE_CHECKPOINT_THRESHOLD: &str = "16MB";
 
 /// DuckDB's default memory limit: its buffer pool and query state, allocated through
