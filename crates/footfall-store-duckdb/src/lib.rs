@@ -5,14 +5,17 @@
 //! and a small pool for queries, and run every call on tokio's blocking pool.
 
 mod cache;
+pub mod database;
 mod insight;
 mod matching;
 mod meta;
 pub mod query;
 mod revenue;
 mod sink;
+pub mod uniq;
 
 use cache::ResultCache;
+use database::Database;
 use duckdb::Connection;
 use footfall_store::{StoreError, StoreResult};
 use parking_lot::Mutex;
@@ -205,6 +208,9 @@ pub(crate) struct Inner {
     /// turn, so no other query runs under the changed limit. Taken through
     /// `Inner::query_turn`, which also sets the query limit.
     pub(crate) query_turns: Mutex<()>,
+    /// The database the connections above were made from, and reader connections are
+    /// made as needed. Last, so its handle closes after them.
+    database: Database,
 }
 
 /// DuckDB runs with the backlog settings (`lowered`: the write limit and
@@ -231,36 +237,37 @@ impl DuckStore {
     /// Opens (creating if needed) the database file and runs pending migrations.
     pub fn open(path: &Path, cfg: &DuckConfig) -> StoreResult<Self> {
         let open = || {
-            let config = duckdb::Config::default()
-                .max_memory(&cfg.memory_limit)
-                .and_then(|c| c.threads(i64::from(cfg.threads)))
-                .map_err(db_err)?;
-            Connection::open_with_flags(path, config)
-                .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))
+            let threads = cfg.threads.to_string();
+            let db = Database::open(
+                Some(path),
+                &[("max_memory", &cfg.memory_limit), ("threads", &threads)],
+            )
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+            let conn = db.connect().map_err(db_err)?;
+            Ok::<_, StoreError>((db, conn))
         };
-        let conn = open()?;
+        let (db, conn) = open()?;
         // Migrations copy and regroup whole tables in slices sized for 256 MB; they run
         // with that limit whatever the configured one (a lower limit is for serving).
         set_memory_limit(&conn, MIGRATION_MEMORY_LIMIT)?;
         if migrate(&conn)? {
-            compact_file(conn, path)?;
-            let conn = open()?;
+            compact_file(db, conn, path)?;
+            let (db, conn) = open()?;
             set_memory_limit(&conn, &cfg.memory_limit)?;
-            return Self::from_connection(conn, cfg);
+            return Self::from_connection(db, conn, cfg);
         }
         // Written out, the blocks migrations (or a replayed WAL) left in memory can be
         // evicted to fit a small configured limit.
         conn.execute_batch("CHECKPOINT").map_err(db_err)?;
         set_memory_limit(&conn, &cfg.memory_limit)?;
-        Self::from_connection(conn, cfg)
+        Self::from_connection(db, conn, cfg)
     }
 
     /// An in-memory store, for tests.
     pub fn memory() -> StoreResult<Self> {
-        Self::from_connection(
-            Connection::open_in_memory().map_err(db_err)?,
-            &DuckConfig::default(),
-        )
+        let db = Database::open(None, &[]).map_err(StoreError::Backend)?;
+        let conn = db.connect().map_err(db_err)?;
+        Self::from_connection(db, conn, &DuckConfig::default())
     }
 
     /// A DuckDB setting as DuckDB reports it (`memory_limit`: "91.5 MiB"), for tests.
@@ -340,20 +347,24 @@ impl DuckStore {
         }
     }
 
-    fn from_connection(base: Connection, cfg: &DuckConfig) -> StoreResult<Self> {
+    fn from_connection(
+        database: Database,
+        base: Connection,
+        cfg: &DuckConfig,
+    ) -> StoreResult<Self> {
         migrate(&base)?;
         set_checkpoint_threshold(&base, LIVE_CHECKPOINT_THRESHOLD)?;
         // Instance-wide: every reader connection sees the shared matching sets' tables.
         base.execute_batch(matching::ATTACH_SCRATCH)
             .map_err(db_err)?;
-        let writer = base.try_clone().map_err(db_err)?;
+        let writer = database.connect().map_err(db_err)?;
         // Per connection: the visits a write touched and a batch's numbers per visit, for
         // the rollup refresh and merge (sink.rs).
         writer
             .execute_batch(sink::TOUCHED_SESSIONS_DDL)
             .and_then(|()| writer.execute_batch(sink::BATCH_VISITS_DDL))
             .map_err(db_err)?;
-        let meta = base.try_clone().map_err(db_err)?;
+        let meta = database.connect().map_err(db_err)?;
         Ok(DuckStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
@@ -379,6 +390,7 @@ impl DuckStore {
                 }),
                 threads: cfg.threads,
                 query_turns: Mutex::new(()),
+                database,
             }),
         })
     }
@@ -645,7 +657,7 @@ impl Inner {
         let conn = match self.readers.lock().pop() {
             Some(c) => c,
             None => {
-                let conn = self.base.lock().try_clone().map_err(db_err)?;
+                let conn = self.database.connect().map_err(db_err)?;
                 // Room for a dashboard's statements with a few filter sets (see query.rs).
                 conn.set_prepared_statement_cache_capacity(QUERY_STATEMENT_CACHE);
                 conn
@@ -712,7 +724,7 @@ fn migrate_up_to(conn: &Connection, last: u32) -> StoreResult<bool> {
 /// Rewrites the database file without its free blocks: copies every table into a new
 /// file next to it, then renames that over the old one (an interrupted copy leaves the
 /// old, already migrated file in place).
-fn compact_file(conn: Connection, path: &Path) -> StoreResult<()> {
+fn compact_file(db: Database, conn: Connection, path: &Path) -> StoreResult<()> {
     let started = std::time::Instant::now();
     let sibling = |suffix: &str| {
         let mut p = path.as_os_str().to_owned();
@@ -730,7 +742,9 @@ fn compact_file(conn: Connection, path: &Path) -> StoreResult<()> {
          DETACH ff_compact; CHECKPOINT;"
     ))
     .map_err(|e| StoreError::Backend(format!("cannot compact {}: {e}", path.display())))?;
+    // The file closes with the last connection and the database handle.
     drop(conn);
+    drop(db);
     // A clean close leaves no DuckDB WAL; one left over would be replayed onto the new file.
     let wal = sibling(".wal");
     if wal.exists() {

@@ -10,6 +10,7 @@
 //! - the parts are FULL OUTER JOINed on the keys, ordered, paginated.
 
 use crate::matching::SharedSets;
+use crate::uniq;
 use duckdb::types::Value as DbValue;
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::query::{
@@ -115,23 +116,6 @@ fn filters_on_visit(filters: &[Filter]) -> bool {
     filters.iter().any(|f| f.any_leaf(&|l| visit_column(l.dim)))
 }
 
-/// Whether `Builder::keyed_grouping` groups `d` on its hash: paths and free-form values.
-fn hashed_key(d: &Dimension) -> bool {
-    matches!(
-        d,
-        Dimension::EventPage
-            | Dimension::EventProps(_)
-            | Dimension::Visit(
-                VisitAttr::EntryPage
-                    | VisitAttr::ExitPage
-                    | VisitAttr::Referrer
-                    | VisitAttr::UtmCampaign
-                    | VisitAttr::UtmContent
-                    | VisitAttr::UtmTerm
-            )
-    )
-}
-
 /// Top-level filters minus goal (and property) leaves: the conversion-rate denominator.
 fn strip_goal_filters(filters: &[Filter]) -> Vec<Filter> {
     filters
@@ -210,41 +194,6 @@ impl<'a> Builder<'a> {
         } else {
             format!(" GROUP BY {}", self.dim_cols())
         }
-    }
-
-    /// Keys with their grouping (`d0, ... ` and ` GROUP BY ...`) for `ev`, which counts
-    /// distinct visitors per key over the range's events joined to their visits (the
-    /// rows of the dashboard's costliest query, `event:page`). DuckDB's distinct
-    /// aggregate keeps every (key, visitor) pair in its hash table; a path is usually
-    /// longer than the 12 bytes DuckDB keeps inline, so each row hashes and compares a
-    /// string behind a pointer. Path-like and free-form keys are grouped on their 128-bit
-    /// MD5 instead (`md5_number`, a UHUGEINT; as ClickHouse's `uniqExact` identifies
-    /// strings by a 128-bit hash: two keys colliding is not a practical event) and the key
-    /// is taken back with `any_value`. Measured at 10M events (BENCHMARKS.md): `event:page`
-    /// ~250 -> ~165 ms; a 64-bit `hash` with a `min <> max` clash check was slower (~200)
-    /// and short keys (browser, device, ...) or the one-row-per-visit `sessions` scans
-    /// gained nothing, so they stay plain. So does a key an `is` filter pins to a few
-    /// values (`page=/` by page: the MD5 of every row is then pure cost, ~95 -> ~125 ms).
-    fn keyed_grouping(&self) -> (String, String) {
-        if self.dims().is_empty() {
-            return (String::new(), String::new());
-        }
-        let mut select = String::new();
-        let mut keys = Vec::new();
-        for (i, d) in self.dims().iter().enumerate() {
-            let pinned = self.q.filters.iter().any(|f| {
-                f.as_leaf()
-                    .is_some_and(|l| l.op == FilterOp::Is && l.dim == d)
-            });
-            if hashed_key(d) && !pinned {
-                select.push_str(&format!("any_value(d{i}) AS d{i}, "));
-                keys.push(format!("md5_number(d{i})"));
-            } else {
-                select.push_str(&format!("d{i}, "));
-                keys.push(format!("d{i}"));
-            }
-        }
-        (select, format!(" GROUP BY {}", keys.join(", ")))
     }
 
     fn bind_site(&self, sql: &mut Sql) {
@@ -908,21 +857,41 @@ impl<'a> Builder<'a> {
         self.dims().iter().any(|d| matches!(d, Dimension::Time(_)))
     }
 
-    /// Requested metrics that may be estimates (they derive from `tot`, which is
-    /// estimated above [`EXACT_VISITORS`]); empty when nothing can be.
+    /// Requested metrics that may be estimates: visitor counts above
+    /// [`uniq::EXACT_LIMIT`] are (`ff_uniq`, DESIGN §4), and so are the rates and shares
+    /// computed from them.
     fn estimable_metrics(&self) -> Vec<Metric> {
-        let has_tot = self.rollup_visitors()
-            && (self.needs_events() || self.needs_engagement() || self.needs_scroll());
-        if !has_tot {
-            return Vec::new();
-        }
-        let dimensionless = self.dims().is_empty();
         self.q
             .metrics
             .iter()
             .copied()
-            .filter(|m| *m == Metric::Percentage || (dimensionless && *m == Metric::Visitors))
+            .filter(|m| {
+                matches!(
+                    m,
+                    Metric::Visitors
+                        | Metric::Percentage
+                        | Metric::ConversionRate
+                        | Metric::GroupConversionRate
+                )
+            })
             .collect()
+    }
+
+    /// The final row's flag: whether a visitor count behind it was estimated. Only the
+    /// counts the row's metrics read (`tot` is not computed for a query without a share).
+    fn estimated_flag(&self) -> String {
+        let limit = uniq::EXACT_LIMIT;
+        let mut terms = vec![format!("COALESCE(visitors, 0) > {limit}")];
+        if self.has_metric(|m| m == Metric::Percentage) {
+            terms.push(format!("COALESCE((SELECT n FROM tot), 0) > {limit}"));
+        }
+        if self.has_metric(|m| m == Metric::ConversionRate) {
+            terms.push(format!("COALESCE((SELECT n FROM tot_c), 0) > {limit}"));
+        }
+        if self.has_metric(|m| m == Metric::GroupConversionRate) {
+            terms.push(format!("COALESCE(group_n, 0) > {limit}"));
+        }
+        terms.join(" OR ")
     }
 
     /// `sv AS (...)`: visitor id and group keys of the visits with a hit (a non-engagement
@@ -1320,27 +1289,29 @@ impl<'a> Builder<'a> {
             let mut s = Sql::default();
             if rollup_visitors {
                 self.rollup_visitors_cte(&mut s);
-                s.push(&format!(", {}", estimated_distinct_visitors("tot", "sv")));
+                s.push(", tot AS (SELECT ff_uniq(visitor_id) AS n FROM sv)");
             } else {
                 s.push(&format!(
-                    "tot AS (SELECT count(DISTINCT visitor_id) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
+                    "tot AS (SELECT ff_uniq(visitor_id) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
                 ));
             }
             ctes.push(s);
             if self.needs_events() && rollup_visitors {
                 let mut s = Sql::default();
                 if dc.is_empty() && sv_pageviews {
-                    s.push("ev_v AS (SELECT n AS visitors, (SELECT sum(pv) FROM sv) AS pageviews FROM tot)");
+                    // One pass over `sv` (reading `tot` and `sv` apart computed `sv` twice:
+                    // 64 against 34 ms for the aggregate at 10M events).
+                    s.push("ev_v AS (SELECT ff_uniq(visitor_id) AS visitors, sum(pv) AS pageviews FROM sv)");
                 } else if dc.is_empty() {
                     s.push("ev_v AS (SELECT n AS visitors FROM tot)");
                 } else if sv_pageviews {
                     s.push(&format!(
-                        "ev_v AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors, \
+                        "ev_v AS (SELECT {dsel}ff_uniq(visitor_id) AS visitors, \
                          sum(pv) AS pageviews FROM sv WHERE true{excl}{gb})"
                     ));
                 } else {
                     s.push(&format!(
-                        "ev_v AS (SELECT {dsel}count(DISTINCT visitor_id) AS visitors FROM sv WHERE true{excl}{gb})"
+                        "ev_v AS (SELECT {dsel}ff_uniq(visitor_id) AS visitors FROM sv WHERE true{excl}{gb})"
                     ));
                 }
                 if counts {
@@ -1361,11 +1332,10 @@ impl<'a> Builder<'a> {
                 parts.push("ev");
             } else if self.needs_events() {
                 let mut s = Sql::default();
-                let (ksel, kgb) = self.keyed_grouping();
                 s.push(&format!(
-                    "ev AS (SELECT {ksel}count(DISTINCT visitor_id) AS visitors, \
+                    "ev AS (SELECT {dsel}ff_uniq(visitor_id) AS visitors, \
                      count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, count(*) AS events{rev} \
-                     FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{kgb})"
+                     FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb})"
                 ));
                 ctes.push(s);
                 parts.push("ev");
@@ -1402,7 +1372,7 @@ impl<'a> Builder<'a> {
             let mut s = Sql::default();
             self.rows_cte(&mut s, "r_tot", Window::Events, &stripped, false, true);
             s.push(&format!(
-                ", tot_c AS (SELECT count(DISTINCT visitor_id) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
+                ", tot_c AS (SELECT ff_uniq(visitor_id) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
             ));
             if self.has_metric(|m| m == Metric::GroupConversionRate) {
                 // The denominator per group of the other (non-goal) keys.
@@ -1413,7 +1383,7 @@ impl<'a> Builder<'a> {
                     (format!("{keys}, "), format!(" GROUP BY {keys}"))
                 };
                 s.push(&format!(
-                    ", tot_g AS (SELECT {ksel}count(DISTINCT visitor_id) AS group_n FROM r_tot \
+                    ", tot_g AS (SELECT {ksel}ff_uniq(visitor_id) AS group_n FROM r_tot \
                      WHERE m AND name <> '{ENGAGEMENT}'{}{kgb})",
                     self.exclude_empty()
                 ));
@@ -1532,8 +1502,8 @@ impl<'a> Builder<'a> {
             .collect();
         fin.push(&metric_sql.join(", "));
         if !self.estimable_metrics().is_empty() {
-            // Trailing flag column: whether `tot` was estimated (see `execute_with`).
-            fin.push(", (SELECT n_apx FROM tot) AS apx");
+            // Trailing flag column: whether a visitor count was estimated (`run_main`).
+            fin.push(&format!(", {} AS apx", self.estimated_flag()));
         }
         if self.needs_engagement() && !self.legacy_gaps {
             // Trailing flag: some key has no engagement data and needs the fallback.
@@ -1588,29 +1558,6 @@ impl<'a> Builder<'a> {
         }
     }
 }
-
-/// Visitors counted exactly up to [`EXACT_VISITORS`], estimated above (DESIGN §4 allows
-/// 2 %): `name AS (SELECT n, n_apx)` over the `visitor_id`s of `src`. The estimate counts
-/// the distinct visitors whose id hash falls in one quarter of the hash space, times 4 —
-/// the same visitors are always in the sample, so it is a count, not a guess, on 1/4 of
-/// them (standard error 0.55 % at 100,000, smaller above) and costs a quarter of the
-/// hashing. The exact count runs only when the estimate says it is needed.
-fn estimated_distinct_visitors(name: &str, src: &str) -> String {
-    format!(
-        "{name}_est AS (SELECT {SAMPLE_FACTOR} * count(DISTINCT visitor_id) AS est FROM {src} \
-         WHERE (hash(visitor_id) & {mask}) = 0), \
-         {name} AS (SELECT CASE WHEN est > {limit} THEN est ELSE (SELECT count(DISTINCT visitor_id) \
-         FROM {src} WHERE (SELECT est FROM {name}_est) <= {limit}) END AS n, est > {limit} AS n_apx \
-         FROM {name}_est)",
-        mask = SAMPLE_FACTOR - 1,
-        limit = EXACT_VISITORS * 11 / 10,
-    )
-}
-
-/// Distinct counts up to this are exact (DESIGN §4).
-const EXACT_VISITORS: u64 = 100_000;
-/// 1 in this many visitors (by id hash) are counted for an estimate; a power of two.
-const SAMPLE_FACTOR: u64 = 4;
 
 fn metric_expr(m: Metric) -> &'static str {
     match m {
@@ -2074,8 +2021,30 @@ mod tests {
     const NYC: u32 = 5128581;
     const LONDON: u32 = 2643743;
 
-    fn fixture() -> duckdb::Connection {
-        let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+    /// A connection to an in-memory database with footfall's functions, which it keeps
+    /// open (`Database`).
+    pub(crate) struct TestDb {
+        conn: duckdb::Connection,
+        _db: crate::database::Database,
+    }
+
+    impl std::ops::Deref for TestDb {
+        type Target = duckdb::Connection;
+        fn deref(&self) -> &duckdb::Connection {
+            &self.conn
+        }
+    }
+
+    pub(crate) fn memory_db() -> TestDb {
+        let db = crate::database::Database::open(None, &[]).expect("duckdb");
+        TestDb {
+            conn: db.connect().expect("connection"),
+            _db: db,
+        }
+    }
+
+    fn fixture() -> TestDb {
+        let conn = memory_db();
         crate::migrate(&conn).expect("migrations");
         conn.execute_batch(crate::sink::TOUCHED_SESSIONS_DDL)
             .expect("staging table");
@@ -2767,11 +2736,15 @@ mod tests {
     }
 
     #[test]
-    fn visitors_exact_up_to_the_limit_and_within_two_percent_above() {
-        let conn = duckdb::Connection::open_in_memory().expect("duckdb");
-        for (n, visits_per_visitor) in
-            [(20_000u64, 3u64), (95_000, 1), (250_000, 2), (1_000_000, 1)]
-        {
+    fn ff_uniq_is_exact_up_to_the_limit_and_within_two_percent_above() {
+        let conn = memory_db();
+        for (n, visits_per_visitor) in [
+            (20_000u64, 3u64),
+            (95_000, 1),
+            (100_000, 2),
+            (250_000, 2),
+            (1_000_000, 1),
+        ] {
             // Visitor ids as the pipeline makes them (64-bit hashes), repeated per visit.
             conn.execute_batch(&format!(
                 "CREATE OR REPLACE TABLE v AS SELECT hash(i // {visits_per_visitor}) AS visitor_id \
@@ -2779,20 +2752,102 @@ mod tests {
                 n * visits_per_visitor
             ))
             .expect("table");
-            let sql = format!(
-                "WITH {} SELECT n, n_apx FROM tot",
-                estimated_distinct_visitors("tot", "v")
-            );
-            let (got, apx): (u64, bool) = conn
-                .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            let (got, exact): (u64, u64) = conn
+                .query_row(
+                    "SELECT ff_uniq(visitor_id), count(DISTINCT visitor_id) FROM v",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .expect("count");
-            if n <= EXACT_VISITORS {
-                assert_eq!((got, apx), (n, false), "exact at {n}");
+            assert_eq!(exact, n);
+            if n <= uniq::EXACT_LIMIT {
+                assert_eq!(got, n, "exact at {n}");
             } else {
                 let err = (got as f64 - n as f64).abs() / n as f64;
-                assert!(apx && err < 0.02, "{got} vs {n}: {:.2} %", err * 100.0);
+                assert!(
+                    got > uniq::EXACT_LIMIT && err < 0.02,
+                    "{got} vs {n}: {:.2} %",
+                    err * 100.0
+                );
             }
         }
+        // Grouped, with NULLs (not counted) and an empty group.
+        let rows: Vec<(i64, i64)> = conn
+            .prepare(
+                "SELECT g, ff_uniq(v) FROM (VALUES (1, 5::UBIGINT), (1, 5), (1, NULL), (1, 7), \
+                 (2, NULL)) t(g, v) GROUP BY g ORDER BY g",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<duckdb::Result<_>>()
+            })
+            .expect("grouped");
+        assert_eq!(rows, vec![(1, 2), (2, 0)]);
+    }
+
+    /// Above 100,000 visitors a count is an estimate within 2 % and `meta.approximate`
+    /// says which metrics; a row at or below it stays exact, and a query whose counts all
+    /// are says nothing.
+    #[test]
+    fn visitors_above_the_limit_are_estimated_and_flagged() {
+        let conn = memory_db();
+        crate::migrate(&conn).expect("migrations");
+        conn.execute_batch(crate::sink::TOUCHED_SESSIONS_DDL)
+            .expect("staging table");
+        // 150,000 visits of 120,000 visitors on 2024-03-10, all entering on `/`; the first
+        // 5,000 visits also see `/small`.
+        conn.execute_batch(
+            "INSERT INTO touched_sessions SELECT 1, i, hash(i % 120000), '/', 'example.com', '', \
+             'Google', '', '', '', '', '', '', 'Desktop', 'Chrome', '', '', '', 'US', '', 0, '', \
+             '', '', '', '' FROM range(150000) t(i); \
+             INSERT INTO events (site_id, ts, event_id, client_id, session_id, name, interactive, \
+             hostname, pathname, title, engagement_ms, scroll_depth, revenue_amount, \
+             revenue_currency, has_props) \
+             SELECT 1, TIMESTAMP '2024-03-10 15:00:00', i * 2, false, i, 'pageview', true, \
+             'example.com', '/', '', 0, NULL, NULL, NULL, false FROM range(150000) t(i) \
+             UNION ALL SELECT 1, TIMESTAMP '2024-03-10 15:01:00', i * 2 + 1, false, i, 'pageview', \
+             true, 'example.com', '/small', '', 0, NULL, NULL, NULL, false FROM range(5000) t(i);",
+        )
+        .expect("visits");
+        crate::sink::refresh_touched_sessions(&conn, 0).expect("session rollup");
+        let near = |got: &Value, want: f64| {
+            let got = got.as_f64().expect("a number");
+            assert!((got - want).abs() / want < 0.02, "{got} vs {want}");
+        };
+
+        let total = run_out(
+            &conn,
+            json!({"metrics": ["visitors", "visits", "pageviews"]}),
+        );
+        let m = &total.results[0].metrics;
+        near(&m[0], 120_000.0);
+        assert!(m[0].as_u64().is_some_and(|n| n > uniq::EXACT_LIMIT));
+        assert_eq!(
+            (m[1].clone(), m[2].clone()),
+            (json!(150_000), json!(155_000))
+        );
+        assert_eq!(total.meta.get("approximate"), Some(&json!(["visitors"])));
+
+        let pages = run_out(
+            &conn,
+            json!({"metrics": ["visitors", "percentage"], "dimensions": ["event:page"]}),
+        );
+        assert_eq!(pages.results.len(), 2);
+        near(&pages.results[0].metrics[0], 120_000.0);
+        assert_eq!(pages.results[1].dimensions, vec![json!("/small")]);
+        assert_eq!(pages.results[1].metrics[0], json!(5_000));
+        assert_eq!(
+            pages.meta.get("approximate"),
+            Some(&json!(["visitors", "percentage"]))
+        );
+
+        let small = run_out(
+            &conn,
+            json!({"metrics": ["visitors"], "dimensions": ["event:page"],
+                   "filters": [["is", "event:page", ["/small"]]]}),
+        );
+        assert_eq!(small.results[0].metrics, vec![json!(5_000)]);
+        assert_eq!(small.meta.get("approximate"), None, "every count exact");
     }
 
     #[test]

@@ -1,0 +1,103 @@
+//! Experiment (not part of the server): `count(DISTINCT visitor_id)` against `ff_uniq`
+//! (exact up to 100,000, estimated above; `uniq.rs`) on the dashboard's shapes, over the
+//! last 30 days of site 1 on a copy of a store. Prints the median of 7 alternating runs
+//! of each and the largest relative difference between the two answers.
+//!
+//! usage: cargo run --release -p footfall-store-duckdb --example uniq_probe -- COPY.duckdb
+use footfall_store_duckdb::database::Database;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: uniq_probe COPY.duckdb")?;
+    let db = Database::open(
+        Some(std::path::Path::new(&path)),
+        &[
+            ("access_mode", "READ_ONLY"),
+            ("threads", "2"),
+            ("max_memory", "128MB"),
+        ],
+    )?;
+    let conn = db.connect()?;
+    let end: i64 = conn.query_row(
+        "SELECT epoch_us(max(session_start)) // 86400000000 * 86400000000 FROM sessions WHERE site_id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let start = end - 30 * 86_400_000_000;
+    let visits = format!(
+        "FROM sessions s WHERE s.site_id = 1 AND s.session_start >= make_timestamp({start}) \
+         AND s.session_start < make_timestamp({end})"
+    );
+    let pages = format!(
+        "FROM events e JOIN sessions s USING (site_id, session_id) WHERE e.site_id = 1 \
+         AND e.ts >= make_timestamp({start}) AND e.ts < make_timestamp({end}) \
+         AND s.session_start >= make_timestamp({start} - 86400000000) AND e.name = 'pageview'"
+    );
+    let shapes = [
+        ("ungrouped", String::new(), visits.clone()),
+        ("total", "'all'".to_string(), visits.clone()),
+        (
+            "per day",
+            "CAST(epoch_us(s.session_start) // 86400000000 AS VARCHAR)".to_string(),
+            visits.clone(),
+        ),
+        ("browser", "s.browser".to_string(), visits.clone()),
+        ("source", "s.source".to_string(), visits.clone()),
+        ("entry page", "s.entry_page".to_string(), visits.clone()),
+        ("country", "s.country".to_string(), visits.clone()),
+        ("page", "e.pathname".to_string(), pages),
+    ];
+    for (label, key, from) in shapes {
+        let run = |agg: &str| -> duckdb::Result<(f64, BTreeMap<String, i64>)> {
+            let t = Instant::now();
+            let sql = if key.is_empty() {
+                format!("SELECT 'all' AS k, {agg} AS n {from}")
+            } else {
+                format!("SELECT {key} AS k, {agg} AS n {from} GROUP BY k")
+            };
+            let mut stmt = conn.prepare(&sql)?;
+            let out = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<duckdb::Result<BTreeMap<_, _>>>()?;
+            Ok((t.elapsed().as_secs_f64() * 1000.0, out))
+        };
+        let (mut exact_ms, mut uniq_ms) = (Vec::new(), Vec::new());
+        let (mut exact, mut uniq) = (BTreeMap::new(), BTreeMap::new());
+        for _ in 0..7 {
+            let (ms, rows) = run("CAST(count(DISTINCT s.visitor_id) AS BIGINT)")?;
+            exact_ms.push(ms);
+            exact = rows;
+            let (ms, rows) = run("ff_uniq(s.visitor_id)")?;
+            uniq_ms.push(ms);
+            uniq = rows;
+        }
+        let mut worst = 0.0f64;
+        let mut estimated = 0;
+        for (k, &n) in &exact {
+            let u = uniq.get(k).copied().unwrap_or(0);
+            if n <= 100_000 && u != n {
+                return Err(format!("{label} {k}: {u} for an exact {n}").into());
+            }
+            if u > 100_000 {
+                estimated += 1;
+            }
+            worst = worst.max((u - n).abs() as f64 / n as f64);
+        }
+        println!(
+            "{label:>10}: count(DISTINCT) {:7.1} ms, ff_uniq {:7.1} ms ({} rows, {estimated} estimated, worst error {:.3} %)",
+            median(exact_ms),
+            median(uniq_ms),
+            exact.len(),
+            worst * 100.0
+        );
+    }
+    Ok(())
+}
