@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Default `memory_target_mb`. A dashboard's queries over 10M events on a freshly
-/// started server then peak at 273-286 MiB instead of 313-354, for ~10-20 % more query
-/// time (BENCHMARKS.md §5):
+/// started server then peaked at 273-286 MiB instead of 313-354, for ~10-20 % more query
+/// time (BENCHMARKS.md §5; before `ff_uniq`, whose sets add ~30-40 MiB to the peak):
 /// below 300 MB, the performance issue's bound, with room for what is allocated between
 /// two checks.
 pub const DEFAULT_MEMORY_TARGET_MB: u64 = 256;
