@@ -178,6 +178,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Mutex<Connection>,
     pub(crate) meta: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Sets DuckDB's instance-wide settings (memory limit, checkpoint threshold) and
+    /// checkpoints after a backlog.
     base: Mutex<Connection>,
     /// None when the cache is off (`DuckConfig::query_cache`).
     results: Option<Mutex<ResultCache>>,
@@ -227,6 +229,12 @@ struct LimitState {
 #[derive(Clone)]
 pub struct DuckStore {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// Bytes in memory and in temporary storage over `DuckStore::memory_by_tag`'s tags.
+fn total_memory(tags: &[(String, u64, u64)]) -> (u64, u64) {
+    tags.iter()
+        .fold((0, 0), |(m, t), (_, tm, tt)| (m + tm, t + tt))
 }
 
 pub(crate) fn db_err(e: duckdb::Error) -> StoreError {
@@ -284,39 +292,22 @@ impl DuckStore {
     /// DuckDB's own account of its memory (`duckdb_memory()`): bytes in use by its
     /// buffer pool and tracked allocations, and bytes spilled to temporary storage.
     pub fn memory_usage(&self) -> StoreResult<(u64, u64)> {
-        self.inner.with_reader(|conn| {
-            conn.query_row(
-                "SELECT sum(memory_usage_bytes)::UBIGINT, sum(temporary_storage_bytes)::UBIGINT FROM duckdb_memory()",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(db_err)
-        })
+        Ok(total_memory(&self.memory_by_tag()?))
     }
 
-    /// `duckdb_memory()` by tag, MiB in memory / in temporary storage, where either is
-    /// at least 1 MiB: which part of DuckDB holds what.
-    pub fn memory_by_tag(&self) -> StoreResult<String> {
+    /// `duckdb_memory()` by tag: (tag, bytes in memory, bytes in temporary storage).
+    pub fn memory_by_tag(&self) -> StoreResult<Vec<(String, u64, u64)>> {
         self.inner.with_reader(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT tag, memory_usage_bytes >> 20, temporary_storage_bytes >> 20 \
-                     FROM duckdb_memory() WHERE memory_usage_bytes >= 1048576 \
-                     OR temporary_storage_bytes >= 1048576 ORDER BY tag",
+                    "SELECT tag, memory_usage_bytes::UBIGINT, temporary_storage_bytes::UBIGINT \
+                     FROM duckdb_memory() ORDER BY tag",
                 )
                 .map_err(db_err)?;
             let rows = stmt
-                .query_map([], |r| {
-                    Ok(format!(
-                        "{} {}/{}",
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?
-                    ))
-                })
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(db_err)?;
-            let tags: Vec<String> = rows.collect::<Result<_, _>>().map_err(db_err)?;
-            Ok(tags.join(", "))
+            rows.collect::<Result<_, _>>().map_err(db_err)
         })
     }
 
@@ -328,15 +319,23 @@ impl DuckStore {
             .name("footfall-duckdb-memory".into())
             .spawn(move || {
                 while let Some(inner) = store.upgrade() {
-                    let store = DuckStore { inner };
-                    match store.memory_usage() {
-                        Ok((used, spilled)) => tracing::info!(
-                            target: "footfall::memory",
-                            "duckdb: memory {} MiB, temporary storage {} MiB ({})",
-                            used >> 20,
-                            spilled >> 20,
-                            store.memory_by_tag().unwrap_or_default()
-                        ),
+                    match (DuckStore { inner }).memory_by_tag() {
+                        Ok(tags) => {
+                            let (used, spilled) = total_memory(&tags);
+                            // Which part of DuckDB holds what: the tags with 1 MiB or more.
+                            let held: Vec<String> = tags
+                                .iter()
+                                .filter(|(_, m, t)| m >> 20 > 0 || t >> 20 > 0)
+                                .map(|(tag, m, t)| format!("{tag} {}/{}", m >> 20, t >> 20))
+                                .collect();
+                            tracing::info!(
+                                target: "footfall::memory",
+                                "duckdb: memory {} MiB, temporary storage {} MiB ({})",
+                                used >> 20,
+                                spilled >> 20,
+                                held.join(", ")
+                            );
+                        }
                         Err(e) => tracing::warn!(error = %e, "could not read duckdb_memory()"),
                     }
                     std::thread::sleep(every);

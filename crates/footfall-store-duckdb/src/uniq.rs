@@ -61,18 +61,20 @@ impl UniqSet {
     /// Halves the sample until it fits the limit again.
     fn sample_more(&mut self) {
         while self.hashes.len() as u64 > EXACT_LIMIT {
-            self.skip += 1;
-            let skip = self.skip;
-            self.hashes.retain(|h| h.leading_zeros() >= skip);
+            self.sample_from(self.skip + 1);
         }
+    }
+
+    /// Keeps only the hashes whose top `skip` bits are zero.
+    fn sample_from(&mut self, skip: u32) {
+        self.skip = skip;
+        self.hashes.retain(|h| h.leading_zeros() >= skip);
     }
 
     /// Adds everything `other` counted.
     pub fn merge(&mut self, other: &UniqSet) {
         if other.skip > self.skip {
-            self.skip = other.skip;
-            let skip = self.skip;
-            self.hashes.retain(|h| h.leading_zeros() >= skip);
+            self.sample_from(other.skip);
         }
         for &h in &other.hashes {
             self.insert_hash(h);
