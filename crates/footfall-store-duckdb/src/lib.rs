@@ -426,16 +426,23 @@ impl Inner {
             self.raise_to_query_limit();
         }
         if quiet && checkpoint_due {
-            // The backlog is over: its last row groups are still DuckDB's uncheckpointed
-            // (uncompressed, partly spilled) ones, which every query of the range would
-            // read back. Folded into the file now; DuckDB refuses while another
-            // transaction runs (a live batch), and the next query turn tries again.
-            match self.base.lock().execute_batch("CHECKPOINT") {
-                Ok(()) => self.limit_state.lock().checkpoint_due = false,
-                Err(e) => tracing::debug!(error = %e, "no checkpoint after the backlog yet"),
-            }
+            self.checkpoint_after_backlog();
         }
         turn
+    }
+
+    /// The backlog is over: its last row groups are still DuckDB's uncheckpointed
+    /// (uncompressed, partly spilled) ones, which every query of the range would read
+    /// back. Folded into the file now; DuckDB refuses while another transaction runs (a
+    /// live batch), and the next query turn (or quiet writer) tries again. In a query turn.
+    pub(crate) fn checkpoint_after_backlog(&self) {
+        if !self.limit_state.lock().checkpoint_due {
+            return;
+        }
+        match self.base.lock().execute_batch("CHECKPOINT") {
+            Ok(()) => self.limit_state.lock().checkpoint_due = false,
+            Err(e) => tracing::debug!(error = %e, "no checkpoint after the backlog yet"),
+        }
     }
 
     /// Sets the query limit if the write limit is set; true if it was. In a query turn.
