@@ -581,8 +581,9 @@ impl Applier {
 const RELEASE_AFTER_EVENTS: usize = 100_000;
 /// How long the store writer waits for the next batch before it counts as quiet: longer
 /// than the pauses of a sender posting batches every few seconds, whose next batches
-/// would read the released blocks back each time.
-const RELEASE_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+/// would read the released blocks back each time. (`footfall bench` waits this long after
+/// a load before it measures the store.)
+pub const RELEASE_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// Moves processed batches into the store. On a store error it retries: the records
 /// are durable in the log.
