@@ -1120,15 +1120,22 @@ impl<'a> Builder<'a> {
             sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
             self.filters_cond(&on_events, sql);
         }
-        sql.push(") m JOIN sessions e ON e.session_id = m.session_id WHERE ");
+        sql.push(") m");
+        self.matching_sessions(sql, &on_visit);
+        sql.push(")");
+    }
+
+    /// ` JOIN sessions e ... WHERE`: the `sessions` rows of the matching visits `m` that
+    /// can have events in range and pass the visit-side filters `on_visit`.
+    fn matching_sessions(&self, sql: &mut Sql, on_visit: &[Filter]) {
+        sql.push(" JOIN sessions e ON e.session_id = m.session_id WHERE ");
         self.over_sessions.set(true);
         self.visit_rows_in_range(sql);
         if !on_visit.is_empty() {
             sql.push(" AND ");
-            self.filters_cond(&on_visit, sql);
+            self.filters_cond(on_visit, sql);
         }
         self.over_sessions.set(false);
-        sql.push(")");
     }
 
     /// Both the matching visitors (`rollup_matching_visitors_cte`) and the matching
@@ -1235,14 +1242,8 @@ impl<'a> Builder<'a> {
              FILTER (WHERE ",
         );
         starts_in_range(sql);
-        sql.push(") AS s_dur FROM msess m JOIN sessions e ON e.session_id = m.session_id WHERE ");
-        self.over_sessions.set(true);
-        self.visit_rows_in_range(sql);
-        if !on_visit.is_empty() {
-            sql.push(" AND ");
-            self.filters_cond(&on_visit, sql);
-        }
-        self.over_sessions.set(false);
+        sql.push(") AS s_dur FROM msess m");
+        self.matching_sessions(sql, &on_visit);
         sql.push(
             "), ev AS (SELECT visitors, pageviews, events FROM mv), \
              vis AS (SELECT s_visits, s_pv, s_bounces, s_bounce_base, s_dur, s_visits AS visits FROM mv)",
