@@ -85,6 +85,16 @@ impl MatchingSets {
         }
     }
 
+    /// Whether `key`'s set is kept and can be read now (`lookup` without its changes;
+    /// should it lapse before `lookup`, the query makes it again).
+    pub(crate) fn kept(&self, key: &str, writes: &WriteLog, now: Instant) -> bool {
+        self.entries.iter().any(|e| {
+            e.key == key
+                && now.duration_since(e.last_used) <= IDLE
+                && writes.unchanged_since(e.generation, e.scope.site, e.scope.end_us)
+        })
+    }
+
     /// Records that `key`'s set was made from the store as of `generation` (read before
     /// it was made). Returns the table of a set pushed out to stay within `MAX_SETS`.
     pub(crate) fn made(
