@@ -4,26 +4,22 @@
 //! fetched as Arrow batches and counted in Rust (one hash set per day). Prints the median
 //! of 7 runs of each (and of the fetch alone) and checks that the counts agree.
 //!
-//! usage: cargo run --release -p footfall-store-duckdb --example distinct_probe -- COPY.duckdb
+//! usage: cargo run --release --workspace --example distinct_probe -- COPY.duckdb
 use duckdb::arrow::array::{Array, Int64Array, UInt64Array};
-use duckdb::{AccessMode, Config, Connection};
+mod common;
+
+use common::median;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 type Counts = BTreeMap<i64, u64>;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: distinct_probe COPY.duckdb")?;
-    let conn =
-        Connection::open_with_flags(&path, Config::default().access_mode(AccessMode::ReadOnly)?)?;
-    conn.execute_batch("SET threads = 2; SET memory_limit = '128MB'")?;
+    let db = common::open_copy(&path)?;
+    let conn = db.connect()?;
     let end: i64 = conn.query_row(
         "SELECT epoch_us(max(session_start)) // 86400000000 * 86400000000 FROM sessions WHERE site_id = 1",
         [],

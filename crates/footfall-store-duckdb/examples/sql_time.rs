@@ -3,21 +3,16 @@
 //! statement, alternating, and its first row.
 //!
 //! usage: cargo run --release --workspace --example sql_time -- COPY.duckdb 'SQL' ['SQL' ...]
-use footfall_store_duckdb::database::Database;
+mod common;
+
+use common::median;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: sql_time COPY.duckdb SQL...")?;
     let statements: Vec<String> = args.collect();
-    let db = Database::open(
-        Some(std::path::Path::new(&path)),
-        &[
-            ("access_mode", "READ_ONLY"),
-            ("threads", "2"),
-            ("max_memory", "128MB"),
-        ],
-    )?;
+    let db = common::open_copy(&path)?;
     let conn = db.connect()?;
     let mut times = vec![Vec::new(); statements.len()];
     let mut first = vec![String::new(); statements.len()];
@@ -36,11 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             times[i].push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
-    for (i, mut t) in times.into_iter().enumerate() {
-        t.sort_by(f64::total_cmp);
+    for (i, t) in times.into_iter().enumerate() {
         println!(
             "{:8.1} ms  {}  {}",
-            t[t.len() / 2],
+            median(t),
             first[i],
             &statements[i][..statements[i].len().min(90)]
         );

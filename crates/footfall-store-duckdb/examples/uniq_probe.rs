@@ -3,28 +3,18 @@
 //! last 30 days of site 1 on a copy of a store. Prints the median of 7 alternating runs
 //! of each and the largest relative difference between the two answers.
 //!
-//! usage: cargo run --release -p footfall-store-duckdb --example uniq_probe -- COPY.duckdb
-use footfall_store_duckdb::database::Database;
+//! usage: cargo run --release --workspace --example uniq_probe -- COPY.duckdb
+mod common;
+
+use common::median;
 use std::collections::BTreeMap;
 use std::time::Instant;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: uniq_probe COPY.duckdb")?;
-    let db = Database::open(
-        Some(std::path::Path::new(&path)),
-        &[
-            ("access_mode", "READ_ONLY"),
-            ("threads", "2"),
-            ("max_memory", "128MB"),
-        ],
-    )?;
+    let db = common::open_copy(&path)?;
     let conn = db.connect()?;
     let end: i64 = conn.query_row(
         "SELECT epoch_us(max(session_start)) // 86400000000 * 86400000000 FROM sessions WHERE site_id = 1",

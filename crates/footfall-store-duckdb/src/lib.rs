@@ -417,15 +417,9 @@ impl Inner {
     /// unless the store writer is working through a backlog.
     pub(crate) fn query_turn(&self) -> parking_lot::MutexGuard<'_, ()> {
         let turn = self.query_turns.lock();
-        let (quiet, checkpoint_due) = {
-            let state = self.limit_state.lock();
-            let quiet = state.last_backlog_batch.elapsed() >= BACKLOG_QUIET;
-            (quiet, state.checkpoint_due)
-        };
+        let quiet = self.limit_state.lock().last_backlog_batch.elapsed() >= BACKLOG_QUIET;
         if quiet {
             self.raise_to_query_limit();
-        }
-        if quiet && checkpoint_due {
             self.checkpoint_after_backlog();
         }
         turn

@@ -44,6 +44,14 @@ struct Entry {
     last_used: Instant,
 }
 
+impl Entry {
+    /// Used recently enough (`IDLE`) and unchanged by any write since it was made.
+    fn readable(&self, writes: &WriteLog, now: Instant) -> bool {
+        now.duration_since(self.last_used) <= IDLE
+            && writes.unchanged_since(self.generation, self.scope.site, self.scope.end_us)
+    }
+}
+
 /// The sets and the write record they are checked against, as `query::execute` takes
 /// them (from `Inner`).
 pub(crate) struct SharedSets<'a> {
@@ -69,8 +77,7 @@ impl MatchingSets {
     ) -> (bool, Vec<String>) {
         let mut dropped = Vec::new();
         self.entries.retain(|e| {
-            let keep = now.duration_since(e.last_used) <= IDLE
-                && writes.unchanged_since(e.generation, e.scope.site, e.scope.end_us);
+            let keep = e.readable(writes, now);
             if !keep {
                 dropped.push(e.table.clone());
             }
@@ -88,11 +95,9 @@ impl MatchingSets {
     /// Whether `key`'s set is kept and can be read now (`lookup` without its changes;
     /// should it lapse before `lookup`, the query makes it again).
     pub(crate) fn kept(&self, key: &str, writes: &WriteLog, now: Instant) -> bool {
-        self.entries.iter().any(|e| {
-            e.key == key
-                && now.duration_since(e.last_used) <= IDLE
-                && writes.unchanged_since(e.generation, e.scope.site, e.scope.end_us)
-        })
+        self.entries
+            .iter()
+            .any(|e| e.key == key && e.readable(writes, now))
     }
 
     /// Records that `key`'s set was made from the store as of `generation` (read before

@@ -58,6 +58,14 @@ impl Sql {
     }
 }
 
+/// The columns of a one-row-per-visit source that `Builder::visit_aggregates` reads.
+struct VisitColumns<'c> {
+    first: &'c str,
+    last: &'c str,
+    pv: &'c str,
+    inter: &'c str,
+}
+
 /// Which visits `visit_hits_branch` reads the hits of: those whose `sessions` row cannot
 /// stand for their hits in range.
 enum VisitSpan {
@@ -1237,25 +1245,16 @@ impl<'a> Builder<'a> {
         };
         sql.push(
             "mv AS (SELECT ff_uniq(e.visitor_id) FILTER (WHERE m.in_range) AS visitors, \
-             sum(m.pv) AS pageviews, sum(m.n) AS events, count(*) FILTER (WHERE ",
+             sum(m.pv) AS pageviews, sum(m.n) AS events, ",
         );
-        starts_in_range(sql);
-        sql.push(") AS s_visits, CAST(sum(e.pageviews) FILTER (WHERE ");
-        starts_in_range(sql);
-        sql.push(") AS DOUBLE) AS s_pv, count(*) FILTER (WHERE ");
-        starts_in_range(sql);
-        sql.push(" AND e.pageviews <= 1 AND e.interactive = 0 AND ");
-        self.entry_cond(sql);
-        sql.push(") AS s_bounces, count(*) FILTER (WHERE ");
-        starts_in_range(sql);
-        sql.push(" AND ");
-        self.entry_cond(sql);
-        sql.push(
-            ") AS s_bounce_base, avg((epoch_us(e.last_ts) - epoch_us(e.session_start)) / 1e6) \
-             FILTER (WHERE ",
-        );
-        starts_in_range(sql);
-        sql.push(") AS s_dur FROM msess m");
+        let visit = VisitColumns {
+            first: "e.session_start",
+            last: "e.last_ts",
+            pv: "e.pageviews",
+            inter: "e.interactive",
+        };
+        self.visit_aggregates(sql, &visit, Some(&starts_in_range));
+        sql.push(" FROM msess m");
         self.matching_sessions(sql, &on_visit);
         sql.push(
             "), ev AS (SELECT visitors, pageviews, events FROM mv), \
@@ -1395,17 +1394,64 @@ impl<'a> Builder<'a> {
     /// `, vs AS (...)`: visit metrics per group key over `sess` (one row per visit, from
     /// either plan).
     fn visit_summary_cte(&self, sql: &mut Sql, dsel: &str, excl: &str, gb: &str) {
-        sql.push(&format!(
-            ", vs AS (SELECT {dsel}count(*) AS s_visits, CAST(sum(pv) AS DOUBLE) AS s_pv, \
-             count(*) FILTER (WHERE pv <= 1 AND inter = 0 AND "
-        ));
+        sql.push(&format!(", vs AS (SELECT {dsel}"));
+        let sess = VisitColumns {
+            first: "first_ts",
+            last: "last_ts",
+            pv: "pv",
+            inter: "inter",
+        };
+        self.visit_aggregates(sql, &sess, None);
+        sql.push(&format!(" FROM sess WHERE true{excl}{gb})"));
+    }
+
+    /// The visit metrics' aggregates (`s_visits`, `s_pv`, `s_bounces`, `s_bounce_base`,
+    /// `s_dur`) over one row per visit with columns `c`, of the rows `only` keeps (all
+    /// without it).
+    fn visit_aggregates(
+        &self,
+        sql: &mut Sql,
+        c: &VisitColumns<'_>,
+        only: Option<&dyn Fn(&mut Sql)>,
+    ) {
+        // ` FILTER (WHERE <only>)`, or nothing.
+        let only_rows = |sql: &mut Sql| {
+            if let Some(only) = only {
+                sql.push(" FILTER (WHERE ");
+                only(sql);
+                sql.push(")");
+            }
+        };
+        // ` FILTER (WHERE <only> AND ` before a further condition.
+        let rows_where = |sql: &mut Sql| {
+            sql.push(" FILTER (WHERE ");
+            if let Some(only) = only {
+                only(sql);
+                sql.push(" AND ");
+            }
+        };
+        let VisitColumns {
+            first,
+            last,
+            pv,
+            inter,
+        } = c;
+        sql.push("count(*)");
+        only_rows(sql);
+        sql.push(&format!(" AS s_visits, CAST(sum({pv})"));
+        only_rows(sql);
+        sql.push(" AS DOUBLE) AS s_pv, count(*)");
+        rows_where(sql);
+        sql.push(&format!("{pv} <= 1 AND {inter} = 0 AND "));
         self.entry_cond(sql);
-        sql.push(") AS s_bounces, count(*) FILTER (WHERE ");
+        sql.push(") AS s_bounces, count(*)");
+        rows_where(sql);
         self.entry_cond(sql);
         sql.push(&format!(
-            ") AS s_bounce_base, avg((epoch_us(last_ts) - epoch_us(first_ts)) / 1e6) AS s_dur \
-             FROM sess WHERE true{excl}{gb})"
+            ") AS s_bounce_base, avg((epoch_us({last}) - epoch_us({first})) / 1e6)"
         ));
+        only_rows(sql);
+        sql.push(" AS s_dur");
     }
 
     /// Condition on `sess` for bounce rate: with `event:page` filters, visits that
