@@ -32,6 +32,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("../migrations/0004_slim_events.sql")),
     (5, include_str!("../migrations/0005_erased_ids.sql")),
     (6, include_str!("../migrations/0006_users.sql")),
+    (7, include_str!("../migrations/0007_visitor_numbers.sql")),
 ];
 
 /// Data steps run after a migration's file, in the same transaction.
@@ -40,6 +41,7 @@ fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
         // The rollup is (re)built from the events once its last column exists.
         3 => sink::rebuild_sessions_v3(conn),
         4 => sink::migrate_to_v4(conn),
+        7 => sink::number_stored_visitors(conn),
         _ => Ok(()),
     }
 }
@@ -1045,7 +1047,7 @@ mod tests {
     }
 
     /// A version-3 store with events is migrated (visit attributes and visitor moved to
-    /// the rollup, events clustered by visit) and its file rewritten.
+    /// the rollup, events clustered by visit, visitors numbered) and its file rewritten.
     #[test]
     fn migration_4_converts_a_version_3_store() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -1115,6 +1117,15 @@ mod tests {
                 (2, 11, "Bing".into(), "/p5".into(), 3, "00:01".into()),
             ]
         );
+        // Migration 7 numbers the visitors in first-seen order.
+        let numbers: Vec<(u64, u32)> = conn
+            .prepare("SELECT visitor_id, visitor_no FROM sessions ORDER BY visitor_id")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()
+            })
+            .expect("numbers");
+        assert_eq!(numbers, vec![(10, 0), (11, 1)]);
         let no_visitor_column: i64 = conn
             .query_row(
                 "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events' \
