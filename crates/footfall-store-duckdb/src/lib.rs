@@ -1126,6 +1126,12 @@ mod tests {
             })
             .expect("numbers");
         assert_eq!(numbers, vec![(10, 0), (11, 1)]);
+        let next: (u32, u32) = conn
+            .query_row("SELECT site_id, next_no FROM visitor_counters", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("counter");
+        assert_eq!(next, (1, 2));
         let no_visitor_column: i64 = conn
             .query_row(
                 "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events' \
