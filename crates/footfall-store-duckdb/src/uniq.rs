@@ -160,7 +160,7 @@ unsafe extern "C" fn update(
     input: ffi::duckdb_data_chunk,
     states: *mut ffi::duckdb_aggregate_state,
 ) {
-    // SAFETY: one UBIGINT column, flattened by DuckDB's C API, and one state per row.
+    // SAFETY: one UINTEGER column, flattened by DuckDB's C API, and one state per row.
     unsafe {
         let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
         let vector = ffi::duckdb_data_chunk_get_vector(input, 0);
@@ -186,7 +186,7 @@ unsafe extern "C" fn combine(
     // SAFETY: `count` initialised source and target states. A source's set is moved
     // into its target (or the smaller of the two merged into the larger and freed):
     // DuckDB combines each thread's states into new ones at the end of a grouped or
-    // ungrouped aggregate and destroys the sources after, so a query holds each hash
+    // ungrouped aggregate and destroys the sources after, so a query holds each number
     // once instead of twice (a copy measured ~10 MiB higher peaks over the 10M
     // dashboard, `scripts/dashboard-concurrent`). Hence `ff_uniq` must not be used as
     // a window function, whose segment trees combine one source into several targets:
