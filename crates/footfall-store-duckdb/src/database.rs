@@ -77,7 +77,8 @@ impl Database {
             if ffi::duckdb_connect(db.raw, &mut conn) != ffi::duckdb_state_DuckDBSuccess {
                 return Err("cannot connect to the database just opened".into());
             }
-            let registered = crate::uniq::register(conn);
+            let registered =
+                crate::uniq::register(conn).and_then(|()| crate::session_set::register(conn));
             ffi::duckdb_disconnect(&mut conn);
             registered?;
             Ok(db)

@@ -11,6 +11,7 @@ mod matching;
 mod meta;
 pub mod query;
 mod revenue;
+mod session_set;
 mod sink;
 pub mod uniq;
 

@@ -39,9 +39,17 @@ pub(crate) fn table_name(key: &str) -> String {
 struct Entry {
     key: String,
     table: String,
+    /// Its session ids' bitmap in `session_set`, withdrawn with the entry.
+    handle: u64,
     generation: u64,
     scope: Scope,
     last_used: Instant,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        crate::session_set::withdraw(self.handle);
+    }
 }
 
 impl Entry {
@@ -60,12 +68,30 @@ pub(crate) struct SharedSets<'a> {
 }
 
 /// The sets kept; used within a query turn.
-#[derive(Default)]
 pub(crate) struct MatchingSets {
     entries: Vec<Entry>,
+    /// Tells this store's sets apart from other stores' in `session_set`'s registry.
+    instance: u64,
+}
+
+impl Default for MatchingSets {
+    fn default() -> Self {
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        MatchingSets {
+            entries: Vec::new(),
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
 }
 
 impl MatchingSets {
+    /// The handle of the session-id bitmap (`ff_matching`) of the set kept in `table`.
+    pub(crate) fn handle(&self, table: &str) -> u64 {
+        let mut h = DefaultHasher::new();
+        (self.instance, table).hash(&mut h);
+        h.finish()
+    }
+
     /// Forgets the sets that expired or that a write has changed, returning their tables
     /// (the caller drops them), then says whether `key`'s set is kept (its table can be
     /// read) or has to be made (then `made`).
@@ -110,6 +136,7 @@ impl MatchingSets {
         now: Instant,
     ) -> Option<String> {
         let table = table_name(&key);
+        let handle = self.handle(&table);
         // Another key whose hash names the same table would now read this set.
         self.entries.retain(|e| e.table != table);
         let mut pushed_out = None;
@@ -121,12 +148,13 @@ impl MatchingSets {
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(i, _)| i);
             if let Some(i) = oldest {
-                pushed_out = Some(self.entries.remove(i).table);
+                pushed_out = Some(self.entries.remove(i).table.clone());
             }
         }
         self.entries.push(Entry {
             key,
             table,
+            handle,
             generation,
             scope,
             last_used: now,

@@ -106,6 +106,8 @@ struct Builder<'a> {
     /// Table of this query's matching visits shared with the other queries of a
     /// dashboard load (`matching.rs`); `matching_used` says whether the SQL reads it.
     matching_table: Option<String>,
+    /// The handle of that set's session-id bitmap (`ff_matching`, `session_set.rs`).
+    matching_handle: u64,
     matching_used: std::cell::Cell<bool>,
     /// Whether that table is already made (an earlier query of the load made it): only
     /// then do the event rows' visits come from it (`matching_visit_join`).
@@ -183,6 +185,7 @@ impl<'a> Builder<'a> {
             over_sessions: std::cell::Cell::new(false),
             legacy_gaps: false,
             matching_table: None,
+            matching_handle: 0,
             matching_used: std::cell::Cell::new(false),
             matching_ready: false,
         }
@@ -1081,17 +1084,27 @@ impl<'a> Builder<'a> {
     /// matching session ids are made distinct and joined to `sessions`, rather than
     /// tested with `session_id IN (...)`: DuckDB then hashes the ~350k matching visits
     /// instead of probing every visit of the range against ~530k matching events
-    /// (`page=/`: 61 -> 45 ms for this CTE alone, 2026-12-04).
+    /// (`page=/`: 61 -> 45 ms for this CTE alone, 2026-12-04). With a load's shared set,
+    /// its bitmap filters the scan of `sessions` instead (`ff_matching`, no join).
     fn rollup_matching_visitors_cte(&self, sql: &mut Sql) {
         let (on_visit, on_events) = self.split_visit_filters();
         self.sv_select(sql);
         self.over_sessions.set(false);
         if self.shared_matching_visits() {
             sql.push(" FROM (SELECT session_id FROM msess WHERE in_range");
-        } else if let Some(table) = self.shared_matching_table() {
-            sql.push(&format!(
-                " FROM (SELECT session_id FROM {table} WHERE in_range"
-            ));
+        } else if self.shared_matching_table().is_some() {
+            // The load's matching visits as a filter on the scan of `sessions`.
+            sql.push(" FROM sessions e WHERE ");
+            self.over_sessions.set(true);
+            self.visit_rows_in_range(sql);
+            self.matching_filter(sql, "e");
+            if !on_visit.is_empty() {
+                sql.push(" AND ");
+                self.filters_cond(&on_visit, sql);
+            }
+            self.over_sessions.set(false);
+            sql.push(")");
+            return;
         } else {
             sql.push(" FROM (SELECT DISTINCT e.session_id FROM events e");
             if filters_on_visit(&on_events) {
@@ -1250,6 +1263,15 @@ impl<'a> Builder<'a> {
             return None;
         }
         self.shared_matching_table().map(str::to_string)
+    }
+
+    /// ` AND ff_matching(handle, {alias}.session_id)`: the visit is one of the load's
+    /// shared matching visits with a hit in range (`session_set.rs`; the set is published
+    /// with its table, which `shared_matching_table` has this query make or read).
+    fn matching_filter(&self, sql: &mut Sql, alias: &str) {
+        sql.push(&format!(" AND {}(", crate::session_set::NAME))
+            .bind(DbValue::UBigInt(self.matching_handle))
+            .push(&format!(", {alias}.session_id)"));
     }
 
     /// The shared table of this query's matching visits, when `execute_with` offers one
@@ -1988,9 +2010,33 @@ fn prepare_matching_set(
         &format!("CREATE OR REPLACE TABLE {table} AS {}", select.text),
         duckdb::params_from_iter(select.params.iter()),
     )?;
+    let created = now.elapsed();
     if let Some(pushed_out) = shared.sets.lock().made(key, scope, generation, now) {
         conn.execute_batch(&format!("DROP TABLE IF EXISTS {pushed_out}"))?;
     }
+    // Its visits with a hit in range as a bitmap for `ff_matching` (published after
+    // `made`, which withdraws the bitmap of any set it replaces).
+    let mut ids = Vec::new();
+    let mut stmt = conn.prepare(&format!("SELECT session_id FROM {table} WHERE in_range"))?;
+    for batch in stmt.query_arrow([])? {
+        if let Some(column) = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<duckdb::arrow::array::UInt64Array>()
+        {
+            ids.extend(column.values().iter().copied());
+        }
+    }
+    tracing::debug!(
+        visits = ids.len(),
+        created_ms = created.as_secs_f64() * 1e3,
+        ms = now.elapsed().as_secs_f64() * 1e3,
+        "matching visits made"
+    );
+    crate::session_set::publish(
+        b.matching_handle,
+        crate::session_set::SessionSet::from_ids(ids),
+    );
     Ok(())
 }
 
@@ -2069,12 +2115,11 @@ pub(crate) fn execute_with(
     let mut b = Builder::new(q, site, site_id, plan == Plan::Rollup);
     let matching_key = shared.map(|_| b.matching_key());
     b.matching_table = matching_key.as_deref().map(crate::matching::table_name);
-    if let (Some(shared), Some(key)) = (shared, &matching_key) {
+    if let (Some(shared), Some(key), Some(table)) = (shared, &matching_key, &b.matching_table) {
         let writes = shared.writes.lock();
-        b.matching_ready = shared
-            .sets
-            .lock()
-            .kept(key, &writes, std::time::Instant::now());
+        let sets = shared.sets.lock();
+        b.matching_ready = sets.kept(key, &writes, std::time::Instant::now());
+        b.matching_handle = sets.handle(table);
     }
     // `time_on_page` falls back to the gap between a visit's page views for keys without
     // engagement data; that `lead()` window over every event of the range cost ~2.7 s of
