@@ -192,6 +192,23 @@ mod tests {
         );
     }
 
+    /// A set's session-id bitmap goes with its entry; two stores' sets of one key have
+    /// their own handles.
+    #[test]
+    fn the_bitmap_of_a_set_is_withdrawn_with_it() {
+        let (mut sets, other) = (MatchingSets::default(), MatchingSets::default());
+        let writes = WriteLog::default();
+        let t0 = Instant::now();
+        let handle = sets.handle(&table_name("k"));
+        assert_ne!(handle, other.handle(&table_name("k")));
+        sets.made("k".into(), SCOPE, writes.generation(), t0);
+        crate::session_set::publish(handle, crate::session_set::SessionSet::from_ids([7]));
+        assert!(crate::session_set::published(handle));
+        let later = t0 + IDLE + Duration::from_millis(1);
+        assert!(!sets.lookup("k", &writes, later).0);
+        assert!(!crate::session_set::published(handle));
+    }
+
     #[test]
     fn a_write_before_the_range_end_drops_the_set() {
         let mut sets = MatchingSets::default();

@@ -85,6 +85,12 @@ pub(crate) fn withdraw(handle: u64) {
     SETS.write().remove(&handle);
 }
 
+/// Whether a set is published under `handle`.
+#[cfg(test)]
+pub(crate) fn published(handle: u64) -> bool {
+    SETS.read().contains_key(&handle)
+}
+
 unsafe extern "C" fn matching(
     info: ffi::duckdb_function_info,
     input: ffi::duckdb_data_chunk,
