@@ -2010,33 +2010,29 @@ fn prepare_matching_set(
         &format!("CREATE OR REPLACE TABLE {table} AS {}", select.text),
         duckdb::params_from_iter(select.params.iter()),
     )?;
-    let created = now.elapsed();
-    if let Some(pushed_out) = shared.sets.lock().made(key, scope, generation, now) {
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {pushed_out}"))?;
-    }
-    // Its visits with a hit in range as a bitmap for `ff_matching` (published after
-    // `made`, which withdraws the bitmap of any set it replaces).
+    // Its visits with a hit in range as a bitmap for `ff_matching`, read before the set
+    // is recorded (a failed read leaves it unrecorded, made again by the next query) and
+    // published after `made`, which withdraws the bitmap of any set it replaces.
     let mut ids = Vec::new();
     let mut stmt = conn.prepare(&format!("SELECT session_id FROM {table} WHERE in_range"))?;
     for batch in stmt.query_arrow([])? {
-        if let Some(column) = batch
+        let column = batch
             .column(0)
             .as_any()
             .downcast_ref::<duckdb::arrow::array::UInt64Array>()
-        {
-            ids.extend(column.values().iter().copied());
-        }
+            .ok_or_else(|| ExecError::Invalid("matching session ids are not UBIGINT".into()))?;
+        ids.extend(column.values().iter().copied());
     }
+    let set = crate::session_set::SessionSet::from_ids(ids);
     tracing::debug!(
-        visits = ids.len(),
-        created_ms = created.as_secs_f64() * 1e3,
         ms = now.elapsed().as_secs_f64() * 1e3,
         "matching visits made"
     );
-    crate::session_set::publish(
-        b.matching_handle,
-        crate::session_set::SessionSet::from_ids(ids),
-    );
+    let pushed_out = shared.sets.lock().made(key, scope, generation, now);
+    crate::session_set::publish(b.matching_handle, set);
+    if let Some(pushed_out) = pushed_out {
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {pushed_out}"))?;
+    }
     Ok(())
 }
 
