@@ -1095,14 +1095,8 @@ impl<'a> Builder<'a> {
         } else if self.shared_matching_table().is_some() {
             // The load's matching visits as a filter on the scan of `sessions`.
             sql.push(" FROM sessions e WHERE ");
-            self.over_sessions.set(true);
-            self.visit_rows_in_range(sql);
+            self.visits_passing(sql, &on_visit);
             self.matching_filter(sql, "e");
-            if !on_visit.is_empty() {
-                sql.push(" AND ");
-                self.filters_cond(&on_visit, sql);
-            }
-            self.over_sessions.set(false);
             sql.push(")");
             return;
         } else {
@@ -1125,6 +1119,12 @@ impl<'a> Builder<'a> {
     /// can have events in range and pass the visit-side filters `on_visit`.
     fn matching_sessions(&self, sql: &mut Sql, on_visit: &[Filter]) {
         sql.push(" JOIN sessions e ON e.session_id = m.session_id WHERE ");
+        self.visits_passing(sql, on_visit);
+    }
+
+    /// The condition on `sessions e` of the visits that can have events in range and
+    /// pass the visit-side filters `on_visit`.
+    fn visits_passing(&self, sql: &mut Sql, on_visit: &[Filter]) {
         self.over_sessions.set(true);
         self.visit_rows_in_range(sql);
         if !on_visit.is_empty() {
