@@ -2412,6 +2412,7 @@ mod tests {
             &google(10, 1, "/"),
             &[pv("2024-03-10 16:00:00", "/")],
         );
+        crate::sink::number_staged_visitors(&conn, 0).expect("visitor numbers");
         crate::sink::refresh_touched_sessions(&conn, 0).expect("session rollup");
         conn
     }
@@ -3064,6 +3065,7 @@ mod tests {
              true, 'example.com', '/small', '', 0, NULL, NULL, NULL, false FROM range(5000) t(i);",
         )
         .expect("visits");
+        crate::sink::number_staged_visitors(&conn, 0).expect("visitor numbers");
         crate::sink::refresh_touched_sessions(&conn, 0).expect("session rollup");
 
         let total = run_out(

@@ -164,11 +164,11 @@ pub(crate) const TOUCHED_SESSIONS_DDL: &str = "CREATE TEMP TABLE touched_session
 /// their events, attributes from the staged row. A visit without events left (retention)
 /// loses its row. `min_id` lets zone maps skip row groups older than the oldest touched
 /// visit (ids are sequential, so old row groups hold only smaller ones). The exit
-/// tie-break on `event_id` matches the query builder's raw path.
+/// tie-break on `event_id` matches the query builder's raw path. The staged visits carry
+/// their visitor numbers (`number_staged_visitors`, or staged from `sessions`).
 pub(crate) fn refresh_touched_sessions(conn: &Connection, min_id: u64) -> duckdb::Result<()> {
     const PICK: &str =
         "session_id >= ? AND session_id IN (SELECT session_id FROM touched_sessions)";
-    number_staged_visitors(conn, min_id)?;
     conn.execute(
         &format!("DELETE FROM sessions WHERE {PICK}"),
         params![min_id],
