@@ -197,7 +197,7 @@ FROM touched_sessions t JOIN (
 /// visit), else the one another visit of the visitor has, else the site's next number
 /// (`visitor_counters`). `min_id` is the smallest staged id.
 ///
-/// The second step scans every visit's `visitor_id` (~30-40 ms at 10M events, one
+/// The second step scans every visit's `visitor_id` (~30-50 ms at 10M events, one
 /// thread), once per store batch (at most 50,000 events, or a second's worth); the
 /// numbers let queries count visitors in bitmaps (`ff_uniq`), the dashboard's largest
 /// cost otherwise.
