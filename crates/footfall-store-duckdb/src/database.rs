@@ -78,7 +78,7 @@ impl Database {
                 return Err("cannot connect to the database just opened".into());
             }
             let registered =
-                crate::uniq::register(conn).and_then(|()| crate::session_set::register(conn));
+                crate::uniq::register(conn).and_then(|()| crate::visit_map::register(conn));
             ffi::duckdb_disconnect(&mut conn);
             registered?;
             Ok(db)

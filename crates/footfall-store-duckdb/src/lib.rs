@@ -11,9 +11,9 @@ mod matching;
 mod meta;
 pub mod query;
 mod revenue;
-mod session_set;
 mod sink;
 pub mod uniq;
+mod visit_map;
 
 use cache::ResultCache;
 use database::Database;

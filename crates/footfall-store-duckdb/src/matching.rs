@@ -39,7 +39,7 @@ pub(crate) fn table_name(key: &str) -> String {
 struct Entry {
     key: String,
     table: String,
-    /// Its session ids' bitmap in `session_set`, withdrawn with the entry.
+    /// Its visits' map in `visit_map`, withdrawn with the entry.
     handle: u64,
     generation: u64,
     scope: Scope,
@@ -48,7 +48,7 @@ struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        crate::session_set::withdraw(self.handle);
+        crate::visit_map::withdraw(self.handle);
     }
 }
 
@@ -70,7 +70,7 @@ pub(crate) struct SharedSets<'a> {
 /// The sets kept; used within a query turn.
 pub(crate) struct MatchingSets {
     entries: Vec<Entry>,
-    /// Tells this store's sets apart from other stores' in `session_set`'s registry.
+    /// Tells this store's sets apart from other stores' in `visit_map`'s registry.
     instance: u64,
 }
 
@@ -85,7 +85,7 @@ impl Default for MatchingSets {
 }
 
 impl MatchingSets {
-    /// The handle of the session-id bitmap (`ff_matching`) of the set kept in `table`.
+    /// The handle of the visit map (`ff_matching`, `ff_visitor_no`) of the set kept in `table`.
     pub(crate) fn handle(&self, table: &str) -> u64 {
         let mut h = DefaultHasher::new();
         (self.instance, table).hash(&mut h);
@@ -192,21 +192,21 @@ mod tests {
         );
     }
 
-    /// A set's session-id bitmap goes with its entry; two stores' sets of one key have
-    /// their own handles.
+    /// A set's visit map goes with its entry; two stores' sets of one key have their own
+    /// handles.
     #[test]
-    fn the_bitmap_of_a_set_is_withdrawn_with_it() {
+    fn the_visit_map_of_a_set_is_withdrawn_with_it() {
         let (mut sets, other) = (MatchingSets::default(), MatchingSets::default());
         let writes = WriteLog::default();
         let t0 = Instant::now();
         let handle = sets.handle(&table_name("k"));
         assert_ne!(handle, other.handle(&table_name("k")));
         sets.made("k".into(), SCOPE, writes.generation(), t0);
-        crate::session_set::publish(handle, crate::session_set::SessionSet::from_ids([7]));
-        assert!(crate::session_set::published(handle));
+        crate::visit_map::publish(handle, crate::visit_map::VisitMap::from_pairs(vec![(7, 0)]));
+        assert!(crate::visit_map::published(handle));
         let later = t0 + IDLE + Duration::from_millis(1);
         assert!(!sets.lookup("k", &writes, later).0);
-        assert!(!crate::session_set::published(handle));
+        assert!(!crate::visit_map::published(handle));
     }
 
     #[test]
