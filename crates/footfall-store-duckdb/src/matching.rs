@@ -202,7 +202,10 @@ mod tests {
         let handle = sets.handle(&table_name("k"));
         assert_ne!(handle, other.handle(&table_name("k")));
         sets.made("k".into(), SCOPE, writes.generation(), t0);
-        crate::visit_map::publish(handle, crate::visit_map::VisitMap::from_pairs(vec![(7, 0)]));
+        crate::visit_map::publish(
+            handle,
+            crate::visit_map::VisitMap::from_visits(&[(7, 0, true)]),
+        );
         assert!(crate::visit_map::published(handle));
         let later = t0 + IDLE + Duration::from_millis(1);
         assert!(!sets.lookup("k", &writes, later).0);

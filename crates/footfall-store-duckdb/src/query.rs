@@ -1227,29 +1227,57 @@ impl<'a> Builder<'a> {
             })
     }
 
-    /// `mv`, `ev` and `vis` of `one_pass_matching` (after `msess`).
+    /// `mv`, `ev` and `vis` of `one_pass_matching` (after `msess`). With a shared set,
+    /// its visit map picks the visits from their scan of `sessions` instead of a join
+    /// (`visit_map.rs`), and its table gives the page views and hits of those in the map
+    /// (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate with
+    /// `page=/` 167-188 -> 142-154 ms, with `source=Google` too 191-197 -> 121-134).
     fn one_pass_matching_ctes(&self, sql: &mut Sql) {
         let (on_visit, _) = self.split_visit_filters();
         let starts_in_range = |sql: &mut Sql| {
             sql.push("e.session_start >= ");
             self.bind_ts(sql, self.start_us);
         };
-        sql.push(
-            "mv AS (SELECT ff_uniq(e.visitor_no) FILTER (WHERE m.in_range) AS visitors, \
-             sum(m.pv) AS pageviews, sum(m.n) AS events, ",
-        );
         let visit = VisitColumns {
             first: "e.session_start",
             last: "e.last_ts",
             pv: "e.pageviews",
             inter: "e.interactive",
         };
-        self.visit_aggregates(sql, &visit, Some(&starts_in_range));
-        sql.push(" FROM msess m");
-        self.matching_sessions(sql, &on_visit);
+        if let Some(table) = self.shared_matching_table() {
+            let handle = DbValue::UBigInt(self.matching_handle);
+            sql.push(&format!(
+                "mv AS (SELECT ff_uniq(e.visitor_no) FILTER (WHERE {}(",
+                crate::visit_map::MATCHING
+            ))
+            .bind(handle.clone())
+            .push(", e.session_id)) AS visitors, ");
+            self.visit_aggregates(sql, &visit, Some(&starts_in_range));
+            sql.push(" FROM sessions e WHERE ");
+            self.visits_passing(sql, &on_visit);
+            sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
+                .bind(handle.clone())
+                .push(&format!(
+                    ", e.session_id)), mh AS (SELECT sum(pv) AS pageviews, sum(n) AS events \
+                     FROM {table} WHERE {}(",
+                    crate::visit_map::MATCHING_FROM_START
+                ))
+                .bind(handle)
+                .push(
+                    ", session_id)), ev AS (SELECT visitors, pageviews, events FROM mv CROSS JOIN mh), ",
+                );
+        } else {
+            sql.push(
+                "mv AS (SELECT ff_uniq(e.visitor_no) FILTER (WHERE m.in_range) AS visitors, \
+                 sum(m.pv) AS pageviews, sum(m.n) AS events, ",
+            );
+            self.visit_aggregates(sql, &visit, Some(&starts_in_range));
+            sql.push(" FROM msess m");
+            self.matching_sessions(sql, &on_visit);
+            sql.push("), ev AS (SELECT visitors, pageviews, events FROM mv), ");
+        }
         sql.push(
-            "), ev AS (SELECT visitors, pageviews, events FROM mv), \
-             vis AS (SELECT s_visits, s_pv, s_bounces, s_bounce_base, s_dur, s_visits AS visits FROM mv)",
+            "vis AS (SELECT s_visits, s_pv, s_bounces, s_bounce_base, s_dur, s_visits AS visits FROM mv)",
         );
     }
 
@@ -1287,7 +1315,8 @@ impl<'a> Builder<'a> {
     /// the visit. The map holds the visits passing the visit-side filters, which the rows
     /// then leave out. 10M events, 30 days, `page=/` in a dashboard load
     /// (`scripts/dashboard-sets`, alternating): time:day 67-76 -> 40-44 ms, by page 58-74
-    /// -> 29; the map's join to `sessions` costs the aggregate ~25 of that.
+    /// -> 29; the map's join to `sessions` costs the aggregate ~25 of that, which its
+    /// own use of the map wins back (`one_pass_matching_ctes`).
     fn visits_from_map(&self, name: &str, window: Window, gap: bool, filters: &[Filter]) -> bool {
         self.matching_visit_join(name, window, gap).is_some()
             && !self.shared_matching_visits()
@@ -1295,13 +1324,13 @@ impl<'a> Builder<'a> {
             && filters == self.q.filters.as_slice()
     }
 
-    /// The `SELECT` of the shared set's visit map (`visit_map.rs`): session id and
-    /// visitor number of its visits with a hit in range that pass the visit-side filters.
+    /// The `SELECT` of the shared set's visit map (`visit_map.rs`): session id, visitor
+    /// number and `in_range` of its visits that pass the visit-side filters.
     fn visit_map_select(&self, table: &str, sql: &mut Sql) {
         let (on_visit, _) = self.split_visit_filters();
         sql.push(&format!(
-            "SELECT e.session_id, e.visitor_no FROM {table} m \
-             JOIN sessions e ON e.session_id = m.session_id WHERE m.in_range AND "
+            "SELECT e.session_id, e.visitor_no, m.in_range FROM {table} m \
+             JOIN sessions e ON e.session_id = m.session_id WHERE "
         ));
         self.visits_passing(sql, &on_visit);
     }
@@ -2057,29 +2086,25 @@ fn prepare_matching_set(
     // withdraws the map of any set it replaces.
     let mut map = Sql::default();
     b.visit_map_select(table, &mut map);
-    let mut pairs = Vec::new();
+    let mut visits = Vec::new();
     let mut stmt = conn.prepare(&map.text)?;
     for batch in stmt.query_arrow(duckdb::params_from_iter(map.params.iter()))? {
-        use duckdb::arrow::array::{Array, UInt32Array, UInt64Array};
-        let (Some(ids), Some(numbers)) = (
+        use duckdb::arrow::array::{Array, BooleanArray, UInt32Array, UInt64Array};
+        let (Some(ids), Some(numbers), Some(in_range)) = (
             batch.column(0).as_any().downcast_ref::<UInt64Array>(),
             batch.column(1).as_any().downcast_ref::<UInt32Array>(),
+            batch.column(2).as_any().downcast_ref::<BooleanArray>(),
         ) else {
             return Err(ExecError::Invalid("a visit map of another shape".into()));
         };
-        if numbers.null_count() > 0 {
+        if numbers.null_count() > 0 || in_range.null_count() > 0 {
             return Err(ExecError::Invalid(
                 "a matching visit without a visitor number".into(),
             ));
         }
-        pairs.extend(
-            ids.values()
-                .iter()
-                .copied()
-                .zip(numbers.values().iter().copied()),
-        );
+        visits.extend((0..ids.len()).map(|i| (ids.value(i), numbers.value(i), in_range.value(i))));
     }
-    let map = crate::visit_map::VisitMap::from_pairs(pairs);
+    let map = crate::visit_map::VisitMap::from_visits(&visits);
     tracing::debug!(
         ms = now.elapsed().as_secs_f64() * 1e3,
         "matching visits made"

@@ -1,19 +1,23 @@
 //! A dashboard load's shared matching visits (`matching.rs`) as an in-memory map from
-//! session id to visitor number, read by two scalar functions:
+//! session id to visitor number, read by three scalar functions:
 //!
 //! - `ff_matching(UBIGINT map, UBIGINT session_id) -> BOOLEAN`: whether the visit is one
-//!   of them;
-//! - `ff_visitor_no(UBIGINT map, UBIGINT session_id) -> UINTEGER`: its visitor's number,
-//!   NULL when it is not one of them.
+//!   of them with a matching hit in range;
+//! - `ff_visitor_no(UBIGINT map, UBIGINT session_id) -> UINTEGER`: the visitor's number
+//!   of such a visit, NULL for any other;
+//! - `ff_matching_from_start(UBIGINT map, UBIGINT session_id) -> BOOLEAN`: whether the
+//!   visit is one of them at all (a matching hit at or after the range start: visits
+//!   starting in range count with a match after its end).
 //!
 //! Why: with an event filter (`page=/`), each `visit:*` breakdown of a load picked its
-//! visits by joining the load's ~350k matching session ids to `sessions`, and the
-//! timeseries and the page breakdown joined their matching events to those visits for
-//! the visitor: DuckDB hashed ~350k visits and probed each visit or event of the range
-//! every time. Session ids are consecutive within a server run (`SessionIds`), so the
-//! map is a bitmap per 2^16 ids with the visitor numbers of the set bits beside it
-//! (~1.5 MB for ~350k visits), and those queries become a filter or a lookup on their
-//! scan (docs/ARCHITECTURE.md, "Matching visits").
+//! visits by joining the load's ~350k matching session ids to `sessions`, the timeseries
+//! and the page breakdown joined their matching events to those visits for the visitor,
+//! and the aggregate joined them for the visit metrics: DuckDB hashed ~350k visits and
+//! probed each visit or event of the range every time. Session ids are consecutive
+//! within a server run (`SessionIds`), so the map is two bitmaps per 2^16 ids with the
+//! visitor numbers of the members beside them (~1.5 MB for ~350k visits), and those
+//! queries become a filter or a lookup on their scan (docs/ARCHITECTURE.md, "Matching
+//! visits").
 //!
 //! The maps live in a process-wide registry under a handle that is unique per store and
 //! set (`MatchingSets::handle`); a map is published when its table is made and withdrawn
@@ -28,19 +32,26 @@ use std::sync::{Arc, LazyLock};
 use duckdb::ffi;
 use parking_lot::RwLock;
 
-/// The SQL name of the membership test.
+/// The SQL name of the test for a matching hit in range.
 pub const MATCHING: &str = "ff_matching";
 /// The SQL name of the visitor number lookup.
 pub const VISITOR_NO: &str = "ff_visitor_no";
+/// The SQL name of the membership test that takes matches after the range end too.
+pub const MATCHING_FROM_START: &str = "ff_matching_from_start";
 
 /// Ids per chunk: a chunk is a bitmap of 2^16 ids (8 KB) and its members' numbers.
 const CHUNK_BITS: u32 = 16;
 const CHUNK_WORDS: usize = (1 << CHUNK_BITS) / 64;
 
+/// One visit of a map: session id, visitor number, whether it has a matching hit in range.
+pub type Visit = (u64, u32, bool);
+
 /// The visits of 2^16 consecutive session ids that are in the map.
 #[derive(Debug)]
 struct Chunk {
-    bits: [u64; CHUNK_WORDS],
+    members: [u64; CHUNK_WORDS],
+    /// The members with a matching hit in range.
+    in_range: [u64; CHUNK_WORDS],
     /// Members before each word: the index in `numbers` of the word's first member.
     rank: [u32; CHUNK_WORDS],
     /// Visitor numbers of the members, in session id order.
@@ -50,20 +61,27 @@ struct Chunk {
 impl Chunk {
     #[inline]
     fn contains(&self, low: usize) -> bool {
-        self.bits[low / 64] & (1 << (low % 64)) != 0
+        self.members[low / 64] & (1 << (low % 64)) != 0
     }
 
     #[inline]
-    fn get(&self, low: usize) -> Option<u32> {
+    fn in_range(&self, low: usize) -> bool {
+        self.in_range[low / 64] & (1 << (low % 64)) != 0
+    }
+
+    /// The index in `numbers` of member `low`.
+    #[inline]
+    fn index(&self, low: usize) -> usize {
         let (word, bit) = (low / 64, low % 64);
-        let bits = self.bits[word];
-        if bits & (1 << bit) == 0 {
+        (self.rank[word] + (self.members[word] & ((1 << bit) - 1)).count_ones()) as usize
+    }
+
+    #[inline]
+    fn number_in_range(&self, low: usize) -> Option<u32> {
+        if !self.in_range(low) {
             return None;
         }
-        let before = (bits & ((1 << bit) - 1)).count_ones();
-        self.numbers
-            .get((self.rank[word] + before) as usize)
-            .copied()
+        self.numbers.get(self.index(low)).copied()
     }
 }
 
@@ -74,68 +92,111 @@ pub struct VisitMap {
     chunks: Vec<(u64, Box<Chunk>)>,
 }
 
+/// The place of session `id` in its chunk.
+fn low(id: u64) -> usize {
+    (id & ((1 << CHUNK_BITS) - 1)) as usize
+}
+
 impl VisitMap {
-    /// The map of `(session id, visitor number)` pairs (any order; for a repeated id
-    /// the first pair in id order counts).
-    pub fn from_pairs(mut pairs: Vec<(u64, u32)>) -> VisitMap {
-        pairs.sort_unstable_by_key(|p| p.0);
-        pairs.dedup_by_key(|p| p.0);
-        let mut chunks: Vec<(u64, Box<Chunk>)> = Vec::new();
-        for (id, number) in pairs {
-            let high = id >> CHUNK_BITS;
-            if chunks.last().is_none_or(|c| c.0 != high) {
-                chunks.push((
-                    high,
-                    Box::new(Chunk {
-                        bits: [0; CHUNK_WORDS],
-                        rank: [0; CHUNK_WORDS],
-                        numbers: Vec::new(),
-                    }),
-                ));
-            }
-            if let Some((_, chunk)) = chunks.last_mut() {
-                let low = (id & ((1 << CHUNK_BITS) - 1)) as usize;
-                chunk.bits[low / 64] |= 1 << (low % 64);
-                chunk.numbers.push(number);
+    /// The map of `visits` (any order; a visit given twice counts once).
+    pub fn from_visits(visits: &[Visit]) -> VisitMap {
+        // The chunks, found in one pass: the ids come in long runs of one chunk.
+        let mut highs: Vec<u64> = Vec::new();
+        for &(id, _, _) in visits {
+            if highs.last() != Some(&(id >> CHUNK_BITS)) {
+                highs.push(id >> CHUNK_BITS);
             }
         }
-        for (_, chunk) in &mut chunks {
+        highs.sort_unstable();
+        highs.dedup();
+        let chunks = highs
+            .into_iter()
+            .map(|high| {
+                let chunk = Box::new(Chunk {
+                    members: [0; CHUNK_WORDS],
+                    in_range: [0; CHUNK_WORDS],
+                    rank: [0; CHUNK_WORDS],
+                    numbers: Vec::new(),
+                });
+                (high, chunk)
+            })
+            .collect();
+        let mut map = VisitMap { chunks };
+        let mut hint = 0;
+        for &(id, _, in_range) in visits {
+            if let Some(chunk) = map.chunk_mut(id, &mut hint) {
+                let low = low(id);
+                chunk.members[low / 64] |= 1 << (low % 64);
+                if in_range {
+                    chunk.in_range[low / 64] |= 1 << (low % 64);
+                }
+            }
+        }
+        // Each number goes at its member's rank, so the visits need no sorting.
+        for (_, chunk) in &mut map.chunks {
             let mut members = 0;
-            for (rank, bits) in chunk.rank.iter_mut().zip(chunk.bits.iter()) {
+            for (rank, bits) in chunk.rank.iter_mut().zip(chunk.members.iter()) {
                 *rank = members;
                 members += bits.count_ones();
             }
-            chunk.numbers.shrink_to_fit();
+            chunk.numbers = vec![0; members as usize];
         }
-        VisitMap { chunks }
+        for &(id, number, _) in visits {
+            if let Some(chunk) = map.chunk_mut(id, &mut hint) {
+                let index = chunk.index(low(id));
+                if let Some(slot) = chunk.numbers.get_mut(index) {
+                    *slot = number;
+                }
+            }
+        }
+        map
     }
 
-    /// The visitor number of session `id` when it is in the map; `hint` is the chunk the
-    /// previous lookup found (ids come in runs from one chunk: `sessions` is in id order,
-    /// `events` in time order).
+    /// The visitor number of session `id` when it is in the map with a matching hit in
+    /// range; `hint` is the chunk the previous lookup found (ids come in runs from one
+    /// chunk: `sessions` is in id order, `events` in time order).
     #[inline]
-    fn get(&self, id: u64, hint: &mut usize) -> Option<u32> {
-        self.chunk(id, hint).and_then(|(chunk, low)| chunk.get(low))
+    fn number_in_range(&self, id: u64, hint: &mut usize) -> Option<u32> {
+        self.chunk(id, hint)
+            .and_then(|chunk| chunk.number_in_range(low(id)))
     }
 
-    /// Whether session `id` is in the map (`get` without reading the number).
+    /// Whether session `id` is in the map with a matching hit in range.
+    #[inline]
+    fn in_range(&self, id: u64, hint: &mut usize) -> bool {
+        self.chunk(id, hint)
+            .is_some_and(|chunk| chunk.in_range(low(id)))
+    }
+
+    /// Whether session `id` is in the map.
     #[inline]
     fn contains(&self, id: u64, hint: &mut usize) -> bool {
         self.chunk(id, hint)
-            .is_some_and(|(chunk, low)| chunk.contains(low))
+            .is_some_and(|chunk| chunk.contains(low(id)))
     }
 
-    /// The chunk of session `id` and the id's place in it.
+    /// The chunk of session `id`.
     #[inline]
-    fn chunk(&self, id: u64, hint: &mut usize) -> Option<(&Chunk, usize)> {
+    fn chunk(&self, id: u64, hint: &mut usize) -> Option<&Chunk> {
+        let i = self.chunk_index(id, hint)?;
+        Some(&self.chunks[i].1)
+    }
+
+    fn chunk_mut(&mut self, id: u64, hint: &mut usize) -> Option<&mut Chunk> {
+        let i = self.chunk_index(id, hint)?;
+        Some(&mut self.chunks[i].1)
+    }
+
+    /// The index in `chunks` of the chunk of session `id`, tried at `hint` first and
+    /// left there.
+    #[inline]
+    fn chunk_index(&self, id: u64, hint: &mut usize) -> Option<usize> {
         let high = id >> CHUNK_BITS;
-        let low = (id & ((1 << CHUNK_BITS) - 1)) as usize;
         match self.chunks.get(*hint) {
-            Some(c) if c.0 == high => Some((&c.1, low)),
+            Some(c) if c.0 == high => Some(*hint),
             _ => {
-                let i = self.chunks.binary_search_by_key(&high, |c| c.0).ok()?;
-                *hint = i;
-                Some((&self.chunks[i].1, low))
+                *hint = self.chunks.binary_search_by_key(&high, |c| c.0).ok()?;
+                Some(*hint)
             }
         }
     }
@@ -195,18 +256,39 @@ unsafe fn each_lookup<T>(
     }
 }
 
+/// A BOOLEAN function of the map.
+///
+/// # Safety
+/// As `each_lookup`, with a BOOLEAN output of the chunk's size.
+unsafe fn each_test(
+    info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    output: ffi::duckdb_vector,
+    test: impl Fn(&VisitMap, u64, &mut usize) -> bool,
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        let out = ffi::duckdb_vector_get_data(output) as *mut bool;
+        each_lookup(info, input, test, |row, passes| *out.add(row) = passes);
+    }
+}
+
 unsafe extern "C" fn matching(
     info: ffi::duckdb_function_info,
     input: ffi::duckdb_data_chunk,
     output: ffi::duckdb_vector,
 ) {
-    // SAFETY: a BOOLEAN output of the chunk's size.
-    unsafe {
-        let out = ffi::duckdb_vector_get_data(output) as *mut bool;
-        each_lookup(info, input, VisitMap::contains, |row, member| {
-            *out.add(row) = member
-        });
-    }
+    // SAFETY: DuckDB's arguments to `ff_matching`.
+    unsafe { each_test(info, input, output, VisitMap::in_range) }
+}
+
+unsafe extern "C" fn matching_from_start(
+    info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    output: ffi::duckdb_vector,
+) {
+    // SAFETY: DuckDB's arguments to `ff_matching_from_start`.
+    unsafe { each_test(info, input, output, VisitMap::contains) }
 }
 
 unsafe extern "C" fn visitor_no(
@@ -219,23 +301,33 @@ unsafe extern "C" fn visitor_no(
         let out = ffi::duckdb_vector_get_data(output) as *mut u32;
         ffi::duckdb_vector_ensure_validity_writable(output);
         let validity = ffi::duckdb_vector_get_validity(output);
-        each_lookup(info, input, VisitMap::get, |row, number| match number {
-            Some(n) => *out.add(row) = n,
-            None => ffi::duckdb_validity_set_row_invalid(validity, row as u64),
-        });
+        each_lookup(
+            info,
+            input,
+            VisitMap::number_in_range,
+            |row, number| match number {
+                Some(n) => *out.add(row) = n,
+                None => ffi::duckdb_validity_set_row_invalid(validity, row as u64),
+            },
+        );
     }
 }
 
-/// Registers `ff_matching` and `ff_visitor_no` in the database `conn` belongs to.
+/// Registers the map's functions in the database `conn` belongs to.
 ///
 /// # Safety
 /// `conn` must be an open connection.
 pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
-    let functions: [(&str, ffi::DUCKDB_TYPE, ffi::duckdb_scalar_function_t); 2] = [
+    let functions: [(&str, ffi::DUCKDB_TYPE, ffi::duckdb_scalar_function_t); 3] = [
         (
             MATCHING,
             ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
             Some(matching),
+        ),
+        (
+            MATCHING_FROM_START,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
+            Some(matching_from_start),
         ),
         (
             VISITOR_NO,
@@ -274,21 +366,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maps_exactly_the_ids_across_chunks() {
-        let pairs: Vec<(u64, u32)> = (0..200_000u64)
-            .map(|i| (1_796_556_608_526_457 + i * 3, (i * 7 % 1000) as u32))
-            .chain([(5, 1), (1 << 40, 2)])
+    fn maps_exactly_the_visits_across_chunks() {
+        let visits: Vec<Visit> = (0..200_000u64)
+            .map(|i| {
+                (
+                    1_796_556_608_526_457 + i * 3,
+                    (i * 7 % 1000) as u32,
+                    i % 5 != 0,
+                )
+            })
+            .chain([(5, 1, true), (1 << 40, 2, false)])
             .rev()
             .collect();
-        let map = VisitMap::from_pairs(pairs.clone());
+        let mut twice = visits.clone();
+        twice.extend_from_slice(&visits[..1000]);
+        let map = VisitMap::from_visits(&twice);
         let mut hint = 0;
-        for &(id, number) in &pairs {
-            assert_eq!(map.get(id, &mut hint), Some(number), "{id}");
+        for &(id, number, in_range) in &visits {
             assert!(map.contains(id, &mut hint), "{id}");
+            assert_eq!(map.in_range(id, &mut hint), in_range, "{id}");
+            let want = in_range.then_some(number);
+            assert_eq!(map.number_in_range(id, &mut hint), want, "{id}");
         }
         for id in [0u64, 4, 6, 1_796_556_608_526_458, (1 << 40) + 1, u64::MAX] {
-            assert_eq!(map.get(id, &mut hint), None, "{id}");
             assert!(!map.contains(id, &mut hint), "{id}");
+            assert!(!map.in_range(id, &mut hint), "{id}");
+            assert_eq!(map.number_in_range(id, &mut hint), None, "{id}");
         }
     }
 }
