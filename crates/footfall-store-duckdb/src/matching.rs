@@ -85,7 +85,7 @@ impl Default for MatchingSets {
 }
 
 impl MatchingSets {
-    /// The handle of the visit map (`ff_matching`, `ff_visitor_no`) of the set kept in `table`.
+    /// The handle of the visit map (`visit_map.rs`) of the set kept in `table`.
     pub(crate) fn handle(&self, table: &str) -> u64 {
         let mut h = DefaultHasher::new();
         (self.instance, table).hash(&mut h);

@@ -1101,7 +1101,7 @@ impl<'a> Builder<'a> {
     /// tested with `session_id IN (...)`: DuckDB then hashes the ~350k matching visits
     /// instead of probing every visit of the range against ~530k matching events
     /// (`page=/`: 61 -> 45 ms for this CTE alone, 2026-12-04). With a load's shared set,
-    /// its bitmap filters the scan of `sessions` instead (`ff_matching`, no join).
+    /// its visit map filters the scan of `sessions` instead (`ff_matching`, no join).
     fn rollup_matching_visitors_cte(&self, sql: &mut Sql) {
         let (on_visit, on_events) = self.split_visit_filters();
         self.sv_select(sql);
