@@ -10,6 +10,7 @@
 //! - the parts are FULL OUTER JOINed on the keys, ordered, paginated.
 
 use crate::matching::SharedSets;
+use crate::uniq::NAME as UNIQ;
 use duckdb::types::Value as DbValue;
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::query::{
@@ -53,6 +54,17 @@ impl Sql {
     fn append(&mut self, other: Sql) -> &mut Self {
         self.text.push_str(&other.text);
         self.params.extend(other.params);
+        self
+    }
+
+    /// Appends `parts` with `separator` between them.
+    fn append_joined(&mut self, parts: Vec<Sql>, separator: &str) -> &mut Self {
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                self.push(separator);
+            }
+            self.append(part);
+        }
         self
     }
 }
@@ -541,14 +553,7 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        sql.push("(");
-        for (i, p) in parts.into_iter().enumerate() {
-            if i > 0 {
-                sql.push(" OR ");
-            }
-            sql.append(p);
-        }
-        sql.push(")");
+        sql.push("(").append_joined(parts, " OR ").push(")");
     }
 
     /// Each custom event name's revenue currencies before the range end, for the names
@@ -1247,7 +1252,7 @@ impl<'a> Builder<'a> {
         if let Some(table) = self.shared_matching_table() {
             let handle = DbValue::UBigInt(self.matching_handle);
             sql.push(&format!(
-                "mv AS (SELECT ff_uniq(e.visitor_no) FILTER (WHERE {}(",
+                "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE {}(",
                 crate::visit_map::MATCHING
             ))
             .bind(handle.clone())
@@ -1267,10 +1272,10 @@ impl<'a> Builder<'a> {
                     ", session_id)), ev AS (SELECT visitors, pageviews, events FROM mv CROSS JOIN mh), ",
                 );
         } else {
-            sql.push(
-                "mv AS (SELECT ff_uniq(e.visitor_no) FILTER (WHERE m.in_range) AS visitors, \
-                 sum(m.pv) AS pageviews, sum(m.n) AS events, ",
-            );
+            sql.push(&format!(
+                "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE m.in_range) AS visitors, \
+                 sum(m.pv) AS pageviews, sum(m.n) AS events, "
+            ));
             self.visit_aggregates(sql, &visit, Some(&starts_in_range));
             sql.push(" FROM msess m");
             self.matching_sessions(sql, &on_visit);
@@ -1601,13 +1606,7 @@ impl<'a> Builder<'a> {
         fin.push(&format!(" FROM {from})"));
         ctes.push(fin);
 
-        sql.push("WITH ");
-        for (i, c) in ctes.into_iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.append(c);
-        }
+        sql.push("WITH ").append_joined(ctes, ", ");
         sql
     }
 
@@ -1646,10 +1645,12 @@ impl<'a> Builder<'a> {
             let mut s = Sql::default();
             if rollup_visitors {
                 self.rollup_visitors_cte(&mut s);
-                s.push(", tot AS (SELECT ff_uniq(visitor_no) AS n FROM sv)");
+                s.push(&format!(
+                    ", tot AS (SELECT {UNIQ}(visitor_no) AS n FROM sv)"
+                ));
             } else {
                 s.push(&format!(
-                    "tot AS (SELECT ff_uniq(visitor_no) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
+                    "tot AS (SELECT {UNIQ}(visitor_no) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
                 ));
             }
             ctes.push(s);
@@ -1658,17 +1659,19 @@ impl<'a> Builder<'a> {
                 if dc.is_empty() && sv_pageviews {
                     // One pass over `sv` (reading `tot` and `sv` apart computed `sv` twice:
                     // 64 against 34 ms for the aggregate at 10M events).
-                    s.push("ev_v AS (SELECT ff_uniq(visitor_no) AS visitors, sum(pv) AS pageviews FROM sv)");
+                    s.push(&format!(
+                        "ev_v AS (SELECT {UNIQ}(visitor_no) AS visitors, sum(pv) AS pageviews FROM sv)"
+                    ));
                 } else if dc.is_empty() {
                     s.push("ev_v AS (SELECT n AS visitors FROM tot)");
                 } else if sv_pageviews {
                     s.push(&format!(
-                        "ev_v AS (SELECT {dsel}ff_uniq(visitor_no) AS visitors, \
+                        "ev_v AS (SELECT {dsel}{UNIQ}(visitor_no) AS visitors, \
                          sum(pv) AS pageviews FROM sv WHERE true{excl}{gb})"
                     ));
                 } else {
                     s.push(&format!(
-                        "ev_v AS (SELECT {dsel}ff_uniq(visitor_no) AS visitors FROM sv WHERE true{excl}{gb})"
+                        "ev_v AS (SELECT {dsel}{UNIQ}(visitor_no) AS visitors FROM sv WHERE true{excl}{gb})"
                     ));
                 }
                 if counts {
@@ -1690,7 +1693,7 @@ impl<'a> Builder<'a> {
             } else if self.needs_events() {
                 let mut s = Sql::default();
                 s.push(&format!(
-                    "ev AS (SELECT {dsel}ff_uniq(visitor_no) AS visitors, \
+                    "ev AS (SELECT {dsel}{UNIQ}(visitor_no) AS visitors, \
                      count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, count(*) AS events{rev} \
                      FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb})"
                 ));
@@ -1729,7 +1732,7 @@ impl<'a> Builder<'a> {
             let mut s = Sql::default();
             self.rows_cte(&mut s, "r_tot", Window::Events, &stripped, false, true);
             s.push(&format!(
-                ", tot_c AS (SELECT ff_uniq(visitor_no) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
+                ", tot_c AS (SELECT {UNIQ}(visitor_no) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
             ));
             if self.has_metric(|m| m == Metric::GroupConversionRate) {
                 // The denominator per group of the other (non-goal) keys.
@@ -1740,7 +1743,7 @@ impl<'a> Builder<'a> {
                     (format!("{keys}, "), format!(" GROUP BY {keys}"))
                 };
                 s.push(&format!(
-                    ", tot_g AS (SELECT {ksel}ff_uniq(visitor_no) AS group_n FROM r_tot \
+                    ", tot_g AS (SELECT {ksel}{UNIQ}(visitor_no) AS group_n FROM r_tot \
                      WHERE m AND name <> '{ENGAGEMENT}'{}{kgb})",
                     self.exclude_empty()
                 ));
