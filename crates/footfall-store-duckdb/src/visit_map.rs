@@ -90,7 +90,15 @@ impl Chunk {
 pub struct VisitMap {
     /// (id >> 16, its chunk), sorted by the first.
     chunks: Vec<(u64, Box<Chunk>)>,
+    /// The visits by id instead (number, hit in range), when their ids are too scattered
+    /// for chunks of ~20 KB to pay (a store whose first session ids were random, before
+    /// the id sequence): empty otherwise.
+    scattered: HashMap<u64, (u32, bool)>,
 }
+
+/// Members a chunk needs on average for the map to use chunks: a chunk costs ~20 KB, a
+/// scattered visit ~24 bytes.
+const MEMBERS_PER_CHUNK: usize = 1024;
 
 /// The place of session `id` in its chunk.
 fn low(id: u64) -> usize {
@@ -109,6 +117,16 @@ impl VisitMap {
         }
         highs.sort_unstable();
         highs.dedup();
+        if highs.len() > 16 && highs.len() * MEMBERS_PER_CHUNK > visits.len() {
+            let scattered = visits
+                .iter()
+                .map(|&(id, number, in_range)| (id, (number, in_range)))
+                .collect();
+            return VisitMap {
+                chunks: Vec::new(),
+                scattered,
+            };
+        }
         let chunks = highs
             .into_iter()
             .map(|high| {
@@ -121,7 +139,10 @@ impl VisitMap {
                 (high, chunk)
             })
             .collect();
-        let mut map = VisitMap { chunks };
+        let mut map = VisitMap {
+            chunks,
+            scattered: HashMap::new(),
+        };
         let mut hint = 0;
         for &(id, _, in_range) in visits {
             if let Some(chunk) = map.chunk_mut(id, &mut hint) {
@@ -157,6 +178,9 @@ impl VisitMap {
     /// chunk: `sessions` is in id order, `events` in time order).
     #[inline]
     fn number_in_range(&self, id: u64, hint: &mut usize) -> Option<u32> {
+        if !self.scattered.is_empty() {
+            return self.scattered.get(&id).and_then(|&(n, r)| r.then_some(n));
+        }
         self.chunk(id, hint)
             .and_then(|chunk| chunk.number_in_range(low(id)))
     }
@@ -164,6 +188,9 @@ impl VisitMap {
     /// Whether session `id` is in the map with a matching hit in range.
     #[inline]
     fn in_range(&self, id: u64, hint: &mut usize) -> bool {
+        if !self.scattered.is_empty() {
+            return self.scattered.get(&id).is_some_and(|&(_, r)| r);
+        }
         self.chunk(id, hint)
             .is_some_and(|chunk| chunk.in_range(low(id)))
     }
@@ -171,6 +198,9 @@ impl VisitMap {
     /// Whether session `id` is in the map.
     #[inline]
     fn contains(&self, id: u64, hint: &mut usize) -> bool {
+        if !self.scattered.is_empty() {
+            return self.scattered.contains_key(&id);
+        }
         self.chunk(id, hint)
             .is_some_and(|chunk| chunk.contains(low(id)))
     }
@@ -366,6 +396,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn maps_scattered_ids_without_a_chunk_each() {
+        let mut x = 3u64;
+        let visits: Vec<Visit> = (0..5_000u32)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x, i, i % 3 != 0)
+            })
+            .collect();
+        let map = VisitMap::from_visits(&visits);
+        assert!(map.chunks.is_empty(), "{} chunks", map.chunks.len());
+        let mut hint = 0;
+        for &(id, number, in_range) in &visits {
+            assert!(map.contains(id, &mut hint));
+            assert_eq!(map.in_range(id, &mut hint), in_range);
+            assert_eq!(
+                map.number_in_range(id, &mut hint),
+                in_range.then_some(number)
+            );
+        }
+        assert!(!map.contains(1, &mut hint));
+    }
+
+    #[test]
     fn maps_exactly_the_visits_across_chunks() {
         let visits: Vec<Visit> = (0..200_000u64)
             .map(|i| {
@@ -381,6 +436,10 @@ mod tests {
         let mut twice = visits.clone();
         twice.extend_from_slice(&visits[..1000]);
         let map = VisitMap::from_visits(&twice);
+        assert!(
+            map.scattered.is_empty() && !map.chunks.is_empty(),
+            "in chunks"
+        );
         let mut hint = 0;
         for &(id, number, in_range) in &visits {
             assert!(map.contains(id, &mut hint), "{id}");
