@@ -77,8 +77,9 @@ impl Database {
             if ffi::duckdb_connect(db.raw, &mut conn) != ffi::duckdb_state_DuckDBSuccess {
                 return Err("cannot connect to the database just opened".into());
             }
-            let registered =
-                crate::uniq::register(conn).and_then(|()| crate::visit_map::register(conn));
+            let registered = crate::uniq::register(conn)
+                .and_then(|()| crate::visit_map::register(conn))
+                .and_then(|()| crate::visit_collect::register(conn));
             ffi::duckdb_disconnect(&mut conn);
             registered?;
             Ok(db)

@@ -13,6 +13,7 @@ pub mod query;
 mod revenue;
 mod sink;
 pub mod uniq;
+mod visit_collect;
 mod visit_map;
 
 use cache::ResultCache;
@@ -356,9 +357,6 @@ impl DuckStore {
     ) -> StoreResult<Self> {
         migrate(&base)?;
         set_checkpoint_threshold(&base, LIVE_CHECKPOINT_THRESHOLD)?;
-        // Instance-wide: every reader connection sees the shared matching sets' tables.
-        base.execute_batch(matching::ATTACH_SCRATCH)
-            .map_err(db_err)?;
         let writer = database.connect().map_err(db_err)?;
         // Per connection: the visits a write touched and a batch's numbers per visit, for
         // the rollup refresh and merge (sink.rs).

@@ -1,45 +1,30 @@
 //! Matching visits shared by the queries of one dashboard load.
 //!
-//! With an event filter (`page=/`), the aggregate and each visit-attribute breakdown of a
-//! dashboard first find the visits with a matching hit: a scan of the range's events that
-//! was ~half of each such query at 10M events (27 of 55 ms for `visit:browser` with
-//! `page=/`, docs/ARCHITECTURE.md). A dashboard sends its queries together and they take
-//! turns, so the first one keeps the set in a table of an in-memory database and the
+//! With an event filter (`page=/`), the aggregate and each breakdown of a dashboard first
+//! find the visits with a matching hit: a scan of the range's events that was ~half of
+//! each such query at 10M events (27 of 55 ms for `visit:browser` with `page=/`,
+//! docs/ARCHITECTURE.md). A dashboard sends its queries together and they take turns, so
+//! the first one makes the set, as a visit map (`visit_map.rs`) under a handle, and the
 //! others read it. A set lives while queries keep using it (at most `IDLE` apart: one
-//! dashboard load, not the next one, which computes its own) and while no committed write
+//! dashboard load, not the next one, which finds its own) and while no committed write
 //! could have changed it (the result cache's rule, `cache::WriteLog`).
 
 use crate::cache::{Scope, WriteLog};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-/// The in-memory database the sets live in, attached to the store's DuckDB instance
-/// (visible to every connection of it).
-pub(crate) const SCRATCH_DB: &str = "footfall_scratch";
-
-/// `ATTACH` for the scratch database; run once per DuckDB instance.
-pub(crate) const ATTACH_SCRATCH: &str = "ATTACH IF NOT EXISTS ':memory:' AS footfall_scratch";
-
 /// A set unused for this long is dropped: the queries of one dashboard load follow each
 /// other closely (they take turns, ~0.1 s each at 10M events); a later load is a new
 /// question and finds its visits again.
 const IDLE: Duration = Duration::from_secs(1);
 
-/// Sets kept at most (each a few MB at 10M events: 8 bytes and a flag per visit).
+/// Sets kept at most (each ~1.5 MB at 10M events: two bits per session id of the span
+/// and a visitor number per visit).
 const MAX_SETS: usize = 4;
-
-/// The table a set with this key is kept in: named after the key's hash, so the same
-/// question uses the same name (and its prepared statements) every time.
-pub(crate) fn table_name(key: &str) -> String {
-    let mut h = DefaultHasher::new();
-    key.hash(&mut h);
-    format!("{SCRATCH_DB}.m_{:016x}", h.finish())
-}
 
 struct Entry {
     key: String,
-    table: String,
-    /// Its visits' map in `visit_map`, withdrawn with the entry.
+    /// Its visit map in `visit_map`, withdrawn with the entry.
     handle: u64,
     generation: u64,
     scope: Scope,
@@ -85,36 +70,25 @@ impl Default for MatchingSets {
 }
 
 impl MatchingSets {
-    /// The handle of the visit map (`visit_map.rs`) of the set kept in `table`.
-    pub(crate) fn handle(&self, table: &str) -> u64 {
+    /// The handle of the visit map (`visit_map.rs`) of `key`'s set: the same question
+    /// uses the same handle (and so the same prepared statements) every time.
+    pub(crate) fn handle(&self, key: &str) -> u64 {
         let mut h = DefaultHasher::new();
-        (self.instance, table).hash(&mut h);
+        (self.instance, key).hash(&mut h);
         h.finish()
     }
 
-    /// Forgets the sets that expired or that a write has changed, returning their tables
-    /// (the caller drops them), then says whether `key`'s set is kept (its table can be
-    /// read) or has to be made (then `made`).
-    pub(crate) fn lookup(
-        &mut self,
-        key: &str,
-        writes: &WriteLog,
-        now: Instant,
-    ) -> (bool, Vec<String>) {
-        let mut dropped = Vec::new();
-        self.entries.retain(|e| {
-            let keep = e.readable(writes, now);
-            if !keep {
-                dropped.push(e.table.clone());
-            }
-            keep
-        });
+    /// Forgets the sets that expired or that a write has changed (their maps are
+    /// withdrawn), then says whether `key`'s set is kept (its map can be read) or has
+    /// to be made (then `made`).
+    pub(crate) fn lookup(&mut self, key: &str, writes: &WriteLog, now: Instant) -> bool {
+        self.entries.retain(|e| e.readable(writes, now));
         match self.entries.iter_mut().find(|e| e.key == key) {
             Some(e) => {
                 e.last_used = now;
-                (true, dropped)
+                true
             }
-            None => (false, dropped),
+            None => false,
         }
     }
 
@@ -127,19 +101,12 @@ impl MatchingSets {
     }
 
     /// Records that `key`'s set was made from the store as of `generation` (read before
-    /// it was made). Returns the table of a set pushed out to stay within `MAX_SETS`.
-    pub(crate) fn made(
-        &mut self,
-        key: String,
-        scope: Scope,
-        generation: u64,
-        now: Instant,
-    ) -> Option<String> {
-        let table = table_name(&key);
-        let handle = self.handle(&table);
-        // Another key whose hash names the same table would now read this set.
-        self.entries.retain(|e| e.table != table);
-        let mut pushed_out = None;
+    /// it was made), pushing out the least recently used beyond `MAX_SETS`. The caller
+    /// publishes its map after: a replaced entry of the same handle withdraws it.
+    pub(crate) fn made(&mut self, key: String, scope: Scope, generation: u64, now: Instant) {
+        let handle = self.handle(&key);
+        // Another key with the same handle (a hash collision) would now read this set.
+        self.entries.retain(|e| e.handle != handle);
         if self.entries.len() >= MAX_SETS {
             let oldest = self
                 .entries
@@ -148,18 +115,16 @@ impl MatchingSets {
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(i, _)| i);
             if let Some(i) = oldest {
-                pushed_out = Some(self.entries.remove(i).table.clone());
+                self.entries.remove(i);
             }
         }
         self.entries.push(Entry {
             key,
-            table,
             handle,
             generation,
             scope,
             last_used: now,
         });
-        pushed_out
     }
 }
 
@@ -177,19 +142,17 @@ mod tests {
         let mut sets = MatchingSets::default();
         let writes = WriteLog::default();
         let t0 = Instant::now();
-        assert!(!sets.lookup("k", &writes, t0).0);
-        assert_eq!(sets.made("k".into(), SCOPE, writes.generation(), t0), None);
+        assert!(!sets.lookup("k", &writes, t0));
+        sets.made("k".into(), SCOPE, writes.generation(), t0);
         // The next queries of the load, each within IDLE of the one before.
         let t1 = t0 + Duration::from_millis(600);
-        assert_eq!(sets.lookup("k", &writes, t1), (true, vec![]));
+        assert!(sets.lookup("k", &writes, t1));
         let t2 = t1 + Duration::from_millis(900);
-        assert_eq!(sets.lookup("k", &writes, t2), (true, vec![]));
-        // A later load: expired, dropped, made again.
+        assert!(sets.lookup("k", &writes, t2));
+        // A later load: expired, made again.
         let t3 = t2 + Duration::from_millis(1500);
-        assert_eq!(
-            sets.lookup("k", &writes, t3),
-            (false, vec![table_name("k")])
-        );
+        assert!(!sets.kept("k", &writes, t3));
+        assert!(!sets.lookup("k", &writes, t3));
     }
 
     /// A set's visit map goes with its entry; two stores' sets of one key have their own
@@ -199,8 +162,8 @@ mod tests {
         let (mut sets, other) = (MatchingSets::default(), MatchingSets::default());
         let writes = WriteLog::default();
         let t0 = Instant::now();
-        let handle = sets.handle(&table_name("k"));
-        assert_ne!(handle, other.handle(&table_name("k")));
+        let handle = sets.handle("k");
+        assert_ne!(handle, other.handle("k"));
         sets.made("k".into(), SCOPE, writes.generation(), t0);
         crate::visit_map::publish(
             handle,
@@ -208,7 +171,7 @@ mod tests {
         );
         assert!(crate::visit_map::published(handle));
         let later = t0 + IDLE + Duration::from_millis(1);
-        assert!(!sets.lookup("k", &writes, later).0);
+        assert!(!sets.lookup("k", &writes, later));
         assert!(!crate::visit_map::published(handle));
     }
 
@@ -220,12 +183,9 @@ mod tests {
         sets.made("k".into(), SCOPE, writes.generation(), t0);
         // Live traffic after the range: still the store's answer.
         writes.appended([(1, SCOPE.end_us + 10)]);
-        assert!(sets.lookup("k", &writes, t0).0);
+        assert!(sets.lookup("k", &writes, t0));
         writes.appended([(1, SCOPE.end_us - 10)]);
-        assert_eq!(
-            sets.lookup("k", &writes, t0),
-            (false, vec![table_name("k")])
-        );
+        assert!(!sets.lookup("k", &writes, t0));
     }
 
     #[test]
@@ -235,14 +195,17 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..MAX_SETS {
             let t = t0 + Duration::from_millis(i as u64);
-            assert_eq!(sets.made(format!("k{i}"), SCOPE, 0, t), None);
+            sets.made(format!("k{i}"), SCOPE, 0, t);
         }
         let t = t0 + Duration::from_millis(10);
-        assert_eq!(
-            sets.made("new".into(), SCOPE, writes.generation(), t),
-            Some(table_name("k0"))
+        let oldest = sets.handle("k0");
+        crate::visit_map::publish(oldest, crate::visit_map::VisitMap::default());
+        sets.made("new".into(), SCOPE, writes.generation(), t);
+        assert!(
+            !crate::visit_map::published(oldest),
+            "withdrawn with its set"
         );
-        assert!(sets.lookup("k1", &writes, t).0);
-        assert!(!sets.lookup("k0", &writes, t).0);
+        assert!(sets.lookup("k1", &writes, t));
+        assert!(!sets.lookup("k0", &writes, t));
     }
 }

@@ -77,6 +77,17 @@ struct VisitColumns<'c> {
     inter: &'c str,
 }
 
+/// Where the event rows of `r_ev` find their visits among the matching ones
+/// (`Builder::matching_visit_join`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatchingVisits {
+    /// The query's own `msess`, joined.
+    Msess,
+    /// The load's visit map, as a filter on the join to `sessions` (or, for the visitor
+    /// alone, instead of it: `Builder::visits_from_map`).
+    Map,
+}
+
 /// Which visits `visit_hits_branch` reads the hits of: those whose `sessions` row cannot
 /// stand for their hits in range.
 enum VisitSpan {
@@ -115,13 +126,13 @@ struct Builder<'a> {
     /// for keys without engagement data: off at first, on for the re-run that
     /// `execute_with` makes when a key needs it.
     legacy_gaps: bool,
-    /// Table of this query's matching visits shared with the other queries of a
-    /// dashboard load (`matching.rs`); `matching_used` says whether the SQL reads it.
-    matching_table: Option<String>,
+    /// Whether `execute_with` offers matching visits shared with the other queries of a
+    /// dashboard load (`matching.rs`); `matching_used` says whether the SQL reads them.
+    shared_set: bool,
     /// The handle of that set's visit map (`ff_matching`, `ff_visitor_no`, `visit_map.rs`).
     matching_handle: u64,
     matching_used: std::cell::Cell<bool>,
-    /// Whether that table is already made (an earlier query of the load made it): only
+    /// Whether that set is already made (an earlier query of the load made it): only
     /// then do the event rows' visits come from it (`matching_visit_join`).
     matching_ready: bool,
 }
@@ -196,7 +207,7 @@ impl<'a> Builder<'a> {
             use_rollup,
             over_sessions: std::cell::Cell::new(false),
             legacy_gaps: false,
-            matching_table: None,
+            shared_set: false,
             matching_handle: 0,
             matching_used: std::cell::Cell::new(false),
             matching_ready: false,
@@ -751,12 +762,16 @@ impl<'a> Builder<'a> {
         sql.push(" FROM events e");
         if join && !from_map {
             match self.matching_visit_join(name, window, gap) {
-                Some(matching) => {
-                    sql.push(&format!(
-                        " JOIN (SELECT s.* FROM (SELECT session_id FROM {matching} WHERE in_range) mm \
-                         JOIN sessions s ON s.session_id = mm.session_id) v ON v.session_id = e.session_id AND v.site_id = "
-                    ));
+                Some(MatchingVisits::Msess) => {
+                    sql.push(
+                        " JOIN (SELECT s.* FROM (SELECT session_id FROM msess WHERE in_range) mm \
+                         JOIN sessions s ON s.session_id = mm.session_id) v ON v.session_id = e.session_id AND v.site_id = ",
+                    );
                     self.bind_site(sql);
+                }
+                Some(MatchingVisits::Map) => {
+                    self.visit_join(sql, window);
+                    self.matching_filter(sql, "v");
                 }
                 None => self.visit_join(sql, window),
             }
@@ -1113,7 +1128,7 @@ impl<'a> Builder<'a> {
         self.over_sessions.set(false);
         if self.shared_matching_visits() {
             sql.push(" FROM (SELECT session_id FROM msess WHERE in_range");
-        } else if self.shared_matching_table().is_some() {
+        } else if self.uses_visit_map() {
             // The load's matching visits as a filter on the scan of `sessions`.
             sql.push(" FROM sessions e WHERE ");
             self.visits_passing(sql, &on_visit);
@@ -1161,6 +1176,13 @@ impl<'a> Builder<'a> {
     /// aggregate at 10M events: 114-123 -> 91-95 ms, Python duckdb, alternating). Not
     /// when an event-side filter reads the visit (the two join it differently).
     fn shared_matching_visits(&self) -> bool {
+        self.matching_visits_once() && !self.uses_visit_map()
+    }
+
+    /// Whether one set of matching visits can serve both the matching visitors and the
+    /// matching visits: `msess` within the query, or the load's visit map when there is
+    /// one (`shared_matching_visits` is the first).
+    fn matching_visits_once(&self) -> bool {
         let (_, on_events) = self.split_visit_filters();
         self.rollup_visitors()
             && !self.time_dims()
@@ -1174,12 +1196,6 @@ impl<'a> Builder<'a> {
     /// event filters, and whether one is before the range end (`in_range`: `sv` wants
     /// those; `sess`, the visits starting in range, takes a match at any later time).
     fn matching_visits_cte(&self, sql: &mut Sql) {
-        if let Some(table) = self.shared_matching_table() {
-            sql.push(&format!(
-                "msess AS (SELECT session_id, in_range, pv, n FROM {table})"
-            ));
-            return;
-        }
         sql.push("msess AS MATERIALIZED (");
         self.matching_set_select(sql);
         sql.push(")");
@@ -1187,8 +1203,8 @@ impl<'a> Builder<'a> {
 
     /// The `SELECT` of `msess`: the visits with a hit at or after the range start that
     /// passes the event filters, flagged `in_range` when one is before the range end,
-    /// with the page views `pv` and hits `n` among those in range. Also what a shared
-    /// set is made from (`matching.rs`).
+    /// with the page views `pv` and hits `n` among those in range (a query without a
+    /// load's shared set; with one, `matching_collect_select` finds the same visits).
     fn matching_set_select(&self, sql: &mut Sql) {
         let (_, on_events) = self.split_visit_filters();
         self.over_sessions.set(false);
@@ -1215,7 +1231,7 @@ impl<'a> Builder<'a> {
     /// `scripts/dashboard-sets`: `page=/` 141-156 -> 133-138 ms, `page=/` and
     /// `source=Google` 188-206 -> 164).
     fn one_pass_matching(&self) -> bool {
-        self.shared_matching_visits()
+        self.matching_visits_once()
             && self.dims().is_empty()
             && !self.need_exits
             && self.q.metrics.iter().all(|m| {
@@ -1238,7 +1254,7 @@ impl<'a> Builder<'a> {
     /// (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate with
     /// `page=/` 167-188 -> 142-154 ms, with `source=Google` too 191-197 -> 121-134).
     fn one_pass_matching_ctes(&self, sql: &mut Sql) {
-        let (on_visit, _) = self.split_visit_filters();
+        let (on_visit, on_events) = self.split_visit_filters();
         let starts_in_range = |sql: &mut Sql| {
             sql.push("e.session_start >= ");
             self.bind_ts(sql, self.start_us);
@@ -1249,7 +1265,7 @@ impl<'a> Builder<'a> {
             pv: "e.pageviews",
             inter: "e.interactive",
         };
-        if let Some(table) = self.shared_matching_table() {
+        if self.uses_visit_map() {
             let handle = DbValue::UBigInt(self.matching_handle);
             sql.push(&format!(
                 "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE {}(",
@@ -1261,16 +1277,17 @@ impl<'a> Builder<'a> {
             sql.push(" FROM sessions e WHERE ");
             self.visits_passing(sql, &on_visit);
             sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
-                .bind(handle.clone())
-                .push(&format!(
-                    ", e.session_id)), mh AS (SELECT sum(pv) AS pageviews, sum(n) AS events \
-                     FROM {table} WHERE {}(",
-                    crate::visit_map::MATCHING_FROM_START
-                ))
                 .bind(handle)
-                .push(
-                    ", session_id)), ev AS (SELECT visitors, pageviews, events FROM mv CROSS JOIN mh), ",
-                );
+                .push(&format!(
+                    ", e.session_id)), mh AS (SELECT count(*) FILTER (WHERE e.name = '{PAGEVIEW}') \
+                     AS pageviews, count(*) AS events FROM events e WHERE e.site_id = "
+                ));
+            self.bind_site(sql);
+            self.in_range(sql, "e.ts");
+            sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
+            self.filters_cond(&on_events, sql);
+            self.matching_filter(sql, "e");
+            sql.push("), ev AS (SELECT visitors, pageviews, events FROM mv CROSS JOIN mh), ");
         } else {
             sql.push(&format!(
                 "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE m.in_range) AS visitors, \
@@ -1295,7 +1312,7 @@ impl<'a> Builder<'a> {
     /// reader of `r_ev` keeps only its matching hits (`m`, not engagement), whose visits
     /// are those with a matching hit in range; not with engagement or scroll metrics,
     /// which read `r_ev`'s engagement rows.
-    fn matching_visit_join(&self, name: &str, window: Window, gap: bool) -> Option<String> {
+    fn matching_visit_join(&self, name: &str, window: Window, gap: bool) -> Option<MatchingVisits> {
         if name != "r_ev"
             || window != Window::Events
             || gap
@@ -1306,12 +1323,12 @@ impl<'a> Builder<'a> {
             return None;
         }
         if self.shared_matching_visits() {
-            return Some("msess".into());
+            return Some(MatchingVisits::Msess);
         }
         if !self.matching_ready {
             return None;
         }
-        self.shared_matching_table().map(str::to_string)
+        self.uses_visit_map().then_some(MatchingVisits::Map)
     }
 
     /// Whether the event rows `name` take their visitor from the load's visit map
@@ -1323,44 +1340,63 @@ impl<'a> Builder<'a> {
     /// -> 29; the map's join to `sessions` costs the aggregate ~25 of that, which its
     /// own use of the map wins back (`one_pass_matching_ctes`).
     fn visits_from_map(&self, name: &str, window: Window, gap: bool, filters: &[Filter]) -> bool {
-        self.matching_visit_join(name, window, gap).is_some()
-            && !self.shared_matching_visits()
+        self.matching_visit_join(name, window, gap) == Some(MatchingVisits::Map)
             && !self.dims().iter().any(visit_column)
             && filters == self.q.filters.as_slice()
     }
 
+    /// `SELECT ff_collect_visits(handle, session_id, in range)` over the hits from the
+    /// range start that pass the event filters: the visits of the load's shared set
+    /// (`visit_collect.rs`), as `matching_set_select` finds them for `msess`.
+    fn matching_collect_select(&self, sql: &mut Sql) {
+        let (_, on_events) = self.split_visit_filters();
+        self.over_sessions.set(false);
+        sql.push(&format!("SELECT {}(", crate::visit_collect::NAME))
+            .bind(DbValue::UBigInt(self.matching_handle))
+            .push(", e.session_id, e.ts < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(") FROM events e");
+        self.hits_from_start(sql, &on_events);
+    }
+
     /// The `SELECT` of the shared set's visit map (`visit_map.rs`): session id, visitor
-    /// number and `in_range` of its visits that pass the visit-side filters.
-    fn visit_map_select(&self, table: &str, sql: &mut Sql) {
+    /// number and whether a hit is in range, of the visits collected (published as a map
+    /// without numbers) that pass the visit-side filters.
+    fn visit_map_select(&self, sql: &mut Sql) {
         let (on_visit, _) = self.split_visit_filters();
+        let handle = DbValue::UBigInt(self.matching_handle);
         sql.push(&format!(
-            "SELECT e.session_id, e.visitor_no, m.in_range FROM {table} m \
-             JOIN sessions e ON e.session_id = m.session_id WHERE "
-        ));
+            "SELECT e.session_id, e.visitor_no, {}(",
+            crate::visit_map::MATCHING
+        ))
+        .bind(handle.clone())
+        .push(", e.session_id) FROM sessions e WHERE ");
         self.visits_passing(sql, &on_visit);
+        sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
+            .bind(handle)
+            .push(", e.session_id)");
     }
 
     /// ` AND ff_matching(handle, {alias}.session_id)`: the visit is one of the load's
     /// shared matching visits with a hit in range that pass the visit-side filters
-    /// (`visit_map.rs`; the map is published with its table, which
-    /// `shared_matching_table` has this query make or read).
+    /// (`visit_map.rs`; the map is made before the query runs when `uses_visit_map`).
     fn matching_filter(&self, sql: &mut Sql, alias: &str) {
         sql.push(&format!(" AND {}(", crate::visit_map::MATCHING))
             .bind(DbValue::UBigInt(self.matching_handle))
             .push(&format!(", {alias}.session_id)"));
     }
 
-    /// The shared table of this query's matching visits, when `execute_with` offers one
-    /// and the event-side filters read no visit attribute (the set is made without the
-    /// visit join); the SQL then reads it (`matching_used`).
-    fn shared_matching_table(&self) -> Option<&str> {
-        let table = self.matching_table.as_deref()?;
+    /// Whether this query reads its matching visits from the load's visit map: when
+    /// `execute_with` offers a shared set and there are event-side filters that read no
+    /// visit attribute (the set is found without the visit join); the map is then made
+    /// before the query runs (`matching_used`).
+    fn uses_visit_map(&self) -> bool {
         let (_, on_events) = self.split_visit_filters();
-        if on_events.is_empty() || filters_on_visit(&on_events) {
-            return None;
+        if !self.shared_set || on_events.is_empty() || filters_on_visit(&on_events) {
+            return false;
         }
         self.matching_used.set(true);
-        Some(table)
+        true
     }
 
     /// The key of this query's shared matching visits: the site (goals included, for
@@ -1427,10 +1463,10 @@ impl<'a> Builder<'a> {
             sql.push(" AND e.session_id IN (SELECT session_id FROM msess))");
             return;
         }
-        if let Some(table) = self.shared_matching_table() {
-            sql.push(&format!(
-                " AND e.session_id IN (SELECT session_id FROM {table}))"
-            ));
+        if self.uses_visit_map() {
+            sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
+                .bind(DbValue::UBigInt(self.matching_handle))
+                .push(", e.session_id))");
             return;
         }
         sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
@@ -2047,9 +2083,9 @@ pub(crate) fn execute(
     execute_with(conn, site_id, site, q, Plan::Rollup, shared)
 }
 
-/// Drops the tables of shared sets that expired, then, when `b`'s SQL reads its matching
-/// visits from a shared set, makes that set unless a query of the same dashboard load made
-/// it already (`matching.rs`).
+/// Forgets the shared sets that expired, then, when `b`'s SQL reads its matching visits
+/// from a shared set, makes that set's visit map unless a query of the same dashboard load
+/// made it already (`matching.rs`, `visit_map.rs`).
 fn prepare_matching_set(
     conn: &duckdb::Connection,
     b: &Builder<'_>,
@@ -2063,36 +2099,64 @@ fn prepare_matching_set(
     let now = std::time::Instant::now();
     // The generation is read before the set is made: a write committing meanwhile
     // counts as after it (the result cache's rule).
-    let (kept, dropped, generation) = {
+    let (kept, generation) = {
         let writes = shared.writes.lock();
-        let (kept, dropped) = shared.sets.lock().lookup(&key, &writes, now);
-        (kept, dropped, writes.generation())
+        let kept = shared.sets.lock().lookup(&key, &writes, now);
+        (kept, writes.generation())
     };
-    for table in dropped {
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
-    }
-    let Some(table) = b
-        .matching_table
-        .as_deref()
-        .filter(|_| !kept && b.matching_used.get())
-    else {
+    if kept || !b.matching_used.get() || !b.shared_set {
         return Ok(());
-    };
-    let mut select = Sql::default();
-    b.matching_set_select(&mut select);
-    conn.execute(
-        &format!("CREATE OR REPLACE TABLE {table} AS {}", select.text),
-        duckdb::params_from_iter(select.params.iter()),
-    )?;
-    // Its visit map, read before the set is recorded (a failed read leaves it
-    // unrecorded, made again by the next query) and published after `made`, which
+    }
+    let handle = b.matching_handle;
+    // The map is made before the set is recorded (a failed step leaves it unrecorded and
+    // unpublished, made again by the next query) and published after `made`, which
     // withdraws the map of any set it replaces.
-    let mut map = Sql::default();
-    b.visit_map_select(table, &mut map);
+    let visits = match matching_visits(conn, b) {
+        Ok(visits) => visits,
+        Err(e) => {
+            crate::visit_map::withdraw(handle);
+            return Err(e);
+        }
+    };
+    let map = crate::visit_map::VisitMap::from_visits(&visits);
+    tracing::debug!(
+        ms = now.elapsed().as_secs_f64() * 1e3,
+        visits = visits.len(),
+        "matching visits made"
+    );
+    shared.sets.lock().made(key, scope, generation, now);
+    crate::visit_map::publish(handle, map);
+    Ok(())
+}
+
+/// The visits of `b`'s shared set: those with a hit from the range start that passes the
+/// event filters (collected by `ff_collect_visits`, published under the set's handle as
+/// a first map without visitor numbers) and that pass the visit-side filters, with their
+/// visitor numbers (read with that map).
+fn matching_visits(
+    conn: &duckdb::Connection,
+    b: &Builder<'_>,
+) -> Result<Vec<crate::visit_map::Visit>, ExecError> {
+    use duckdb::arrow::array::{Array, BooleanArray, UInt32Array, UInt64Array};
+    let handle = b.matching_handle;
+    crate::visit_collect::take(handle);
+    let mut collect = Sql::default();
+    b.matching_collect_select(&mut collect);
+    conn.prepare(&collect.text)?
+        .query_row(duckdb::params_from_iter(collect.params.iter()), |r| {
+            r.get::<_, i64>(0)
+        })?;
+    let hits: Vec<crate::visit_map::Visit> = crate::visit_collect::take(handle)
+        .into_iter()
+        .map(|(id, in_range)| (id, 0, in_range))
+        .collect();
+    crate::visit_map::publish(handle, crate::visit_map::VisitMap::from_visits(&hits));
+    drop(hits);
+    let mut numbers = Sql::default();
+    b.visit_map_select(&mut numbers);
     let mut visits = Vec::new();
-    let mut stmt = conn.prepare(&map.text)?;
-    for batch in stmt.query_arrow(duckdb::params_from_iter(map.params.iter()))? {
-        use duckdb::arrow::array::{Array, BooleanArray, UInt32Array, UInt64Array};
+    let mut stmt = conn.prepare(&numbers.text)?;
+    for batch in stmt.query_arrow(duckdb::params_from_iter(numbers.params.iter()))? {
         let (Some(ids), Some(numbers), Some(in_range)) = (
             batch.column(0).as_any().downcast_ref::<UInt64Array>(),
             batch.column(1).as_any().downcast_ref::<UInt32Array>(),
@@ -2107,17 +2171,7 @@ fn prepare_matching_set(
         }
         visits.extend((0..ids.len()).map(|i| (ids.value(i), numbers.value(i), in_range.value(i))));
     }
-    let map = crate::visit_map::VisitMap::from_visits(&visits);
-    tracing::debug!(
-        ms = now.elapsed().as_secs_f64() * 1e3,
-        "matching visits made"
-    );
-    let pushed_out = shared.sets.lock().made(key, scope, generation, now);
-    crate::visit_map::publish(b.matching_handle, map);
-    if let Some(pushed_out) = pushed_out {
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {pushed_out}"))?;
-    }
-    Ok(())
+    Ok(visits)
 }
 
 /// The rows of the main statement and its trailing flags.
@@ -2194,12 +2248,12 @@ pub(crate) fn execute_with(
     check_regexes(conn, q)?;
     let mut b = Builder::new(q, site, site_id, plan == Plan::Rollup);
     let matching_key = shared.map(|_| b.matching_key());
-    b.matching_table = matching_key.as_deref().map(crate::matching::table_name);
-    if let (Some(shared), Some(key), Some(table)) = (shared, &matching_key, &b.matching_table) {
+    b.shared_set = matching_key.is_some();
+    if let (Some(shared), Some(key)) = (shared, &matching_key) {
         let writes = shared.writes.lock();
         let sets = shared.sets.lock();
         b.matching_ready = sets.kept(key, &writes, std::time::Instant::now());
-        b.matching_handle = sets.handle(table);
+        b.matching_handle = sets.handle(key);
     }
     // `time_on_page` falls back to the gap between a visit's page views for keys without
     // engagement data; that `lead()` window over every event of the range cost ~2.7 s of
@@ -2546,8 +2600,6 @@ mod tests {
         assert_eq!(out.meta, raw.meta, "rollup and raw meta differ for {body}");
         // And that a query reading its matching visits from a shared set (made by it, then
         // kept for the next query of the same load) answers the same.
-        conn.execute_batch(crate::matching::ATTACH_SCRATCH)
-            .expect("scratch database");
         let (sets, writes) = (Default::default(), Default::default());
         let shared = SharedSets {
             sets: &sets,

@@ -106,7 +106,9 @@ fn low(id: u64) -> usize {
 }
 
 impl VisitMap {
-    /// The map of `visits` (any order; a visit given twice counts once).
+    /// The map of `visits` (any order; a visit given more than once is in range when any
+    /// of its entries is, with any entry's number: `ff_collect_visits` gives one entry
+    /// per matching hit, number 0).
     pub fn from_visits(visits: &[Visit]) -> VisitMap {
         // The chunks, found in one pass: the ids come in long runs of one chunk.
         let mut highs: Vec<u64> = Vec::new();
@@ -118,10 +120,11 @@ impl VisitMap {
         highs.sort_unstable();
         highs.dedup();
         if highs.len() > 16 && highs.len() * MEMBERS_PER_CHUNK > visits.len() {
-            let scattered = visits
-                .iter()
-                .map(|&(id, number, in_range)| (id, (number, in_range)))
-                .collect();
+            let mut scattered: HashMap<u64, (u32, bool)> = HashMap::new();
+            for &(id, number, in_range) in visits {
+                let visit = scattered.entry(id).or_insert((number, false));
+                visit.1 |= in_range;
+            }
             return VisitMap {
                 chunks: Vec::new(),
                 scattered,

@@ -1,0 +1,189 @@
+//! `ff_collect_visits(UBIGINT handle, UBIGINT session_id, BOOLEAN in_range) -> BIGINT`:
+//! collects the session ids (and whether the row is in range) of the rows it aggregates
+//! under `handle`, for Rust to take with [`take`] after the statement: how a dashboard
+//! load's matching visits are found (`query::prepare_matching_set`, `visit_map.rs`).
+//!
+//! Why: the visits of the range's matching events were found with `GROUP BY session_id`
+//! into a table: DuckDB's hash aggregate of ~533k events into ~350k visits and the
+//! table's materialisation, ~60-75 ms of the `page=/` aggregate at 10M events. Appending
+//! each row's id to a per-thread list is a few ns; `VisitMap::from_visits` then sets
+//! their bits, which needs no grouping. Returns the rows collected.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::ptr;
+use std::sync::LazyLock;
+
+use duckdb::ffi;
+use parking_lot::Mutex;
+
+/// The SQL name of the aggregate.
+pub const NAME: &str = "ff_collect_visits";
+
+/// One collected row: session id, whether it is in range.
+pub type Row = (u64, bool);
+
+/// An aggregate state: the handle and the rows of one thread (or of merged threads).
+#[derive(Default)]
+struct Collected {
+    handle: u64,
+    rows: Vec<Row>,
+}
+
+/// Rows collected by finished statements, by handle, until taken.
+static COLLECTED: LazyLock<Mutex<HashMap<u64, Vec<Row>>>> = LazyLock::new(Default::default);
+
+/// The rows collected under `handle` (empty if none), forgetting them.
+pub(crate) fn take(handle: u64) -> Vec<Row> {
+    COLLECTED.lock().remove(&handle).unwrap_or_default()
+}
+
+type State = *mut Collected;
+
+unsafe extern "C" fn state_size(_info: ffi::duckdb_function_info) -> ffi::idx_t {
+    std::mem::size_of::<State>() as ffi::idx_t
+}
+
+unsafe extern "C" fn state_init(
+    _info: ffi::duckdb_function_info,
+    state: ffi::duckdb_aggregate_state,
+) {
+    // SAFETY: DuckDB passes `state_size` bytes of state memory, suitably aligned.
+    unsafe { (state as *mut State).write(ptr::null_mut()) }
+}
+
+unsafe extern "C" fn update(
+    _info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    states: *mut ffi::duckdb_aggregate_state,
+) {
+    // SAFETY: UBIGINT, UBIGINT and BOOLEAN columns flattened by DuckDB's C API (NOT NULL:
+    // a bound handle, `events.session_id` and a comparison of `events.ts`), one state per
+    // row, initialised by `state_init`.
+    unsafe {
+        let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
+        let column = |i| ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, i));
+        let handles = column(0) as *const u64;
+        let ids = column(1) as *const u64;
+        let in_range = column(2) as *const bool;
+        for row in 0..rows {
+            let slot = *states.add(row) as *mut State;
+            if (*slot).is_null() {
+                *slot = Box::into_raw(Box::new(Collected {
+                    handle: *handles.add(row),
+                    rows: Vec::new(),
+                }));
+            }
+            (**slot).rows.push((*ids.add(row), *in_range.add(row)));
+        }
+    }
+}
+
+unsafe extern "C" fn combine(
+    _info: ffi::duckdb_function_info,
+    source: *mut ffi::duckdb_aggregate_state,
+    target: *mut ffi::duckdb_aggregate_state,
+    count: ffi::idx_t,
+) {
+    // SAFETY: `count` initialised source and target states; a source's rows move into
+    // its target (DuckDB destroys the sources after; as `uniq::combine`).
+    unsafe {
+        for i in 0..count as usize {
+            let from_slot = *source.add(i) as *mut State;
+            let from = std::mem::replace(&mut *from_slot, ptr::null_mut());
+            if from.is_null() {
+                continue;
+            }
+            let into_slot = *target.add(i) as *mut State;
+            if (*into_slot).is_null() {
+                *into_slot = from;
+                continue;
+            }
+            let from = Box::from_raw(from);
+            (**into_slot).rows.extend_from_slice(&from.rows);
+        }
+    }
+}
+
+unsafe extern "C" fn finalize(
+    _info: ffi::duckdb_function_info,
+    source: *mut ffi::duckdb_aggregate_state,
+    result: ffi::duckdb_vector,
+    count: ffi::idx_t,
+    offset: ffi::idx_t,
+) {
+    // SAFETY: a BIGINT result vector with room for `offset + count` rows; each state's
+    // rows move to `COLLECTED`.
+    unsafe {
+        let out = ffi::duckdb_vector_get_data(result) as *mut i64;
+        for i in 0..count as usize {
+            let slot = *source.add(i) as *mut State;
+            let mut n = 0;
+            if let Some(collected) = (*slot).as_mut() {
+                let rows = std::mem::take(&mut collected.rows);
+                n = rows.len();
+                COLLECTED
+                    .lock()
+                    .entry(collected.handle)
+                    .or_default()
+                    .extend(rows);
+            }
+            *out.add(offset as usize + i) = i64::try_from(n).unwrap_or(i64::MAX);
+        }
+    }
+}
+
+unsafe extern "C" fn destroy(states: *mut ffi::duckdb_aggregate_state, count: ffi::idx_t) {
+    // SAFETY: each state holds null or a pointer from `Box::into_raw`, freed once here.
+    unsafe {
+        for i in 0..count as usize {
+            let slot = *states.add(i) as *mut State;
+            if !(*slot).is_null() {
+                drop(Box::from_raw(*slot));
+                *slot = ptr::null_mut();
+            }
+        }
+    }
+}
+
+/// Registers `ff_collect_visits` in the database `conn` belongs to.
+///
+/// # Safety
+/// `conn` must be an open connection.
+pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
+    let c_name = CString::new(NAME).map_err(|e| e.to_string())?;
+    // SAFETY: `conn` is open (the caller's promise); every object made is destroyed.
+    unsafe {
+        let mut function = ffi::duckdb_create_aggregate_function();
+        ffi::duckdb_aggregate_function_set_name(function, c_name.as_ptr());
+        for parameter in [
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
+        ] {
+            let mut t = ffi::duckdb_create_logical_type(parameter);
+            ffi::duckdb_aggregate_function_add_parameter(function, t);
+            ffi::duckdb_destroy_logical_type(&mut t);
+        }
+        let mut count_type = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT);
+        ffi::duckdb_aggregate_function_set_return_type(function, count_type);
+        ffi::duckdb_destroy_logical_type(&mut count_type);
+        ffi::duckdb_aggregate_function_set_functions(
+            function,
+            Some(state_size),
+            Some(state_init),
+            Some(update),
+            Some(combine),
+            Some(finalize),
+        );
+        ffi::duckdb_aggregate_function_set_destructor(function, Some(destroy));
+        let state = ffi::duckdb_register_aggregate_function(conn, function);
+        ffi::duckdb_destroy_aggregate_function(&mut function);
+        if state == ffi::duckdb_state_DuckDBSuccess {
+            Ok(())
+        } else {
+            Err(format!("cannot register the {NAME} aggregate"))
+        }
+    }
+}
