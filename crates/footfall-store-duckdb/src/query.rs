@@ -1250,11 +1250,12 @@ impl<'a> Builder<'a> {
 
     /// `mv`, `ev` and `vis` of `one_pass_matching` (after `msess`). With a shared set,
     /// its visit map picks the visits from their scan of `sessions` instead of a join
-    /// (`visit_map.rs`), and its table gives the page views and hits of those in the map
-    /// (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate with
-    /// `page=/` 167-188 -> 142-154 ms, with `source=Google` too 191-197 -> 121-134).
+    /// (`visit_map.rs`), and the map counted the page views and hits of its visits when it
+    /// was made (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate
+    /// with `page=/` 167-188 -> 142-154 ms, with `source=Google` too 191-197 -> 121-134,
+    /// when they came from the set's table; figures of the counts in BENCHMARKS).
     fn one_pass_matching_ctes(&self, sql: &mut Sql) {
-        let (on_visit, on_events) = self.split_visit_filters();
+        let (on_visit, _) = self.split_visit_filters();
         let starts_in_range = |sql: &mut Sql| {
             sql.push("e.session_start >= ");
             self.bind_ts(sql, self.start_us);
@@ -1277,17 +1278,15 @@ impl<'a> Builder<'a> {
             sql.push(" FROM sessions e WHERE ");
             self.visits_passing(sql, &on_visit);
             sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
-                .bind(handle)
+                .bind(handle.clone())
                 .push(&format!(
-                    ", e.session_id)), mh AS (SELECT count(*) FILTER (WHERE e.name = '{PAGEVIEW}') \
-                     AS pageviews, count(*) AS events FROM events e WHERE e.site_id = "
-                ));
-            self.bind_site(sql);
-            self.in_range(sql, "e.ts");
-            sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
-            self.filters_cond(&on_events, sql);
-            self.matching_filter(sql, "e");
-            sql.push("), ev AS (SELECT visitors, pageviews, events FROM mv CROSS JOIN mh), ");
+                    ", e.session_id)), ev AS (SELECT visitors, {}(",
+                    crate::visit_map::PAGEVIEWS
+                ))
+                .bind(handle.clone())
+                .push(&format!(") AS pageviews, {}(", crate::visit_map::HITS))
+                .bind(handle)
+                .push(") AS events FROM mv), ");
         } else {
             sql.push(&format!(
                 "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE m.in_range) AS visitors, \
@@ -1345,9 +1344,10 @@ impl<'a> Builder<'a> {
             && filters == self.q.filters.as_slice()
     }
 
-    /// `SELECT ff_collect_visits(handle, session_id, in range)` over the hits from the
-    /// range start that pass the event filters: the visits of the load's shared set
-    /// (`visit_collect.rs`), as `matching_set_select` finds them for `msess`.
+    /// `SELECT ff_collect_visits(handle, session_id, in range, page view in range)` over
+    /// the hits from the range start that pass the event filters: the visits of the
+    /// load's shared set (`visit_collect.rs`), as `matching_set_select` finds them for
+    /// `msess`.
     fn matching_collect_select(&self, sql: &mut Sql) {
         let (_, on_events) = self.split_visit_filters();
         self.over_sessions.set(false);
@@ -1355,7 +1355,9 @@ impl<'a> Builder<'a> {
             .bind(DbValue::UBigInt(self.matching_handle))
             .push(", e.session_id, e.ts < ");
         self.bind_ts(sql, self.end_us);
-        sql.push(") FROM events e");
+        sql.push(", e.ts < ");
+        self.bind_ts(sql, self.end_us);
+        sql.push(&format!(" AND e.name = '{PAGEVIEW}') FROM events e"));
         self.hits_from_start(sql, &on_events);
     }
 
@@ -2111,17 +2113,15 @@ fn prepare_matching_set(
     // The map is made before the set is recorded (a failed step leaves it unrecorded and
     // unpublished, made again by the next query) and published after `made`, which
     // withdraws the map of any set it replaces.
-    let visits = match matching_visits(conn, b) {
-        Ok(visits) => visits,
+    let map = match matching_visit_map(conn, b) {
+        Ok(map) => map,
         Err(e) => {
             crate::visit_map::withdraw(handle);
             return Err(e);
         }
     };
-    let map = crate::visit_map::VisitMap::from_visits(&visits);
     tracing::debug!(
         ms = now.elapsed().as_secs_f64() * 1e3,
-        visits = visits.len(),
         "matching visits made"
     );
     shared.sets.lock().made(key, scope, generation, now);
@@ -2129,14 +2129,14 @@ fn prepare_matching_set(
     Ok(())
 }
 
-/// The visits of `b`'s shared set: those with a hit from the range start that passes the
-/// event filters (collected by `ff_collect_visits`, published under the set's handle as
-/// a first map without visitor numbers) and that pass the visit-side filters, with their
-/// visitor numbers (read with that map).
-fn matching_visits(
+/// The visit map of `b`'s shared set: the visits with a hit from the range start that
+/// passes the event filters (collected by `ff_collect_visits`, published under the set's
+/// handle as a first map without visitor numbers) and that pass the visit-side filters,
+/// with their visitor numbers (read with that map) and their matching hits in range.
+fn matching_visit_map(
     conn: &duckdb::Connection,
     b: &Builder<'_>,
-) -> Result<Vec<crate::visit_map::Visit>, ExecError> {
+) -> Result<crate::visit_map::VisitMap, ExecError> {
     use duckdb::arrow::array::{Array, BooleanArray, UInt32Array, UInt64Array};
     let handle = b.matching_handle;
     crate::visit_collect::take(handle);
@@ -2146,12 +2146,13 @@ fn matching_visits(
         .query_row(duckdb::params_from_iter(collect.params.iter()), |r| {
             r.get::<_, i64>(0)
         })?;
-    let hits: Vec<crate::visit_map::Visit> = crate::visit_collect::take(handle)
-        .into_iter()
-        .map(|(id, in_range)| (id, 0, in_range))
+    let hits = crate::visit_collect::take(handle);
+    let first: Vec<crate::visit_map::Visit> = hits
+        .iter()
+        .map(|&(id, in_range, _)| (id, 0, in_range))
         .collect();
-    crate::visit_map::publish(handle, crate::visit_map::VisitMap::from_visits(&hits));
-    drop(hits);
+    crate::visit_map::publish(handle, crate::visit_map::VisitMap::from_visits(&first));
+    drop(first);
     let mut numbers = Sql::default();
     b.visit_map_select(&mut numbers);
     let mut visits = Vec::new();
@@ -2171,7 +2172,7 @@ fn matching_visits(
         }
         visits.extend((0..ids.len()).map(|i| (ids.value(i), numbers.value(i), in_range.value(i))));
     }
-    Ok(visits)
+    Ok(crate::visit_map::VisitMap::from_visits(&visits).with_hits(&hits))
 }
 
 /// The rows of the main statement and its trailing flags.

@@ -38,6 +38,9 @@ pub const MATCHING: &str = "ff_matching";
 pub const VISITOR_NO: &str = "ff_visitor_no";
 /// The SQL name of the membership test that takes matches after the range end too.
 pub const MATCHING_FROM_START: &str = "ff_matching_from_start";
+/// The SQL names of the map's matching hits in range and page views among them.
+pub const HITS: &str = "ff_matching_hits";
+pub const PAGEVIEWS: &str = "ff_matching_pageviews";
 
 /// Ids per chunk: a chunk is a bitmap of 2^16 ids (8 KB) and its members' numbers.
 const CHUNK_BITS: u32 = 16;
@@ -94,6 +97,10 @@ pub struct VisitMap {
     /// for chunks of ~20 KB to pay (a store whose first session ids were random, before
     /// the id sequence): empty otherwise.
     scattered: HashMap<u64, (u32, bool)>,
+    /// The matching hits in range of the map's visits, and the page views among them
+    /// (`with_hits`).
+    hits: u64,
+    pageviews: u64,
 }
 
 /// Members a chunk needs on average for the map to use chunks: a chunk costs ~20 KB, a
@@ -126,8 +133,8 @@ impl VisitMap {
                 visit.1 |= in_range;
             }
             return VisitMap {
-                chunks: Vec::new(),
                 scattered,
+                ..VisitMap::default()
             };
         }
         let chunks = highs
@@ -144,7 +151,7 @@ impl VisitMap {
             .collect();
         let mut map = VisitMap {
             chunks,
-            scattered: HashMap::new(),
+            ..VisitMap::default()
         };
         let mut hint = 0;
         for &(id, _, in_range) in visits {
@@ -174,6 +181,20 @@ impl VisitMap {
             }
         }
         map
+    }
+
+    /// Counts the hits in range among `rows` (`ff_collect_visits`'s) whose visit is in
+    /// the map, and the page views among them: what `ff_matching_hits` and
+    /// `ff_matching_pageviews` answer.
+    pub fn with_hits(mut self, rows: &[crate::visit_collect::Row]) -> VisitMap {
+        let mut hint = 0;
+        for &(id, in_range, pageview) in rows {
+            if in_range && self.contains(id, &mut hint) {
+                self.hits += 1;
+                self.pageviews += u64::from(pageview);
+            }
+        }
+        self
     }
 
     /// The visitor number of session `id` when it is in the map with a matching hit in
@@ -346,35 +367,101 @@ unsafe extern "C" fn visitor_no(
     }
 }
 
+/// A BIGINT function of the map alone: `total` of the map of the chunk's handle, on
+/// every row.
+///
+/// # Safety
+/// DuckDB's arguments to a scalar function declared `(UBIGINT) -> BIGINT`.
+unsafe fn each_total(
+    info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    output: ffi::duckdb_vector,
+    total: impl Fn(&VisitMap) -> u64,
+) {
+    // SAFETY: one UBIGINT column (a bound handle), a BIGINT output of the chunk's size.
+    unsafe {
+        let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
+        if rows == 0 {
+            return;
+        }
+        let handles =
+            ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, 0)) as *const u64;
+        let Some(map) = MAPS.read().get(&*handles).cloned() else {
+            let message = c"the load's matching visits were dropped";
+            ffi::duckdb_scalar_function_set_error(info, message.as_ptr());
+            return;
+        };
+        let out = ffi::duckdb_vector_get_data(output) as *mut i64;
+        let n = i64::try_from(total(&map)).unwrap_or(i64::MAX);
+        for row in 0..rows {
+            *out.add(row) = n;
+        }
+    }
+}
+
+unsafe extern "C" fn matching_hits(
+    info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    output: ffi::duckdb_vector,
+) {
+    // SAFETY: DuckDB's arguments to `ff_matching_hits`.
+    unsafe { each_total(info, input, output, |map| map.hits) }
+}
+
+unsafe extern "C" fn matching_pageviews(
+    info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    output: ffi::duckdb_vector,
+) {
+    // SAFETY: DuckDB's arguments to `ff_matching_pageviews`.
+    unsafe { each_total(info, input, output, |map| map.pageviews) }
+}
+
 /// Registers the map's functions in the database `conn` belongs to.
 ///
 /// # Safety
 /// `conn` must be an open connection.
 pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
-    let functions: [(&str, ffi::DUCKDB_TYPE, ffi::duckdb_scalar_function_t); 3] = [
+    // (name, parameters: the handle, then a session id or nothing; result; body)
+    let functions: [(&str, usize, ffi::DUCKDB_TYPE, ffi::duckdb_scalar_function_t); 5] = [
         (
             MATCHING,
+            2,
             ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
             Some(matching),
         ),
         (
             MATCHING_FROM_START,
+            2,
             ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
             Some(matching_from_start),
         ),
         (
             VISITOR_NO,
+            2,
             ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER,
             Some(visitor_no),
         ),
+        (
+            HITS,
+            1,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
+            Some(matching_hits),
+        ),
+        (
+            PAGEVIEWS,
+            1,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
+            Some(matching_pageviews),
+        ),
     ];
-    for (name, returns, body) in functions {
+    for (name, parameters, returns, body) in functions {
         let c_name = CString::new(name).map_err(|e| e.to_string())?;
         // SAFETY: `conn` is open (the caller's promise); every object made is destroyed.
         unsafe {
             let mut function = ffi::duckdb_create_scalar_function();
             ffi::duckdb_scalar_function_set_name(function, c_name.as_ptr());
-            for _ in 0..2 {
+            for _ in 0..parameters {
                 let mut id_type =
                     ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT);
                 ffi::duckdb_scalar_function_add_parameter(function, id_type);
@@ -397,6 +484,20 @@ pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_the_hits_in_range_of_its_visits() {
+        let map = VisitMap::from_visits(&[(10, 1, true), (11, 2, false)]);
+        let hits = [
+            (10, true, true),
+            (10, true, false),
+            (10, false, true),
+            (11, false, true),
+            (12, true, true),
+        ];
+        let map = map.with_hits(&hits);
+        assert_eq!((map.hits, map.pageviews), (2, 1));
+    }
 
     #[test]
     fn maps_scattered_ids_without_a_chunk_each() {
