@@ -4,6 +4,7 @@
 //! share it with MVCC. We keep one connection for the event writer, one for metadata
 //! and a small pool for queries, and run every call on tokio's blocking pool.
 
+mod aggregate;
 mod cache;
 pub mod database;
 mod insight;

@@ -11,7 +11,6 @@
 //! and sixteenth sessions).
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::ptr;
 
 use duckdb::ffi;
@@ -201,32 +200,7 @@ fn sort_numbers(numbers: &mut Vec<u32>, max: u32) {
 // Each group's state is one pointer to a boxed `NumberSet`, null until the group sees a
 // value. DuckDB hands `update` a flat input vector and one state pointer per row.
 
-type State = *mut NumberSet;
-
-unsafe extern "C" fn state_size(_info: ffi::duckdb_function_info) -> ffi::idx_t {
-    std::mem::size_of::<State>() as ffi::idx_t
-}
-
-unsafe extern "C" fn state_init(
-    _info: ffi::duckdb_function_info,
-    state: ffi::duckdb_aggregate_state,
-) {
-    // SAFETY: DuckDB passes `state_size` bytes of state memory, suitably aligned.
-    unsafe { (state as *mut State).write(ptr::null_mut()) }
-}
-
-/// The set behind a state, created on first use.
-///
-/// SAFETY: `state` must be state memory initialised by `state_init`.
-unsafe fn set_of<'a>(state: ffi::duckdb_aggregate_state) -> &'a mut NumberSet {
-    let slot = state as *mut State;
-    unsafe {
-        if (*slot).is_null() {
-            *slot = Box::into_raw(Box::default());
-        }
-        &mut **slot
-    }
-}
+type State = crate::aggregate::State<NumberSet>;
 
 unsafe extern "C" fn update(
     _info: ffi::duckdb_function_info,
@@ -245,7 +219,7 @@ unsafe extern "C" fn update(
             {
                 continue;
             }
-            set_of(*states.add(row)).insert(*ids.add(row));
+            crate::aggregate::value_of::<NumberSet>(*states.add(row)).insert(*ids.add(row));
         }
     }
 }
@@ -303,51 +277,26 @@ unsafe extern "C" fn finalize(
     }
 }
 
-unsafe extern "C" fn destroy(states: *mut ffi::duckdb_aggregate_state, count: ffi::idx_t) {
-    // SAFETY: each state holds null or a pointer from `Box::into_raw`, freed once here.
-    unsafe {
-        for i in 0..count as usize {
-            let slot = *states.add(i) as *mut State;
-            if !(*slot).is_null() {
-                drop(Box::from_raw(*slot));
-                *slot = ptr::null_mut();
-            }
-        }
-    }
-}
-
-/// Registers `ff_uniq` in the database `conn` belongs to (DuckDB's system catalog: every
-/// connection to the database sees it).
+/// Registers `ff_uniq` in the database `conn` belongs to.
 ///
 /// # Safety
 /// `conn` must be an open connection.
 pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
-    let c_name = CString::new(NAME).map_err(|e| e.to_string())?;
+    let callbacks = crate::aggregate::Callbacks {
+        update: Some(update),
+        combine: Some(combine),
+        finalize: Some(finalize),
+        destroy: Some(crate::aggregate::destroy::<NumberSet>),
+    };
+    // SAFETY: `conn` is open (the caller's promise); the callbacks keep boxed states.
     unsafe {
-        let mut function = ffi::duckdb_create_aggregate_function();
-        ffi::duckdb_aggregate_function_set_name(function, c_name.as_ptr());
-        let mut id_type = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER);
-        ffi::duckdb_aggregate_function_add_parameter(function, id_type);
-        ffi::duckdb_destroy_logical_type(&mut id_type);
-        let mut count_type = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT);
-        ffi::duckdb_aggregate_function_set_return_type(function, count_type);
-        ffi::duckdb_destroy_logical_type(&mut count_type);
-        ffi::duckdb_aggregate_function_set_functions(
-            function,
-            Some(state_size),
-            Some(state_init),
-            Some(update),
-            Some(combine),
-            Some(finalize),
-        );
-        ffi::duckdb_aggregate_function_set_destructor(function, Some(destroy));
-        let state = ffi::duckdb_register_aggregate_function(conn, function);
-        ffi::duckdb_destroy_aggregate_function(&mut function);
-        if state == ffi::duckdb_state_DuckDBSuccess {
-            Ok(())
-        } else {
-            Err(format!("cannot register the {NAME} aggregate"))
-        }
+        crate::aggregate::register(
+            conn,
+            NAME,
+            &[ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER],
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
+            callbacks,
+        )
     }
 }
 

@@ -12,7 +12,6 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::ptr;
 use std::sync::LazyLock;
 
@@ -41,19 +40,7 @@ pub(crate) fn take(handle: u64) -> Vec<Row> {
     COLLECTED.lock().remove(&handle).unwrap_or_default()
 }
 
-type State = *mut Collected;
-
-unsafe extern "C" fn state_size(_info: ffi::duckdb_function_info) -> ffi::idx_t {
-    std::mem::size_of::<State>() as ffi::idx_t
-}
-
-unsafe extern "C" fn state_init(
-    _info: ffi::duckdb_function_info,
-    state: ffi::duckdb_aggregate_state,
-) {
-    // SAFETY: DuckDB passes `state_size` bytes of state memory, suitably aligned.
-    unsafe { (state as *mut State).write(ptr::null_mut()) }
-}
+type State = crate::aggregate::State<Collected>;
 
 unsafe extern "C" fn update(
     _info: ffi::duckdb_function_info,
@@ -139,57 +126,30 @@ unsafe extern "C" fn finalize(
     }
 }
 
-unsafe extern "C" fn destroy(states: *mut ffi::duckdb_aggregate_state, count: ffi::idx_t) {
-    // SAFETY: each state holds null or a pointer from `Box::into_raw`, freed once here.
-    unsafe {
-        for i in 0..count as usize {
-            let slot = *states.add(i) as *mut State;
-            if !(*slot).is_null() {
-                drop(Box::from_raw(*slot));
-                *slot = ptr::null_mut();
-            }
-        }
-    }
-}
-
 /// Registers `ff_collect_visits` in the database `conn` belongs to.
 ///
 /// # Safety
 /// `conn` must be an open connection.
 pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
-    let c_name = CString::new(NAME).map_err(|e| e.to_string())?;
-    // SAFETY: `conn` is open (the caller's promise); every object made is destroyed.
+    let callbacks = crate::aggregate::Callbacks {
+        update: Some(update),
+        combine: Some(combine),
+        finalize: Some(finalize),
+        destroy: Some(crate::aggregate::destroy::<Collected>),
+    };
+    // SAFETY: `conn` is open (the caller's promise); the callbacks keep boxed states.
     unsafe {
-        let mut function = ffi::duckdb_create_aggregate_function();
-        ffi::duckdb_aggregate_function_set_name(function, c_name.as_ptr());
-        for parameter in [
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
-        ] {
-            let mut t = ffi::duckdb_create_logical_type(parameter);
-            ffi::duckdb_aggregate_function_add_parameter(function, t);
-            ffi::duckdb_destroy_logical_type(&mut t);
-        }
-        let mut count_type = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT);
-        ffi::duckdb_aggregate_function_set_return_type(function, count_type);
-        ffi::duckdb_destroy_logical_type(&mut count_type);
-        ffi::duckdb_aggregate_function_set_functions(
-            function,
-            Some(state_size),
-            Some(state_init),
-            Some(update),
-            Some(combine),
-            Some(finalize),
-        );
-        ffi::duckdb_aggregate_function_set_destructor(function, Some(destroy));
-        let state = ffi::duckdb_register_aggregate_function(conn, function);
-        ffi::duckdb_destroy_aggregate_function(&mut function);
-        if state == ffi::duckdb_state_DuckDBSuccess {
-            Ok(())
-        } else {
-            Err(format!("cannot register the {NAME} aggregate"))
-        }
+        crate::aggregate::register(
+            conn,
+            NAME,
+            &[
+                ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
+                ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
+                ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
+                ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
+            ],
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
+            callbacks,
+        )
     }
 }

@@ -275,7 +275,34 @@ pub(crate) fn published(handle: u64) -> bool {
     MAPS.read().contains_key(&handle)
 }
 
-/// The body both functions share: `lookup` of each row's session id in the map of the
+/// The map of the handle in the first column of a chunk of rows, and their number;
+/// `None` for no rows, or (an error set) for a handle without a map.
+///
+/// # Safety
+/// DuckDB's arguments to a scalar function whose first parameter is a UBIGINT handle.
+unsafe fn map_of_chunk(
+    info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+) -> Option<(Arc<VisitMap>, usize)> {
+    // SAFETY: the caller's; the handle column is flattened and NOT NULL (bound).
+    unsafe {
+        let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
+        if rows == 0 {
+            return None;
+        }
+        let handles =
+            ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, 0)) as *const u64;
+        let map = MAPS.read().get(&*handles).cloned();
+        if map.is_none() {
+            // Unreachable while queries take turns; an error rather than a wrong count.
+            let message = c"the load's matching visits were dropped";
+            ffi::duckdb_scalar_function_set_error(info, message.as_ptr());
+        }
+        map.map(|map| (map, rows))
+    }
+}
+
+/// The body of the per-visit functions: `lookup` of each row's session id in the map of the
 /// rows' handle, then `write` of the row and its result.
 ///
 /// # Safety
@@ -289,20 +316,11 @@ unsafe fn each_lookup<T>(
     // SAFETY: two UBIGINT columns, flattened by DuckDB's C API (NOT NULL: a bound handle
     // and a `session_id` column).
     unsafe {
-        let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
-        if rows == 0 {
-            return;
-        }
-        let handles =
-            ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, 0)) as *const u64;
-        let ids =
-            ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, 1)) as *const u64;
-        let Some(map) = MAPS.read().get(&*handles).cloned() else {
-            // Unreachable while queries take turns; an error rather than a wrong count.
-            let message = c"the load's matching visits were dropped";
-            ffi::duckdb_scalar_function_set_error(info, message.as_ptr());
+        let Some((map, rows)) = map_of_chunk(info, input) else {
             return;
         };
+        let ids =
+            ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, 1)) as *const u64;
         let mut hint = 0;
         for row in 0..rows {
             write(row, lookup(&map, *ids.add(row), &mut hint));
@@ -380,15 +398,7 @@ unsafe fn each_total(
 ) {
     // SAFETY: one UBIGINT column (a bound handle), a BIGINT output of the chunk's size.
     unsafe {
-        let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
-        if rows == 0 {
-            return;
-        }
-        let handles =
-            ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, 0)) as *const u64;
-        let Some(map) = MAPS.read().get(&*handles).cloned() else {
-            let message = c"the load's matching visits were dropped";
-            ffi::duckdb_scalar_function_set_error(info, message.as_ptr());
+        let Some((map, rows)) = map_of_chunk(info, input) else {
             return;
         };
         let out = ffi::duckdb_vector_get_data(output) as *mut i64;

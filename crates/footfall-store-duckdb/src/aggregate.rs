@@ -1,0 +1,111 @@
+//! What footfall's aggregate functions (`uniq.rs`, `visit_collect.rs`) share in DuckDB's C
+//! API: each group's state is one pointer to a boxed Rust value, null until the group sees
+//! a row, freed by [`destroy`]; [`register`] declares the function.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::ptr;
+
+use duckdb::ffi;
+
+/// A group's state: null, or a `Box<T>` turned into a pointer.
+pub(crate) type State<T> = *mut T;
+
+/// The callbacks of an aggregate, besides the state's size, start and end (this module's).
+pub(crate) struct Callbacks {
+    pub update: ffi::duckdb_aggregate_update_t,
+    pub combine: ffi::duckdb_aggregate_combine_t,
+    pub finalize: ffi::duckdb_aggregate_finalize_t,
+    pub destroy: ffi::duckdb_aggregate_destroy_t,
+}
+
+unsafe extern "C" fn state_size(_info: ffi::duckdb_function_info) -> ffi::idx_t {
+    std::mem::size_of::<State<()>>() as ffi::idx_t
+}
+
+unsafe extern "C" fn state_init(
+    _info: ffi::duckdb_function_info,
+    state: ffi::duckdb_aggregate_state,
+) {
+    // SAFETY: DuckDB passes `state_size` bytes of state memory, suitably aligned.
+    unsafe { (state as *mut State<()>).write(ptr::null_mut()) }
+}
+
+/// The value behind a state, made with `Default` on first use.
+///
+/// # Safety
+/// `state` must be state memory initialised by `state_init`, of an aggregate of `T`.
+pub(crate) unsafe fn value_of<'a, T: Default>(state: ffi::duckdb_aggregate_state) -> &'a mut T {
+    let slot = state as *mut State<T>;
+    // SAFETY: the caller's; a non-null slot holds a live `Box<T>` of this state.
+    unsafe {
+        if (*slot).is_null() {
+            *slot = Box::into_raw(Box::default());
+        }
+        &mut **slot
+    }
+}
+
+/// Frees the states' values.
+///
+/// # Safety
+/// DuckDB's arguments to an aggregate of `T`'s destructor.
+pub(crate) unsafe extern "C" fn destroy<T>(
+    states: *mut ffi::duckdb_aggregate_state,
+    count: ffi::idx_t,
+) {
+    // SAFETY: each state holds null or a pointer from `Box::into_raw`, freed once here.
+    unsafe {
+        for i in 0..count as usize {
+            let slot = *states.add(i) as *mut State<T>;
+            if !(*slot).is_null() {
+                drop(Box::from_raw(*slot));
+                *slot = ptr::null_mut();
+            }
+        }
+    }
+}
+
+/// Registers the aggregate `name(parameters) -> returns` in the database `conn` belongs
+/// to (DuckDB's system catalog: every connection to the database sees it).
+///
+/// # Safety
+/// `conn` must be an open connection; `callbacks` must treat states as this module does.
+pub(crate) unsafe fn register(
+    conn: ffi::duckdb_connection,
+    name: &str,
+    parameters: &[ffi::DUCKDB_TYPE],
+    returns: ffi::DUCKDB_TYPE,
+    callbacks: Callbacks,
+) -> Result<(), String> {
+    let c_name = CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: `conn` is open (the caller's promise); every object made is destroyed.
+    unsafe {
+        let mut function = ffi::duckdb_create_aggregate_function();
+        ffi::duckdb_aggregate_function_set_name(function, c_name.as_ptr());
+        for &parameter in parameters {
+            let mut t = ffi::duckdb_create_logical_type(parameter);
+            ffi::duckdb_aggregate_function_add_parameter(function, t);
+            ffi::duckdb_destroy_logical_type(&mut t);
+        }
+        let mut return_type = ffi::duckdb_create_logical_type(returns);
+        ffi::duckdb_aggregate_function_set_return_type(function, return_type);
+        ffi::duckdb_destroy_logical_type(&mut return_type);
+        ffi::duckdb_aggregate_function_set_functions(
+            function,
+            Some(state_size),
+            Some(state_init),
+            callbacks.update,
+            callbacks.combine,
+            callbacks.finalize,
+        );
+        ffi::duckdb_aggregate_function_set_destructor(function, callbacks.destroy);
+        let state = ffi::duckdb_register_aggregate_function(conn, function);
+        ffi::duckdb_destroy_aggregate_function(&mut function);
+        if state == ffi::duckdb_state_DuckDBSuccess {
+            Ok(())
+        } else {
+            Err(format!("cannot register the {name} aggregate"))
+        }
+    }
+}
