@@ -46,6 +46,63 @@ pub(crate) unsafe fn value_of<'a, T: Default>(state: ffi::duckdb_aggregate_state
     }
 }
 
+/// Combines each source state into its target: moved when the target is empty, else
+/// `merge(target's value, source's value)` kept in the target. Each source is left null,
+/// so a value is held once (DuckDB combines each thread's states into new ones at the
+/// end of an aggregate and destroys the sources after; a window function's segment trees,
+/// which combine one source into several targets, would see it only in the first: these
+/// aggregates are not for windows).
+///
+/// # Safety
+/// DuckDB's arguments to an aggregate of `T`'s combine.
+pub(crate) unsafe fn combine_moving<T>(
+    source: *mut ffi::duckdb_aggregate_state,
+    target: *mut ffi::duckdb_aggregate_state,
+    count: ffi::idx_t,
+    merge: impl Fn(Box<T>, Box<T>) -> Box<T>,
+) {
+    // SAFETY: `count` initialised source and target states, each null or a live box.
+    unsafe {
+        for i in 0..count as usize {
+            let from_slot = *source.add(i) as *mut State<T>;
+            let from = std::mem::replace(&mut *from_slot, ptr::null_mut());
+            if from.is_null() {
+                continue;
+            }
+            let into_slot = *target.add(i) as *mut State<T>;
+            *into_slot = if (*into_slot).is_null() {
+                from
+            } else {
+                Box::into_raw(merge(Box::from_raw(*into_slot), Box::from_raw(from)))
+            };
+        }
+    }
+}
+
+/// Writes `count_of` each state's value (None for a group that saw no row) into a BIGINT
+/// result.
+///
+/// # Safety
+/// DuckDB's arguments to an aggregate of `T`'s finalize, with a BIGINT result.
+pub(crate) unsafe fn finalize_counts<T>(
+    source: *mut ffi::duckdb_aggregate_state,
+    result: ffi::duckdb_vector,
+    count: ffi::idx_t,
+    offset: ffi::idx_t,
+    count_of: impl Fn(Option<&mut T>) -> u64,
+) {
+    // SAFETY: a BIGINT result vector with room for `offset + count` rows; each state
+    // null or a live box.
+    unsafe {
+        let out = ffi::duckdb_vector_get_data(result) as *mut i64;
+        for i in 0..count as usize {
+            let value = *(*source.add(i) as *const State<T>);
+            let n = count_of(value.as_mut());
+            *out.add(offset as usize + i) = i64::try_from(n).unwrap_or(i64::MAX);
+        }
+    }
+}
+
 /// Frees the states' values.
 ///
 /// # Safety

@@ -11,8 +11,6 @@
 //! and sixteenth sessions).
 #![allow(unsafe_code)]
 
-use std::ptr;
-
 use duckdb::ffi;
 
 /// The SQL name of the aggregate.
@@ -198,9 +196,8 @@ fn sort_numbers(numbers: &mut Vec<u32>, max: u32) {
 // ---- The DuckDB aggregate -------------------------------------------------------------
 //
 // Each group's state is one pointer to a boxed `NumberSet`, null until the group sees a
-// value. DuckDB hands `update` a flat input vector and one state pointer per row.
-
-type State = crate::aggregate::State<NumberSet>;
+// value (`aggregate.rs`). DuckDB hands `update` a flat input vector and one state pointer
+// per row.
 
 unsafe extern "C" fn update(
     _info: ffi::duckdb_function_info,
@@ -230,32 +227,15 @@ unsafe extern "C" fn combine(
     target: *mut ffi::duckdb_aggregate_state,
     count: ffi::idx_t,
 ) {
-    // SAFETY: `count` initialised source and target states. A source's set is moved
-    // into its target (or the smaller of the two merged into the larger and freed):
-    // DuckDB combines each thread's states into new ones at the end of a grouped or
-    // ungrouped aggregate and destroys the sources after, so a query holds each number
-    // once instead of twice (a copy measured ~10 MiB higher peaks over the 10M
-    // dashboard, `scripts/dashboard-concurrent`). Hence `ff_uniq` must not be used as
-    // a window function, whose segment trees combine one source into several targets:
-    // the later ones would miss its visitors (wrong counts, never unsafe: an emptied
-    // source is a null set).
+    // SAFETY: DuckDB's arguments. The smaller of two sets is merged into the larger: a
+    // query holds each number once instead of twice (a copy measured ~10 MiB higher peaks
+    // over the 10M dashboard, `scripts/dashboard-concurrent`).
     unsafe {
-        for i in 0..count as usize {
-            let from_slot = *source.add(i) as *mut State;
-            let from = std::mem::replace(&mut *from_slot, ptr::null_mut());
-            if from.is_null() {
-                continue;
-            }
-            let into_slot = *target.add(i) as *mut State;
-            if (*into_slot).is_null() {
-                *into_slot = from;
-                continue;
-            }
-            let (a, b) = (Box::from_raw(*into_slot), Box::from_raw(from));
+        crate::aggregate::combine_moving::<NumberSet>(source, target, count, |a, b| {
             let (mut big, small) = if b.held() > a.held() { (b, a) } else { (a, b) };
             big.merge(&small);
-            *into_slot = Box::into_raw(big);
-        }
+            big
+        })
     }
 }
 
@@ -266,14 +246,11 @@ unsafe extern "C" fn finalize(
     count: ffi::idx_t,
     offset: ffi::idx_t,
 ) {
-    // SAFETY: a BIGINT result vector with room for `offset + count` rows.
+    // SAFETY: DuckDB's arguments, a BIGINT result.
     unsafe {
-        let out = ffi::duckdb_vector_get_data(result) as *mut i64;
-        for i in 0..count as usize {
-            let set = *((*source.add(i)) as *const State);
-            let n = set.as_mut().map_or(0, NumberSet::count);
-            *out.add(offset as usize + i) = i64::try_from(n).unwrap_or(i64::MAX);
-        }
+        crate::aggregate::finalize_counts::<NumberSet>(source, result, count, offset, |set| {
+            set.map_or(0, NumberSet::count)
+        })
     }
 }
 

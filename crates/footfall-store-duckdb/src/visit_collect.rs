@@ -12,7 +12,6 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::ptr;
 use std::sync::LazyLock;
 
 use duckdb::ffi;
@@ -78,23 +77,12 @@ unsafe extern "C" fn combine(
     target: *mut ffi::duckdb_aggregate_state,
     count: ffi::idx_t,
 ) {
-    // SAFETY: `count` initialised source and target states; a source's rows move into
-    // its target (DuckDB destroys the sources after; as `uniq::combine`).
+    // SAFETY: DuckDB's arguments; a source's rows are appended to its target's.
     unsafe {
-        for i in 0..count as usize {
-            let from_slot = *source.add(i) as *mut State;
-            let from = std::mem::replace(&mut *from_slot, ptr::null_mut());
-            if from.is_null() {
-                continue;
-            }
-            let into_slot = *target.add(i) as *mut State;
-            if (*into_slot).is_null() {
-                *into_slot = from;
-                continue;
-            }
-            let from = Box::from_raw(from);
-            (**into_slot).rows.extend_from_slice(&from.rows);
-        }
+        crate::aggregate::combine_moving::<Collected>(source, target, count, |mut into, from| {
+            into.rows.extend_from_slice(&from.rows);
+            into
+        })
     }
 }
 
@@ -105,24 +93,19 @@ unsafe extern "C" fn finalize(
     count: ffi::idx_t,
     offset: ffi::idx_t,
 ) {
-    // SAFETY: a BIGINT result vector with room for `offset + count` rows; each state's
-    // rows move to `COLLECTED`.
+    // SAFETY: DuckDB's arguments, a BIGINT result; each state's rows move to `COLLECTED`.
     unsafe {
-        let out = ffi::duckdb_vector_get_data(result) as *mut i64;
-        for i in 0..count as usize {
-            let slot = *source.add(i) as *mut State;
-            let mut n = 0;
-            if let Some(collected) = (*slot).as_mut() {
-                let rows = std::mem::take(&mut collected.rows);
-                n = rows.len();
-                COLLECTED
-                    .lock()
-                    .entry(collected.handle)
-                    .or_default()
-                    .extend(rows);
-            }
-            *out.add(offset as usize + i) = i64::try_from(n).unwrap_or(i64::MAX);
-        }
+        crate::aggregate::finalize_counts::<Collected>(source, result, count, offset, |c| {
+            let Some(collected) = c else { return 0 };
+            let rows = std::mem::take(&mut collected.rows);
+            let n = rows.len() as u64;
+            COLLECTED
+                .lock()
+                .entry(collected.handle)
+                .or_default()
+                .extend(rows);
+            n
+        })
     }
 }
 
