@@ -1,5 +1,5 @@
 //! A dashboard load's shared matching visits (`matching.rs`) as an in-memory map from
-//! session id to visitor number, read by three scalar functions:
+//! session id to visitor number, read by scalar functions:
 //!
 //! - `ff_matching(UBIGINT map, UBIGINT session_id) -> BOOLEAN`: whether the visit is one
 //!   of them with a matching hit in range;
@@ -7,21 +7,23 @@
 //!   of such a visit, NULL for any other;
 //! - `ff_matching_from_start(UBIGINT map, UBIGINT session_id) -> BOOLEAN`: whether the
 //!   visit is one of them at all (a matching hit at or after the range start: visits
-//!   starting in range count with a match after its end).
+//!   starting in range count with a match after its end);
+//! - `ff_matching_hits(UBIGINT map)`, `ff_matching_pageviews(UBIGINT map) -> BIGINT`: the
+//!   matching hits in range of its visits and the page views among them.
 //!
 //! Why: with an event filter (`page=/`), each `visit:*` breakdown of a load picked its
 //! visits by joining the load's ~350k matching session ids to `sessions`, the timeseries
 //! and the page breakdown joined their matching events to those visits for the visitor,
 //! and the aggregate joined them for the visit metrics: DuckDB hashed ~350k visits and
 //! probed each visit or event of the range every time. Session ids are consecutive
-//! within a server run (`SessionIds`), so the map is two bitmaps per 2^16 ids with the
+//! within a server run (`IdSequence`), so the map is two bitmaps per 2^16 ids with the
 //! visitor numbers of the members beside them (~1.5 MB for ~350k visits), and those
 //! queries become a filter or a lookup on their scan (docs/ARCHITECTURE.md, "Matching
 //! visits").
 //!
 //! The maps live in a process-wide registry under a handle that is unique per store and
-//! set (`MatchingSets::handle`); a map is published when its table is made and withdrawn
-//! when its table is dropped. Queries take turns, so no query reads a map while another
+//! set (`MatchingSets::handle`); a map is published when its set is made and withdrawn
+//! when its set is dropped. Queries take turns, so no query reads a map while another
 //! withdraws it.
 #![allow(unsafe_code)]
 
