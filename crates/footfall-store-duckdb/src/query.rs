@@ -732,9 +732,8 @@ impl<'a> Builder<'a> {
             },
         ));
         if visitors && from_map {
-            sql.push(&format!("{}(", crate::visit_map::VISITOR_NO))
-                .bind(DbValue::UBigInt(self.matching_handle))
-                .push(", e.session_id) AS visitor_no, ");
+            self.map_call(sql, crate::visit_map::VISITOR_NO, Some("e"));
+            sql.push(" AS visitor_no, ");
         } else if visitors {
             sql.push("v.visitor_no, ");
         }
@@ -1267,26 +1266,22 @@ impl<'a> Builder<'a> {
             inter: "e.interactive",
         };
         if self.uses_visit_map() {
-            let handle = DbValue::UBigInt(self.matching_handle);
+            use crate::visit_map::{HITS, MATCHING, MATCHING_FROM_START, PAGEVIEWS};
             sql.push(&format!(
-                "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE {}(",
-                crate::visit_map::MATCHING
-            ))
-            .bind(handle.clone())
-            .push(", e.session_id)) AS visitors, ");
+                "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE "
+            ));
+            self.map_call(sql, MATCHING, Some("e"));
+            sql.push(") AS visitors, ");
             self.visit_aggregates(sql, &visit, Some(&starts_in_range));
             sql.push(" FROM sessions e WHERE ");
             self.visits_passing(sql, &on_visit);
-            sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
-                .bind(handle.clone())
-                .push(&format!(
-                    ", e.session_id)), ev AS (SELECT visitors, {}(",
-                    crate::visit_map::PAGEVIEWS
-                ))
-                .bind(handle.clone())
-                .push(&format!(") AS pageviews, {}(", crate::visit_map::HITS))
-                .bind(handle)
-                .push(") AS events FROM mv), ");
+            sql.push(" AND ");
+            self.map_call(sql, MATCHING_FROM_START, Some("e"));
+            sql.push("), ev AS (SELECT visitors, ");
+            self.map_call(sql, PAGEVIEWS, None);
+            sql.push(" AS pageviews, ");
+            self.map_call(sql, HITS, None);
+            sql.push(" AS events FROM mv), ");
         } else {
             sql.push(&format!(
                 "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE m.in_range) AS visitors, \
@@ -1366,26 +1361,31 @@ impl<'a> Builder<'a> {
     /// without numbers) that pass the visit-side filters.
     fn visit_map_select(&self, sql: &mut Sql) {
         let (on_visit, _) = self.split_visit_filters();
-        let handle = DbValue::UBigInt(self.matching_handle);
-        sql.push(&format!(
-            "SELECT e.session_id, e.visitor_no, {}(",
-            crate::visit_map::MATCHING
-        ))
-        .bind(handle.clone())
-        .push(", e.session_id) FROM sessions e WHERE ");
+        sql.push("SELECT e.session_id, e.visitor_no, ");
+        self.map_call(sql, crate::visit_map::MATCHING, Some("e"));
+        sql.push(" FROM sessions e WHERE ");
         self.visits_passing(sql, &on_visit);
-        sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
-            .bind(handle)
-            .push(", e.session_id)");
+        sql.push(" AND ");
+        self.map_call(sql, crate::visit_map::MATCHING_FROM_START, Some("e"));
     }
 
     /// ` AND ff_matching(handle, {alias}.session_id)`: the visit is one of the load's
     /// shared matching visits with a hit in range that pass the visit-side filters
     /// (`visit_map.rs`; the map is made before the query runs when `uses_visit_map`).
     fn matching_filter(&self, sql: &mut Sql, alias: &str) {
-        sql.push(&format!(" AND {}(", crate::visit_map::MATCHING))
-            .bind(DbValue::UBigInt(self.matching_handle))
-            .push(&format!(", {alias}.session_id)"));
+        sql.push(" AND ");
+        self.map_call(sql, crate::visit_map::MATCHING, Some(alias));
+    }
+
+    /// `function(handle, {alias}.session_id)`, or `function(handle)` without `alias`: one
+    /// of the visit map's functions (`visit_map.rs`) on the load's map.
+    fn map_call(&self, sql: &mut Sql, function: &str, alias: Option<&str>) {
+        sql.push(&format!("{function}("))
+            .bind(DbValue::UBigInt(self.matching_handle));
+        if let Some(alias) = alias {
+            sql.push(&format!(", {alias}.session_id"));
+        }
+        sql.push(")");
     }
 
     /// Whether this query reads its matching visits from the load's visit map: when
@@ -1466,9 +1466,9 @@ impl<'a> Builder<'a> {
             return;
         }
         if self.uses_visit_map() {
-            sql.push(&format!(" AND {}(", crate::visit_map::MATCHING_FROM_START))
-                .bind(DbValue::UBigInt(self.matching_handle))
-                .push(", e.session_id))");
+            sql.push(" AND ");
+            self.map_call(sql, crate::visit_map::MATCHING_FROM_START, Some("e"));
+            sql.push(")");
             return;
         }
         sql.push(" AND e.session_id IN (SELECT e.session_id FROM events e");
@@ -2106,7 +2106,7 @@ fn prepare_matching_set(
         let kept = shared.sets.lock().lookup(&key, &writes, now);
         (kept, writes.generation())
     };
-    if kept || !b.matching_used.get() || !b.shared_set {
+    if kept || !b.matching_used.get() {
         return Ok(());
     }
     let handle = b.matching_handle;
