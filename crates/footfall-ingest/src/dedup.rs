@@ -14,11 +14,14 @@ const DEDUP_SHARDS: usize = 16;
 const BUCKET_BITS: u32 = 16;
 const BUCKETS: usize = 1 << BUCKET_BITS;
 const LOW_BITS: u32 = 64 - BUCKET_BITS;
-/// Buckets per chunk. The set is kept in 256 chunks (the top 8 bits of an id) that a fold
+/// Buckets per chunk. The set is kept in 16 chunks (the top 4 bits of an id) that a fold
 /// rewrites one at a time, so it holds one chunk twice rather than the whole set: at 10M
 /// ids the old and the new whole set (~115 MB) were the largest item of a bulk load's
-/// peak.
-const CHUNK_BUCKETS: usize = 256;
+/// peak. Not more chunks: a chunk's arrays then fall in mimalloc's size classes below
+/// 512 KiB, which share 4 MiB pages, and the arrays each fold frees leave those pages
+/// partly used (with 256 chunks a server kept ~14 MiB more after a 10M-event load);
+/// larger arrays get pages of their own, returned whole when freed.
+const CHUNK_BUCKETS: usize = 4096;
 const CHUNKS: usize = BUCKETS / CHUNK_BUCKETS;
 
 fn bucket_of(id: u64) -> usize {
@@ -34,7 +37,7 @@ fn low48(id: u64) -> u64 {
 }
 
 /// Sorted ids of one chunk, stored in 6 bytes each: the top 16 bits are implied by the
-/// chunk and the bucket (a table of where each of the chunk's 256 buckets starts), the
+/// chunk and the bucket (a table of where each of the chunk's 4,096 buckets starts), the
 /// low 48 bits are kept as a `u32` and a `u16` in two arrays. Exact (every bit of every
 /// id is kept), where a sorted `Vec<u64>` costs 8 bytes per id and a hash set 16 to 32.
 /// Client event ids are hashes, so buckets fill evenly and a lookup searches ~n/65,536
@@ -126,7 +129,7 @@ impl Chunk {
     }
 }
 
-/// Every compacted id, in `CHUNKS` chunks by their top 8 bits.
+/// Every compacted id, in `CHUNKS` chunks by their top 4 bits.
 struct SortedIds {
     chunks: Vec<Chunk>,
 }

@@ -84,7 +84,8 @@ pub const DEFAULT_WRITE_MEMORY_LIMIT: &str = "64MB";
 /// about one second of hits): DuckDB's limit goes down to the write limit.
 const BACKLOG_BATCH: usize = 10_000;
 
-/// How long after the last backlog batch a query turn sets the query limit again.
+/// How long after the last backlog batch ended a query turn sets the query limit again
+/// (never while one is being stored: a 50,000-event batch can take longer than this).
 const BACKLOG_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A Stats API query or store batch that runs out of memory is run once more with this
@@ -226,6 +227,8 @@ pub(crate) struct Inner {
 struct LimitState {
     lowered: bool,
     last_backlog_batch: std::time::Instant,
+    /// A backlog batch is being stored now.
+    backlog_batch_running: bool,
     /// A backlog was stored since the last checkpoint `query_turn` made.
     checkpoint_due: bool,
 }
@@ -387,6 +390,7 @@ impl DuckStore {
                 limit_state: Mutex::new(LimitState {
                     lowered: false,
                     last_backlog_batch: std::time::Instant::now(),
+                    backlog_batch_running: false,
                     checkpoint_due: false,
                 }),
                 threads: cfg.threads,
@@ -419,8 +423,16 @@ impl Inner {
     /// unless the store writer is working through a backlog.
     pub(crate) fn query_turn(&self) -> parking_lot::MutexGuard<'_, ()> {
         let turn = self.query_turns.lock();
-        let quiet = self.limit_state.lock().last_backlog_batch.elapsed() >= BACKLOG_QUIET;
+        let quiet = {
+            let state = self.limit_state.lock();
+            !state.backlog_batch_running && state.last_backlog_batch.elapsed() >= BACKLOG_QUIET
+        };
         if quiet {
+            // The checkpoint first, under the write limit: it reads the backlog's last
+            // row groups back from DuckDB's temporary file, and with the query limit set
+            // it held ~120 MiB (the peak of a 10M-event load). If it could not be made
+            // (out of memory, or a live batch's transaction), once more after raising.
+            self.checkpoint_after_backlog();
             self.raise_to_query_limit();
             self.checkpoint_after_backlog();
         }
@@ -466,12 +478,16 @@ impl Inner {
         if events < BACKLOG_BATCH {
             return;
         }
+        {
+            let mut state = self.limit_state.lock();
+            state.backlog_batch_running = true;
+            state.last_backlog_batch = std::time::Instant::now();
+            state.checkpoint_due = true;
+        }
         let Some(_turn) = self.query_turns.try_lock() else {
             return;
         };
         let mut state = self.limit_state.lock();
-        state.last_backlog_batch = std::time::Instant::now();
-        state.checkpoint_due = true;
         if state.lowered {
             return;
         }
@@ -490,6 +506,7 @@ impl Inner {
     pub(crate) fn stored_batch(&self, events: usize) {
         if events >= BACKLOG_BATCH {
             let mut state = self.limit_state.lock();
+            state.backlog_batch_running = false;
             state.last_backlog_batch = std::time::Instant::now();
             state.checkpoint_due = true;
         }
@@ -1018,6 +1035,12 @@ mod tests {
         let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
         assert!(wal_len() > 0);
         store.inner.limit_state.lock().last_backlog_batch -= BACKLOG_QUIET;
+        // Not while a backlog batch is being stored, however long it takes.
+        store.inner.limit_state.lock().backlog_batch_running = true;
+        drop(store.inner.query_turn());
+        assert_eq!(store.setting("memory_limit"), write_limit);
+        assert!(wal_len() > 0);
+        store.inner.limit_state.lock().backlog_batch_running = false;
         drop(store.inner.query_turn());
         assert_eq!(store.setting("memory_limit"), query_limit);
         assert_eq!(store.setting("checkpoint_threshold"), live_threshold);
