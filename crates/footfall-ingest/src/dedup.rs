@@ -19,7 +19,7 @@ const LOW_BITS: u32 = 64 - BUCKET_BITS;
 /// ids the old and the new whole set (~115 MB) were the largest item of a bulk load's
 /// peak. Not more chunks: a chunk's arrays then fall in mimalloc's size classes below
 /// 512 KiB, which share 4 MiB pages, and the arrays each fold frees leave those pages
-/// partly used (with 256 chunks a server kept ~14 MiB more after a 10M-event load);
+/// partly used (with 256 chunks a server kept ~10 MiB more after a 10M-event load);
 /// larger arrays get pages of their own, returned whole when freed.
 const CHUNK_BUCKETS: usize = 4096;
 const CHUNKS: usize = BUCKETS / CHUNK_BUCKETS;
