@@ -453,27 +453,11 @@ struct HitBatch {
     hits: Vec<WireEvent>,
 }
 
-/// How much lower the applier's scheduling priority is than request handling: on a
-/// busy machine acceptance (validate, log, fsync, 202) gets the CPU first and the
-/// backlog, which is on disk, is applied with what is left.
-const APPLIER_NICE: i32 = 10;
-
-/// Lowers the calling thread's priority (Linux: `setpriority` on the thread id; the
-/// pipeline threads it spawns inherit it). Best effort: a refusal changes only speed.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let tid = rustix::thread::gettid();
-        let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), current + APPLIER_NICE) {
-            tracing::debug!(error = %e, "could not lower the applier's priority");
-        }
-    }
-}
-
 impl Applier {
     fn run(mut self) {
-        lower_priority();
+        if let Err(e) = footfall_store::thread::lower_priority() {
+            tracing::debug!(error = %e, "could not lower the applier's priority");
+        }
         loop {
             let slots = self.slots.clone();
             let Ok(slot) = self.runtime.block_on(slots.acquire_owned()) else {

@@ -207,6 +207,9 @@ pub(crate) struct Inner {
     limit_state: Mutex<LimitState>,
     /// The configured DuckDB threads (store batches run on one, `sink::append_with_lsn`).
     pub(crate) threads: u32,
+    /// Jobs for the store writer's thread (`DuckStore::on_writer_thread`), spawned by the
+    /// first store batch.
+    writer_jobs: Mutex<Option<std::sync::mpsc::Sender<WriterJob>>>,
     /// Stats API queries run one at a time, each with all of DuckDB's threads. A
     /// dashboard sends its queries at once; run side by side they shared DuckDB's one
     /// worker thread and its memory limit: the nine dashboard queries over 10M events took
@@ -394,6 +397,7 @@ impl DuckStore {
                     checkpoint_due: false,
                 }),
                 threads: cfg.threads,
+                writer_jobs: Mutex::new(None),
                 query_turns: Mutex::new(()),
                 database,
             }),
@@ -409,6 +413,62 @@ impl DuckStore {
         tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` with `self` on the store writer's own thread, which runs at a lower
+    /// priority (`footfall_store::thread`): store batches then take the CPU that
+    /// acceptance and queries leave, as the applier before them does. On the blocking
+    /// pool they competed with acceptance at full priority (a bulk load keeps both cores
+    /// busy), and a pool thread cannot be re-niced back up for the queries it runs next.
+    pub(crate) async fn on_writer_thread<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let inner = self.inner.clone();
+        let job: WriterJob = Box::new(move || {
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&inner)))
+                .unwrap_or_else(|_| Err(StoreError::Backend("a store batch panicked".into())));
+            // The caller may have gone (shutdown): nothing to tell then.
+            let _ = answer.send(done);
+        });
+        self.inner
+            .writer_jobs()?
+            .send(job)
+            .map_err(|_| writer_gone())?;
+        answered.await.map_err(|_| writer_gone())?
+    }
+}
+
+/// Work for the store writer's thread.
+type WriterJob = Box<dyn FnOnce() + Send>;
+
+fn writer_gone() -> StoreError {
+    StoreError::Backend("the store writer's thread has stopped".into())
+}
+
+impl Inner {
+    /// The store writer's job queue, spawning its thread on first use. The thread ends
+    /// when the store is dropped (its queue then closes).
+    fn writer_jobs(&self) -> StoreResult<std::sync::mpsc::Sender<WriterJob>> {
+        let mut jobs = self.writer_jobs.lock();
+        if let Some(sender) = jobs.as_ref() {
+            return Ok(sender.clone());
+        }
+        let (sender, receiver) = std::sync::mpsc::channel::<WriterJob>();
+        std::thread::Builder::new()
+            .name("footfall-store".into())
+            .spawn(move || {
+                if let Err(e) = footfall_store::thread::lower_priority() {
+                    tracing::debug!(error = %e, "could not lower the store writer's priority");
+                }
+                while let Ok(job) = receiver.recv() {
+                    job();
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("could not start the store writer: {e}")))?;
+        *jobs = Some(sender.clone());
+        Ok(sender)
     }
 }
 
@@ -1046,6 +1106,26 @@ mod tests {
         assert_eq!(store.setting("checkpoint_threshold"), live_threshold);
         assert_eq!(wal_len(), 0);
         assert!(!store.inner.limit_state.lock().checkpoint_due);
+    }
+
+    /// Store batches run on the writer's own thread, which a panicking batch does not stop.
+    #[tokio::test]
+    async fn the_writer_thread_runs_batches_and_outlives_a_panic() {
+        let store = DuckStore::memory().expect("store");
+        let thread = store
+            .on_writer_thread(|_| Ok(std::thread::current().name().map(str::to_string)))
+            .await
+            .expect("ran");
+        assert_eq!(thread.as_deref(), Some("footfall-store"));
+        let panicked = store
+            .on_writer_thread(|_| -> StoreResult<()> { panic!("a failing batch") })
+            .await;
+        assert!(panicked.is_err());
+        let again = store
+            .on_writer_thread(|_| Ok(7))
+            .await
+            .expect("still running");
+        assert_eq!(again, 7);
     }
 
     /// A backlog batch that does not fit the write limit is stored with the query limit

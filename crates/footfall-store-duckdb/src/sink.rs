@@ -832,7 +832,7 @@ QUALIFY row_number() OVER (PARTITION BY site_id, visitor_id ORDER BY last_ts DES
 #[async_trait]
 impl EventSink for DuckStore {
     async fn append(&self, events: std::sync::Arc<Vec<Event>>, lsn: u64) -> StoreResult<()> {
-        self.blocking(move |inner| inner.append_with_lsn(&events, lsn))
+        self.on_writer_thread(move |inner| inner.append_with_lsn(&events, lsn))
             .await
     }
 

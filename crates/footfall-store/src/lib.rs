@@ -645,3 +645,4 @@ pub trait LiveState: Send + Sync {
 }
 
 pub mod memory;
+pub mod thread;
