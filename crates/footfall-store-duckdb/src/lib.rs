@@ -440,6 +440,24 @@ impl DuckStore {
     }
 }
 
+/// A backlog batch being stored (`Inner::lower_for_backlog`; `None` for a small batch).
+/// When it ends, stored or not, even by a panic the writer's thread catches, queries stay
+/// under the write limit for `BACKLOG_QUIET` more and the first query turn after that
+/// checkpoints; until then they stay under it however long the batch takes.
+#[must_use]
+pub(crate) struct BacklogBatch<'a>(Option<&'a Inner>);
+
+impl Drop for BacklogBatch<'_> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0 {
+            let mut state = inner.limit_state.lock();
+            state.backlog_batch_running = false;
+            state.last_backlog_batch = std::time::Instant::now();
+            state.checkpoint_due = true;
+        }
+    }
+}
+
 /// Work for the store writer's thread.
 type WriterJob = Box<dyn FnOnce() + Send>;
 
@@ -533,23 +551,19 @@ impl Inner {
     /// DuckDB's write limit and backlog checkpoint threshold unless a query runs (the next
     /// batch tries again). Lowering evicts cached blocks; DuckDB spills what it cannot
     /// drop. With the write limit off (equal to the query limit) only the threshold
-    /// changes.
-    pub(crate) fn lower_for_backlog(&self, events: usize) {
+    /// changes. Held while the batch is stored (`BacklogBatch`).
+    pub(crate) fn lower_for_backlog(&self, events: usize) -> BacklogBatch<'_> {
         if events < BACKLOG_BATCH {
-            return;
+            return BacklogBatch(None);
         }
-        {
-            let mut state = self.limit_state.lock();
-            state.backlog_batch_running = true;
-            state.last_backlog_batch = std::time::Instant::now();
-            state.checkpoint_due = true;
-        }
+        self.limit_state.lock().backlog_batch_running = true;
+        let batch = BacklogBatch(Some(self));
         let Some(_turn) = self.query_turns.try_lock() else {
-            return;
+            return batch;
         };
         let mut state = self.limit_state.lock();
         if state.lowered {
-            return;
+            return batch;
         }
         let base = self.base.lock();
         match set_memory_limit(&base, &self.write_memory_limit)
@@ -558,18 +572,7 @@ impl Inner {
             Ok(()) => state.lowered = true,
             Err(e) => tracing::debug!(error = %e, "could not set DuckDB's write memory limit"),
         }
-    }
-
-    /// After a stored batch of `events` events: a backlog batch keeps queries under the
-    /// write limit for `BACKLOG_QUIET` more, and makes the first query turn after that
-    /// checkpoint.
-    pub(crate) fn stored_batch(&self, events: usize) {
-        if events >= BACKLOG_BATCH {
-            let mut state = self.limit_state.lock();
-            state.backlog_batch_running = false;
-            state.last_backlog_batch = std::time::Instant::now();
-            state.checkpoint_due = true;
-        }
+        batch
     }
 
     /// Whether DuckDB runs under the write limit now.
@@ -1108,7 +1111,8 @@ mod tests {
         assert!(!store.inner.limit_state.lock().checkpoint_due);
     }
 
-    /// Store batches run on the writer's own thread, which a panicking batch does not stop.
+    /// Store batches run on the writer's own thread, which a panicking batch does not stop
+    /// (nor leave marked as running).
     #[tokio::test]
     async fn the_writer_thread_runs_batches_and_outlives_a_panic() {
         let store = DuckStore::memory().expect("store");
@@ -1118,9 +1122,14 @@ mod tests {
             .expect("ran");
         assert_eq!(thread.as_deref(), Some("footfall-store"));
         let panicked = store
-            .on_writer_thread(|_| -> StoreResult<()> { panic!("a failing batch") })
+            .on_writer_thread(|inner| -> StoreResult<()> {
+                let _backlog = inner.lower_for_backlog(BACKLOG_BATCH);
+                panic!("a failing batch")
+            })
             .await;
         assert!(panicked.is_err());
+        // The batch ended: queries are not held under the write limit for good.
+        assert!(!store.inner.limit_state.lock().backlog_batch_running);
         let again = store
             .on_writer_thread(|_| Ok(7))
             .await
@@ -1137,7 +1146,7 @@ mod tests {
         let store = store_with_limits(dir.path(), "128MB", "16MB");
         // 100,000 events need 40-48 MB (`a_batch_over_the_memory_limit_is_stored_with_a_raised_one`).
         let events = sink::tests::page_views(100_000, 4, 1_000_000, 500, &["Google"]);
-        store.inner.lower_for_backlog(events.len());
+        let _backlog = store.inner.lower_for_backlog(events.len());
         assert!(store.inner.write_limit_set());
         let alone = store
             .inner

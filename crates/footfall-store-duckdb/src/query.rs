@@ -2420,11 +2420,18 @@ mod tests {
         }
     }
 
-    fn fixture() -> TestDb {
+    /// An empty migrated store with the store writer's staging table, which the tests
+    /// fill with visits and events as a store batch would.
+    fn staged_db() -> TestDb {
         let conn = memory_db();
         crate::migrate(&conn).expect("migrations");
         conn.execute_batch(crate::sink::TOUCHED_SESSIONS_DDL)
             .expect("staging table");
+        conn
+    }
+
+    fn fixture() -> TestDb {
+        let conn = staged_db();
         let pv = |ts, path| -> Ev { (ts, "pageview", path, true, 0, None, None) };
         let s = |id, visitor, source, device, country, city, entry| Sess {
             id,
@@ -3183,10 +3190,7 @@ mod tests {
     /// there, flagged in `meta.approximate`): no query says `approximate`.
     #[test]
     fn visitors_above_a_hundred_thousand_are_counted_exactly() {
-        let conn = memory_db();
-        crate::migrate(&conn).expect("migrations");
-        conn.execute_batch(crate::sink::TOUCHED_SESSIONS_DDL)
-            .expect("staging table");
+        let conn = staged_db();
         // 150,000 visits of 120,000 visitors on 2024-03-10, all entering on `/`; the first
         // 5,000 visits also see `/small`.
         conn.execute_batch(
@@ -3240,10 +3244,7 @@ mod tests {
     /// and a visit filter that the map applies in the visits' place.
     #[test]
     fn later_queries_of_a_load_count_visitors_from_its_visit_map() {
-        let conn = memory_db();
-        crate::migrate(&conn).expect("migrations");
-        conn.execute_batch(crate::sink::TOUCHED_SESSIONS_DDL)
-            .expect("staging table");
+        let conn = staged_db();
         // 3,000 visits of 2,000 visitors from 2024-03-09 05:00 UTC (the range's start in
         // New York) on, one each ~97 s; a third from Google. Each views its entry page, then
         // `/` or `/b` a minute later (every 50th at the next day's first minute in New York,

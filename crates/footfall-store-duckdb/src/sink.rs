@@ -690,10 +690,8 @@ impl Inner {
     /// Stores a batch and its log position in one transaction, under DuckDB's write
     /// limit when the batch is part of a backlog (`Inner::lower_for_backlog`).
     fn append_with_lsn(&self, events: &[Event], lsn: u64) -> StoreResult<()> {
-        self.lower_for_backlog(events.len());
-        let stored = self.append_or_retry(events, lsn);
-        self.stored_batch(events.len());
-        stored
+        let _backlog = self.lower_for_backlog(events.len());
+        self.append_or_retry(events, lsn)
     }
 
     /// A batch that runs out of DuckDB memory is stored once more with the query limit
