@@ -79,15 +79,53 @@ const STORE_LINGER: Duration = Duration::from_millis(1000);
 /// ids), so not on every tick.
 const DEDUP_COMPACT_AT: usize = 250_000;
 
-/// What the bulk API can say about a hit at 202 time; enrichment, identity and
+/// What the bulk API can say about a valid hit at 202 time; enrichment, identity and
 /// sessionization happen behind the log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Acceptance {
     /// Durable in the log; processed and stored shortly.
     Logged,
     /// A re-sent client id: acknowledged, not stored again.
     Duplicate,
-    Rejected(String),
+}
+
+/// A bulk body's hits for one site, validated and encoded while the body is parsed
+/// (`record::HitsEncoder`), for `Ingestor::accept`.
+pub struct BulkHits {
+    site_id: u32,
+    encoder: record::HitsEncoder,
+    /// The client event id of each encoded hit, in push order.
+    client_ids: Vec<Option<u64>>,
+}
+
+impl BulkHits {
+    /// `capacity`: bytes of JSON the hits may take (see `HitsEncoder::new`).
+    pub fn new(site: &Site, ctx: &HitContext, capacity: usize) -> BulkHits {
+        BulkHits {
+            site_id: site.id,
+            encoder: record::HitsEncoder::new(site, ctx, capacity),
+            client_ids: Vec::with_capacity((capacity / 64).min(100_000)),
+        }
+    }
+
+    /// Validates one hit and encodes it; the error says why it is refused.
+    pub fn push(&mut self, hit: &WireEvent) -> Result<(), String> {
+        pipeline::validate(hit)?;
+        let id = hit.id.as_deref();
+        self.client_ids
+            .push(id.map(|id| client_event_id(self.site_id, id)));
+        self.encoder.push(hit);
+        Ok(())
+    }
+
+    /// Hits pushed so far.
+    pub fn len(&self) -> usize {
+        self.client_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.client_ids.is_empty()
+    }
 }
 
 pub struct Ingestor {
@@ -284,58 +322,38 @@ impl Ingestor {
         Ok(outcomes)
     }
 
-    /// Bulk acceptance: validates the hits, answers re-sent client ids, and makes the
-    /// rest durable as one hit record. Enrichment, identity, sessionization and the
-    /// store write happen behind the log (`Applier`), so a 202 costs only validation
-    /// and the group-commit fsync.
-    pub async fn accept(
-        &self,
-        site: &Site,
-        hits: Vec<WireEvent>,
-        ctx: &HitContext,
-    ) -> Result<Vec<Acceptance>, IngestError> {
+    /// Bulk acceptance: answers re-sent client ids and makes the rest durable as one
+    /// hit record; the answers are in push order. Validation happened as the hits were
+    /// pushed; enrichment, identity, sessionization and the store write happen behind
+    /// the log (`Applier`), so a 202 costs only parsing, validation and the group-commit
+    /// fsync.
+    pub async fn accept(&self, hits: BulkHits) -> Result<Vec<Acceptance>, IngestError> {
         self.admit()?;
-        let mut answers = Vec::with_capacity(hits.len());
-        let mut ids = Vec::new();
-        for hit in &hits {
-            if let Err(e) = pipeline::validate(hit) {
-                answers.push(Acceptance::Rejected(e));
-                continue;
-            }
-            if let Some(id) = hit.id.as_deref() {
-                // Decided here, in acceptance order, so the reply can say so.
-                let event_id = client_event_id(site.id, id);
-                if !self.pipeline.dedup.insert(event_id) {
-                    answers.push(Acceptance::Duplicate);
-                    continue;
+        let BulkHits {
+            encoder,
+            client_ids,
+            ..
+        } = hits;
+        let mut inserted = Vec::new();
+        // Decided here, in acceptance order, so the reply can say so.
+        let answers: Vec<Acceptance> = client_ids
+            .iter()
+            .map(|id| match id {
+                Some(id) if !self.pipeline.dedup.insert(*id) => Acceptance::Duplicate,
+                Some(id) => {
+                    inserted.push(*id);
+                    Acceptance::Logged
                 }
-                ids.push(event_id);
-            }
-            answers.push(Acceptance::Logged);
-        }
-        if answers.iter().any(|a| matches!(a, Acceptance::Logged)) {
-            // The logged hits are encoded from where they are, not moved into a list of
-            // their own first (megabytes per bulk body).
-            let mut logged: Vec<&WireEvent> = hits
-                .iter()
-                .zip(&answers)
-                .filter(|(_, a)| matches!(a, Acceptance::Logged))
-                .map(|(hit, _)| hit)
-                .collect();
-            // Visits are decided by event time (DESIGN §3), and the sessionizer behind the
-            // log takes hits in log order: a body sent out of time order is logged in time
-            // order (stable, so hits of one instant keep the request's order). Sent in
-            // request order, a later hit opened the visit and gave it its entry page and
-            // source, and an engagement beacon before its page view was dropped.
-            let at = |h: &&WireEvent| h.timestamp_us.unwrap_or(ctx.now_us);
-            if !logged.is_sorted_by_key(at) {
-                logged.sort_by_key(at);
-            }
-            let payload = record::encode_hits(site, ctx, logged.into_iter());
-            drop(hits);
+                None => Acceptance::Logged,
+            })
+            .collect();
+        drop(client_ids);
+        if answers.contains(&Acceptance::Logged) {
+            let payload = encoder.finish(|i| answers[i] == Acceptance::Logged);
             // Bulk senders retry on failure: their 202 promises the batch is on disk.
             if let Err(e) = self.wal.append(payload, wal::Ack::Synced).await {
-                for id in ids {
+                // Not durable, so not seen: a retry with the same ids must be stored.
+                for id in inserted {
                     self.pipeline.dedup.remove(id);
                 }
                 return Err(e.into());
@@ -400,8 +418,10 @@ fn recover(
         records += 1;
         match record::decode(&payload).map_err(wal::WalError::from)? {
             Record::Hits { site, hits, .. } => {
-                for id in hits.iter().filter_map(|h| h.id.as_deref()) {
-                    pipeline.dedup.insert(client_event_id(site.id, id));
+                for hit in hits {
+                    if let Some(id) = hit.map_err(wal::WalError::from)?.id {
+                        pipeline.dedup.insert(client_event_id(site.id, &id));
+                    }
                 }
             }
             Record::Events(events) => events.iter().for_each(|e| pipeline.restore(e)),
@@ -446,13 +466,6 @@ struct Gathered {
     bytes: u64,
 }
 
-/// Hits of one record waiting to be processed.
-struct HitBatch {
-    site: Site,
-    ctx: HitContext,
-    hits: Vec<WireEvent>,
-}
-
 impl Applier {
     fn run(mut self) {
         if let Err(e) = footfall_store::thread::lower_priority() {
@@ -495,11 +508,11 @@ impl Applier {
                     g.lsn = at;
                     g.bytes += size;
                     match record::decode(&payload) {
-                        // Processed as read: only one record's raw hits are in memory,
-                        // not a whole batch's (~70 MB at 100,000 hits) next to its events.
-                        Ok(Record::Hits { site, ctx, hits: h }) => {
-                            count += h.len();
-                            self.process(vec![HitBatch { site, ctx, hits: h }], &mut g.events);
+                        // Processed as decoded: one raw hit at a time is in memory, not
+                        // a batch's (~140 MB at 100,000 hits) next to their events.
+                        Ok(Record::Hits { site, ctx, hits }) => {
+                            count += hits.len();
+                            self.process(&site, &ctx, hits, &mut g.events);
                         }
                         Ok(Record::Events(e)) => {
                             count += e.len();
@@ -543,17 +556,29 @@ impl Applier {
     /// (`footfall bench --only bulk`: 105-110k events/s until queryable either way), and
     /// every thread that parses user agents keeps its own regex caches (~44 MB each once
     /// warm: `UaParser` over the uap-core corpus), which stayed resident after loads.
-    fn process(&self, batches: Vec<HitBatch>, out: &mut Vec<Event>) {
-        for HitBatch { site, ctx, hits } in batches {
-            for hit in hits {
-                match self.pipeline.process_logged(&site, hit, &ctx) {
-                    HitOutcome::Accepted(e) => out.push(*e),
-                    HitOutcome::Dropped(reason) => self.drops.add(site.id, reason),
-                    HitOutcome::Rejected(error) => {
-                        tracing::debug!(%error, "a logged hit failed processing")
-                    }
-                    HitOutcome::Stored { .. } | HitOutcome::Duplicate => {}
+    fn process(
+        &self,
+        site: &Site,
+        ctx: &HitContext,
+        hits: record::EncodedHits,
+        out: &mut Vec<Event>,
+    ) {
+        for hit in hits {
+            let hit = match hit {
+                Ok(hit) => hit,
+                // Cannot happen for a checksummed record we wrote; never stall on it.
+                Err(e) => {
+                    tracing::error!(error = %e, "skipping the rest of a log record");
+                    break;
                 }
+            };
+            match self.pipeline.process_logged(site, hit, ctx) {
+                HitOutcome::Accepted(e) => out.push(*e),
+                HitOutcome::Dropped(reason) => self.drops.add(site.id, reason),
+                HitOutcome::Rejected(error) => {
+                    tracing::debug!(%error, "a logged hit failed processing")
+                }
+                HitOutcome::Stored { .. } | HitOutcome::Duplicate => {}
             }
         }
     }

@@ -529,34 +529,33 @@ impl<'de> Deserialize<'de> for BulkItem {
     }
 }
 
-/// Visits a bulk array; holds the length of its JSON text.
-struct BulkArrayVisitor(usize);
+/// Visits a bulk array, handing each element to its callback as it is read.
+struct BulkArrayVisitor<F>(F);
 
-impl<'de> Visitor<'de> for BulkArrayVisitor {
-    type Value = Vec<Result<WireEvent, String>>;
+impl<'de, F: FnMut(Result<WireEvent, String>)> Visitor<'de> for BulkArrayVisitor<F> {
+    type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON array of events")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        // JSON gives no length. Events are 100-400 bytes of JSON, so one per 64 bytes of
-        // text over-reserves: reserved pages never written cost no memory, while growing
-        // by doubling faults in every step of a multi-megabyte vector again.
-        let hint = seq.size_hint().unwrap_or(self.0 / 64);
-        let mut out = Vec::with_capacity(hint.min(100_000));
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         while let Some(BulkItem(item)) = seq.next_element()? {
-            out.push(item);
+            (self.0)(item);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
 /// Parses a JSON array of events in one pass over the text (no JSON tree, strings
-/// borrowed); a bad element is an error of its own, not of the array.
-pub fn parse_event_array(text: &str) -> Result<Vec<Result<WireEvent, String>>, serde_json::Error> {
+/// borrowed), handing each event to `each` as soon as it is read, so a body's events
+/// are never all held at once; a bad element is an error of its own, not of the array.
+/// A syntax error stops at once (the elements before it were handed over already).
+pub fn for_each_in_event_array(
+    text: &str,
+    each: impl FnMut(Result<WireEvent, String>),
+) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let items = de.deserialize_seq(BulkArrayVisitor(text.len()))?;
-    de.end()?;
-    Ok(items)
+    de.deserialize_seq(BulkArrayVisitor(each))?;
+    de.end()
 }
 
 /// Why a JSON text did not give an event.

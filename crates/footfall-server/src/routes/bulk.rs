@@ -8,18 +8,17 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use footfall_ingest::Acceptance;
 use footfall_ingest::pipeline::HitContext;
-use footfall_ingest::wire::{JsonEventError, WireEvent, parse_event_array, parse_event_json};
+use footfall_ingest::wire::{JsonEventError, WireEvent, for_each_in_event_array, parse_event_json};
+use footfall_ingest::{Acceptance, BulkHits};
 use footfall_store::KeyScope;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
-/// A site's share of a bulk body: its hits and their indexes in the body.
+/// A site's share of a bulk body: its valid hits, encoded.
 struct SiteHits {
     site: std::sync::Arc<footfall_store::Site>,
-    indexes: Vec<usize>,
-    hits: Vec<WireEvent>,
+    hits: BulkHits,
 }
 
 pub const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -30,9 +29,6 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
-/// Parses a body into events: a JSON array, one object, or NDJSON lines. Each element
-/// is deserialized straight from the body text, without a JSON tree in between; a bad
-/// element is reported by index and does not spoil the others.
 /// Whether `domain` (as an event sends it) names the site `site_domain` (normalised:
 /// lowercase, no `www.`), without allocating per event.
 fn names_domain(domain: &str, site_domain: &str) -> bool {
@@ -44,47 +40,70 @@ fn names_domain(domain: &str, site_domain: &str) -> bool {
     d.eq_ignore_ascii_case(site_domain)
 }
 
-fn parse_body(body: &[u8]) -> Result<Vec<Result<WireEvent, String>>, ApiError> {
+/// Parses a body into events (a JSON array, one object, or NDJSON lines) and hands each
+/// to `each` with its index as soon as it is read. Each element is deserialized straight
+/// from the body text, without a JSON tree in between; a bad element is reported by
+/// index and does not spoil the others. A body that is not JSON at all is an error,
+/// possibly after some elements were handed over: `each` must have no effect that
+/// outlives the request until the whole body is parsed.
+fn for_each_body_event(
+    body: &[u8],
+    mut each: impl FnMut(usize, Result<WireEvent, String>),
+) -> Result<(), ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
     let trimmed = text.trim_start();
-    let one = |item: &str| match parse_event_json(item) {
-        Ok((hit, _)) => Ok(hit),
-        Err(JsonEventError::Invalid(e)) => Err(e),
-        Err(JsonEventError::Syntax(e)) => Err(format!("invalid JSON: {e}")),
-    };
     if trimmed.starts_with('[') {
-        let items = parse_event_array(trimmed).map_err(|e| {
+        let mut index = 0;
+        return for_each_in_event_array(trimmed, |item| {
+            each(index, item);
+            index += 1;
+        })
+        .map_err(|e| {
             ApiError::bad_request(
                 "invalid_json",
                 format!("request body is not a valid JSON array: {e}"),
             )
-        })?;
-        return Ok(items);
+        });
     }
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.is_empty() {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    let Some(&first) = lines.peek() else {
         return Err(ApiError::bad_request(
             "empty_body",
             "send a JSON array or NDJSON of events",
         ));
-    }
-    if let [line] = lines.as_slice() {
-        if let Err(JsonEventError::Syntax(e)) = parse_event_json(line) {
+    };
+    if text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .nth(1)
+        .is_none()
+    {
+        if let Err(JsonEventError::Syntax(e)) = parse_event_json(first) {
             return Err(ApiError::bad_request(
                 "invalid_json",
                 format!("request body is not valid JSON: {e}"),
             ));
         }
         // A lone number, string or `null` is not a batch with one bad event.
-        if !line.trim_start().starts_with('{') {
+        if !first.trim_start().starts_with('{') {
             return Err(ApiError::bad_request(
                 "invalid_json",
                 "send a JSON array of event objects, NDJSON (one object per line) or one event object",
             ));
         }
     }
-    Ok(lines.into_iter().map(one).collect())
+    for (index, line) in lines.enumerate() {
+        each(
+            index,
+            match parse_event_json(line) {
+                Ok((hit, _)) => Ok(hit),
+                Err(JsonEventError::Invalid(e)) => Err(e),
+                Err(JsonEventError::Syntax(e)) => Err(format!("invalid JSON: {e}")),
+            },
+        );
+    }
+    Ok(())
 }
 
 async fn post_events(
@@ -103,9 +122,6 @@ async fn post_events(
         ],
     )?;
     let body = read_body(body, BULK_BODY_LIMIT).await?;
-    let items = parse_body(&body)?;
-    // The parsed events own their text: the body (megabytes) need not wait for the fsync.
-    drop(body);
 
     // A site key names its site once for the whole body.
     let key_site = match &caller {
@@ -113,18 +129,30 @@ async fn post_events(
         // `authenticate` gives no users (they sign in with a cookie, not a bearer token).
         Caller::Admin | Caller::User(_) => None,
     };
+    let ctx = HitContext {
+        ip: client_ip(&state, peer, &headers).to_string(),
+        user_agent: user_agent(&headers),
+        now_us: chrono::Utc::now().timestamp_micros(),
+        server_side: true,
+        hints: Default::default(),
+        cdn_country: cdn_country(&state, peer, &headers),
+    };
     let mut rejected = Vec::new();
-    // Events grouped by site, keeping their index for per-event errors.
+    // Valid events grouped by site, encoded as parsed.
     let mut by_site: Vec<SiteHits> = Vec::new();
-    let count = items.len();
     // The previous event's domain and site: a body usually names one site throughout.
     let mut last: Option<(String, Option<std::sync::Arc<footfall_store::Site>>)> = None;
-    for (index, item) in items.into_iter().enumerate() {
+    // A caller not allowed to ingest for an event's site: the whole body is refused.
+    let mut refused: Option<ApiError> = None;
+    for_each_body_event(&body, |index, item| {
+        if refused.is_some() {
+            return;
+        }
         let hit = match item {
             Ok(hit) => hit,
             Err(error) => {
                 rejected.push(json!({"index": index, "error": error}));
-                continue;
+                return;
             }
         };
         let site = match (&caller, &hit.domain) {
@@ -138,7 +166,7 @@ async fn post_events(
                 rejected.push(json!({"index": index, "error": format!(
                     "domain {domain:?} is not this key's site; send it with that site's key"
                 )}));
-                continue;
+                return;
             }
             (Caller::Key(_), _) => key_site.clone(),
             (Caller::Admin, Some(domain)) => match &last {
@@ -153,25 +181,30 @@ async fn post_events(
         };
         let Some(site) = site else {
             rejected.push(json!({"index": index, "error": "unknown site: give `domain` (admin token) or use a site key"}));
-            continue;
+            return;
         };
-        state.authorize(&caller, &site, KeyScope::Ingest)?;
+        if let Err(e) = state.authorize(&caller, &site, KeyScope::Ingest) {
+            refused = Some(e);
+            return;
+        }
         let at = match by_site.iter().position(|s| s.site.id == site.id) {
             Some(at) => at,
             None => {
-                // Sized for the whole body (usually one site): growing a multi-megabyte
-                // vector by doubling faults in fresh pages at every step.
-                by_site.push(SiteHits {
-                    site,
-                    indexes: Vec::with_capacity(count - index),
-                    hits: Vec::with_capacity(count - index),
-                });
+                // Sized for the rest of the body (usually one site).
+                let hits = BulkHits::new(&site, &ctx, body.len());
+                by_site.push(SiteHits { site, hits });
                 by_site.len() - 1
             }
         };
-        by_site[at].indexes.push(index);
-        by_site[at].hits.push(hit);
+        if let Err(error) = by_site[at].hits.push(&hit) {
+            rejected.push(json!({"index": index, "error": error}));
+        }
+    })?;
+    if let Some(refused) = refused {
+        return Err(refused);
     }
+    // The events are encoded: the body (megabytes) need not wait for the fsync.
+    drop(body);
     if let (Caller::Key(_), true) = (&caller, by_site.is_empty()) {
         // Nothing valid, but the key's scope still decides 403 vs 202.
         if let Some(site) = &key_site {
@@ -179,34 +212,17 @@ async fn post_events(
         }
     }
 
-    let ctx = HitContext {
-        ip: client_ip(&state, peer, &headers).to_string(),
-        user_agent: user_agent(&headers),
-        now_us: chrono::Utc::now().timestamp_micros(),
-        server_side: true,
-        hints: Default::default(),
-        cdn_country: cdn_country(&state, peer, &headers),
-    };
     // Validated and logged now; enriched, sessionized and stored behind the log, so
     // hits dropped there (bots, block rules) are counted per site, not in this reply.
     let (mut accepted, mut duplicates) = (0usize, 0usize);
-    for SiteHits {
-        site,
-        indexes,
-        hits,
-    } in by_site
-    {
-        let answers = state.ingestor.accept(&site, hits, &ctx).await?;
-        for (index, answer) in indexes.into_iter().zip(answers) {
-            match answer {
-                Acceptance::Logged => accepted += 1,
-                Acceptance::Duplicate => {
-                    accepted += 1;
-                    duplicates += 1;
-                }
-                Acceptance::Rejected(error) => {
-                    rejected.push(json!({"index": index, "error": error}))
-                }
+    for SiteHits { hits, .. } in by_site {
+        if hits.is_empty() {
+            continue;
+        }
+        for answer in state.ingestor.accept(hits).await? {
+            accepted += 1;
+            if answer == Acceptance::Duplicate {
+                duplicates += 1;
             }
         }
     }
