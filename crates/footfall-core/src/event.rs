@@ -1,5 +1,8 @@
 //! The stored event and the reasons a hit can be dropped.
 
+/// Short strings (&le; 24 bytes: names, hosts, most paths and visit attributes) inline, without
+/// a heap block each: a store batch holds 100,000 events and their visits.
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -13,31 +16,31 @@ pub const ENGAGEMENT: &str = "engagement";
 /// dimensions). Stored once per visit, in the visit's row of the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisitAttrs {
-    pub entry_page: String,
-    pub entry_hostname: String,
-    pub referrer: String,
-    pub source: String,
-    pub channel: String,
-    pub utm_source: String,
-    pub utm_medium: String,
-    pub utm_campaign: String,
-    pub utm_content: String,
-    pub utm_term: String,
-    pub device: String,
-    pub browser: String,
-    pub browser_version: String,
-    pub os: String,
-    pub os_version: String,
-    pub country: String,
-    pub region: String,
+    pub entry_page: CompactString,
+    pub entry_hostname: CompactString,
+    pub referrer: CompactString,
+    pub source: CompactString,
+    pub channel: CompactString,
+    pub utm_source: CompactString,
+    pub utm_medium: CompactString,
+    pub utm_campaign: CompactString,
+    pub utm_content: CompactString,
+    pub utm_term: CompactString,
+    pub device: CompactString,
+    pub browser: CompactString,
+    pub browser_version: CompactString,
+    pub os: CompactString,
+    pub os_version: CompactString,
+    pub country: CompactString,
+    pub region: CompactString,
     pub city: u32,
-    pub country_name: String,
-    pub region_name: String,
-    pub city_name: String,
-    pub org: String,
+    pub country_name: CompactString,
+    pub region_name: CompactString,
+    pub city_name: CompactString,
+    pub org: CompactString,
     /// Classification label from the site's rules ("" = none); `visit:label`.
     #[serde(default)]
-    pub label: String,
+    pub label: CompactString,
 }
 
 /// One enriched, identified and sessionized event, exactly as stored.
@@ -53,11 +56,11 @@ pub struct Event {
     pub session_id: u64,
     /// Time of the session's first event, microseconds since the epoch.
     pub session_start_us: i64,
-    pub name: String,
+    pub name: CompactString,
     pub interactive: bool,
-    pub hostname: String,
-    pub pathname: String,
-    pub title: String,
+    pub hostname: CompactString,
+    pub pathname: CompactString,
+    pub title: CompactString,
     pub engagement_ms: u32,
     pub scroll_depth: Option<u8>,
     pub revenue_amount: Option<f64>,

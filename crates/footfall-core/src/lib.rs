@@ -7,4 +7,4 @@ pub mod labels;
 pub mod query;
 pub mod session;
 
-pub use event::{DropReason, Event, VisitAttrs};
+pub use event::{CompactString, DropReason, Event, VisitAttrs};

@@ -188,7 +188,7 @@ impl Ingestor {
                 ActiveVisitor {
                     visitor_id: open.visitor_id,
                     session_id: open.session_id,
-                    pathname: open.exit_page,
+                    pathname: open.exit_page.into(),
                     last_seen_us: open.last_us,
                 },
             ));

@@ -7,7 +7,7 @@ use crate::sessions::SessionTable;
 use crate::wire::WireEvent;
 use footfall_core::identity::{client_event_id, client_visitor_id, cookieless_visitor_id};
 use footfall_core::session::OpenSession;
-use footfall_core::{DropReason, Event, VisitAttrs, event};
+use footfall_core::{CompactString, DropReason, Event, VisitAttrs, event};
 use footfall_enrich::channel::acquisition;
 use footfall_enrich::geo::GeoIp;
 use footfall_enrich::hints::ClientHints;
@@ -316,19 +316,22 @@ impl Pipeline {
             let mut source = self.visit_attrs(&hit, &page, &ua, || {
                 locate(&enrichment.geo, ip_addr, cdn_country)
             });
-            source.label = enrichment.labels.label(
-                &site.domain,
-                &footfall_core::labels::VisitFacts {
-                    referrer_host: footfall_enrich::url::raw_host(
-                        hit.referrer.as_deref().unwrap_or(""),
-                    ),
-                    utm_source: &source.utm_source,
-                    utm_medium: &source.utm_medium,
-                    utm_campaign: &source.utm_campaign,
-                    user_agent,
-                    entry_path: &source.entry_page,
-                },
-            );
+            source.label = enrichment
+                .labels
+                .label(
+                    &site.domain,
+                    &footfall_core::labels::VisitFacts {
+                        referrer_host: footfall_enrich::url::raw_host(
+                            hit.referrer.as_deref().unwrap_or(""),
+                        ),
+                        utm_source: &source.utm_source,
+                        utm_medium: &source.utm_medium,
+                        utm_campaign: &source.utm_campaign,
+                        user_agent,
+                        entry_path: &source.entry_page,
+                    },
+                )
+                .into();
             Arc::new(source)
         };
         let outcome = self.sessions.with(site.id, visitor_id, |slot| {
@@ -388,9 +391,9 @@ impl Pipeline {
             session_id,
             session_start_us,
             interactive,
-            hostname: page.hostname,
-            pathname: page.pathname,
-            title: hit.title.unwrap_or_default(),
+            hostname: page.hostname.into(),
+            pathname: page.pathname.into(),
+            title: hit.title.map(CompactString::from).unwrap_or_default(),
             engagement_ms: if is_engagement {
                 hit.engaged_ms.unwrap_or(0)
             } else {
@@ -404,7 +407,7 @@ impl Pipeline {
             revenue_amount: hit.revenue.as_ref().map(|r| r.0),
             revenue_currency: hit.revenue.map(|r| r.1),
             props,
-            name: hit.name,
+            name: hit.name.into(),
             visit,
         })))
     }
@@ -421,30 +424,30 @@ impl Pipeline {
         let acq = acquisition(page, hit.referrer.as_deref());
         let loc = locate();
         VisitAttrs {
-            entry_page: page.pathname.clone(),
-            entry_hostname: page.hostname.clone(),
-            referrer: acq.referrer,
-            source: acq.source,
-            channel: acq.channel.to_string(),
-            utm_source: acq.utm_source,
-            utm_medium: acq.utm_medium,
-            utm_campaign: page.utm_campaign.clone(),
-            utm_content: page.utm_content.clone(),
-            utm_term: page.utm_term.clone(),
-            device: ua.device.clone(),
-            browser: ua.browser.clone(),
-            browser_version: ua.browser_version.clone(),
-            os: ua.os.clone(),
-            os_version: ua.os_version.clone(),
-            country: loc.country,
-            region: loc.region,
+            entry_page: page.pathname.as_str().into(),
+            entry_hostname: page.hostname.as_str().into(),
+            referrer: acq.referrer.into(),
+            source: acq.source.into(),
+            channel: CompactString::const_new(acq.channel),
+            utm_source: acq.utm_source.into(),
+            utm_medium: acq.utm_medium.into(),
+            utm_campaign: page.utm_campaign.as_str().into(),
+            utm_content: page.utm_content.as_str().into(),
+            utm_term: page.utm_term.as_str().into(),
+            device: ua.device.as_str().into(),
+            browser: ua.browser.as_str().into(),
+            browser_version: ua.browser_version.as_str().into(),
+            os: ua.os.as_str().into(),
+            os_version: ua.os_version.as_str().into(),
+            country: loc.country.into(),
+            region: loc.region.into(),
             city: loc.city,
-            country_name: loc.country_name,
-            region_name: loc.region_name,
-            city_name: loc.city_name,
-            org: loc.org,
+            country_name: loc.country_name.into(),
+            region_name: loc.region_name.into(),
+            city_name: loc.city_name.into(),
+            org: loc.org.into(),
             // Set by the caller from the site's rules.
-            label: String::new(),
+            label: CompactString::default(),
         }
     }
 

@@ -11,7 +11,7 @@
 
 use crate::pipeline::HitContext;
 use crate::wire::WireEvent;
-use footfall_core::{Event, VisitAttrs};
+use footfall_core::{CompactString, Event, VisitAttrs};
 use footfall_enrich::hints::ClientHints;
 use footfall_store::{IdentityMode, Site};
 use std::sync::Arc;
@@ -168,10 +168,10 @@ fn decode_events(payload: &[u8]) -> Result<Record<'_>, DecodeError> {
         let visitor_id = r.u64()?;
         let session_id = r.u64()?;
         let session_start_us = r.i64()?;
-        let name = r.string()?;
-        let hostname = r.string()?;
-        let pathname = r.string()?;
-        let title = r.string()?;
+        let name = r.compact()?;
+        let hostname = r.compact()?;
+        let pathname = r.compact()?;
+        let title = r.compact()?;
         let engagement_ms = r.u32()?;
         let scroll_depth = r.opt_u8()?;
         let revenue_amount = match r.u8()? {
@@ -214,7 +214,7 @@ fn decode_events(payload: &[u8]) -> Result<Record<'_>, DecodeError> {
 fn decode_visit(r: &mut Reader) -> Result<VisitAttrs, DecodeError> {
     let mut v = VisitAttrs::default();
     for s in visit_strings!(v, &mut) {
-        *s = r.string()?;
+        *s = r.compact()?;
     }
     v.city = r.u32()?;
     Ok(v)
@@ -559,12 +559,16 @@ impl Reader<'_> {
         }
         Ok(n)
     }
-    fn string(&mut self) -> Result<String, DecodeError> {
+    fn str(&mut self) -> Result<&str, DecodeError> {
         let n = self.len()?;
         let bytes = self.take(n)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_string)
-            .map_err(|_| DecodeError("string is not UTF-8".into()))
+        std::str::from_utf8(bytes).map_err(|_| DecodeError("string is not UTF-8".into()))
+    }
+    fn string(&mut self) -> Result<String, DecodeError> {
+        self.str().map(str::to_string)
+    }
+    fn compact(&mut self) -> Result<CompactString, DecodeError> {
+        self.str().map(CompactString::from)
     }
     fn opt_u8(&mut self) -> Result<Option<u8>, DecodeError> {
         match self.u8()? {

@@ -25,6 +25,11 @@ fn ts(us: i64) -> Value {
 const ARROW_CHUNK_ROWS: usize = 16_384;
 
 /// One Arrow column from a field of each row (the record-batch builders below).
+/// A text column as a `CompactString` (the type of event and visit strings).
+fn text_column(r: &duckdb::Row, i: usize) -> duckdb::Result<footfall_core::CompactString> {
+    r.get::<_, String>(i).map(Into::into)
+}
+
 fn u32s<T>(rows: &[T], f: impl Fn(&T) -> u32) -> ArrayRef {
     Arc::new(UInt32Array::from_iter_values(rows.iter().map(f)))
 }
@@ -935,32 +940,32 @@ impl EventSink for DuckStore {
                             first_us: r.get(2)?,
                             last_us: r.get(3)?,
                             pageviews: r.get(4)?,
-                            page: r.get(5)?,
-                            hostname: r.get(6)?,
+                            page: text_column(r, 5)?,
+                            hostname: text_column(r, 6)?,
                             visit: footfall_core::VisitAttrs {
-                                entry_page: r.get(7)?,
-                                entry_hostname: r.get(8)?,
-                                referrer: r.get(9)?,
-                                source: r.get(10)?,
-                                channel: r.get(11)?,
-                                utm_source: r.get(12)?,
-                                utm_medium: r.get(13)?,
-                                utm_campaign: r.get(14)?,
-                                utm_content: r.get(15)?,
-                                utm_term: r.get(16)?,
-                                device: r.get(17)?,
-                                browser: r.get(18)?,
-                                browser_version: r.get(19)?,
-                                os: r.get(20)?,
-                                os_version: r.get(21)?,
-                                country: r.get(22)?,
-                                region: r.get(23)?,
+                                entry_page: text_column(r, 7)?,
+                                entry_hostname: text_column(r, 8)?,
+                                referrer: text_column(r, 9)?,
+                                source: text_column(r, 10)?,
+                                channel: text_column(r, 11)?,
+                                utm_source: text_column(r, 12)?,
+                                utm_medium: text_column(r, 13)?,
+                                utm_campaign: text_column(r, 14)?,
+                                utm_content: text_column(r, 15)?,
+                                utm_term: text_column(r, 16)?,
+                                device: text_column(r, 17)?,
+                                browser: text_column(r, 18)?,
+                                browser_version: text_column(r, 19)?,
+                                os: text_column(r, 20)?,
+                                os_version: text_column(r, 21)?,
+                                country: text_column(r, 22)?,
+                                region: text_column(r, 23)?,
                                 city: r.get(24)?,
-                                country_name: r.get(25)?,
-                                region_name: r.get(26)?,
-                                city_name: r.get(27)?,
-                                org: r.get(28)?,
-                                label: r.get(29)?,
+                                country_name: text_column(r, 25)?,
+                                region_name: text_column(r, 26)?,
+                                city_name: text_column(r, 27)?,
+                                org: text_column(r, 28)?,
+                                label: text_column(r, 29)?,
                             },
                         })
                     })
@@ -1355,12 +1360,12 @@ pub(crate) mod tests {
                     "pageview".into()
                 },
                 interactive: i % 7 != 0,
-                hostname: format!("h{}.example.com", i % 3),
-                pathname: format!("/p/{i}/\u{e9}t\u{e9}"),
+                hostname: format!("h{}.example.com", i % 3).into(),
+                pathname: format!("/p/{i}/\u{e9}t\u{e9}").into(),
                 title: if i % 4 == 0 {
-                    String::new()
+                    Default::default()
                 } else {
-                    format!("T{i}")
+                    format!("T{i}").into()
                 },
                 engagement_ms: (i * 13) as u32,
                 scroll_depth: (i % 3 != 0).then_some((i % 101) as u8),
@@ -1418,11 +1423,11 @@ pub(crate) mod tests {
                     event_id: r.get(2)?,
                     client_id: r.get(3)?,
                     session_id: r.get(4)?,
-                    name: r.get(5)?,
+                    name: text_column(r, 5)?,
                     interactive: r.get(6)?,
-                    hostname: r.get(7)?,
-                    pathname: r.get(8)?,
-                    title: r.get(9)?,
+                    hostname: text_column(r, 7)?,
+                    pathname: text_column(r, 8)?,
+                    title: text_column(r, 9)?,
                     engagement_ms: r.get(10)?,
                     scroll_depth: r.get(11)?,
                     revenue_amount: r.get(12)?,

@@ -141,8 +141,8 @@ pub struct LivePresence {
     pub last_us: i64,
     pub pageviews: u32,
     /// The latest page view's path and host.
-    pub page: String,
-    pub hostname: String,
+    pub page: footfall_core::CompactString,
+    pub hostname: footfall_core::CompactString,
     pub visit: footfall_core::VisitAttrs,
 }
 
@@ -517,7 +517,7 @@ pub struct GoalRecord {
 pub struct ActiveVisitor {
     pub visitor_id: u64,
     pub session_id: u64,
-    pub pathname: String,
+    pub pathname: footfall_core::CompactString,
     pub last_seen_us: i64,
 }
 
