@@ -430,18 +430,19 @@ fn recover(
     Ok((found, records))
 }
 
-/// Events ready for the store: everything up to `lsn` (`bytes` of log).
+/// Events ready for the store, as an event record (`record::EventsEncoder`): everything
+/// up to `lsn` (`bytes` of log).
 struct Applied {
-    events: Vec<Event>,
+    events: Vec<u8>,
     lsn: u64,
     bytes: u64,
     /// Held until the batch is stored (see `BATCHES_IN_MEMORY`).
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Batches of processed events in memory at once: one being written to the store while
-/// the next is gathered and processed. A third, queued between them, would only wait
-/// (the store is the slower side) and cost ~50 MB at 100,000 events.
+/// Batches of processed events in memory at once: one being written to the store (decoded)
+/// while the next is gathered and processed (encoded). A third, queued between them,
+/// would only wait (the store is the slower side) and cost memory.
 const BATCHES_IN_MEMORY: usize = 2;
 
 /// Reads durable records back from the log in LSN order, runs the pipeline over hit
@@ -461,7 +462,7 @@ struct Applier {
 
 /// Events of the records read for one store batch: up to `lsn`, `bytes` of log.
 struct Gathered {
-    events: Vec<Event>,
+    events: record::EventsEncoder,
     lsn: u64,
     bytes: u64,
 }
@@ -480,7 +481,7 @@ impl Applier {
                 return;
             };
             let batch = Applied {
-                events,
+                events: events.finish(),
                 lsn,
                 bytes,
                 _slot: slot,
@@ -495,7 +496,9 @@ impl Applier {
     /// when the log is quiet. `None` when the log writer has stopped.
     fn gather(&mut self) -> Option<Gathered> {
         let mut g = Gathered {
-            events: Vec::new(),
+            // ~150 bytes per event: reserved pages that are never written cost nothing,
+            // while growing by doubling copies megabytes.
+            events: record::EventsEncoder::with_capacity(self.max_batch.min(1 << 20) * 160),
             lsn: 0,
             bytes: 0,
         };
@@ -507,17 +510,15 @@ impl Applier {
                 Ok(Some((at, payload, size))) => {
                     g.lsn = at;
                     g.bytes += size;
-                    match record::decode(&payload) {
+                    let before = g.events.len();
+                    match g.events.take(&payload) {
                         // Processed as decoded: one raw hit at a time is in memory, not
                         // a batch's (~140 MB at 100,000 hits) next to their events.
-                        Ok(Record::Hits { site, ctx, hits }) => {
+                        Ok(Some((site, ctx, hits))) => {
                             count += hits.len();
                             self.process(&site, &ctx, hits, &mut g.events);
                         }
-                        Ok(Record::Events(e)) => {
-                            count += e.len();
-                            g.events.extend(e);
-                        }
+                        Ok(None) => count += g.events.len() - before,
                         // Cannot happen for a checksummed record we wrote; never stall on it.
                         Err(e) => tracing::error!(lsn = at, error = %e, "skipping a log record"),
                     }
@@ -561,7 +562,7 @@ impl Applier {
         site: &Site,
         ctx: &HitContext,
         hits: record::EncodedHits,
-        out: &mut Vec<Event>,
+        out: &mut record::EventsEncoder,
     ) {
         for hit in hits {
             let hit = match hit {
@@ -573,7 +574,7 @@ impl Applier {
                 }
             };
             match self.pipeline.process_logged(site, hit, ctx) {
-                HitOutcome::Accepted(e) => out.push(*e),
+                HitOutcome::Accepted(e) => out.push(&e),
                 HitOutcome::Dropped(reason) => self.drops.add(site.id, reason),
                 HitOutcome::Rejected(error) => {
                     tracing::debug!(%error, "a logged hit failed processing")
@@ -621,9 +622,22 @@ async fn store_writer(
             rx.recv().await
         };
         let Some(batch) = batch else { break };
-        let n = batch.events.len();
+        // Decoded only now, so the batch being gathered meanwhile stays encoded.
+        let events = match record::decode(&batch.events) {
+            Ok(Record::Events(events)) => events,
+            // Cannot happen for a record built here; never stall on it.
+            Ok(Record::Hits { .. }) | Err(_) => {
+                tracing::error!(
+                    lsn = batch.lsn,
+                    "skipping a store batch that does not decode"
+                );
+                Vec::new()
+            }
+        };
+        drop(batch.events);
+        let n = events.len();
         stored_since_release += n;
-        let events = Arc::new(batch.events);
+        let events = Arc::new(events);
         // A batch whose hits were all dropped has nothing to store.
         if n > 0 {
             let mut delay = Duration::from_millis(100);

@@ -111,10 +111,41 @@ macro_rules! visit_strings {
 
 /// Encodes a batch of processed events.
 pub fn encode_events(events: &[Event]) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(8 + events.len() * 192));
-    w.u8(KIND_EVENTS);
-    w.u32(events.len() as u32);
-    for e in events {
+    let mut encoder = EventsEncoder::with_capacity(events.len() * 192);
+    events.iter().for_each(|e| encoder.push(e));
+    encoder.finish()
+}
+
+/// An event record built event by event. The applier gathers a store batch this way:
+/// ~150 bytes per event instead of an `Event` (224 bytes, its strings beyond 24 bytes and
+/// its visit's attributes beside it), so the batch being gathered takes a fraction of
+/// the one being stored, which the store writer decodes just before it stores it.
+pub struct EventsEncoder {
+    w: Writer,
+    count: u32,
+}
+
+impl EventsEncoder {
+    /// `capacity`: bytes to reserve for the events.
+    pub fn with_capacity(capacity: usize) -> EventsEncoder {
+        let mut w = Writer(Vec::with_capacity(5 + capacity));
+        w.u8(KIND_EVENTS);
+        w.u32(0);
+        EventsEncoder { w, count: 0 }
+    }
+
+    /// Events pushed so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn push(&mut self, e: &Event) {
+        self.count += 1;
+        let w = &mut self.w;
         w.u32(e.site_id);
         w.i64(e.ts_us);
         w.u64(e.event_id);
@@ -148,7 +179,35 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
             None => w.u8(0),
         }
     }
-    w.0
+
+    /// Takes a record read from the log into the batch: an event record's events are
+    /// appended as they are encoded (an older JSON record's one by one); a hit record is
+    /// handed back, its hits to be processed and pushed.
+    pub fn take<'a>(
+        &mut self,
+        payload: &'a [u8],
+    ) -> Result<Option<(Site, HitContext, EncodedHits<'a>)>, DecodeError> {
+        if payload.first() == Some(&KIND_EVENTS) {
+            let mut r = Reader(&payload[1..]);
+            self.count += r.u32()?;
+            self.w.0.extend_from_slice(r.0);
+            return Ok(None);
+        }
+        match decode(payload)? {
+            Record::Hits { site, ctx, hits } => Ok(Some((site, ctx, hits))),
+            Record::Events(events) => {
+                events.iter().for_each(|e| self.push(e));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The event record.
+    pub fn finish(self) -> Vec<u8> {
+        let mut bytes = self.w.0;
+        bytes[1..5].copy_from_slice(&self.count.to_le_bytes());
+        bytes
+    }
 }
 
 fn decode_events(payload: &[u8]) -> Result<Record<'_>, DecodeError> {
@@ -797,6 +856,36 @@ mod tests {
         let mut huge = vec![KIND_EVENTS];
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
+    }
+
+    /// A store batch gathered from pushed events and from event records read from the
+    /// log (binary or JSON) decodes to all of them in order; hit records are handed back.
+    #[test]
+    fn gathered_events_decode_in_order() {
+        let events = sample_events();
+        let mut batch = EventsEncoder::with_capacity(0);
+        batch.push(&events[1]);
+        let binary = encode_events(&events);
+        assert!(matches!(batch.take(&binary), Ok(None)));
+        let json = serde_json::to_vec(&events[..1]).expect("events serialise");
+        assert!(matches!(batch.take(&json), Ok(None)));
+        assert_eq!(batch.len(), 4);
+        let Ok(Record::Events(back)) = decode(&batch.finish()) else {
+            panic!("expected an event record");
+        };
+        assert_eq!(
+            back,
+            [&events[1], &events[0], &events[1], &events[0]].map(Clone::clone)
+        );
+        let hits = {
+            let (site, ctx) = test_site();
+            encode_hits(&site, &ctx, &[WireEvent::default()], |_| true)
+        };
+        let mut batch = EventsEncoder::with_capacity(0);
+        let Ok(Some((_, _, hits))) = batch.take(&hits) else {
+            panic!("a hit record is handed back");
+        };
+        assert_eq!((hits.len(), batch.len()), (1, 0));
     }
 
     /// Logs written before event records were binary (a JSON array) still replay.
