@@ -182,18 +182,20 @@ impl EventsEncoder {
 
     /// Takes a record read from the log into the batch: an event record's events are
     /// appended as they are encoded (an older JSON record's one by one); a hit record is
-    /// handed back, its hits to be processed and pushed.
+    /// handed back, its hits to be processed and pushed. A record that does not decode
+    /// is refused whole here (and skipped, as before), so the batch always decodes.
     pub fn take<'a>(
         &mut self,
         payload: &'a [u8],
     ) -> Result<Option<(Site, HitContext, EncodedHits<'a>)>, DecodeError> {
-        if payload.first() == Some(&KIND_EVENTS) {
-            let mut r = Reader(&payload[1..]);
-            self.count += r.u32()?;
-            self.w.0.extend_from_slice(r.0);
+        let record = decode(payload)?;
+        if let (Some(&KIND_EVENTS), Record::Events(events)) = (payload.first(), &record) {
+            self.count += events.len() as u32;
+            // After the kind byte and the count: the events as encoded.
+            self.w.0.extend_from_slice(&payload[5..]);
             return Ok(None);
         }
-        match decode(payload)? {
+        match record {
             Record::Hits { site, ctx, hits } => Ok(Some((site, ctx, hits))),
             Record::Events(events) => {
                 events.iter().for_each(|e| self.push(e));
@@ -877,6 +879,11 @@ mod tests {
             back,
             [&events[1], &events[0], &events[1], &events[0]].map(Clone::clone)
         );
+        // A record that does not decode is refused and leaves the batch as it was.
+        let mut batch = EventsEncoder::with_capacity(0);
+        assert!(batch.take(&binary[..binary.len() - 1]).is_err());
+        assert!(batch.is_empty());
+        assert!(matches!(decode(&batch.finish()), Ok(Record::Events(e)) if e.is_empty()));
         let hits = {
             let (site, ctx) = test_site();
             encode_hits(&site, &ctx, &[WireEvent::default()], |_| true)
