@@ -481,7 +481,7 @@ impl Pipeline {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use footfall_store::IdentityMode;
 
@@ -489,7 +489,8 @@ mod tests {
     const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
     const MIN_US: i64 = 60 * 1_000_000;
 
-    fn site() -> Site {
+    /// A cookieless site with the default timeout (also for `record`'s tests).
+    pub(crate) fn site() -> Site {
         Site {
             id: 1,
             domain: "example.com".into(),

@@ -729,19 +729,11 @@ mod tests {
     }
 
     fn test_site() -> (Site, HitContext) {
-        let site = Site {
-            id: 1,
-            domain: "example.com".into(),
-            timezone: "UTC".into(),
-            identity_mode: IdentityMode::Cookieless,
-            session_timeout_secs: 1800,
-            allowed_hostnames: vec![],
-        };
         let ctx = HitContext {
             now_us: 500,
             ..HitContext::default()
         };
-        (site, ctx)
+        (crate::pipeline::tests::site(), ctx)
     }
 
     fn encode_hits(
