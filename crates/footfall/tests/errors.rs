@@ -339,6 +339,67 @@ fn bulk_rejects_bad_events_one_by_one_and_keeps_the_good_ones() {
     still_serving(&s, &k.stats);
 }
 
+/// NDJSON bodies are taken line by line (blank lines skipped, indexes count the event
+/// lines), a bad line is rejected alone, and a body of one object is a batch of one.
+#[test]
+fn bulk_takes_ndjson_line_by_line_and_one_object_as_a_batch() {
+    let (s, k) = setup();
+    let ndjson = format!(
+        "{}\n\n{{\"name\": \n{}\r\n   \n{{\"name\":\"pageview\",\"domain\":\"{SITE}\"}}\n{}\n",
+        event("/nd-0"),
+        event("/nd-2"),
+        event("/nd-4"),
+    );
+    let r = post(
+        &s,
+        "/api/v1/events",
+        Some(&k.ingest),
+        "application/x-ndjson",
+        ndjson.into_bytes(),
+    );
+    assert_eq!(r.status().as_u16(), 202, "NDJSON with bad lines");
+    let v: Value = r.json().expect("bulk answer is JSON");
+    assert_eq!(v["accepted"], json!(3), "{v}");
+    let idx: Vec<u64> = v["rejected"]
+        .as_array()
+        .expect("rejected array")
+        .iter()
+        .map(|r| r["index"].as_u64().expect("rejected[].index"))
+        .collect();
+    assert_eq!(idx, vec![1, 3], "rejected NDJSON lines: {v}");
+    let r = post(
+        &s,
+        "/api/v1/events",
+        Some(&k.ingest),
+        "application/json",
+        event("/one").to_string().into_bytes(),
+    );
+    assert_eq!(r.status().as_u16(), 202, "one object");
+    let v: Value = r.json().expect("bulk answer is JSON");
+    assert_eq!(
+        (&v["accepted"], &v["rejected"]),
+        (&json!(1), &json!([])),
+        "{v}"
+    );
+    let got = s.wait_for_metric(
+        &k.stats,
+        SITE,
+        &recent_range(),
+        "pageviews",
+        4.0,
+        Duration::from_secs(30),
+    );
+    assert_eq!(got, 4.0, "three NDJSON lines and one object stored");
+    let r = post(
+        &s,
+        "/api/v1/events",
+        Some(&k.ingest),
+        "application/x-ndjson",
+        b"\n  \n".to_vec(),
+    );
+    assert_json_error("blank NDJSON body", r, 400);
+}
+
 #[test]
 fn stats_api_validation_errors_name_the_bad_part() {
     let (s, k) = setup();
