@@ -280,6 +280,36 @@ fn bad_ingestion_input_gets_the_right_status_and_json_error() {
     assert_eq!(got, vec![0.0], "rejected input must not be stored");
 }
 
+/// The indexes of a bulk answer's `rejected`, sorted; each must come with a message.
+fn rejected_indexes(answer: &Value) -> Vec<u64> {
+    let rejected = answer["rejected"].as_array().expect("rejected array");
+    let mut idx: Vec<u64> = rejected
+        .iter()
+        .map(|r| {
+            assert!(
+                r["error"].as_str().is_some_and(|e| !e.trim().is_empty()),
+                "rejected[].error is a message: {r}"
+            );
+            r["index"].as_u64().expect("rejected[].index")
+        })
+        .collect();
+    idx.sort();
+    idx
+}
+
+/// The site's page views once they reach `want` (or the last count after 30 s).
+fn stored_pageviews(s: &Server, k: &Keys, want: f64) -> f64 {
+    let range = recent_range();
+    s.wait_for_metric(
+        &k.stats,
+        SITE,
+        &range,
+        "pageviews",
+        want,
+        Duration::from_secs(30),
+    )
+}
+
 #[test]
 fn bulk_rejects_bad_events_one_by_one_and_keeps_the_good_ones() {
     let (s, k) = setup();
@@ -301,28 +331,16 @@ fn bulk_rejects_bad_events_one_by_one_and_keeps_the_good_ones() {
     assert_eq!(status, 202, "bulk with some bad events: {text}");
     let v: Value = serde_json::from_str(&text).expect("bulk answer is JSON");
     assert_eq!(v["accepted"], json!(4), "accepted count: {v}");
-    let rejected = v["rejected"].as_array().expect("rejected array");
-    let mut idx: Vec<u64> = rejected
-        .iter()
-        .map(|r| r["index"].as_u64().expect("rejected[].index"))
-        .collect();
-    idx.sort();
-    assert_eq!(idx, vec![1, 3, 4, 6], "rejected indexes: {v}");
-    for r in rejected {
-        assert!(
-            r["error"].as_str().is_some_and(|e| !e.trim().is_empty()),
-            "rejected[].error is a message: {r}"
-        );
-    }
-    let got = s.wait_for_metric(
-        &k.stats,
-        SITE,
-        &recent_range(),
-        "pageviews",
-        4.0,
-        Duration::from_secs(30),
+    assert_eq!(
+        rejected_indexes(&v),
+        vec![1, 3, 4, 6],
+        "rejected indexes: {v}"
     );
-    assert_eq!(got, 4.0, "the four valid events are stored");
+    assert_eq!(
+        stored_pageviews(&s, &k, 4.0),
+        4.0,
+        "the four valid events are stored"
+    );
     let other = s.aggregate(&k.other_stats, OTHER, &recent_range(), &["pageviews"]);
     assert_eq!(other, vec![0.0], "nothing filed under the other site");
     // A body that is no event at all is a bad request, not a batch of one bad event.
@@ -360,13 +378,11 @@ fn bulk_takes_ndjson_line_by_line_and_one_object_as_a_batch() {
     assert_eq!(r.status().as_u16(), 202, "NDJSON with bad lines");
     let v: Value = r.json().expect("bulk answer is JSON");
     assert_eq!(v["accepted"], json!(3), "{v}");
-    let idx: Vec<u64> = v["rejected"]
-        .as_array()
-        .expect("rejected array")
-        .iter()
-        .map(|r| r["index"].as_u64().expect("rejected[].index"))
-        .collect();
-    assert_eq!(idx, vec![1, 3], "rejected NDJSON lines: {v}");
+    assert_eq!(
+        rejected_indexes(&v),
+        vec![1, 3],
+        "rejected NDJSON lines: {v}"
+    );
     let r = post(
         &s,
         "/api/v1/events",
@@ -381,15 +397,11 @@ fn bulk_takes_ndjson_line_by_line_and_one_object_as_a_batch() {
         (&json!(1), &json!([])),
         "{v}"
     );
-    let got = s.wait_for_metric(
-        &k.stats,
-        SITE,
-        &recent_range(),
-        "pageviews",
+    assert_eq!(
+        stored_pageviews(&s, &k, 4.0),
         4.0,
-        Duration::from_secs(30),
+        "three NDJSON lines and one object stored"
     );
-    assert_eq!(got, 4.0, "three NDJSON lines and one object stored");
     let r = post(
         &s,
         "/api/v1/events",
