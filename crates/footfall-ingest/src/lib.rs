@@ -118,11 +118,7 @@ impl BulkHits {
         Ok(())
     }
 
-    /// Hits pushed so far.
-    pub fn len(&self) -> usize {
-        self.client_ids.len()
-    }
-
+    /// Whether no hit was pushed.
     pub fn is_empty(&self) -> bool {
         self.client_ids.is_empty()
     }

@@ -407,7 +407,8 @@ impl HitsEncoder {
             placed,
             ..
         } = self;
-        let kept = (0..placed.len()).filter(|&i| keep(i)).count();
+        let mut order: Vec<usize> = (0..placed.len()).filter(|&i| keep(i)).collect();
+        let kept = order.len();
         let in_order = placed.is_sorted_by_key(|&(at, _)| at);
         if kept == placed.len() && in_order {
             // The common case: the buffer is the record as it stands.
@@ -415,7 +416,6 @@ impl HitsEncoder {
             return bytes;
         }
         let end = |i: usize| placed.get(i + 1).map_or(bytes.len(), |&(_, start)| start);
-        let mut order: Vec<usize> = (0..placed.len()).filter(|&i| keep(i)).collect();
         if !in_order {
             order.sort_by_key(|&i| placed[i].0);
         }

@@ -10,13 +10,13 @@ pub const BACKGROUND_NICE: i32 = 10;
 /// the thread id; threads it spawns inherit it). Best effort: a refusal changes only
 /// speed, so the error is for a debug log. The priority cannot be raised back without
 /// `CAP_SYS_NICE`, so only threads of their own call this, not a shared pool's.
-pub fn lower_priority() -> Result<(), String> {
+pub fn lower_priority() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         let tid = rustix::thread::gettid();
         let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
         rustix::process::setpriority_process(Some(tid), current + BACKGROUND_NICE)
-            .map_err(|e| e.to_string())
+            .map_err(std::io::Error::from)
     }
     #[cfg(not(target_os = "linux"))]
     {

@@ -66,20 +66,17 @@ fn for_each_body_event(
             )
         });
     }
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
-    let Some(&first) = lines.peek() else {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(first) = lines.next() else {
         return Err(ApiError::bad_request(
             "empty_body",
             "send a JSON array or NDJSON of events",
         ));
     };
-    if text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .nth(1)
-        .is_none()
-    {
-        if let Err(JsonEventError::Syntax(e)) = parse_event_json(first) {
+    let mut rest = lines.peekable();
+    let parsed = parse_event_json(first);
+    if rest.peek().is_none() {
+        if let Err(JsonEventError::Syntax(e)) = &parsed {
             return Err(ApiError::bad_request(
                 "invalid_json",
                 format!("request body is not valid JSON: {e}"),
@@ -93,15 +90,15 @@ fn for_each_body_event(
             ));
         }
     }
-    for (index, line) in lines.enumerate() {
-        each(
-            index,
-            match parse_event_json(line) {
-                Ok((hit, _)) => Ok(hit),
-                Err(JsonEventError::Invalid(e)) => Err(e),
-                Err(JsonEventError::Syntax(e)) => Err(format!("invalid JSON: {e}")),
-            },
-        );
+    // One line's event, or why it is rejected.
+    let event = |parsed| match parsed {
+        Ok((hit, _)) => Ok(hit),
+        Err(JsonEventError::Invalid(e)) => Err(e),
+        Err(JsonEventError::Syntax(e)) => Err(format!("invalid JSON: {e}")),
+    };
+    each(0, event(parsed));
+    for (index, line) in rest.enumerate() {
+        each(index + 1, event(parse_event_json(line)));
     }
     Ok(())
 }
