@@ -1,8 +1,13 @@
 //! The set of client-given event ids (`id` of the bulk and events APIs), to answer
-//! re-sends idempotently: exact, and compact enough to hold every id of the store.
+//! re-sends idempotently: exact, with 2 bytes per id in memory and the rest of each id in
+//! a temporary file, so the resident set does not grow by 6 bytes for every id stored.
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 /// Ids accepted since the last fold. foldhash (seeded per process) instead of std's
 /// SipHash: the ids are hashes already, and this set takes every bulk event.
@@ -32,58 +37,44 @@ fn chunk_of(id: u64) -> usize {
     bucket_of(id) / CHUNK_BUCKETS
 }
 
-fn low48(id: u64) -> u64 {
-    id & ((1 << LOW_BITS) - 1)
+/// Bits 32..48 of an id: what a chunk keeps of it in memory.
+fn mid16(id: u64) -> u16 {
+    (id >> 32) as u16
 }
 
-/// Sorted ids of one chunk, stored in 6 bytes each: the top 16 bits are implied by the
-/// chunk and the bucket (a table of where each of the chunk's 4,096 buckets starts), the
-/// low 48 bits are kept as a `u32` and a `u16` in two arrays. Exact (every bit of every
-/// id is kept), where a sorted `Vec<u64>` costs 8 bytes per id and a hash set 16 to 32.
-/// Client event ids are hashes, so buckets fill evenly and a lookup searches ~n/65,536
-/// neighbours.
+/// One chunk's ids while they are put together (a fold, the start-up load): bits 0..32
+/// and 32..48 of each in id order, and where each of the chunk's buckets starts.
 #[derive(Default)]
-struct Chunk {
-    /// Bits 0..32 of each id, in id order.
+struct ChunkBuilder {
     low: Vec<u32>,
-    /// Bits 32..48 of each id, in id order.
     mid: Vec<u16>,
-    /// `starts[b]..starts[b + 1]`: the ids of the chunk's bucket `b`. Empty when the
-    /// chunk has no ids.
     starts: Vec<u32>,
 }
 
-impl Chunk {
+impl ChunkBuilder {
     /// From ids of one chunk in ascending order (duplicates are skipped).
-    fn from_sorted(ids: impl IntoIterator<Item = u64>, len_hint: usize) -> Chunk {
-        let mut low = Vec::with_capacity(len_hint);
-        let mut mid = Vec::with_capacity(len_hint);
-        let mut starts = Vec::with_capacity(CHUNK_BUCKETS + 1);
+    fn from_sorted(ids: impl IntoIterator<Item = u64>, len_hint: usize) -> ChunkBuilder {
+        let mut b = ChunkBuilder {
+            low: Vec::with_capacity(len_hint),
+            mid: Vec::with_capacity(len_hint),
+            starts: Vec::with_capacity(CHUNK_BUCKETS + 1),
+        };
         let mut last = None;
         for id in ids {
             if last == Some(id) {
                 continue;
             }
             last = Some(id);
-            while starts.len() <= bucket_of(id) % CHUNK_BUCKETS {
-                starts.push(low.len() as u32);
+            while b.starts.len() <= bucket_of(id) % CHUNK_BUCKETS {
+                b.starts.push(b.low.len() as u32);
             }
-            low.push(id as u32);
-            mid.push((id >> 32) as u16);
+            b.low.push(id as u32);
+            b.mid.push(mid16(id));
         }
-        if low.is_empty() {
-            return Chunk::default();
+        while b.starts.len() <= CHUNK_BUCKETS {
+            b.starts.push(b.low.len() as u32);
         }
-        while starts.len() <= CHUNK_BUCKETS {
-            starts.push(low.len() as u32);
-        }
-        low.shrink_to_fit();
-        mid.shrink_to_fit();
-        Chunk { low, mid, starts }
-    }
-
-    fn len(&self) -> usize {
-        self.low.len()
+        b
     }
 
     fn low48_at(&self, i: usize) -> u64 {
@@ -93,75 +84,159 @@ impl Chunk {
     /// Stores the low 48 bits of `id` at `i` (what `low48_at` reads back).
     fn set(&mut self, i: usize, id: u64) {
         self.low[i] = id as u32;
-        self.mid[i] = (id >> 32) as u16;
+        self.mid[i] = mid16(id);
     }
 
     /// Every id of chunk `index`, ascending.
-    fn iter(&self, index: usize) -> impl Iterator<Item = u64> + '_ {
-        let buckets = self.starts.windows(2).enumerate();
-        buckets.flat_map(move |(bucket, range)| {
-            let top = (index * CHUNK_BUCKETS + bucket) as u64;
-            (range[0] as usize..range[1] as usize)
-                .map(move |i| (top << LOW_BITS) | self.low48_at(i))
-        })
+    fn ids(&self, index: usize) -> Vec<u64> {
+        ids_of(index, &self.starts, &self.mid, &self.low)
     }
 
-    fn contains(&self, id: u64) -> bool {
-        let bucket = bucket_of(id) % CHUNK_BUCKETS;
-        let (Some(&lo), Some(&hi)) = (self.starts.get(bucket), self.starts.get(bucket + 1)) else {
-            return false;
-        };
-        let (mut lo, mut hi) = (lo as usize, hi as usize);
-        let key = low48(id);
-        while lo < hi {
-            let at = lo + (hi - lo) / 2;
-            match self.low48_at(at).cmp(&key) {
-                std::cmp::Ordering::Less => lo = at + 1,
-                std::cmp::Ordering::Greater => hi = at,
-                std::cmp::Ordering::Equal => return true,
-            }
+    /// The chunk: `mid` and `starts` moved out, `low` written to a new unlinked file in
+    /// `dir`. On an error the builder is left as it was.
+    fn store(&mut self, dir: &Path) -> io::Result<Chunk> {
+        if self.low.is_empty() {
+            return Ok(Chunk::default());
         }
-        false
-    }
-
-    fn bytes(&self) -> usize {
-        self.low.capacity() * 4 + self.mid.capacity() * 2 + self.starts.capacity() * 4
+        let file = tempfile::tempfile_in(dir)?;
+        let mut out = BufWriter::with_capacity(1 << 16, &file);
+        for low in &self.low {
+            out.write_all(&low.to_le_bytes())?;
+        }
+        out.flush()?;
+        drop(out);
+        let mut mid = std::mem::take(&mut self.mid);
+        mid.shrink_to_fit();
+        Ok(Chunk {
+            mid,
+            starts: std::mem::take(&mut self.starts),
+            low: Some(file),
+        })
     }
 }
 
-/// Every compacted id, in `CHUNKS` chunks by their top 4 bits.
+/// The ids of chunk `index` from their parts (`ChunkBuilder`'s), ascending.
+fn ids_of(index: usize, starts: &[u32], mid: &[u16], low: &[u32]) -> Vec<u64> {
+    let mut ids = Vec::with_capacity(mid.len());
+    for (bucket, range) in starts.windows(2).enumerate() {
+        let top = ((index * CHUNK_BUCKETS + bucket) as u64) << LOW_BITS;
+        ids.extend(
+            (range[0] as usize..range[1] as usize)
+                .map(|i| top | (u64::from(mid[i]) << 32) | u64::from(low[i])),
+        );
+    }
+    ids
+}
+
+/// Sorted ids of one chunk, exact (every bit of every id is kept). The top 16 bits of an
+/// id are implied by the chunk and its bucket (`starts`: where each of the chunk's 4,096
+/// buckets starts); bits 32..48 (`mid`) stay in memory, in id order; bits 0..32 are in a
+/// file, read only for the few ids whose first 48 bits match: 2 bytes per id resident,
+/// where keeping all 48 bits cost 6 (62 MB at 10M ids, a fifth of a bulk load's peak).
+/// Client event ids are hashes, so buckets fill evenly: at 10M ids a bucket holds ~150,
+/// and a new id shares its bits 32..48 with one of its bucket's in ~0.2 % of lookups,
+/// each then a 4-byte read of a file the page cache keeps.
+#[derive(Default)]
+struct Chunk {
+    /// Bits 32..48 of each id, in id order (so ascending within a bucket).
+    mid: Vec<u16>,
+    /// `starts[b]..starts[b + 1]`: the ids of the chunk's bucket `b`. Empty when the
+    /// chunk has no ids.
+    starts: Vec<u32>,
+    /// Bits 0..32 of each id, in id order, little-endian: an unlinked temporary file
+    /// (no leftovers after a crash; start-up loads the ids from the store again).
+    low: Option<File>,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.mid.len()
+    }
+
+    /// Bits 0..32 of the ids at `at..at + n`.
+    fn read_low(&self, at: usize, n: usize) -> io::Result<Vec<u32>> {
+        let Some(file) = &self.low else {
+            return Ok(Vec::new());
+        };
+        let mut bytes = vec![0u8; n * 4];
+        file.read_exact_at(&mut bytes, at as u64 * 4)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    /// Every id of chunk `index`, ascending.
+    fn ids(&self, index: usize) -> io::Result<Vec<u64>> {
+        let low = self.read_low(0, self.len())?;
+        Ok(ids_of(index, &self.starts, &self.mid, &low))
+    }
+
+    fn contains(&self, id: u64) -> io::Result<bool> {
+        let bucket = bucket_of(id) % CHUNK_BUCKETS;
+        let (Some(&lo), Some(&hi)) = (self.starts.get(bucket), self.starts.get(bucket + 1)) else {
+            return Ok(false);
+        };
+        let (lo, hi) = (lo as usize, hi as usize);
+        let key = mid16(id);
+        let same = &self.mid[lo..hi];
+        let from = lo + same.partition_point(|&m| m < key);
+        let to = lo + same.partition_point(|&m| m <= key);
+        if from == to {
+            return Ok(false);
+        }
+        Ok(self.read_low(from, to - from)?.contains(&(id as u32)))
+    }
+
+    /// Bytes held in memory.
+    fn bytes(&self) -> usize {
+        self.mid.capacity() * 2 + self.starts.capacity() * 4
+    }
+}
+
+/// Every compacted id, in `CHUNKS` chunks by their top 4 bits, the chunks' files in `dir`.
 struct SortedIds {
+    dir: PathBuf,
     chunks: Vec<Chunk>,
 }
 
-impl Default for SortedIds {
-    fn default() -> Self {
+impl SortedIds {
+    fn new(dir: PathBuf) -> Self {
         SortedIds {
+            dir,
             chunks: (0..CHUNKS).map(|_| Chunk::default()).collect(),
         }
     }
-}
 
-impl SortedIds {
     fn len(&self) -> usize {
         self.chunks.iter().map(Chunk::len).sum()
     }
 
-    /// Every id, ascending.
-    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.chunks
-            .iter()
-            .enumerate()
-            .flat_map(|(index, chunk)| chunk.iter(index))
+    /// Every id, ascending (tests).
+    #[cfg(test)]
+    fn all(&self) -> io::Result<Vec<u64>> {
+        let mut all = Vec::with_capacity(self.len());
+        for (index, chunk) in self.chunks.iter().enumerate() {
+            all.extend(chunk.ids(index)?);
+        }
+        Ok(all)
     }
 
+    /// Whether `id` is held. A file that cannot be read counts as "not held": the hit is
+    /// then stored, perhaps twice, rather than refused and lost.
     fn contains(&self, id: u64) -> bool {
-        self.chunks[chunk_of(id)].contains(id)
+        self.chunks[chunk_of(id)].contains(id).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the de-dup set's file; taking the id as new");
+            false
+        })
     }
 
     /// Merges ascending `ids` in, rewriting only the chunks they fall in, one at a time.
-    fn merge(&mut self, ids: &[u64]) {
+    /// Returns the ids of chunks that could not be rewritten (their files), for the
+    /// caller to keep in memory.
+    fn merge(&mut self, ids: &[u64]) -> Vec<u64> {
         let mut rest = ids;
+        let mut unmerged = Vec::new();
         for (index, chunk) in self.chunks.iter_mut().enumerate() {
             let n = rest.partition_point(|&id| chunk_of(id) == index);
             if n == 0 {
@@ -169,39 +244,63 @@ impl SortedIds {
             }
             let (mine, after) = rest.split_at(n);
             rest = after;
-            let len = chunk.len() + mine.len();
-            let merged = merge_sorted(chunk.iter(index), mine.iter().copied());
-            *chunk = Chunk::from_sorted(merged, len);
+            let merged = chunk.ids(index).and_then(|old| {
+                let len = old.len() + mine.len();
+                ChunkBuilder::from_sorted(merge_sorted(old.into_iter(), mine.iter().copied()), len)
+                    .store(&self.dir)
+            });
+            match merged {
+                Ok(new) => *chunk = new,
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %self.dir.display(), "cannot write the de-dup set's file; keeping its new ids in memory");
+                    unmerged.extend_from_slice(mine);
+                }
+            }
         }
+        unmerged
     }
 
-    fn remove(&mut self, id: u64) {
+    /// Removes `id`; false when its chunk could not be rewritten.
+    fn remove(&mut self, id: u64) -> bool {
         let index = chunk_of(id);
         let chunk = &self.chunks[index];
-        if chunk.contains(id) {
-            let len = chunk.len() - 1;
-            let rest = Chunk::from_sorted(chunk.iter(index).filter(|&other| other != id), len);
-            self.chunks[index] = rest;
+        if !chunk.contains(id).unwrap_or(true) {
+            return true;
+        }
+        let rest = chunk.ids(index).and_then(|ids| {
+            let len = ids.len();
+            ChunkBuilder::from_sorted(ids.into_iter().filter(|&other| other != id), len)
+                .store(&self.dir)
+        });
+        match rest {
+            Ok(rest) => {
+                self.chunks[index] = rest;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot rewrite the de-dup set's file");
+                false
+            }
         }
     }
 
-    /// Bytes held (the memory report and tests).
+    /// Bytes held in memory (the memory report and tests).
     fn bytes(&self) -> usize {
         self.chunks.iter().map(Chunk::bytes).sum()
     }
 }
 
 /// Builds the compact set from ids in any order, read twice: counted per bucket, then
-/// placed. Loading the store's ids at start-up so holds the set's 6 bytes per id and
-/// little else; reading them into a `Vec<u64>` to sort first held 8 more bytes per id at
-/// the start-up peak (80 MB at 10M ids, beside the set's 60).
+/// placed. Loading the store's ids at start-up so holds 6 bytes per id and little else
+/// (each chunk then goes to its file, keeping 2); reading them into a `Vec<u64>` to sort
+/// first held 8 more bytes per id at the start-up peak (80 MB at 10M ids).
 pub struct IdLoader {
     /// Ids per bucket, from `count`.
     counts: Vec<u32>,
-    /// From the first `place`: the set being filled, each bucket's next free slot (an
+    /// From the first `place`: the chunks being filled, each bucket's next free slot (an
     /// index into its chunk), and ids beyond a bucket's count (the two passes saw
     /// different ids; none normally).
-    placing: Option<(SortedIds, Vec<u32>, Vec<u64>)>,
+    placing: Option<(Vec<ChunkBuilder>, Vec<u32>, Vec<u64>)>,
 }
 
 impl Default for IdLoader {
@@ -224,7 +323,7 @@ impl IdLoader {
     /// Second pass: every id `count` saw, in any order and chunking.
     pub fn place(&mut self, ids: &[u64]) {
         let counts = &self.counts;
-        let (set, next, overflow) = self.placing.get_or_insert_with(|| {
+        let (chunks, next, overflow) = self.placing.get_or_insert_with(|| {
             let mut next = Vec::with_capacity(BUCKETS);
             let chunks = counts
                 .chunks(CHUNK_BUCKETS)
@@ -238,18 +337,18 @@ impl IdLoader {
                     starts.push(total);
                     next.extend_from_slice(&starts[..CHUNK_BUCKETS]);
                     let len = total as usize;
-                    Chunk {
+                    ChunkBuilder {
                         low: vec![0; len],
                         mid: vec![0; len],
                         starts,
                     }
                 })
                 .collect();
-            (SortedIds { chunks }, next, Vec::new())
+            (chunks, next, Vec::new())
         });
         for &id in ids {
             let bucket = bucket_of(id);
-            let chunk = &mut set.chunks[bucket / CHUNK_BUCKETS];
+            let chunk = &mut chunks[bucket / CHUNK_BUCKETS];
             let at = next[bucket];
             if at < chunk.starts[bucket % CHUNK_BUCKETS + 1] {
                 chunk.set(at as usize, id);
@@ -260,14 +359,16 @@ impl IdLoader {
         }
     }
 
-    /// Sorts each bucket (duplicates dropped, unfilled slots closed up), and returns the
-    /// set with the ids that did not fit.
-    fn finish(self) -> (SortedIds, Vec<u64>) {
-        let Some((mut set, next, overflow)) = self.placing else {
-            return (SortedIds::default(), Vec::new());
+    /// Sorts each bucket (duplicates dropped, unfilled slots closed up) and stores each
+    /// chunk in its file in `dir`; returns the set with the ids that did not fit or
+    /// whose chunk could not be stored.
+    fn finish(self, dir: &Path) -> (SortedIds, Vec<u64>) {
+        let mut set = SortedIds::new(dir.to_path_buf());
+        let Some((builders, next, mut overflow)) = self.placing else {
+            return (set, Vec::new());
         };
         let mut sorted = Vec::new();
-        for (index, chunk) in set.chunks.iter_mut().enumerate() {
+        for (index, mut chunk) in builders.into_iter().enumerate() {
             let filled = &next[index * CHUNK_BUCKETS..(index + 1) * CHUNK_BUCKETS];
             let mut write = 0usize;
             for (bucket, &end) in filled.iter().enumerate() {
@@ -286,10 +387,12 @@ impl IdLoader {
             chunk.starts[CHUNK_BUCKETS] = write as u32;
             chunk.low.truncate(write);
             chunk.mid.truncate(write);
-            chunk.low.shrink_to_fit();
-            chunk.mid.shrink_to_fit();
-            if write == 0 {
-                *chunk = Chunk::default();
+            match chunk.store(dir) {
+                Ok(stored) => set.chunks[index] = stored,
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %dir.display(), "cannot write the de-dup set's file; keeping its ids in memory");
+                    overflow.extend(chunk.ids(index));
+                }
             }
         }
         (set, overflow)
@@ -312,24 +415,36 @@ fn merge_sorted(
 
 /// Event ids that came from client-given ids, to answer re-sends idempotently.
 pub struct Dedup {
-    /// Ids of the store and those folded in by `compact` (6 bytes each).
+    /// Ids of the store and those folded in by `compact` (2 bytes each in memory).
     stored: RwLock<SortedIds>,
-    /// Ids accepted since the last `compact`.
+    /// Ids accepted since the last `compact`, and those a file could not take.
     shards: Vec<Mutex<PendingIds>>,
 }
 
 impl Default for Dedup {
+    /// A set whose files are in the system's temporary directory (tests).
     fn default() -> Self {
+        Dedup::in_dir(std::env::temp_dir())
+    }
+}
+
+impl Dedup {
+    /// A set whose files are created (unlinked) in `dir`.
+    pub fn in_dir(dir: PathBuf) -> Self {
         Dedup {
-            stored: RwLock::new(SortedIds::default()),
+            stored: RwLock::new(SortedIds::new(dir)),
             shards: (0..DEDUP_SHARDS)
                 .map(|_| Mutex::new(PendingIds::default()))
                 .collect(),
         }
     }
-}
 
-impl Dedup {
+    fn keep_pending(&self, ids: impl IntoIterator<Item = u64>) {
+        for id in ids {
+            self.shards[id as usize % DEDUP_SHARDS].lock().insert(id);
+        }
+    }
+
     /// Records `id`; false when it was already there.
     pub fn insert(&self, id: u64) -> bool {
         // Held across both lookups so `compact` cannot move the id in between.
@@ -347,17 +462,23 @@ impl Dedup {
 
     /// Adds the ids an `IdLoader` read (the store's, at start-up).
     pub fn load(&self, loader: IdLoader) {
-        let (loaded, mut overflow) = loader.finish();
         let mut stored = self.stored.write();
+        let (loaded, mut overflow) = loader.finish(&stored.dir);
         if stored.len() == 0 {
             *stored = loaded;
         } else {
             // Ids were already held: rare (start-up loads into an empty set).
-            overflow.extend(loaded.iter());
+            for (index, chunk) in loaded.chunks.iter().enumerate() {
+                match chunk.ids(index) {
+                    Ok(ids) => overflow.extend(ids),
+                    Err(e) => tracing::error!(error = %e, "cannot read the de-dup set's file"),
+                }
+            }
         }
         // The second pass saw ids the first did not: none normally.
         overflow.sort_unstable();
-        stored.merge(&overflow);
+        let unmerged = stored.merge(&overflow);
+        self.keep_pending(unmerged);
     }
 
     /// Adds `ids`, in any order (tests; the store's ids come through `load`).
@@ -393,18 +514,19 @@ impl Dedup {
         }
         // A merge, not a sort of everything: acceptance waits while this runs.
         ids.sort_unstable();
-        stored.merge(&ids);
+        let unmerged = stored.merge(&ids);
+        self.keep_pending(unmerged);
     }
 
     /// Forgets an id accepted earlier (its write failed, so a retry must pass).
     pub fn remove(&self, id: u64) {
         let mut stored = self.stored.write();
-        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) {
-            stored.remove(id);
+        if !self.shards[id as usize % DEDUP_SHARDS].lock().remove(&id) && !stored.remove(id) {
+            tracing::error!(id, "a client id whose write failed stays in the de-dup set");
         }
     }
 
-    /// Ids held, and bytes of the compact part (for logs and tests).
+    /// Ids held, and bytes of the compact part in memory (for logs and tests).
     pub fn footprint(&self) -> (usize, usize) {
         let stored = self.stored.read();
         (stored.len() + self.pending(), stored.bytes())
@@ -460,7 +582,7 @@ mod tests {
         }
         let d = Dedup::default();
         d.load(loader);
-        let all: Vec<u64> = d.stored.read().iter().collect();
+        let all: Vec<u64> = d.stored.read().all().unwrap();
         let mut expected: Vec<u64> = (1_000..31_000).map(id).collect();
         expected.sort_unstable();
         assert_eq!(all, expected);
@@ -470,7 +592,7 @@ mod tests {
         loader.place(&[7, 3, 7]);
         let d = Dedup::default();
         d.load(loader);
-        assert_eq!(d.stored.read().iter().collect::<Vec<_>>(), vec![3, 7]);
+        assert_eq!(d.stored.read().all().unwrap(), vec![3, 7]);
         // Nothing at all.
         let d = Dedup::default();
         d.load(super::IdLoader::default());
@@ -507,7 +629,7 @@ mod tests {
     }
 
     #[test]
-    fn compact_keeps_every_id_in_order_at_six_bytes_each() {
+    fn compact_keeps_every_id_in_order_at_two_bytes_each_in_memory() {
         let d = Dedup::default();
         let first: Vec<u64> = (0..50_000u64)
             .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -519,17 +641,17 @@ mod tests {
         assert!(later.iter().all(|&id| d.insert(id)));
         d.compact();
         let stored = d.stored.read();
-        let all: Vec<u64> = stored.iter().collect();
+        let all: Vec<u64> = stored.all().unwrap();
         let mut expected: Vec<u64> = first.iter().chain(&later).copied().collect();
         expected.sort_unstable();
         assert_eq!(all, expected);
         assert_eq!(
             stored.bytes(),
-            80_000 * 6 + super::CHUNKS * (super::CHUNK_BUCKETS + 1) * 4
+            80_000 * 2 + super::CHUNKS * (super::CHUNK_BUCKETS + 1) * 4
         );
         drop(stored);
         assert!(first.iter().chain(&later).all(|&id| !d.insert(id)));
-        assert_eq!(SortedIds::default().bytes(), 0);
+        assert_eq!(SortedIds::new(std::env::temp_dir()).bytes(), 0);
     }
 
     #[test]
@@ -564,6 +686,30 @@ mod tests {
         d.compact_if_many(10);
         assert_eq!(d.pending(), 0);
         assert_eq!(d.footprint().0, 1_060);
+    }
+
+    /// Ids whose first 48 bits are equal differ only in the file's part: each is told
+    /// apart by reading it. And with no directory to write to, the set stays exact in
+    /// memory.
+    #[test]
+    fn ids_differing_only_in_the_file_part_stay_distinct_and_a_failed_file_loses_nothing() {
+        let base = 0x1234_5678_9abc_0000u64;
+        let held: Vec<u64> = (0..50u64).map(|i| base | (i * 2)).collect();
+        let d = Dedup::default();
+        d.extend(&held);
+        assert!(held.iter().all(|&id| !d.insert(id)));
+        assert!((0..50u64).all(|i| d.insert(base | (i * 2 + 1))));
+        assert_eq!(d.pending(), 50);
+
+        let nowhere = tempfile::tempdir().unwrap().path().join("gone");
+        let d = Dedup::in_dir(nowhere);
+        d.extend(&held);
+        assert_eq!(d.footprint().0, 50);
+        assert!(held.iter().all(|&id| !d.insert(id)));
+        assert!(d.insert(base | 1) && !d.insert(base | 1));
+        d.compact();
+        assert_eq!(d.pending(), 51, "kept in memory: no file could be written");
+        assert!(!d.insert(base | 1) && !d.insert(held[7]));
     }
 
     /// Folds running while requests insert never let an id be accepted twice.

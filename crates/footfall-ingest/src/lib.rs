@@ -145,7 +145,12 @@ impl Ingestor {
     ) -> Result<Arc<Ingestor>, IngestError> {
         let checkpoint = sink.checkpoint().await?;
         let started = Instant::now();
-        let pipeline = Arc::new(Pipeline::new(SaltBook::load(meta.salts().await?)));
+        let mut pipeline = Pipeline::new(SaltBook::load(meta.salts().await?));
+        // Beside the log: the same disk, and a directory footfall owns (made here, as the
+        // ids load before the log opens; a failure is the log's to report).
+        let _ = std::fs::create_dir_all(&cfg.wal_dir);
+        pipeline.dedup = dedup::Dedup::in_dir(cfg.wal_dir.clone());
+        let pipeline = Arc::new(pipeline);
         let loader = Arc::new(parking_lot::Mutex::new(dedup::IdLoader::default()));
         let counting = loader.clone();
         sink.client_event_ids(Box::new(move |ids| counting.lock().count(ids)))
