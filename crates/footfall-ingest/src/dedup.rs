@@ -131,7 +131,7 @@ fn ids_of(index: usize, starts: &[u32], mid: &[u16], low: &[u32]) -> Vec<u64> {
 /// Sorted ids of one chunk, exact (every bit of every id is kept). The top 16 bits of an
 /// id are implied by the chunk and its bucket (`starts`: where each of the chunk's 4,096
 /// buckets starts); bits 32..48 (`mid`) stay in memory, in id order; bits 0..32 are in a
-/// file, read only for the few ids whose first 48 bits match: 2 bytes per id resident,
+/// file, read only for the few ids whose top 32 bits match: 2 bytes per id resident,
 /// where keeping all 48 bits cost 6 (62 MB at 10M ids, a fifth of a bulk load's peak).
 /// Client event ids are hashes, so buckets fill evenly: at 10M ids a bucket holds ~150,
 /// and a new id shares its bits 32..48 with one of its bucket's in ~0.2 % of lookups,
@@ -688,9 +688,9 @@ mod tests {
         assert_eq!(d.footprint().0, 1_060);
     }
 
-    /// Ids whose first 48 bits are equal differ only in the file's part: each is told
-    /// apart by reading it. And with no directory to write to, the set stays exact in
-    /// memory.
+    /// Ids whose top 32 bits (all that memory keeps) are equal differ only in the file's
+    /// part: each is told apart by reading it. And with no directory to write to, the set
+    /// stays exact in memory.
     #[test]
     fn ids_differing_only_in_the_file_part_stay_distinct_and_a_failed_file_loses_nothing() {
         let base = 0x1234_5678_9abc_0000u64;
