@@ -42,8 +42,8 @@ fn mid16(id: u64) -> u16 {
     (id >> 32) as u16
 }
 
-/// One chunk's ids while they are put together (a fold, the start-up load): bits 0..32
-/// and 32..48 of each in id order, and where each of the chunk's buckets starts.
+/// One chunk's ids while the start-up load places them: bits 0..32 and 32..48 of each,
+/// and where each of the chunk's buckets starts.
 #[derive(Default)]
 struct ChunkBuilder {
     low: Vec<u32>,
@@ -52,31 +52,6 @@ struct ChunkBuilder {
 }
 
 impl ChunkBuilder {
-    /// From ids of one chunk in ascending order (duplicates are skipped).
-    fn from_sorted(ids: impl IntoIterator<Item = u64>, len_hint: usize) -> ChunkBuilder {
-        let mut b = ChunkBuilder {
-            low: Vec::with_capacity(len_hint),
-            mid: Vec::with_capacity(len_hint),
-            starts: Vec::with_capacity(CHUNK_BUCKETS + 1),
-        };
-        let mut last = None;
-        for id in ids {
-            if last == Some(id) {
-                continue;
-            }
-            last = Some(id);
-            while b.starts.len() <= bucket_of(id) % CHUNK_BUCKETS {
-                b.starts.push(b.low.len() as u32);
-            }
-            b.low.push(id as u32);
-            b.mid.push(mid16(id));
-        }
-        while b.starts.len() <= CHUNK_BUCKETS {
-            b.starts.push(b.low.len() as u32);
-        }
-        b
-    }
-
     fn low48_at(&self, i: usize) -> u64 {
         (u64::from(self.mid[i]) << 32) | u64::from(self.low[i])
     }
@@ -88,44 +63,67 @@ impl ChunkBuilder {
     }
 
     /// Every id of chunk `index`, ascending.
-    fn ids(&self, index: usize) -> Vec<u64> {
+    fn ids(&self, index: usize) -> impl Iterator<Item = u64> + '_ {
         ids_of(index, &self.starts, &self.mid, &self.low)
-    }
-
-    /// The chunk: `mid` and `starts` moved out, `low` written to a new unlinked file in
-    /// `dir`. On an error the builder is left as it was.
-    fn store(&mut self, dir: &Path) -> io::Result<Chunk> {
-        if self.low.is_empty() {
-            return Ok(Chunk::default());
-        }
-        let file = tempfile::tempfile_in(dir)?;
-        let mut out = BufWriter::with_capacity(1 << 16, &file);
-        for low in &self.low {
-            out.write_all(&low.to_le_bytes())?;
-        }
-        out.flush()?;
-        drop(out);
-        let mut mid = std::mem::take(&mut self.mid);
-        mid.shrink_to_fit();
-        Ok(Chunk {
-            mid,
-            starts: std::mem::take(&mut self.starts),
-            low: Some(file),
-        })
     }
 }
 
-/// The ids of chunk `index` from their parts (`ChunkBuilder`'s), ascending.
-fn ids_of(index: usize, starts: &[u32], mid: &[u16], low: &[u32]) -> Vec<u64> {
-    let mut ids = Vec::with_capacity(mid.len());
-    for (bucket, range) in starts.windows(2).enumerate() {
-        let top = ((index * CHUNK_BUCKETS + bucket) as u64) << LOW_BITS;
-        ids.extend(
+/// The ids of chunk `index` from their parts, ascending.
+fn ids_of<'a>(
+    index: usize,
+    starts: &'a [u32],
+    mid: &'a [u16],
+    low: &'a [u32],
+) -> impl Iterator<Item = u64> + 'a {
+    starts
+        .windows(2)
+        .enumerate()
+        .flat_map(move |(bucket, range)| {
+            let top = ((index * CHUNK_BUCKETS + bucket) as u64) << LOW_BITS;
             (range[0] as usize..range[1] as usize)
-                .map(|i| top | (u64::from(mid[i]) << 32) | u64::from(low[i])),
-        );
+                .map(move |i| top | (u64::from(mid[i]) << 32) | u64::from(low[i]))
+        })
+}
+
+/// A chunk of ascending `ids` (duplicates skipped), about `len_hint` of them: bits 32..48
+/// and the bucket starts in memory, bits 0..32 streamed to a new unlinked file in `dir`
+/// (so a fold holds no second copy of them).
+fn write_chunk(ids: impl Iterator<Item = u64>, len_hint: usize, dir: &Path) -> io::Result<Chunk> {
+    let mut mid = Vec::with_capacity(len_hint);
+    let mut starts = Vec::with_capacity(CHUNK_BUCKETS + 1);
+    let mut out: Option<BufWriter<File>> = None;
+    let mut last = None;
+    for id in ids {
+        if last == Some(id) {
+            continue;
+        }
+        last = Some(id);
+        while starts.len() <= bucket_of(id) % CHUNK_BUCKETS {
+            starts.push(mid.len() as u32);
+        }
+        let file = match &mut out {
+            Some(file) => file,
+            None => out.insert(BufWriter::with_capacity(
+                1 << 16,
+                tempfile::tempfile_in(dir)?,
+            )),
+        };
+        file.write_all(&(id as u32).to_le_bytes())?;
+        mid.push(mid16(id));
     }
-    ids
+    let Some(out) = out else {
+        return Ok(Chunk::default());
+    };
+    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    while starts.len() <= CHUNK_BUCKETS {
+        starts.push(mid.len() as u32);
+    }
+    mid.shrink_to_fit();
+    Ok(Chunk {
+        mid,
+        starts,
+        low: Some(file),
+    })
 }
 
 /// Sorted ids of one chunk, exact (every bit of every id is kept). The top 16 bits of an
@@ -169,7 +167,22 @@ impl Chunk {
     /// Every id of chunk `index`, ascending.
     fn ids(&self, index: usize) -> io::Result<Vec<u64>> {
         let low = self.read_low(0, self.len())?;
-        Ok(ids_of(index, &self.starts, &self.mid, &low))
+        Ok(ids_of(index, &self.starts, &self.mid, &low).collect())
+    }
+
+    /// This chunk (number `index`) rewritten with the ascending `added` ids merged in and
+    /// `removed` left out.
+    fn rewritten(
+        &self,
+        index: usize,
+        added: &[u64],
+        removed: Option<u64>,
+        dir: &Path,
+    ) -> io::Result<Chunk> {
+        let low = self.read_low(0, self.len())?;
+        let old = ids_of(index, &self.starts, &self.mid, &low);
+        let ids = merge_sorted(old, added.iter().copied()).filter(|&id| Some(id) != removed);
+        write_chunk(ids, self.len() + added.len(), dir)
     }
 
     fn contains(&self, id: u64) -> io::Result<bool> {
@@ -244,11 +257,7 @@ impl SortedIds {
             }
             let (mine, after) = rest.split_at(n);
             rest = after;
-            let merged = chunk.ids(index).and_then(|old| {
-                let len = old.len() + mine.len();
-                ChunkBuilder::from_sorted(merge_sorted(old.into_iter(), mine.iter().copied()), len)
-                    .store(&self.dir)
-            });
+            let merged = chunk.rewritten(index, mine, None, &self.dir);
             match merged {
                 Ok(new) => *chunk = new,
                 Err(e) => {
@@ -267,11 +276,7 @@ impl SortedIds {
         if !chunk.contains(id).unwrap_or(true) {
             return true;
         }
-        let rest = chunk.ids(index).and_then(|ids| {
-            let len = ids.len();
-            ChunkBuilder::from_sorted(ids.into_iter().filter(|&other| other != id), len)
-                .store(&self.dir)
-        });
+        let rest = chunk.rewritten(index, &[], Some(id), &self.dir);
         match rest {
             Ok(rest) => {
                 self.chunks[index] = rest;
@@ -387,7 +392,7 @@ impl IdLoader {
             chunk.starts[CHUNK_BUCKETS] = write as u32;
             chunk.low.truncate(write);
             chunk.mid.truncate(write);
-            match chunk.store(dir) {
+            match write_chunk(chunk.ids(index), write, dir) {
                 Ok(stored) => set.chunks[index] = stored,
                 Err(e) => {
                     tracing::error!(error = %e, dir = %dir.display(), "cannot write the de-dup set's file; keeping its ids in memory");
