@@ -20,6 +20,8 @@ use std::sync::Arc;
 const KIND_HITS: u8 = 1;
 /// First payload byte of an event record.
 const KIND_EVENTS: u8 = 2;
+/// Bytes before an event record's events: the kind and the event count (`u32`).
+const EVENTS_HEADER: usize = 5;
 /// First byte of an event record written as JSON (before KIND_EVENTS existed).
 const KIND_EVENTS_JSON: u8 = b'[';
 
@@ -128,7 +130,7 @@ pub struct EventsEncoder {
 impl EventsEncoder {
     /// `capacity`: bytes to reserve for the events.
     pub fn with_capacity(capacity: usize) -> EventsEncoder {
-        let mut w = Writer(Vec::with_capacity(5 + capacity));
+        let mut w = Writer(Vec::with_capacity(EVENTS_HEADER + capacity));
         w.u8(KIND_EVENTS);
         w.u32(0);
         EventsEncoder { w, count: 0 }
@@ -192,7 +194,7 @@ impl EventsEncoder {
         if let (Some(&KIND_EVENTS), Record::Events(events)) = (payload.first(), &record) {
             self.count += events.len() as u32;
             // After the kind byte and the count: the events as encoded.
-            self.w.0.extend_from_slice(&payload[5..]);
+            self.w.0.extend_from_slice(&payload[EVENTS_HEADER..]);
             return Ok(None);
         }
         match record {
@@ -207,7 +209,7 @@ impl EventsEncoder {
     /// The event record.
     pub fn finish(self) -> Vec<u8> {
         let mut bytes = self.w.0;
-        bytes[1..5].copy_from_slice(&self.count.to_le_bytes());
+        bytes[1..EVENTS_HEADER].copy_from_slice(&self.count.to_le_bytes());
         bytes
     }
 }

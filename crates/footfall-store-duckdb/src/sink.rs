@@ -24,12 +24,12 @@ fn ts(us: i64) -> Value {
 /// (a few MB) while keeping the per-batch overhead negligible.
 const ARROW_CHUNK_ROWS: usize = 16_384;
 
-/// One Arrow column from a field of each row (the record-batch builders below).
 /// A text column as a `CompactString` (the type of event and visit strings).
 fn text_column(r: &duckdb::Row, i: usize) -> duckdb::Result<footfall_core::CompactString> {
     r.get::<_, String>(i).map(Into::into)
 }
 
+/// One Arrow column from a field of each row (the record-batch builders below).
 fn u32s<T>(rows: &[T], f: impl Fn(&T) -> u32) -> ArrayRef {
     Arc::new(UInt32Array::from_iter_values(rows.iter().map(f)))
 }
