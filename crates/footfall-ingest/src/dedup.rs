@@ -126,6 +126,37 @@ fn write_chunk(ids: impl Iterator<Item = u64>, len_hint: usize, dir: &Path) -> i
     })
 }
 
+/// Where `key` is in the ascending `bucket`. Ids are hashes, so bits 32..48 spread
+/// evenly over a bucket and `key`'s place is close to `key / 65536` of the way in: the
+/// search starts there and walks, a step or two in one cache line where a binary search
+/// over ~150 entries took 8 steps, most of them mispredicted branches (~6 % of the
+/// request threads' time under bulk load). Too far off (ids not spread, as in tests) it
+/// falls back to a binary search.
+fn equal_range(bucket: &[u16], key: u16) -> std::ops::Range<usize> {
+    /// Steps walked before a binary search: the place of one of 150 spread keys is off
+    /// its estimate by ~6 at one standard deviation.
+    const WALK: usize = 24;
+    let n = bucket.len();
+    let mut at = (usize::from(key) * n) >> 16;
+    let mut steps = 0;
+    // The first place whose key is not below `key`.
+    let start = loop {
+        if at > 0 && bucket[at - 1] >= key {
+            at -= 1;
+        } else if at < n && bucket[at] < key {
+            at += 1;
+        } else {
+            break at;
+        }
+        steps += 1;
+        if steps == WALK {
+            break bucket.partition_point(|&m| m < key);
+        }
+    };
+    let len = bucket[start..].iter().take_while(|&&m| m == key).count();
+    start..start + len
+}
+
 /// Sorted ids of one chunk, exact (every bit of every id is kept). The top 16 bits of an
 /// id are implied by the chunk and its bucket (`starts`: where each of the chunk's 4,096
 /// buckets starts); bits 32..48 (`mid`) stay in memory, in id order; bits 0..32 are in a
@@ -191,14 +222,13 @@ impl Chunk {
             return Ok(false);
         };
         let (lo, hi) = (lo as usize, hi as usize);
-        let key = mid16(id);
-        let same = &self.mid[lo..hi];
-        let from = lo + same.partition_point(|&m| m < key);
-        let to = lo + same.partition_point(|&m| m <= key);
-        if from == to {
+        let found = equal_range(&self.mid[lo..hi], mid16(id));
+        if found.is_empty() {
             return Ok(false);
         }
-        Ok(self.read_low(from, to - from)?.contains(&(id as u32)))
+        Ok(self
+            .read_low(lo + found.start, found.len())?
+            .contains(&(id as u32)))
     }
 
     /// Bytes held in memory.
@@ -460,6 +490,25 @@ impl Dedup {
         self.shards[id as usize % DEDUP_SHARDS].lock().insert(id)
     }
 
+    /// Records each of `ids` (one request's, in order); for each, false when it was
+    /// already there (an earlier request's, or an earlier one in `ids`). The same as
+    /// `insert` for each in turn, with the locks taken once per call and per shard
+    /// instead of once per id: two workers accepting bulk requests otherwise pass the
+    /// read lock's counter between their cores for every id.
+    pub fn insert_batch(&self, ids: &[u64]) -> Vec<bool> {
+        let stored = self.stored.read();
+        let mut new: Vec<bool> = ids.iter().map(|&id| !stored.contains(id)).collect();
+        for (index, shard) in self.shards.iter().enumerate() {
+            let mut pending = None;
+            for (id, new) in ids.iter().zip(new.iter_mut()) {
+                if *new && *id as usize % DEDUP_SHARDS == index {
+                    *new = pending.get_or_insert_with(|| shard.lock()).insert(*id);
+                }
+            }
+        }
+        new
+    }
+
     /// Ids accepted since the last `compact` (hash sets at ~16 bytes per id).
     pub fn pending(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
@@ -540,7 +589,56 @@ impl Dedup {
 
 #[cfg(test)]
 mod tests {
-    use super::{Dedup, SortedIds};
+    use super::{Dedup, SortedIds, equal_range};
+
+    #[test]
+    fn a_batch_is_decided_as_one_insert_after_another() {
+        let (one_by_one, batched) = (Dedup::default(), Dedup::default());
+        for d in [&one_by_one, &batched] {
+            d.extend(&[5, 1 << 60, u64::MAX]);
+            assert!(d.insert(7));
+        }
+        // Stored, pending, new, and repeats inside the batch.
+        let ids = [5, 7, 9, 9, 1 << 60, 11, 5, 11, u64::MAX, 12];
+        let expected: Vec<bool> = ids.iter().map(|&id| one_by_one.insert(id)).collect();
+        assert_eq!(
+            expected,
+            [
+                false, false, true, false, false, true, false, false, false, true
+            ]
+        );
+        assert_eq!(batched.insert_batch(&ids), expected);
+        assert_eq!(batched.footprint().0, one_by_one.footprint().0);
+    }
+
+    #[test]
+    fn equal_range_agrees_with_binary_search_on_spread_and_skewed_buckets() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for round in 0..2_000 {
+            let n = rng.random_range(0..400usize);
+            // Spread keys as hashed ids give, and skewed ones (a narrow range, many
+            // repeats) that send the walk to its binary-search fallback.
+            let mut bucket: Vec<u16> = if round % 2 == 0 {
+                (0..n).map(|_| rng.random()).collect()
+            } else {
+                (0..n).map(|_| rng.random_range(0..8u16) * 3).collect()
+            };
+            bucket.sort_unstable();
+            let mut keys: Vec<u16> = bucket.clone();
+            keys.extend((0..50).map(|_| rng.random::<u16>()));
+            keys.extend([0, 1, 2, 3, u16::MAX]);
+            for key in keys {
+                let from = bucket.partition_point(|&m| m < key);
+                let to = bucket.partition_point(|&m| m <= key);
+                assert_eq!(
+                    equal_range(&bucket, key),
+                    from..to,
+                    "key {key} in {bucket:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn stored_and_new_ids_are_both_seen() {

@@ -335,16 +335,18 @@ impl Ingestor {
             client_ids,
             ..
         } = hits;
-        let mut inserted = Vec::new();
         // Decided here, in acceptance order, so the reply can say so.
+        let given: Vec<u64> = client_ids.iter().flatten().copied().collect();
+        let mut new = self.pipeline.dedup.insert_batch(&given).into_iter();
+        let mut inserted = Vec::new();
         let answers: Vec<Acceptance> = client_ids
             .iter()
             .map(|id| match id {
-                Some(id) if !self.pipeline.dedup.insert(*id) => Acceptance::Duplicate,
-                Some(id) => {
+                Some(id) if new.next() == Some(true) => {
                     inserted.push(*id);
                     Acceptance::Logged
                 }
+                Some(_) => Acceptance::Duplicate,
                 None => Acceptance::Logged,
             })
             .collect();
