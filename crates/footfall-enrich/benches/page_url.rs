@@ -1,4 +1,4 @@
-//! Page URL parse rate on one core: `cargo bench --release -p footfall-enrich --bench page_url`
+//! Page URL parse rate on one core: `cargo bench -p footfall-enrich --bench page_url`
 //! (add `-- --quick` for a shorter run).
 //!
 //! The URLs: the 10,000 lines of the real access log in ../shared/testdata/access-logs,

@@ -1,4 +1,4 @@
-//! Referrer host lookup rate on one core: `cargo bench --release -p footfall-enrich --bench
+//! Referrer host lookup rate on one core: `cargo bench -p footfall-enrich --bench
 //! referrer` (add `-- --quick` for a shorter run).
 //!
 //! The hosts: those of referer-parser's test cases and of the referrers in the real access

@@ -1,4 +1,4 @@
-//! User agent parse rate on one core: `cargo bench --release -p footfall-enrich --bench ua`
+//! User agent parse rate on one core: `cargo bench -p footfall-enrich --bench ua`
 //! (add `-- --quick` for a shorter run).
 //!
 //! "realistic mix": the user agents of the 10,000 real access-log lines in
