@@ -81,6 +81,20 @@ pub fn router(state: AppState) -> Router {
     router.with_state(state)
 }
 
+/// The whole HTTP service as `serve` runs it: `POST /api/event` answered first
+/// (`routes::event::EventFirst`), everything else by [`router`], with a trailing slash
+/// trimmed before routing (`/api/event/` is `/api/event`, as on Plausible: Phoenix ignores
+/// a trailing slash).
+pub fn app(
+    state: AppState,
+) -> routes::event::EventFirst<tower_http::normalize_path::NormalizePath<Router>> {
+    let routed = tower::Layer::layer(
+        &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+        router(state.clone()),
+    );
+    routes::event::EventFirst::new(routed, state)
+}
+
 /// Opens the embedded store of a data directory.
 pub fn open_embedded(config: &Config) -> anyhow::Result<DuckStore> {
     std::fs::create_dir_all(&config.data)
@@ -240,12 +254,7 @@ pub async fn serve(
             }
         }
     });
-    // `/api/event/` is `/api/event`, as on Plausible (Phoenix ignores a trailing slash):
-    // the path is trimmed before routing, so a client's trailing slash is not a 404.
-    let app = tower::Layer::layer(
-        &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
-        router(state.clone()),
-    );
+    let app = app(state.clone());
     let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
         SocketAddr,
     >(app);

@@ -863,16 +863,18 @@ impl DuckStore {
     }
 
     /// Times the SQL of a Stats API query run directly on this store (see
-    /// [`query::time_statement`]); the first run is a warm-up and not returned.
+    /// [`query::time_statement`]); the first run is a warm-up and not returned. With
+    /// `profile`, one more run writes DuckDB's operator tree to that file.
     pub fn time_query(
         &self,
         site_id: u32,
         site: &footfall_core::query::SiteContext,
         q: &footfall_core::query::Query,
         runs: usize,
+        profile: Option<&std::path::Path>,
     ) -> StoreResult<Vec<std::time::Duration>> {
         self.inner.with_reader(|conn| {
-            let mut times = query::time_statement(conn, site_id, site, q, runs + 1)
+            let mut times = query::time_statement(conn, site_id, site, q, runs + 1, profile)
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             times.remove(0);
             Ok(times)

@@ -2050,16 +2050,26 @@ pub fn time_statement(
     site: &SiteContext,
     q: &Query,
     runs: usize,
+    profile: Option<&std::path::Path>,
 ) -> Result<Vec<std::time::Duration>, ExecError> {
     let b = Builder::new(q, site, site_id, true);
     let main = main_statement(&b, &b.build(), q);
     let mut stmt = conn.prepare_cached(&main.text)?;
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
+    let mut run = || -> Result<std::time::Duration, ExecError> {
         let started = std::time::Instant::now();
         let mut rows = stmt.query(duckdb::params_from_iter(main.params.iter()))?;
         while rows.next()?.is_some() {}
-        times.push(started.elapsed());
+        Ok(started.elapsed())
+    };
+    let times = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = profile {
+        let path = path.display().to_string().replace('\'', "''");
+        conn.execute_batch(&format!(
+            "PRAGMA enable_profiling = 'query_tree'; PRAGMA profiling_output = '{path}';"
+        ))?;
+        let profiled = run();
+        conn.execute_batch("PRAGMA disable_profiling;")?;
+        profiled?;
     }
     Ok(times)
 }

@@ -1102,6 +1102,14 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
+/// What `footfall bench-sql` prints besides the median time.
+pub struct SqlOutput<'a> {
+    /// Print the SQL instead of timing it.
+    pub show_sql: bool,
+    /// Write DuckDB's profile of one more run to this file.
+    pub profile: Option<&'a std::path::Path>,
+}
+
 /// `footfall bench-sql`: the median time of a query's SQL run directly in DuckDB on the
 /// data directory (printed in ms), with the rows read but no HTTP or JSON.
 pub async fn direct_sql(
@@ -1109,7 +1117,7 @@ pub async fn direct_sql(
     site: &str,
     query: &str,
     runs: usize,
-    show_sql: bool,
+    output: SqlOutput<'_>,
 ) -> anyhow::Result<()> {
     use footfall_store::MetaStore;
     let store = footfall_server::open_embedded(config)?;
@@ -1129,11 +1137,11 @@ pub async fn direct_sql(
     let body: Value = serde_json::from_str(query)?;
     let q = footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())
         .map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
-    if show_sql {
+    if output.show_sql {
         println!("{}", store.query_text(site.id, &ctx, &q));
         return Ok(());
     }
-    let times = store.time_query(site.id, &ctx, &q, runs.max(1))?;
+    let times = store.time_query(site.id, &ctx, &q, runs.max(1), output.profile)?;
     let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     println!("{:.1}", median(&ms));
     Ok(())

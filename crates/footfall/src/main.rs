@@ -142,6 +142,10 @@ enum Command {
         /// Print the SQL with its parameters inlined instead of timing it.
         #[arg(long)]
         show_sql: bool,
+        /// After timing, run the query once more with DuckDB's profiler on and write its
+        /// operator tree (time and rows per operator) to this file.
+        #[arg(long)]
+        profile: Option<std::path::PathBuf>,
     },
     /// Minimal HTTP server answering 202, the baseline for `bench`.
     #[command(hide = true)]
@@ -472,9 +476,15 @@ async fn main() -> anyhow::Result<()> {
             query,
             runs,
             show_sql,
+            profile,
         } => {
             init_tracing("warn");
-            bench::direct_sql(&load_config(&cli, &[])?, site, query, *runs, *show_sql).await
+            let config = load_config(&cli, &[])?;
+            let output = bench::SqlOutput {
+                show_sql: *show_sql,
+                profile: profile.as_deref(),
+            };
+            bench::direct_sql(&config, site, query, *runs, output).await
         }
     }
 }

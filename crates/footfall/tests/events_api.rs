@@ -503,6 +503,37 @@ fn cross_origin_trackers_pass_cors() {
     // Nothing in these answers depends on the request's CORS headers.
     assert_eq!(header(&post, "vary"), None);
     accepted("cross-origin POST", post);
+    // `POST /api/event` is answered before the router (`EventFirst`): its errors carry
+    // the same CORS headers and JSON shape as every routed answer, so a tracker on
+    // another origin can read why a hit was refused.
+    for (body, status, code) in [
+        (
+            json!({"n": "pageview", "u": "https://nowhere.example/", "d": "nowhere.example"})
+                .to_string(),
+            404,
+            "unknown_site",
+        ),
+        ("{not json".to_string(), 400, "invalid_json"),
+    ] {
+        let refused = s
+            .http
+            .post(s.url("/api/event"))
+            .header("Origin", "https://cors.example")
+            .header("User-Agent", CHROME_UA)
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .send()
+            .expect("POST /api/event");
+        assert_eq!(refused.status().as_u16(), status);
+        for name in [
+            "access-control-allow-origin",
+            "access-control-expose-headers",
+        ] {
+            assert_eq!(header(&refused, name).as_deref(), Some("*"), "{name}");
+        }
+        let error: Value = refused.json().expect("a JSON error");
+        assert_eq!(error["code"], code, "{error}");
+    }
 }
 
 /// Visitors per value of `dimension` (events of the range, optionally filtered).
