@@ -483,15 +483,20 @@ fn cross_origin_trackers_pass_cors() {
             && allowed.split(',').any(|h| h.trim() == "*"),
         "{allowed}"
     );
-    let post = s
-        .http
-        .post(s.url("/api/event"))
-        .header("Origin", "https://cors.example")
-        .header("User-Agent", CHROME_UA)
-        .header("Content-Type", "text/plain")
-        .body(json!({"n": "pageview", "u": "https://cors.example/", "d": site}).to_string())
-        .send()
-        .expect("POST /api/event");
+    // A tracker's hit from a page on another origin.
+    let post_cross_origin = |body: String| {
+        s.http
+            .post(s.url("/api/event"))
+            .header("Origin", "https://cors.example")
+            .header("User-Agent", CHROME_UA)
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .send()
+            .expect("POST /api/event")
+    };
+    let post = post_cross_origin(
+        json!({"n": "pageview", "u": "https://cors.example/", "d": site}).to_string(),
+    );
     assert_eq!(
         header(&post, "access-control-allow-origin").as_deref(),
         Some("*")
@@ -515,15 +520,7 @@ fn cross_origin_trackers_pass_cors() {
         ),
         ("{not json".to_string(), 400, "invalid_json"),
     ] {
-        let refused = s
-            .http
-            .post(s.url("/api/event"))
-            .header("Origin", "https://cors.example")
-            .header("User-Agent", CHROME_UA)
-            .header("Content-Type", "text/plain")
-            .body(body)
-            .send()
-            .expect("POST /api/event");
+        let refused = post_cross_origin(body);
         assert_eq!(refused.status().as_u16(), status);
         for name in [
             "access-control-allow-origin",
@@ -1109,7 +1106,16 @@ fn revenue_amounts_are_read_as_plausibles_decimal_parse() {
 
     let r = s.get_as(Some(&key), &format!("/api/v1/sites/{site}/export"));
     assert_eq!(r.status().as_u16(), 200, "export");
-    let text = r.text().unwrap_or_default();
+    let rows = r
+        .headers()
+        .get("x-footfall-export-rows")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?")
+        .to_string();
+    // An export that fails part-way ends its stream with an error: say so.
+    let text = r
+        .text()
+        .unwrap_or_else(|e| panic!("export body ({rows} rows announced): {e}"));
     let stored: BTreeMap<String, (Value, Value)> = text
         .lines()
         .map(|l| {
@@ -1125,7 +1131,11 @@ fn revenue_amounts_are_read_as_plausibles_decimal_parse() {
             )
         })
         .collect();
-    assert_eq!(stored.len(), cases.len(), "every event is stored: {text}");
+    assert_eq!(
+        stored.len(),
+        cases.len(),
+        "every event is stored ({rows} rows announced): {text}"
+    );
     for (i, (revenue, want)) in cases.iter().enumerate() {
         let got = stored.get(&format!("/r/{i}")).cloned();
         let want = want.map(|(amount, currency)| (json!(amount), json!(currency)));
