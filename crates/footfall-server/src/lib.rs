@@ -57,7 +57,8 @@ pub fn router(state: AppState) -> Router {
         // `Authorization` is named beside `*`: browsers never let the wildcard cover it
         // (Fetch standard), so a page on another origin could not send a Stats API key.
         // Safe to allow: a key is never sent by the browser on its own, and cookies are
-        // not (no credentials mode).
+        // not (no credentials mode). `routes::event::add_cors` adds the same headers to
+        // the answers of `POST /api/event`, which is served before this router (`app`).
         .layer(
             CorsLayer::permissive()
                 .allow_headers(AllowHeaders::list([

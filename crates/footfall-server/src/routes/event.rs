@@ -166,8 +166,9 @@ pub fn url_host(url: &str) -> Option<String> {
 /// the boxed clone of its service and the CORS, JSON-error and panic layers' futures,
 /// which together cost about as much server CPU per hit as the handler itself (perf under
 /// `footfall bench --only event-api`: the handler 22 % of the server's samples, the
-/// layers between the connection and it ~17 %). It answers exactly as the routed
-/// handler does: the same CORS headers, a panic as a JSON 500. Every other request
+/// layers between the connection and it ~17 %). It answers as the routed handler does:
+/// the same CORS headers, a panic as a JSON 500 `internal_error` (the router's message
+/// is tower-http's "Service panicked"; this one says what failed). Every other request
 /// (other paths, other methods, such as a CORS preflight) goes to `inner`, and so does
 /// every request while the router's per-request log lines are on (`tower_http=debug`).
 #[derive(Clone)]
@@ -188,7 +189,8 @@ impl<S> EventFirst<S> {
     }
 }
 
-/// What the router's permissive CORS layer adds to a non-preflight answer.
+/// What the router's permissive CORS layer (`router`) adds to a non-preflight answer;
+/// `cross_origin_trackers_pass_cors` holds both to the same headers.
 fn add_cors(resp: &mut Response) {
     use axum::http::header;
     let headers = resp.headers_mut();
