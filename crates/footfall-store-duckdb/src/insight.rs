@@ -269,7 +269,8 @@ pub(crate) fn visitors(
 
 /// Events read per `export` chunk handed to the caller.
 const EXPORT_CHUNK: usize = 2048;
-/// One UTC day: the export runs a query per day, so no sort holds more than a day.
+/// One day: the export runs a query per day from the next stored event, so no sort holds
+/// more than a day.
 const DAY_US: i64 = 86_400 * 1_000_000;
 
 pub(crate) fn export_count(
@@ -313,6 +314,10 @@ const EXPORT_SQL: &str = "SELECT epoch_us(e.ts), e.name, e.hostname, e.pathname,
          GROUP BY event_id) p ON p.event_id = e.event_id AND e.has_props \
      WHERE e.site_id = ? AND e.ts >= make_timestamp(?) AND e.ts < make_timestamp(?) \
      ORDER BY e.ts, e.event_id";
+
+/// The time of the site's first event in `[from, end)`, if any.
+const NEXT_EVENT_SQL: &str = "SELECT epoch_us(min(ts)) FROM events WHERE site_id = ? \
+     AND ts >= make_timestamp(?) AND ts < make_timestamp(?)";
 
 fn texts(v: DbValue) -> Vec<String> {
     match v {
@@ -378,9 +383,19 @@ pub(crate) fn export(
     each: &mut EachExportChunk,
 ) -> StoreResult<()> {
     let mut stmt = conn.prepare(EXPORT_SQL).map_err(db_err)?;
+    let mut next_event = conn.prepare(NEXT_EVENT_SQL).map_err(db_err)?;
     let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
     let mut from = start_us;
-    while from < end_us {
+    // Each slice starts at the next stored event: the default range ("all") starts in
+    // 2000, and a query per empty day (~9,800 of them) took tens of seconds before the
+    // first row of a small site.
+    while let Some(first) = next_event
+        .query_row(params![site_id, from, end_us], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .map_err(db_err)?
+    {
+        from = first;
         let to = from.saturating_add(DAY_US).min(end_us);
         let rows = stmt
             .query_map(

@@ -190,7 +190,15 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
     };
     let mut signup = ev("Signup", "/a,b", 30);
     signup["props"] = json!({"plan": "pro \"gold\""});
-    let body = json!([ev("pageview", "/", 0), ev("pageview", "/a,b", 20), signup]);
+    // A visit 40 days earlier: the default range ("all") spans the empty days between.
+    let mut early = ev("pageview", "/early", -40 * 86_400);
+    early["visitor_id"] = json!("early");
+    let body = json!([
+        ev("pageview", "/", 0),
+        ev("pageview", "/a,b", 20),
+        signup,
+        early
+    ]);
     assert_eq!(s.bulk(&ingest, &body).status().as_u16(), 202);
     s.wait_for_metric(
         &stats,
@@ -231,6 +239,24 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
     assert_eq!(rows[2]["utm_source"], "news");
     assert_eq!(rows[0]["time"], at(t0));
     assert_eq!(rows[0]["browser"], "Chrome");
+    // The default range, "all" (from 2000-01-01): every event, the early one first.
+    let r = s
+        .http
+        .get(s.url(&format!("/api/v1/sites/{SITE}/export")))
+        .bearer_auth(&stats)
+        .send()
+        .expect("export");
+    assert_eq!(r.status().as_u16(), 200);
+    let pages: Vec<String> = r
+        .text()
+        .expect("body")
+        .lines()
+        .map(|l| {
+            let row: Value = serde_json::from_str(l).expect("a JSON line");
+            row["page"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(pages, ["/early", "/", "/a,b", "/a,b"]);
     // A range without events: nothing.
     let (status, _) = s.get_json(
         &stats,
