@@ -2063,9 +2063,14 @@ pub fn time_statement(
     };
     let times = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = profile {
+        // DuckDB requires the file's extension to match the format (a tree for .txt).
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => "json",
+            _ => "query_tree",
+        };
         let path = path.display().to_string().replace('\'', "''");
         conn.execute_batch(&format!(
-            "PRAGMA enable_profiling = 'query_tree'; PRAGMA profiling_output = '{path}';"
+            "PRAGMA enable_profiling = '{format}'; PRAGMA profiling_output = '{path}';"
         ))?;
         let profiled = run();
         conn.execute_batch("PRAGMA disable_profiling;")?;

@@ -1137,6 +1137,15 @@ pub async fn direct_sql(
     let body: Value = serde_json::from_str(query)?;
     let q = footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())
         .map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
+    if let Some(path) = output.profile {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        anyhow::ensure!(
+            ["txt", "json"].contains(&ext),
+            "--profile {}: the file's extension picks the profile's format, \
+             .txt (an operator tree) or .json",
+            path.display()
+        );
+    }
     if output.show_sql {
         println!("{}", store.query_text(site.id, &ctx, &q));
         return Ok(());

@@ -143,7 +143,8 @@ enum Command {
         #[arg(long)]
         show_sql: bool,
         /// After timing, run the query once more with DuckDB's profiler on and write its
-        /// operator tree (time and rows per operator) to this file.
+        /// operator tree (time and rows per operator) to this file. The extension
+        /// picks the format: .txt (a tree) or .json.
         #[arg(long)]
         profile: Option<std::path::PathBuf>,
     },
