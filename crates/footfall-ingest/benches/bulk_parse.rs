@@ -27,7 +27,13 @@ const USER_AGENTS: &[&str] = &[
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
 ];
-const PAGES: &[&str] = &["/", "/pricing", "/blog/why-footfall", "/docs/api", "/signup"];
+const PAGES: &[&str] = &[
+    "/",
+    "/pricing",
+    "/blog/why-footfall",
+    "/docs/api",
+    "/signup",
+];
 const REFERRERS: &[&str] = &[
     "",
     "https://www.google.com/",
