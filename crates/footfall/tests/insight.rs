@@ -210,24 +210,29 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
     );
 
     // Over HTTP, NDJSON: one line per event, in time order, with the visit's attributes.
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/sites/{SITE}/export?date_range=7d")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("export");
-    assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(
-        r.headers()
+    let get_export = |query: &str| {
+        let r = s
+            .http
+            .get(s.url(&format!("/api/v1/sites/{SITE}/export{query}")))
+            .bearer_auth(&stats)
+            .send()
+            .expect("export");
+        assert_eq!(r.status().as_u16(), 200, "export{query}");
+        let announced = r
+            .headers()
             .get("x-footfall-export-rows")
-            .and_then(|v| v.to_str().ok()),
-        Some("3")
-    );
-    let text = r.text().expect("body");
-    let rows: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let rows: Vec<Value> = r
+            .text()
+            .expect("body")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        (announced, rows)
+    };
+    let (announced, rows) = get_export("?date_range=7d");
+    assert_eq!(announced.as_deref(), Some("3"));
     let names: Vec<&str> = rows
         .iter()
         .map(|r| r["name"].as_str().unwrap_or(""))
@@ -240,21 +245,11 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
     assert_eq!(rows[0]["time"], at(t0));
     assert_eq!(rows[0]["browser"], "Chrome");
     // The default range, "all" (from 2000-01-01): every event, the early one first.
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/sites/{SITE}/export")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("export");
-    assert_eq!(r.status().as_u16(), 200);
-    let pages: Vec<String> = r
-        .text()
-        .expect("body")
-        .lines()
-        .map(|l| {
-            let row: Value = serde_json::from_str(l).expect("a JSON line");
-            row["page"].as_str().unwrap_or_default().to_string()
-        })
+    let (announced, rows) = get_export("");
+    assert_eq!(announced.as_deref(), Some("4"));
+    let pages: Vec<&str> = rows
+        .iter()
+        .map(|r| r["page"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(pages, ["/early", "/", "/a,b", "/a,b"]);
     // A range without events: nothing.
