@@ -386,16 +386,23 @@ pub(crate) fn export(
     let mut next_event = conn.prepare(NEXT_EVENT_SQL).map_err(db_err)?;
     let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
     let mut from = start_us;
-    // Each slice starts at the next stored event: the default range ("all") starts in
-    // 2000, and a query per empty day (~9,800 of them) took tens of seconds before the
-    // first row of a small site.
-    while let Some(first) = next_event
-        .query_row(params![site_id, from, end_us], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
-        .map_err(db_err)?
-    {
-        from = first;
+    // After a slice without events (and at the start) the next one starts at the next
+    // stored event: the default range ("all") starts in 2000, and a query per empty day
+    // (~9,800 of them) took tens of seconds before the first row of a small site. Not
+    // after every slice: `min(ts)` reads the rest of the range each time.
+    let mut look_ahead = true;
+    while from < end_us {
+        if look_ahead {
+            let next = next_event
+                .query_row(params![site_id, from, end_us], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+                .map_err(db_err)?;
+            match next {
+                Some(first) => from = first,
+                None => break,
+            }
+        }
         let to = from.saturating_add(DAY_US).min(end_us);
         let rows = stmt
             .query_map(
@@ -405,7 +412,9 @@ pub(crate) fn export(
                 export_row,
             )
             .map_err(db_err)?;
+        look_ahead = true;
         for row in rows {
+            look_ahead = false;
             chunk.push(row.map_err(db_err)?);
             if chunk.len() == EXPORT_CHUNK {
                 if !each(&chunk) {
