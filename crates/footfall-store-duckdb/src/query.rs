@@ -2041,6 +2041,16 @@ fn sql_literal(v: &DbValue) -> String {
     }
 }
 
+/// DuckDB's profiler format for a profile file, by its extension (DuckDB requires the two
+/// to match): `.txt` an operator tree, `.json` JSON; `None` for any other.
+pub fn profile_format(path: &std::path::Path) -> Option<&'static str> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("txt") => Some("query_tree"),
+        Some("json") => Some("json"),
+        _ => None,
+    }
+}
+
 /// Runs the SQL that answers `q` directly, `runs` times, reading every row but building
 /// no JSON: the engine's own time, which the Stats API's latency is compared with
 /// (`footfall bench-sql`, scripts/dashboard-direct).
@@ -2063,11 +2073,12 @@ pub fn time_statement(
     };
     let times = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = profile {
-        // DuckDB requires the file's extension to match the format (a tree for .txt).
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => "json",
-            _ => "query_tree",
-        };
+        let format = profile_format(path).ok_or_else(|| {
+            ExecError::Invalid(format!(
+                "profile file {}: the extension must be .txt or .json",
+                path.display()
+            ))
+        })?;
         let path = path.display().to_string().replace('\'', "''");
         conn.execute_batch(&format!(
             "PRAGMA enable_profiling = '{format}'; PRAGMA profiling_output = '{path}';"
@@ -3654,6 +3665,15 @@ mod tests {
         let out = run_api(&c, by_goal, Api::V2);
         assert_eq!(rows_of(&out)[1], json!([["Signup"], [2, null]]));
         assert_eq!(out.meta["metric_warnings"], json!({"total_revenue": mixed}));
+    }
+
+    #[test]
+    fn profile_format_follows_the_extension() {
+        use std::path::Path;
+        assert_eq!(profile_format(Path::new("p.txt")), Some("query_tree"));
+        assert_eq!(profile_format(Path::new("/tmp/p.json")), Some("json"));
+        assert_eq!(profile_format(Path::new("p.prof")), None);
+        assert_eq!(profile_format(Path::new("p")), None);
     }
 
     #[test]

@@ -1138,9 +1138,9 @@ pub async fn direct_sql(
     let q = footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())
         .map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
     if let Some(path) = output.profile {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        // Checked before the timed runs; the profiler reads the format the same way.
         anyhow::ensure!(
-            ["txt", "json"].contains(&ext),
+            footfall_store_duckdb::query::profile_format(path).is_some(),
             "--profile {}: the file's extension picks the profile's format, \
              .txt (an operator tree) or .json",
             path.display()
