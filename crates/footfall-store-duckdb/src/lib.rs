@@ -882,6 +882,46 @@ impl DuckStore {
     }
 }
 
+impl DuckStore {
+    /// Times `queries` as one dashboard load, in order, through the server's own query
+    /// path (`query::execute`: the same statements, and a load's matching visits shared
+    /// among its queries as the server shares them) without HTTP, JSON, the result cache
+    /// or the queries' turns: `rounds` loads after one warm-up load, each with fresh
+    /// shared sets, as the server's next load would find them, and each after `pause`
+    /// (idle before a load, as a dashboard's load comes after a user's pause: on the
+    /// benchmark machine a load after 1.5 s idle took ~20 % longer than back to back).
+    /// Per query, its time in each round.
+    pub fn time_load(
+        &self,
+        site_id: u32,
+        site: &footfall_core::query::SiteContext,
+        queries: &[footfall_core::query::Query],
+        rounds: usize,
+        pause: std::time::Duration,
+    ) -> StoreResult<Vec<Vec<std::time::Duration>>> {
+        self.inner.with_reader(|conn| {
+            let mut times = vec![Vec::with_capacity(rounds); queries.len()];
+            for round in 0..=rounds {
+                std::thread::sleep(pause);
+                let sets = Mutex::new(matching::MatchingSets::default());
+                let shared = matching::SharedSets {
+                    sets: &sets,
+                    writes: &self.inner.writes,
+                };
+                for (q, out) in queries.iter().zip(times.iter_mut()) {
+                    let started = std::time::Instant::now();
+                    query::execute(conn, site_id, site, q, Some(&shared))
+                        .map_err(|e| StoreError::Backend(e.to_string()))?;
+                    if round > 0 {
+                        out.push(started.elapsed());
+                    }
+                }
+            }
+            Ok(times)
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl footfall_store::EventQuery for DuckStore {
     async fn run(

@@ -67,6 +67,11 @@ pub struct BenchArgs {
     /// Days the loaded events are spread over (the dashboard shows the last 30).
     #[arg(long, default_value_t = 90)]
     pub query_days: u32,
+    /// Let the query server answer repeated dashboard queries from its result cache (the
+    /// server's default). Off by default: the query figures are then the engine's, as on
+    /// the first load of a range after new data.
+    #[arg(long)]
+    pub query_cache: bool,
     /// Runs per figure; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -132,7 +137,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     if want(Phase::EventApi) || want(Phase::Bulk) {
         let data = work.path.join("ingest");
-        let mut server = start_footfall(&exe, &data, &work.path.join("ingest-server.log")).await?;
+        let log = work.path.join("ingest-server.log");
+        let mut server = start_footfall(&exe, &data, &log, &[]).await?;
         let target = Target {
             base_url: server.url.clone(),
             token: admin_token(&data)?,
@@ -143,19 +149,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         if want(Phase::Bulk) {
             procs::cli(&exe, &data, &["site", "add", BULK_SITE]).await?;
-            report.bulk = Some(bulk(&args, &server, &target).await?);
+            report.bulk = Some(bulk(&args, &exe, &work.path, &server, &target).await?);
         }
         server.stop();
     }
     if want(Phase::Queries) {
         let data = work.path.join("query");
-        let mut server = start_footfall(&exe, &data, &work.path.join("query-server.log")).await?;
+        let log = work.path.join("query-server.log");
+        let cache = if args.query_cache { "true" } else { "false" };
+        let mut server =
+            start_footfall(&exe, &data, &log, &[("FOOTFALL_QUERY_CACHE", cache)]).await?;
         procs::cli(&exe, &data, &["site", "add", QUERY_SITE]).await?;
         let target = Target {
             base_url: server.url.clone(),
             token: admin_token(&data)?,
         };
-        report.queries = Some(queries(&args, &mut server, &target, &data).await?);
+        report.queries = Some(queries(&args, &exe, &mut server, &target, &data).await?);
     }
 
     if args.json {
@@ -169,7 +178,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_footfall(exe: &Path, data: &Path, log: &Path) -> anyhow::Result<Proc> {
+async fn start_footfall(
+    exe: &Path,
+    data: &Path,
+    log: &Path,
+    envs: &[(&str, &str)],
+) -> anyhow::Result<Proc> {
     std::fs::create_dir_all(data)?;
     let addr = procs::free_addr()?;
     let args: Vec<OsString> = vec![
@@ -183,10 +197,33 @@ async fn start_footfall(exe: &Path, data: &Path, log: &Path) -> anyhow::Result<P
         "starting footfall server on {addr} (data {})",
         data.display()
     );
-    let mut p = Proc::spawn("footfall server", exe, &args, addr, log)?;
+    let mut p = Proc::spawn("footfall server", exe, &args, envs, addr, log)?;
     p.wait_ready("/api/health", true, Duration::from_secs(120))
         .await?;
     Ok(p)
+}
+
+/// Starts this binary as `bench-baseline`: a minimal hyper server that reads each request's
+/// body and answers 202, the baseline of targets 1 and 2.
+async fn start_baseline(exe: &Path, work: &Path) -> anyhow::Result<Proc> {
+    let addr = procs::free_addr()?;
+    let args: Vec<OsString> = vec![
+        "bench-baseline".into(),
+        "--listen".into(),
+        addr.to_string().into(),
+    ];
+    let mut baseline = Proc::spawn(
+        "baseline server",
+        exe,
+        &args,
+        &[],
+        addr,
+        &work.join("baseline.log"),
+    )?;
+    baseline
+        .wait_ready("/", false, Duration::from_secs(20))
+        .await?;
+    Ok(baseline)
 }
 
 fn admin_token(data: &Path) -> anyhow::Result<String> {
@@ -245,22 +282,7 @@ async fn events_api(
     work: &Path,
     server: &Proc,
 ) -> anyhow::Result<EventsApiReport> {
-    let addr = procs::free_addr()?;
-    let base_args: Vec<OsString> = vec![
-        "bench-baseline".into(),
-        "--listen".into(),
-        addr.to_string().into(),
-    ];
-    let mut baseline = Proc::spawn(
-        "baseline server",
-        exe,
-        &base_args,
-        addr,
-        &work.join("baseline.log"),
-    )?;
-    baseline
-        .wait_ready("/", false, Duration::from_secs(20))
-        .await?;
+    let mut baseline = start_baseline(exe, work).await?;
     let reqs = Arc::new(load::build_requests(EVENTS_SITE, 8192, 7)?);
     let duration = args.duration.map(Duration::from_secs_f64);
 
@@ -385,6 +407,12 @@ struct BulkReport {
     concurrency: usize,
     /// Accepted (durable) events per second, median.
     events_per_sec: f64,
+    /// The same bodies sent the same way to the baseline server (it reads each and answers
+    /// 202): events per second, median. Each run sends to both, alternating which first.
+    baseline_events_per_sec: f64,
+    baseline_runs_events_per_sec: Vec<f64>,
+    /// footfall's accepted events/s ÷ the baseline's (medians).
+    ratio: f64,
     /// Events per second until the last one was visible to queries, median (None when
     /// the Stats API could not tell).
     queryable_events_per_sec: Option<f64>,
@@ -396,10 +424,19 @@ struct BulkReport {
     server_peak_rss_bytes: Option<u64>,
 }
 
-async fn bulk(args: &BenchArgs, server: &Proc, target: &Target) -> anyhow::Result<BulkReport> {
+async fn bulk(
+    args: &BenchArgs,
+    exe: &Path,
+    work: &Path,
+    server: &Proc,
+    target: &Target,
+) -> anyhow::Result<BulkReport> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()?;
+    let mut baseline = start_baseline(exe, work).await?;
+    let baseline_url = format!("{}/api/v1/events", baseline.url);
+    let mut baseline_rates = Vec::new();
     let (mut rates, mut queryable, mut cores) = (Vec::new(), Vec::new(), Vec::new());
     let (mut rejected, mut samples, mut expected) = (0, Vec::new(), 0u64);
     let end_ms = simulate::now_ms();
@@ -418,7 +455,14 @@ async fn bulk(args: &BenchArgs, server: &Proc, target: &Target) -> anyhow::Resul
         let batches: Vec<simulate::Batch> =
             tokio::task::spawn_blocking(move || Batches::new(spec, batch).collect::<Vec<_>>())
                 .await?;
+        let bodies: Vec<bytes::Bytes> = batches.iter().map(|b| b.body.clone()).collect();
+        let events: u64 = batches.iter().map(|b| b.events).sum();
         server.wait_idle(Duration::from_secs(30)).await;
+        // Alternate which goes first, so drift hits both alike.
+        if run % 2 == 1 {
+            baseline_rates
+                .push(post_to_baseline(&client, &baseline_url, &bodies, events, args).await?);
+        }
         let cpu0 = server.cpu_secs();
         let start = Instant::now();
         let s = simulate::post_batches(
@@ -451,20 +495,30 @@ async fn bulk(args: &BenchArgs, server: &Proc, target: &Target) -> anyhow::Resul
         if let Some(q) = q {
             queryable.push(q);
         }
+        if run % 2 == 0 {
+            server.wait_idle(Duration::from_secs(30)).await;
+            baseline_rates
+                .push(post_to_baseline(&client, &baseline_url, &bodies, events, args).await?);
+        }
         eprintln!(
-            "  bulk run {}/{}: {:.0} events/s accepted{}",
+            "  bulk run {}/{}: {:.0} events/s accepted{}; baseline {:.0} events/s",
             run + 1,
             args.runs,
             rate,
             q.map(|q| format!(", {q:.0} events/s queryable"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            baseline_rates.last().copied().unwrap_or(f64::NAN)
         );
     }
+    baseline.stop();
     Ok(BulkReport {
         events_per_run: args.bulk_events,
         batch: args.bulk_batch,
         concurrency: args.bulk_concurrency,
         events_per_sec: median(&rates),
+        baseline_events_per_sec: median(&baseline_rates),
+        baseline_runs_events_per_sec: baseline_rates.iter().map(|r| r.round()).collect(),
+        ratio: median(&rates) / median(&baseline_rates).max(1e-9),
         queryable_events_per_sec: (queryable.len() == rates.len()).then(|| median(&queryable)),
         server_cpu_cores: median(&cores),
         runs_events_per_sec: rates.iter().map(|r| r.round()).collect(),
@@ -473,6 +527,72 @@ async fn bulk(args: &BenchArgs, server: &Proc, target: &Target) -> anyhow::Resul
         server_rss_bytes: server.rss(),
         server_peak_rss_bytes: server.peak_rss(),
     })
+}
+
+/// Posts `bodies` (`events` in all) to the baseline server with the bulk bench's
+/// concurrency: the events per second that HTTP alone carries on this machine, with the
+/// same client and bodies as footfall's run.
+async fn post_to_baseline(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: &[bytes::Bytes],
+    events: u64,
+    args: &BenchArgs,
+) -> anyhow::Result<f64> {
+    use futures::TryStreamExt;
+    let start = Instant::now();
+    futures::stream::iter(bodies.iter().map(Ok::<_, anyhow::Error>))
+        .try_for_each_concurrent(args.bulk_concurrency.max(1), |body| async move {
+            let resp = client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            let status = resp.status();
+            resp.bytes().await?;
+            anyhow::ensure!(status.is_success(), "POST {url} answered {status}");
+            Ok(())
+        })
+        .await?;
+    Ok(events as f64 / start.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// Each query's SQL timed directly in DuckDB by `footfall bench-sql` on the stopped
+/// server's data directory, one process for the set (its queries as one dashboard load
+/// on one open store, each load after the same pause as the HTTP loads): the median of
+/// `runs` loads after a warm-up load, in ms.
+async fn direct_times(
+    exe: &Path,
+    data: &Path,
+    queries: &[NamedQuery],
+    runs: usize,
+) -> anyhow::Result<Vec<Option<f64>>> {
+    let runs = runs.to_string();
+    let pause = DASHBOARD_LOAD_GAP.as_millis().to_string();
+    let bodies: Vec<String> = queries.iter().map(|(_, q)| q.to_string()).collect();
+    let mut args = vec![
+        "bench-sql",
+        "--site",
+        QUERY_SITE,
+        "--runs",
+        runs.as_str(),
+        "--pause-ms",
+        pause.as_str(),
+    ];
+    for body in &bodies {
+        args.extend(["--query", body.as_str()]);
+    }
+    let out = procs::cli(exe, data, &args).await?;
+    let times: Vec<Option<f64>> = out.lines().map(|l| l.trim().parse().ok()).collect();
+    anyhow::ensure!(
+        times.len() == queries.len(),
+        "bench-sql printed {} lines for {} queries",
+        times.len(),
+        queries.len()
+    );
+    Ok(times)
 }
 
 /// `[from, to]` dates (UTC) around a time span, a day of margin each side.
@@ -550,8 +670,15 @@ async fn stats_query(
 #[derive(Serialize, Debug)]
 struct QueryFigure {
     name: String,
+    /// Through HTTP (`POST /api/v2/query`), result cache as the server is configured.
     median_ms: f64,
     runs_ms: Vec<f64>,
+    /// The same query's SQL run directly in DuckDB on the same file after the server
+    /// stopped (`footfall bench-sql`, median of `--runs` after a warm-up): the engine's
+    /// own time. None if it could not be measured.
+    direct_ms: Option<f64>,
+    /// `median_ms / direct_ms` (target 3: at most 1.5).
+    ratio: Option<f64>,
     rows: Option<usize>,
     error: Option<String>,
 }
@@ -563,10 +690,14 @@ struct QuerySet {
     queries: Vec<QueryFigure>,
     /// Sum of the queries' medians.
     total_ms: f64,
+    /// Sum of the queries' direct medians (None if any is missing).
+    direct_total_ms: Option<f64>,
 }
 
 #[derive(Serialize, Debug)]
 struct QueriesReport {
+    /// Whether the server's result cache answered repeated queries (`--query-cache`).
+    result_cache: bool,
     events_loaded: u64,
     events_rejected: u64,
     days: u32,
@@ -666,6 +797,7 @@ const DASHBOARD_LOAD_GAP: Duration = Duration::from_millis(1500);
 
 async fn queries(
     args: &BenchArgs,
+    exe: &Path,
     server: &mut Proc,
     target: &Target,
     data: &Path,
@@ -782,6 +914,25 @@ async fn queries(
             );
         }
     }
+    let rss_after_queries = server.rss();
+    let (peak_loading, peak_queries) = if peak_reset {
+        (peak_loading, server.peak_rss())
+    } else {
+        (server.peak_rss(), None)
+    };
+    server.stop();
+    let (after_shutdown, _) = procs::dir_size(data);
+    // The engine's own time for each query's SQL, on the same file once the server has
+    // stopped (DuckDB lets one process open it): target 3's baseline, in the same run.
+    eprintln!("timing each query's SQL directly in DuckDB (footfall bench-sql)");
+    let mut direct: Vec<Vec<Option<f64>>> = Vec::new();
+    for (name, _, qs) in &sets_def {
+        let times = direct_times(exe, data, qs, args.runs).await;
+        if let Err(e) = &times {
+            eprintln!("  {name}: the direct SQL could not be timed: {e:#}");
+        }
+        direct.push(times.unwrap_or_else(|_| vec![None; qs.len()]));
+    }
     let sets = sets_def
         .iter()
         .enumerate()
@@ -792,6 +943,10 @@ async fn queries(
                 .map(|(qi, (qname, _))| QueryFigure {
                     name: qname.clone(),
                     median_ms: round2(median(&times[si][qi])),
+                    direct_ms: direct[si][qi],
+                    ratio: direct[si][qi]
+                        .filter(|d| *d > 0.0)
+                        .map(|d| round2(median(&times[si][qi]) / d)),
                     runs_ms: times[si][qi].iter().map(|&t| round2(t)).collect(),
                     rows: rows[si][qi],
                     error: errors[si][qi].clone(),
@@ -801,19 +956,17 @@ async fn queries(
                 name: name.to_string(),
                 filters: filters.clone(),
                 total_ms: round2(queries.iter().map(|q| q.median_ms).sum()),
+                direct_total_ms: queries
+                    .iter()
+                    .map(|q| q.direct_ms)
+                    .sum::<Option<f64>>()
+                    .map(round2),
                 queries,
             }
         })
         .collect();
-    let rss_after_queries = server.rss();
-    let (peak_loading, peak_queries) = if peak_reset {
-        (peak_loading, server.peak_rss())
-    } else {
-        (server.peak_rss(), None)
-    };
-    server.stop();
-    let (after_shutdown, _) = procs::dir_size(data);
     Ok(QueriesReport {
+        result_cache: args.query_cache,
         events_loaded: loaded.accepted,
         events_rejected: loaded.rejected,
         days: args.query_days,
@@ -969,6 +1122,16 @@ fn print_human(r: &Report) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        println!(
+            "   baseline (hyper, reads the bodies, 202): {} events/s (runs: {})",
+            thousands(b.baseline_events_per_sec),
+            b.baseline_runs_events_per_sec
+                .iter()
+                .map(|x| thousands(*x))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!("   footfall / baseline: {:.1} %", b.ratio * 100.0);
         match b.queryable_events_per_sec {
             Some(q) => println!("   until queryable: {} events/s", thousands(q)),
             None => println!("   until queryable: n/a (Stats API did not confirm)"),
@@ -1002,9 +1165,14 @@ fn print_human(r: &Report) {
                 .map(|s| format!(", all queryable after {s:.1} s"))
                 .unwrap_or_default()
         );
-        print!("   {:<26}", "median ms");
+        println!(
+            "   median ms through HTTP (result cache {}), and in brackets its ratio to the \
+             same SQL run directly in DuckDB (target <= 1.5x)",
+            if q.result_cache { "on" } else { "off" }
+        );
+        print!("   {:<26}", "");
         for s in &q.sets {
-            print!(" {:>14}", s.name);
+            print!(" {:>16}", s.name);
         }
         println!();
         let n = q.sets.first().map_or(0, |s| s.queries.len());
@@ -1012,17 +1180,26 @@ fn print_human(r: &Report) {
             print!("   {:<26}", q.sets[0].queries[i].name);
             for s in &q.sets {
                 let f = &s.queries[i];
-                if f.runs_ms.is_empty() {
-                    print!(" {:>14}", "error");
-                } else {
-                    print!(" {:>14.1}", f.median_ms);
-                }
+                let cell = match (f.runs_ms.is_empty(), f.ratio) {
+                    (true, _) => "error".to_string(),
+                    (false, Some(r)) => format!("{:.1} ({r:.2}x)", f.median_ms),
+                    (false, None) => format!("{:.1}", f.median_ms),
+                };
+                print!(" {cell:>16}");
             }
             println!();
         }
         print!("   {:<26}", "total (target < 300)");
         for s in &q.sets {
-            print!(" {:>14.1}", s.total_ms);
+            print!(" {:>16.1}", s.total_ms);
+        }
+        println!();
+        print!("   {:<26}", "direct SQL, total");
+        for s in &q.sets {
+            match s.direct_total_ms {
+                Some(d) => print!(" {d:>16.1}"),
+                None => print!(" {:>16}", "n/a"),
+            }
         }
         println!();
         for s in &q.sets {
@@ -1108,18 +1285,35 @@ pub struct SqlOutput<'a> {
     pub show_sql: bool,
     /// Write DuckDB's profile of one more run to this file.
     pub profile: Option<&'a std::path::Path>,
+    /// Idle before each run of the queries.
+    pub pause: Duration,
 }
 
-/// `footfall bench-sql`: the median time of a query's SQL run directly in DuckDB on the
-/// data directory (printed in ms), with the rows read but no HTTP or JSON.
+/// `footfall bench-sql`: the median time of each query's SQL run directly in DuckDB on
+/// the data directory (printed in ms, a line per query), through the server's query path
+/// (`DuckStore::time_load`: the queries as one dashboard load) but without HTTP, JSON or
+/// the result cache; with `--profile`, the query's main statement alone.
 pub async fn direct_sql(
     config: &footfall_server::config::Config,
     site: &str,
-    query: &str,
+    queries: &[String],
     runs: usize,
     output: SqlOutput<'_>,
 ) -> anyhow::Result<()> {
     use footfall_store::MetaStore;
+    if let Some(path) = output.profile {
+        anyhow::ensure!(
+            queries.len() == 1,
+            "--profile profiles one query: give --query once"
+        );
+        // Checked before the timed runs; the profiler reads the format the same way.
+        anyhow::ensure!(
+            footfall_store_duckdb::query::profile_format(path).is_some(),
+            "--profile {}: the file's extension picks the profile's format, \
+             .txt (an operator tree) or .json",
+            path.display()
+        );
+    }
     let store = footfall_server::open_embedded(config)?;
     let domain = footfall_server::state::normalize_domain(site);
     let site = store
@@ -1134,25 +1328,31 @@ pub async fn direct_sql(
         goals: store.goals(site.id).await?,
         stats_start: None,
     };
-    let body: Value = serde_json::from_str(query)?;
-    let q = footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())
-        .map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
-    if let Some(path) = output.profile {
-        // Checked before the timed runs; the profiler reads the format the same way.
-        anyhow::ensure!(
-            footfall_store_duckdb::query::profile_format(path).is_some(),
-            "--profile {}: the file's extension picks the profile's format, \
-             .txt (an operator tree) or .json",
-            path.display()
-        );
-    }
+    let parsed = queries
+        .iter()
+        .map(|query| {
+            let body: Value = serde_json::from_str(query)?;
+            footfall_core::query::parse_query(&body, &ctx, chrono::Utc::now())
+                .map_err(|e| anyhow::anyhow!("invalid query {query}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if output.show_sql {
-        println!("{}", store.query_text(site.id, &ctx, &q));
+        for q in &parsed {
+            println!("{}", store.query_text(site.id, &ctx, q));
+        }
         return Ok(());
     }
-    let times = store.time_query(site.id, &ctx, &q, runs.max(1), output.profile)?;
-    let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    println!("{:.1}", median(&ms));
+    let times = match (output.profile, parsed.as_slice()) {
+        (Some(path), [q]) => vec![store.time_query(site.id, &ctx, q, runs.max(1), Some(path))?],
+        _ => store.time_load(site.id, &ctx, &parsed, runs.max(1), output.pause)?,
+    };
+    for query_times in times {
+        let ms: Vec<f64> = query_times
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
+        println!("{:.1}", median(&ms));
+    }
     Ok(())
 }
 

@@ -126,19 +126,25 @@ enum Command {
     Import(import::ImportArgs),
     /// Measure ingestion and query performance on this machine.
     Bench(bench::BenchArgs),
-    /// Time a Stats API query's SQL directly in DuckDB on the data directory (server
-    /// stopped): the engine's own figure for `bench` comparisons.
+    /// Time Stats API queries' SQL directly in DuckDB on the data directory (server
+    /// stopped): the engine's own figures for `bench` comparisons.
     #[command(hide = true)]
     BenchSql {
         /// Site domain.
         #[arg(long)]
         site: String,
-        /// The Stats API v2 query body (JSON).
-        #[arg(long)]
-        query: String,
+        /// The Stats API v2 query body (JSON). Repeat it to time several queries as one
+        /// dashboard load (in turn, sharing a load's matching visits as the server does;
+        /// one median per line, in order).
+        #[arg(long, required = true)]
+        query: Vec<String>,
         /// Timed runs (the median is printed).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Idle time before each run of the queries, in milliseconds (`footfall bench`
+        /// pauses 1,500 ms before each dashboard load, and passes the same here).
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
         /// Print the SQL with its parameters inlined instead of timing it.
         #[arg(long)]
         show_sql: bool,
@@ -476,6 +482,7 @@ async fn main() -> anyhow::Result<()> {
             site,
             query,
             runs,
+            pause_ms,
             show_sql,
             profile,
         } => {
@@ -484,6 +491,7 @@ async fn main() -> anyhow::Result<()> {
             let output = bench::SqlOutput {
                 show_sql: *show_sql,
                 profile: profile.as_deref(),
+                pause: std::time::Duration::from_millis(*pause_ms),
             };
             bench::direct_sql(&config, site, query, *runs, output).await
         }

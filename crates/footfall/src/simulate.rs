@@ -223,9 +223,10 @@ pub(crate) async fn ensure_site(client: &reqwest::Client, target: &Target, site:
     }
 }
 
-/// One request body: a JSON array of events.
+/// One request body: a JSON array of events (shared bytes: the bench sends the same body
+/// to footfall and to its baseline).
 pub(crate) struct Batch {
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub events: u64,
     pub non_engagement: u64,
     pub pageviews: u64,
@@ -262,8 +263,7 @@ where
             let (non_engagement, pageviews, samples) = (&non_engagement, &pageviews, &samples);
             let (first_ts, last_ts) = (&first_ts, &last_ts);
             async move {
-                let body = Bytes::from(b.body);
-                let reply = post_one(client, url, &target.token, body).await?;
+                let reply = post_one(client, url, &target.token, b.body).await?;
                 accepted.fetch_add(reply.accepted, Ordering::Relaxed);
                 rejected.fetch_add(reply.rejected, Ordering::Relaxed);
                 sent.fetch_add(b.events, Ordering::Relaxed);
@@ -794,20 +794,21 @@ impl Iterator for Batches {
             return None;
         }
         let n = self.batch.min(self.pending.len());
+        let mut body = Vec::with_capacity(n * 360 + 2);
         let mut out = Batch {
-            body: Vec::with_capacity(n * 360 + 2),
+            body: Bytes::new(),
             events: n as u64,
             non_engagement: 0,
             pageviews: 0,
             first_ts_ms: i64::MAX,
             last_ts_ms: i64::MIN,
         };
-        out.body.push(b'[');
+        body.push(b'[');
         for (i, ev) in self.pending.drain(..n).enumerate() {
             if i > 0 {
-                out.body.push(b',');
+                body.push(b',');
             }
-            self.enc.write(&mut out.body, &ev);
+            self.enc.write(&mut body, &ev);
             if ev.kind != Kind::Engagement {
                 out.non_engagement += 1;
             }
@@ -817,7 +818,8 @@ impl Iterator for Batches {
             out.first_ts_ms = out.first_ts_ms.min(ev.ts);
             out.last_ts_ms = out.last_ts_ms.max(ev.ts);
         }
-        out.body.push(b']');
+        body.push(b']');
+        out.body = Bytes::from(body);
         Some(out)
     }
 }
@@ -1449,12 +1451,12 @@ mod tests {
 
     #[test]
     fn same_seed_same_traffic() {
-        let a: Vec<Vec<u8>> = Batches::new(spec(3000, 2), 1000).map(|b| b.body).collect();
-        let b: Vec<Vec<u8>> = Batches::new(spec(3000, 2), 1000).map(|b| b.body).collect();
+        let a: Vec<Bytes> = Batches::new(spec(3000, 2), 1000).map(|b| b.body).collect();
+        let b: Vec<Bytes> = Batches::new(spec(3000, 2), 1000).map(|b| b.body).collect();
         assert_eq!(a, b);
         let mut other = spec(3000, 2);
         other.seed = 8;
-        let c: Vec<Vec<u8>> = Batches::new(other, 1000).map(|b| b.body).collect();
+        let c: Vec<Bytes> = Batches::new(other, 1000).map(|b| b.body).collect();
         assert_ne!(a, c);
     }
 

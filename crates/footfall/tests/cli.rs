@@ -537,6 +537,60 @@ fn bench_sql_times_a_query_directly_on_the_store() {
         .parse()
         .expect("bench-sql prints milliseconds");
     assert!((0.0..10_000.0).contains(&ms), "{ms}");
+    // Several queries: timed as one dashboard load, a median per query, in order.
+    let filtered = r#"{"site_id":"sql.example","date_range":"day","metrics":["visitors","visits","bounce_rate"],"filters":[["is","event:page",["/a"]]]}"#;
+    let load = run_bin(
+        &[
+            "--data",
+            &data,
+            "bench-sql",
+            "--site",
+            "sql.example",
+            "--query",
+            query,
+            "--query",
+            filtered,
+            "--runs",
+            "2",
+            "--pause-ms",
+            "10",
+        ],
+        s.root.path(),
+    );
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let lines: Vec<f64> = String::from_utf8_lossy(&load.stdout)
+        .lines()
+        .map(|l| l.trim().parse().expect("a median in ms per line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per query: {lines:?}");
+    assert!(
+        lines.iter().all(|ms| (0.0..10_000.0).contains(ms)),
+        "{lines:?}"
+    );
+    // The profiler profiles one query.
+    let profile = s.root.path().join("p.txt").display().to_string();
+    let two = run_bin(
+        &[
+            "--data",
+            &data,
+            "bench-sql",
+            "--site",
+            "sql.example",
+            "--query",
+            query,
+            "--query",
+            filtered,
+            "--profile",
+            &profile,
+        ],
+        s.root.path(),
+    );
+    assert!(!two.status.success());
+    assert!(String::from_utf8_lossy(&two.stderr).contains("one query"));
     let bad = run_bin(
         &[
             "--data",

@@ -29,6 +29,7 @@ impl Proc {
         name: &str,
         exe: &Path,
         args: &[OsString],
+        envs: &[(&str, &str)],
         addr: SocketAddr,
         log: &Path,
     ) -> anyhow::Result<Proc> {
@@ -36,7 +37,11 @@ impl Proc {
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(exe);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         if std::env::var_os("FOOTFALL_LOG").is_none() {
             // Per-request logging would be measured too.
             cmd.env("FOOTFALL_LOG", "warn");
