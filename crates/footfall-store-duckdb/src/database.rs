@@ -22,10 +22,25 @@ pub struct Database {
 unsafe impl Send for Database {}
 unsafe impl Sync for Database {}
 
+/// DuckDB settings every database is opened with, before the caller's.
+///
+/// `compressed_materialization` off: that optimizer wraps join keys in a projection that
+/// narrows them (`__internal_compress_integral_uinteger(session_id, min)`) whenever the
+/// column's statistics say the values fit a smaller type, and the projection stops the
+/// join's dynamic filters (the build side's smallest and largest session id) from
+/// reaching the scan below it. Whether the ids fit depends on the data: on a 10M-event
+/// store, after another site's 100,000-event load, every 30-day visit breakdown read all
+/// 2.46M events of the range to find the ~25 visits open at its start instead of a few
+/// row groups: `visit:browser` 36-40 ms against 15-16 with it off, the unfiltered
+/// dashboard 417-448 against 266-276 ms (`footfall bench-sql`, alternating, twenty-third
+/// session; BENCHMARKS.md History).
+pub const PLANNER_SETTINGS: &[(&str, &str)] =
+    &[("disabled_optimizers", "compressed_materialization")];
+
 impl Database {
     /// Opens the file at `path` (created if missing), or a database in memory when `None`,
-    /// with DuckDB `settings` (`("max_memory", "128MB")`, …), and registers
-    /// [`crate::uniq`]'s aggregate.
+    /// with [`PLANNER_SETTINGS`] and DuckDB `settings` (`("max_memory", "128MB")`, …), and
+    /// registers [`crate::uniq`]'s aggregate.
     pub fn open(path: Option<&Path>, settings: &[(&str, &str)]) -> Result<Self, String> {
         let c_path = match path {
             Some(p) => Some(
@@ -41,7 +56,7 @@ impl Database {
             if ffi::duckdb_create_config(&mut config) != ffi::duckdb_state_DuckDBSuccess {
                 return Err("cannot create a DuckDB configuration".into());
             }
-            for (name, value) in settings {
+            for (name, value) in PLANNER_SETTINGS.iter().chain(settings) {
                 let (Ok(n), Ok(v)) = (CString::new(*name), CString::new(*value)) else {
                     ffi::duckdb_destroy_config(&mut config);
                     return Err(format!("invalid DuckDB setting {name}"));

@@ -1064,6 +1064,21 @@ mod tests {
         assert_eq!(last_resort_limit("lots"), "1024MiB");
     }
 
+    /// The planner settings every database gets (`database::PLANNER_SETTINGS`) are in
+    /// force on a store file and in memory.
+    #[test]
+    fn planner_settings_are_in_force() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = DuckStore::open(&dir.path().join("footfall.duckdb"), &DuckConfig::default())
+            .expect("open");
+        for store in [file, DuckStore::memory().expect("memory store")] {
+            for (name, value) in database::PLANNER_SETTINGS {
+                let set = store.setting(name);
+                assert!(set.contains(value), "{name} = {set}");
+            }
+        }
+    }
+
     /// The configured limit is in force after opening and after the start-up release of
     /// cached blocks, which empties the buffer pool.
     #[test]
