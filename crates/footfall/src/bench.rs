@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// Days the loaded events are spread over (the dashboard shows the last 30).
     #[arg(long, default_value_t = 90)]
     pub query_days: u32,
+    /// Events of a second site loaded after the first (a server holds more than one
+    /// site; the queries are the first site's). 0: one site.
+    #[arg(long, default_value_t = 100_000)]
+    pub query_other_events: u64,
     /// Let the query server answer repeated dashboard queries from its result cache (the
     /// server's default). Off by default: the query figures are then the engine's, as on
     /// the first load of a range after new data.
@@ -96,6 +100,8 @@ pub struct BenchArgs {
 const EVENTS_SITE: &str = "api.bench.example";
 const BULK_SITE: &str = "bulk.bench.example";
 const QUERY_SITE: &str = "bench.example";
+/// The second site of the query benchmark's store (`--query-other-events`).
+const OTHER_QUERY_SITE: &str = "other.bench.example";
 
 /// Entry point of `footfall bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -699,6 +705,8 @@ struct QueriesReport {
     /// Whether the server's result cache answered repeated queries (`--query-cache`).
     result_cache: bool,
     events_loaded: u64,
+    /// Events of the second site (`--query-other-events`), in the store besides.
+    other_site_events: u64,
     events_rejected: u64,
     days: u32,
     /// Simulator throughput (acknowledged events/s).
@@ -841,6 +849,35 @@ async fn queries(
     } else {
         None
     };
+    // A second site, loaded after the first as a server's sites interleave: the query
+    // plans must not depend on a store holding one site (DuckDB's optimizer decides on
+    // column statistics that the other site's rows change; twenty-third session).
+    let other = if args.query_other_events > 0 {
+        let other_sim = SimulateArgs {
+            site: OTHER_QUERY_SITE.into(),
+            events: args.query_other_events,
+            seed: 43,
+            send: SendArgs::default(),
+            ..sim.clone()
+        };
+        let sent = simulate::send(target, &other_sim).await?;
+        let range = date_range(sent.first_ts_ms, sent.last_ts_ms);
+        let start = Instant::now();
+        if sent.rejected == 0 {
+            wait_queryable(
+                &client,
+                target,
+                OTHER_QUERY_SITE,
+                &range,
+                sent.non_engagement,
+                start,
+            )
+            .await;
+        }
+        sent.accepted
+    } else {
+        0
+    };
     server.wait_idle(Duration::from_secs(120)).await;
     // The server settles after a load: once its store writer has been quiet for
     // `RELEASE_WHEN_IDLE_FOR` it checkpoints what the load left in DuckDB's WAL and gives
@@ -857,7 +894,7 @@ async fn queries(
             d.as_secs_f64()
         ))
     );
-    let stored = loaded.accepted.max(1) as f64;
+    let stored = (loaded.accepted + other).max(1) as f64;
     let (dir_bytes, files) = procs::dir_size(data);
     let rss_after_load = server.rss();
     let peak_loading = server.peak_rss();
@@ -968,6 +1005,7 @@ async fn queries(
     Ok(QueriesReport {
         result_cache: args.query_cache,
         events_loaded: loaded.accepted,
+        other_site_events: other,
         events_rejected: loaded.rejected,
         days: args.query_days,
         load_events_per_sec: loaded.events_per_sec().round(),
@@ -1154,9 +1192,17 @@ fn print_human(r: &Report) {
         println!();
         println!(
             "3. Stats API v2 (POST /api/v2/query, last 30 days) after loading {} events over \
-             {} days",
+             {} days{}",
             thousands(q.events_loaded as f64),
-            q.days
+            q.days,
+            if q.other_site_events > 0 {
+                format!(
+                    ", then {} events of a second site",
+                    thousands(q.other_site_events as f64)
+                )
+            } else {
+                String::new()
+            }
         );
         println!(
             "   simulator: {} events/s acknowledged{}",
@@ -1215,7 +1261,7 @@ fn print_human(r: &Report) {
              clean shutdown (target <= 30)",
             q.bytes_per_event,
             mib(Some(q.data_dir_bytes)),
-            thousands(q.events_loaded as f64),
+            thousands((q.events_loaded + q.other_site_events) as f64),
             q.bytes_per_event_after_shutdown
         );
         let files: Vec<String> = q
