@@ -31,7 +31,7 @@ unsafe impl Sync for Database {}
 /// reaching the scan below it. Whether the ids fit depends on the data: on a 10M-event
 /// store, after another site's 100,000-event load, every 30-day visit breakdown read all
 /// 2.46M events of the range to find the ~25 visits open at its start instead of a few
-/// row groups: `visit:browser` 36-40 ms against 15-16 with it off, the unfiltered
+/// row groups: `visit:browser` 36-40 ms against 14.5-15.7 with it off, the unfiltered
 /// dashboard 417-448 against 266-276 ms (`footfall bench-sql`, alternating, twenty-third
 /// session; BENCHMARKS.md History).
 pub const PLANNER_SETTINGS: &[(&str, &str)] =
