@@ -1154,20 +1154,12 @@ fn print_human(r: &Report) {
         println!(
             "   accepted: {} events/s   (target >= 300,000; runs: {})",
             thousands(b.events_per_sec),
-            b.runs_events_per_sec
-                .iter()
-                .map(|x| thousands(*x))
-                .collect::<Vec<_>>()
-                .join(", ")
+            thousands_list(&b.runs_events_per_sec)
         );
         println!(
             "   baseline (hyper, reads the bodies, 202): {} events/s (runs: {})",
             thousands(b.baseline_events_per_sec),
-            b.baseline_runs_events_per_sec
-                .iter()
-                .map(|x| thousands(*x))
-                .collect::<Vec<_>>()
-                .join(", ")
+            thousands_list(&b.baseline_runs_events_per_sec)
         );
         println!("   footfall / baseline: {:.1} %", b.ratio * 100.0);
         match b.queryable_events_per_sec {
@@ -1288,6 +1280,14 @@ fn mib(b: Option<u64>) -> String {
         Some(b) => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
         None => "n/a".into(),
     }
+}
+
+/// Figures of several runs, comma-separated, each with thousands separators.
+fn thousands_list(runs: &[f64]) -> String {
+    runs.iter()
+        .map(|x| thousands(*x))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// 1234567.8 -> "1,234,568".
@@ -1419,6 +1419,10 @@ mod tests {
         assert_eq!(thousands(1_234_567.4), "1,234,567");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(
+            thousands_list(&[361_586.0, 8_359_613.0]),
+            "361,586, 8,359,613"
+        );
         assert_eq!(mib(Some(3 * 1024 * 1024)), "3.0 MiB");
     }
 

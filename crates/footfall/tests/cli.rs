@@ -513,20 +513,12 @@ fn bench_sql_times_a_query_directly_on_the_store() {
     s.stop();
     let query = r#"{"site_id":"sql.example","date_range":"day","metrics":["visitors"],"dimensions":["event:page"]}"#;
     let data = s.data.display().to_string();
-    let out = run_bin(
-        &[
-            "--data",
-            &data,
-            "bench-sql",
-            "--site",
-            "sql.example",
-            "--query",
-            query,
-            "--runs",
-            "3",
-        ],
-        s.root.path(),
-    );
+    let bench_sql = |args: &[&str]| {
+        let mut all = vec!["--data", &data, "bench-sql", "--site", "sql.example"];
+        all.extend_from_slice(args);
+        run_bin(&all, s.root.path())
+    };
+    let out = bench_sql(&["--query", query, "--runs", "3"]);
     assert!(
         out.status.success(),
         "{}",
@@ -539,24 +531,16 @@ fn bench_sql_times_a_query_directly_on_the_store() {
     assert!((0.0..10_000.0).contains(&ms), "{ms}");
     // Several queries: timed as one dashboard load, a median per query, in order.
     let filtered = r#"{"site_id":"sql.example","date_range":"day","metrics":["visitors","visits","bounce_rate"],"filters":[["is","event:page",["/a"]]]}"#;
-    let load = run_bin(
-        &[
-            "--data",
-            &data,
-            "bench-sql",
-            "--site",
-            "sql.example",
-            "--query",
-            query,
-            "--query",
-            filtered,
-            "--runs",
-            "2",
-            "--pause-ms",
-            "10",
-        ],
-        s.root.path(),
-    );
+    let load = bench_sql(&[
+        "--query",
+        query,
+        "--query",
+        filtered,
+        "--runs",
+        "2",
+        "--pause-ms",
+        "10",
+    ]);
     assert!(
         load.status.success(),
         "{}",
@@ -573,36 +557,13 @@ fn bench_sql_times_a_query_directly_on_the_store() {
     );
     // The profiler profiles one query.
     let profile = s.root.path().join("p.txt").display().to_string();
-    let two = run_bin(
-        &[
-            "--data",
-            &data,
-            "bench-sql",
-            "--site",
-            "sql.example",
-            "--query",
-            query,
-            "--query",
-            filtered,
-            "--profile",
-            &profile,
-        ],
-        s.root.path(),
-    );
+    let two = bench_sql(&["--query", query, "--query", filtered, "--profile", &profile]);
     assert!(!two.status.success());
     assert!(String::from_utf8_lossy(&two.stderr).contains("one query"));
-    let bad = run_bin(
-        &[
-            "--data",
-            &data,
-            "bench-sql",
-            "--site",
-            "sql.example",
-            "--query",
-            r#"{"site_id":"sql.example","metrics":["nope"],"date_range":"day"}"#,
-        ],
-        s.root.path(),
-    );
+    let bad = bench_sql(&[
+        "--query",
+        r#"{"site_id":"sql.example","metrics":["nope"],"date_range":"day"}"#,
+    ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid query"));
 }
