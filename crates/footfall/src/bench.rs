@@ -1,12 +1,16 @@
 //! `footfall bench`: the figures of BENCHMARKS.md from one command.
 //!
 //! Starts this very binary as a footfall server on a fresh data directory (and, for the
-//! ingestion ratio, as a minimal hyper server answering 202), then measures:
+//! ingestion ratios, as a minimal hyper server answering 202), then measures, each against
+//! a baseline in the same run:
 //! 1. `POST /api/event` requests/s and latency with the keep-alive load generator of
 //!    `bench/load.rs`, against footfall and against the baseline, alternating, same load;
-//! 2. bulk ingestion through `POST /api/v1/events` (acknowledged = durable);
-//! 3. Stats API latency for the dashboard queries after `simulate` loaded a site,
-//!    plus bytes per stored event and the server's resident memory.
+//! 2. bulk ingestion through `POST /api/v1/events` (acknowledged = durable), against the
+//!    baseline server sent the same bodies, alternating;
+//! 3. Stats API latency for the dashboard queries after `simulate` loaded a site (and a
+//!    second one), against the same queries' SQL run directly in DuckDB once the server
+//!    has stopped (`footfall bench-sql`), plus bytes per stored event and the server's
+//!    resident memory.
 //!
 //! Every figure is the median of `--runs` runs. Progress goes to stderr, the report to
 //! stdout (a table, or JSON with `--json`).
