@@ -8,8 +8,10 @@
 //! write. Baseline in the same run, alternating rounds: `serde_json` parsing the same
 //! body into a `Vec<Value>` (a JSON tree, no validation, no encoding).
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use footfall_ingest::BulkHits;
 use footfall_ingest::pipeline::HitContext;
@@ -108,11 +110,10 @@ fn main() {
         black_box(values);
         tree.push(t.elapsed());
     }
-    let per_event = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2].as_nanos() as f64 / EVENTS as f64
-    };
-    let (a, b) = (per_event(&mut ours), per_event(&mut tree));
+    let (a, b) = (
+        common::median_ns_per(&mut ours, EVENTS),
+        common::median_ns_per(&mut tree, EVENTS),
+    );
     println!(
         "bulk body: {EVENTS} events, {} bytes ({rounds} rounds, median)\n  \
          parse, validate and encode (acceptance): {a:.0} ns/event\n  \

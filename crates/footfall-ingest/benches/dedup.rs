@@ -7,8 +7,10 @@
 //! alternating rounds so drift hits both alike. The rounds' ids stay in the pending part
 //! (not folded), which grows alike for both ways.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use footfall_ingest::dedup::{Dedup, IdLoader};
 use rand::{RngCore, SeedableRng};
@@ -44,11 +46,10 @@ fn main() {
         black_box(set.insert_batch(black_box(&ids)));
         batch.push(t.elapsed());
     }
-    let per_id = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2].as_nanos() as f64 / BATCH as f64
-    };
-    let (a, b) = (per_id(&mut batch), per_id(&mut single));
+    let (a, b) = (
+        common::median_ns_per(&mut batch, BATCH),
+        common::median_ns_per(&mut single, BATCH),
+    );
     println!(
         "de-dup set: {STORED} stored ids, rounds of {BATCH} fresh ids ({rounds} rounds, median)\n  \
          insert_batch (acceptance): {a:.0} ns/id\n  insert one by one (baseline): {b:.0} ns/id\n  \

@@ -862,27 +862,25 @@ impl DuckStore {
         query::statement_text(site_id, site, q)
     }
 
-    /// Times the SQL of a Stats API query run directly on this store (see
-    /// [`query::time_statement`]); the first run is a warm-up and not returned. With
-    /// `profile`, one more run writes DuckDB's operator tree to that file.
-    pub fn time_query(
+    /// Times the main statement of a Stats API query run directly on this store, then
+    /// writes DuckDB's profile of one more run to `profile` (see
+    /// [`query::profile_statement`]); the first run is a warm-up and not returned.
+    pub fn profile_query(
         &self,
         site_id: u32,
         site: &footfall_core::query::SiteContext,
         q: &footfall_core::query::Query,
         runs: usize,
-        profile: Option<&std::path::Path>,
+        profile: &std::path::Path,
     ) -> StoreResult<Vec<std::time::Duration>> {
         self.inner.with_reader(|conn| {
-            let mut times = query::time_statement(conn, site_id, site, q, runs + 1, profile)
+            let mut times = query::profile_statement(conn, site_id, site, q, runs + 1, profile)
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             times.remove(0);
             Ok(times)
         })
     }
-}
 
-impl DuckStore {
     /// Times `queries` as one dashboard load, in order, through the server's own query
     /// path (`query::execute`: the same statements, and a load's matching visits shared
     /// among its queries as the server shares them) without HTTP, JSON, the result cache

@@ -2043,7 +2043,7 @@ fn sql_literal(v: &DbValue) -> String {
 
 /// DuckDB's profiler format for a profile file, by its extension (DuckDB requires the two
 /// to match): `.txt` an operator tree, `.json` JSON; `None` for any other.
-pub fn profile_format(path: &std::path::Path) -> Option<&'static str> {
+fn profile_format(path: &std::path::Path) -> Option<&'static str> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("txt") => Some("query_tree"),
         Some("json") => Some("json"),
@@ -2051,17 +2051,25 @@ pub fn profile_format(path: &std::path::Path) -> Option<&'static str> {
     }
 }
 
-/// Runs the SQL that answers `q` directly, `runs` times, reading every row but building
-/// no JSON: the engine's own time, which the Stats API's latency is compared with
-/// (`footfall bench-sql`, scripts/dashboard-direct).
-pub fn time_statement(
+/// Runs the main statement of the SQL that answers `q` directly, `runs` times, reading
+/// every row but building no JSON, then once more with DuckDB's profiler writing to
+/// `profile` (`footfall bench-sql --profile`; timings of whole dashboard loads come from
+/// `DuckStore::time_load`).
+pub fn profile_statement(
     conn: &duckdb::Connection,
     site_id: u32,
     site: &SiteContext,
     q: &Query,
     runs: usize,
-    profile: Option<&std::path::Path>,
+    profile: &std::path::Path,
 ) -> Result<Vec<std::time::Duration>, ExecError> {
+    let format = profile_format(profile).ok_or_else(|| {
+        ExecError::Invalid(format!(
+            "profile file {}: the extension picks the profile's format, .txt (an \
+             operator tree) or .json",
+            profile.display()
+        ))
+    })?;
     let b = Builder::new(q, site, site_id, true);
     let main = main_statement(&b, &b.build(), q);
     let mut stmt = conn.prepare_cached(&main.text)?;
@@ -2072,21 +2080,13 @@ pub fn time_statement(
         Ok(started.elapsed())
     };
     let times = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
-    if let Some(path) = profile {
-        let format = profile_format(path).ok_or_else(|| {
-            ExecError::Invalid(format!(
-                "profile file {}: the extension must be .txt or .json",
-                path.display()
-            ))
-        })?;
-        let path = path.display().to_string().replace('\'', "''");
-        conn.execute_batch(&format!(
-            "PRAGMA enable_profiling = '{format}'; PRAGMA profiling_output = '{path}';"
-        ))?;
-        let profiled = run();
-        conn.execute_batch("PRAGMA disable_profiling;")?;
-        profiled?;
-    }
+    let path = profile.display().to_string().replace('\'', "''");
+    conn.execute_batch(&format!(
+        "PRAGMA enable_profiling = '{format}'; PRAGMA profiling_output = '{path}';"
+    ))?;
+    let profiled = run();
+    conn.execute_batch("PRAGMA disable_profiling;")?;
+    profiled?;
     Ok(times)
 }
 

@@ -981,16 +981,19 @@ async fn queries(
             let queries: Vec<QueryFigure> = qs
                 .iter()
                 .enumerate()
-                .map(|(qi, (qname, _))| QueryFigure {
-                    name: qname.clone(),
-                    median_ms: round2(median(&times[si][qi])),
-                    direct_ms: direct[si][qi],
-                    ratio: direct[si][qi]
-                        .filter(|d| *d > 0.0)
-                        .map(|d| round2(median(&times[si][qi]) / d)),
-                    runs_ms: times[si][qi].iter().map(|&t| round2(t)).collect(),
-                    rows: rows[si][qi],
-                    error: errors[si][qi].clone(),
+                .map(|(qi, (qname, _))| {
+                    let http = median(&times[si][qi]);
+                    QueryFigure {
+                        name: qname.clone(),
+                        median_ms: round2(http),
+                        direct_ms: direct[si][qi],
+                        ratio: direct[si][qi]
+                            .filter(|d| *d > 0.0)
+                            .map(|d| round2(http / d)),
+                        runs_ms: times[si][qi].iter().map(|&t| round2(t)).collect(),
+                        rows: rows[si][qi],
+                        error: errors[si][qi].clone(),
+                    }
                 })
                 .collect();
             QuerySet {
@@ -1351,19 +1354,12 @@ pub async fn direct_sql(
     output: SqlOutput<'_>,
 ) -> anyhow::Result<()> {
     use footfall_store::MetaStore;
-    if let Some(path) = output.profile {
-        anyhow::ensure!(
-            queries.len() == 1,
-            "--profile profiles one query: give --query once"
-        );
-        // Checked before the timed runs; the profiler reads the format the same way.
-        anyhow::ensure!(
-            footfall_store_duckdb::query::profile_format(path).is_some(),
-            "--profile {}: the file's extension picks the profile's format, \
-             .txt (an operator tree) or .json",
-            path.display()
-        );
-    }
+    // The profile file's extension is checked by the store before any run
+    // (`query::profile_statement`).
+    anyhow::ensure!(
+        output.profile.is_none() || queries.len() == 1,
+        "--profile profiles one query: give --query once"
+    );
     let store = footfall_server::open_embedded(config)?;
     let domain = footfall_server::state::normalize_domain(site);
     let site = store
@@ -1393,7 +1389,7 @@ pub async fn direct_sql(
         return Ok(());
     }
     let times = match (output.profile, parsed.as_slice()) {
-        (Some(path), [q]) => vec![store.time_query(site.id, &ctx, q, runs.max(1), Some(path))?],
+        (Some(path), [q]) => vec![store.profile_query(site.id, &ctx, q, runs.max(1), path)?],
         _ => store.time_load(site.id, &ctx, &parsed, runs.max(1), output.pause)?,
     };
     for query_times in times {

@@ -562,12 +562,7 @@ fn stats_api_rate_limit_answers_429_with_retry_after() {
         "Retry-After: one request's refill"
     );
     // The realtime endpoint spends from the same allowance; the admin token has none.
-    let realtime = s
-        .http
-        .get(s.url(&format!("/api/v1/sites/{SITE}/realtime")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("realtime");
+    let realtime = s.get_as(Some(&stats), &format!("/api/v1/sites/{SITE}/realtime"));
     assert_eq!(realtime.status().as_u16(), 429);
     for _ in 0..5 {
         assert_eq!(query(s.admin_token().as_str()).status().as_u16(), 200);

@@ -1104,23 +1104,10 @@ fn revenue_amounts_are_read_as_plausibles_decimal_parse() {
     }
     settle(&s, &key, site, "events", cases.len() as f64);
 
-    let r = s.get_as(Some(&key), &format!("/api/v1/sites/{site}/export"));
-    assert_eq!(r.status().as_u16(), 200, "export");
-    let rows = r
-        .headers()
-        .get("x-footfall-export-rows")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("?")
-        .to_string();
-    // An export that fails part-way ends its stream with an error: say so.
-    let text = r
-        .text()
-        .unwrap_or_else(|e| panic!("export body ({rows} rows announced): {e}"));
-    let stored: BTreeMap<String, (Value, Value)> = text
-        .lines()
-        .map(|l| {
-            let row: Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("export line {l:?}: {e}"));
+    let (announced, rows) = s.export_rows(&key, site, "");
+    let stored: BTreeMap<String, (Value, Value)> = rows
+        .iter()
+        .map(|row| {
             let page = row["page"].as_str().unwrap_or_default().to_string();
             (
                 page,
@@ -1134,7 +1121,7 @@ fn revenue_amounts_are_read_as_plausibles_decimal_parse() {
     assert_eq!(
         stored.len(),
         cases.len(),
-        "every event is stored ({rows} rows announced): {text}"
+        "every event is stored ({announced:?} rows announced): {rows:?}"
     );
     for (i, (revenue, want)) in cases.iter().enumerate() {
         let got = stored.get(&format!("/r/{i}")).cloned();

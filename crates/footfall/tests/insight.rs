@@ -5,7 +5,7 @@ mod common;
 
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use common::{CHROME_UA, FIREFOX_UA, Server, assert_json_error};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 const SITE: &str = "insight.example";
@@ -210,28 +210,7 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
     );
 
     // Over HTTP, NDJSON: one line per event, in time order, with the visit's attributes.
-    let get_export = |query: &str| {
-        let r = s
-            .http
-            .get(s.url(&format!("/api/v1/sites/{SITE}/export{query}")))
-            .bearer_auth(&stats)
-            .send()
-            .expect("export");
-        assert_eq!(r.status().as_u16(), 200, "export{query}");
-        let announced = r
-            .headers()
-            .get("x-footfall-export-rows")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let rows: Vec<Value> = r
-            .text()
-            .expect("body")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect();
-        (announced, rows)
-    };
-    let (announced, rows) = get_export("?date_range=7d");
+    let (announced, rows) = s.export_rows(&stats, SITE, "?date_range=7d");
     assert_eq!(announced.as_deref(), Some("3"));
     let names: Vec<&str> = rows
         .iter()
@@ -245,7 +224,7 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
     assert_eq!(rows[0]["time"], at(t0));
     assert_eq!(rows[0]["browser"], "Chrome");
     // The default range, "all" (from 2000-01-01): every event, the early one first.
-    let (announced, rows) = get_export("");
+    let (announced, rows) = s.export_rows(&stats, SITE, "");
     assert_eq!(announced.as_deref(), Some("4"));
     let pages: Vec<&str> = rows
         .iter()
@@ -258,12 +237,10 @@ fn export_gives_every_event_with_its_visit_online_and_offline() {
         &format!("/api/v1/sites/{SITE}/export?date_range=day"),
     );
     assert_eq!(status, 200);
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/sites/{SITE}/export?format=xml")))
-        .bearer_auth(&stats)
-        .send()
-        .expect("export");
+    let r = s.get_as(
+        Some(&stats),
+        &format!("/api/v1/sites/{SITE}/export?format=xml"),
+    );
     assert_json_error("export format xml", r, 400);
 
     // The CLI, CSV, through the running server and then from the files: the same bytes.

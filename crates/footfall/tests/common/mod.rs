@@ -296,6 +296,27 @@ impl Server {
         rb.send().expect("GET")
     }
 
+    /// `GET /api/v1/sites/{site}/export{query}` with `key`, answered 200: the row count
+    /// it announced (`x-footfall-export-rows`) and its NDJSON lines.
+    pub fn export_rows(&self, key: &str, site: &str, query: &str) -> (Option<String>, Vec<Value>) {
+        let r = self.get_as(Some(key), &format!("/api/v1/sites/{site}/export{query}"));
+        assert_eq!(r.status().as_u16(), 200, "export{query}");
+        let announced = r
+            .headers()
+            .get("x-footfall-export-rows")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        // An export that fails part-way ends its stream with an error: say so.
+        let text = r
+            .text()
+            .unwrap_or_else(|e| panic!("export body ({announced:?} rows announced): {e}"));
+        let rows = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("export line {l:?}: {e}")))
+            .collect();
+        (announced, rows)
+    }
+
     /// `GET path` with `key`: the status and the JSON body (`Null` when not JSON).
     pub fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self.get_as(Some(key), path);
