@@ -151,61 +151,15 @@ impl Ingestor {
         let _ = std::fs::create_dir_all(&cfg.wal_dir);
         pipeline.dedup = dedup::Dedup::in_dir(cfg.wal_dir.clone());
         let pipeline = Arc::new(pipeline);
-        let loader = Arc::new(parking_lot::Mutex::new(dedup::IdLoader::default()));
-        let counting = loader.clone();
-        sink.client_event_ids(Box::new(move |ids| counting.lock().count(ids)))
-            .await?;
-        let placing = loader.clone();
-        sink.client_event_ids(Box::new(move |ids| placing.lock().place(ids)))
-            .await?;
-        pipeline.dedup.load(std::mem::take(&mut *loader.lock()));
-        tracing::info!(
-            ids = pipeline.dedup.footprint().0,
-            ms = started.elapsed().as_millis() as u64,
-            "loaded client event ids"
-        );
-        // Realtime figures read the live state, which starts empty: the visitors the
-        // store shows as recently active are there now (the log's unapplied records are
-        // recorded as the applier stores them). Handed over in chunks, so that a million
-        // open visits are not copied into a second list at once.
-        const RESTORE_CHUNK: usize = 65_536;
-        let now_us = chrono::Utc::now().timestamp_micros();
-        let mut here_now = Vec::with_capacity(RESTORE_CHUNK);
-        for open in sink.recent_sessions(max_timeout_secs + 300).await? {
-            pipeline.reopen(
-                open.site_id,
-                OpenSession {
-                    session_id: open.session_id,
-                    visitor_id: open.visitor_id,
-                    start_us: open.start_us,
-                    last_us: open.last_us,
-                },
-            );
-            if now_us - open.last_us > i64::from(max_timeout_secs) * 1_000_000 {
-                continue;
-            }
-            here_now.push((
-                open.site_id,
-                ActiveVisitor {
-                    visitor_id: open.visitor_id,
-                    session_id: open.session_id,
-                    pathname: open.exit_page.into(),
-                    last_seen_us: open.last_us,
-                },
-            ));
-            if here_now.len() == RESTORE_CHUNK {
-                live.restore(std::mem::replace(
-                    &mut here_now,
-                    Vec::with_capacity(RESTORE_CHUNK),
-                ))
-                .await?;
-            }
-        }
-        live.restore(here_now).await?;
-        // The live feed's presences: visitors of the last 5 minutes, with their visit's
-        // attributes (a visit begun before the restart would show without them).
-        live.restore_presence(sink.live_visits(now_us - 5 * 60 * 1_000_000).await?)
-            .await?;
+        // The de-dup set and the open visits are independent and each mostly one
+        // thread's work (DuckDB's scan feeding the set's placement on a blocking thread;
+        // the visits' table and the live state here): made side by side on the 2 cores.
+        tokio::try_join!(
+            load_client_ids(sink.as_ref(), &pipeline, started),
+            restore_visits(sink.as_ref(), &pipeline, live.as_ref(), max_timeout_secs),
+        )?;
+        // Nothing later needs the blocks these scans left in DuckDB's buffer pool.
+        sink.release_idle_memory().await;
         let (wal_dir, p) = (cfg.wal_dir.clone(), pipeline.clone());
         let (found, records) =
             tokio::task::spawn_blocking(move || recover(&wal_dir, checkpoint, &p))
@@ -409,6 +363,82 @@ impl Ingestor {
 /// Start-up pass over the unapplied records: their client ids go into the de-dup set
 /// (acceptance decides duplicates, so it must know them before serving) and the visits
 /// of already-processed events are re-opened. The applier then stores them.
+/// Reads every client-given event id of the store into the pipeline's de-dup set (two
+/// passes over the ids: counted, then placed, so no list of them all is held).
+async fn load_client_ids(
+    sink: &dyn EventSink,
+    pipeline: &Pipeline,
+    started: Instant,
+) -> Result<(), IngestError> {
+    let loader = Arc::new(parking_lot::Mutex::new(dedup::IdLoader::default()));
+    let counting = loader.clone();
+    sink.client_event_ids(Box::new(move |ids| counting.lock().count(ids)))
+        .await?;
+    let placing = loader.clone();
+    sink.client_event_ids(Box::new(move |ids| placing.lock().place(ids)))
+        .await?;
+    pipeline.dedup.load(std::mem::take(&mut *loader.lock()));
+    tracing::info!(
+        ids = pipeline.dedup.footprint().0,
+        ms = started.elapsed().as_millis() as u64,
+        "loaded client event ids"
+    );
+    Ok(())
+}
+
+/// Re-opens the visits that can still continue, and restores the live state from them:
+/// realtime figures read the live state, which starts empty, so the visitors the store
+/// shows as recently active are put there now (the log's unapplied records are recorded
+/// as the applier stores them).
+async fn restore_visits(
+    sink: &dyn EventSink,
+    pipeline: &Pipeline,
+    live: &dyn LiveState,
+    max_timeout_secs: u32,
+) -> Result<(), IngestError> {
+    // Handed over in chunks, so that a million open visits are not copied into a second
+    // list at once.
+    const RESTORE_CHUNK: usize = 65_536;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mut here_now = Vec::with_capacity(RESTORE_CHUNK);
+    for open in sink.recent_sessions(max_timeout_secs + 300).await? {
+        pipeline.reopen(
+            open.site_id,
+            OpenSession {
+                session_id: open.session_id,
+                visitor_id: open.visitor_id,
+                start_us: open.start_us,
+                last_us: open.last_us,
+            },
+        );
+        if now_us - open.last_us > i64::from(max_timeout_secs) * 1_000_000 {
+            continue;
+        }
+        here_now.push((
+            open.site_id,
+            ActiveVisitor {
+                visitor_id: open.visitor_id,
+                session_id: open.session_id,
+                pathname: open.exit_page.into(),
+                last_seen_us: open.last_us,
+            },
+        ));
+        if here_now.len() == RESTORE_CHUNK {
+            live.restore(std::mem::replace(
+                &mut here_now,
+                Vec::with_capacity(RESTORE_CHUNK),
+            ))
+            .await?;
+        }
+    }
+    live.restore(here_now).await?;
+    // The live feed's presences: visitors of the last 5 minutes, with their visit's
+    // attributes (a visit begun before the restart would show without them).
+    live.restore_presence(sink.live_visits(now_us - 5 * 60 * 1_000_000).await?)
+        .await?;
+    Ok(())
+}
+
 fn recover(
     dir: &std::path::Path,
     checkpoint: u64,

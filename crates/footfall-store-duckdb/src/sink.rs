@@ -918,11 +918,7 @@ impl EventSink for DuckStore {
                         })
                     })
                     .map_err(db_err)?;
-                let visits = rows.collect::<Result<Vec<_>, _>>().map_err(db_err);
-                // The last start-up read (after the client ids): nothing later needs
-                // the blocks these scans cached.
-                inner.release_cached_buffers(conn);
-                visits
+                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
             })
         })
         .await

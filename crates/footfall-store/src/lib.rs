@@ -174,8 +174,9 @@ pub trait EventSink: Send + Sync {
     async fn erase_visitor(&self, site_id: u32, visitor_id: u64) -> StoreResult<u64>;
     /// Deletes every event of a site.
     async fn delete_site_events(&self, site_id: u32) -> StoreResult<()>;
-    /// The writer has gone quiet after a load: give back memory held only to make the
-    /// next write or query faster (caches they would refill). Best effort.
+    /// The writer has gone quiet after a load, or start-up has read what it restores:
+    /// give back memory held only to make the next write or query faster (caches they
+    /// would refill). Best effort.
     async fn release_idle_memory(&self) {}
 }
 
