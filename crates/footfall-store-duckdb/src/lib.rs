@@ -210,6 +210,9 @@ pub(crate) struct Inner {
     /// Jobs for the store writer's thread (`DuckStore::on_writer_thread`), spawned by the
     /// first store batch.
     writer_jobs: Mutex<Option<std::sync::mpsc::Sender<WriterJob>>>,
+    /// Requests for the thread that sets DuckDB's thread count at normal priority
+    /// (`Inner::set_duck_threads`), spawned with the writer's.
+    duck_threads: Mutex<Option<std::sync::mpsc::Sender<ThreadsRequest>>>,
     /// Stats API queries run one at a time, each with all of DuckDB's threads. A
     /// dashboard sends its queries at once; run side by side they shared DuckDB's one
     /// worker thread and its memory limit: the nine dashboard queries over 10M events took
@@ -398,6 +401,7 @@ impl DuckStore {
                 }),
                 threads: cfg.threads,
                 writer_jobs: Mutex::new(None),
+                duck_threads: Mutex::new(None),
                 query_turns: Mutex::new(()),
                 database,
             }),
@@ -461,6 +465,9 @@ impl Drop for BacklogBatch<'_> {
 /// Work for the store writer's thread.
 type WriterJob = Box<dyn FnOnce() + Send>;
 
+/// A DuckDB thread count to set, and where to say it is set.
+pub(crate) type ThreadsRequest = (u32, std::sync::mpsc::SyncSender<StoreResult<()>>);
+
 fn writer_gone() -> StoreError {
     StoreError::Backend("the store writer's thread has stopped".into())
 }
@@ -473,6 +480,8 @@ impl Inner {
         if let Some(sender) = jobs.as_ref() {
             return Ok(sender.clone());
         }
+        // Spawned from here (a request thread, normal priority), not from the writer.
+        *self.duck_threads.lock() = Some(self.spawn_duck_threads_setter()?);
         let (sender, receiver) = std::sync::mpsc::channel::<WriterJob>();
         std::thread::Builder::new()
             .name("footfall-store".into())
@@ -487,6 +496,50 @@ impl Inner {
             .map_err(|e| StoreError::Backend(format!("could not start the store writer: {e}")))?;
         *jobs = Some(sender.clone());
         Ok(sender)
+    }
+
+    /// The thread that raises DuckDB's thread count back after a store batch
+    /// (`sink::OneDuckThread`). DuckDB launches its worker threads on the thread that
+    /// runs `SET threads` (`TaskScheduler::RelaunchThreads`, at the statement's end), and
+    /// a thread inherits its creator's priority: set by the store writer, which runs
+    /// niced, the worker that serves every Stats API query ran niced too, and lost the
+    /// CPU to any request handling while a query ran. This thread keeps its creator's
+    /// normal priority and its own connection.
+    fn spawn_duck_threads_setter(&self) -> StoreResult<std::sync::mpsc::Sender<ThreadsRequest>> {
+        let conn = self.database.connect().map_err(db_err)?;
+        let (sender, receiver) = std::sync::mpsc::channel::<ThreadsRequest>();
+        std::thread::Builder::new()
+            .name("footfall-duckdb".into())
+            .spawn(move || {
+                while let Ok((threads, done)) = receiver.recv() {
+                    let set = conn
+                        .execute_batch(&format!("SET threads = {threads}"))
+                        .map_err(db_err);
+                    // The writer waits for the answer unless it has gone (shutdown).
+                    let _ = done.send(set);
+                }
+            })
+            .map_err(|e| {
+                StoreError::Backend(format!("could not start DuckDB's thread setter: {e}"))
+            })?;
+        Ok(sender)
+    }
+
+    /// Sets DuckDB's thread count from the normal-priority setter thread (see
+    /// `spawn_duck_threads_setter`), or on `conn` when there is none (a store never
+    /// written through the writer's thread) or it has stopped.
+    pub(crate) fn set_duck_threads(&self, conn: &Connection, threads: u32) -> StoreResult<()> {
+        let setter = self.duck_threads.lock().clone();
+        if let Some(setter) = setter {
+            let (done, finished) = std::sync::mpsc::sync_channel(1);
+            if setter.send((threads, done)).is_ok()
+                && let Ok(set) = finished.recv()
+            {
+                return set;
+            }
+        }
+        conn.execute_batch(&format!("SET threads = {threads}"))
+            .map_err(db_err)
     }
 }
 

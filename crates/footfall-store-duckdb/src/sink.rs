@@ -732,7 +732,7 @@ impl Inner {
         events: &[Event],
         lsn: u64,
     ) -> StoreResult<()> {
-        let _one_thread = OneDuckThread::hold(conn, self.threads)?;
+        let _one_thread = OneDuckThread::hold(self, conn)?;
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         let order = visit_order(events);
         let result = append_events(conn, &order)
@@ -789,25 +789,32 @@ impl Inner {
 /// instructions under load, and with one thread the caller runs the tasks itself: a bulk
 /// load was stored sooner on less CPU (BENCHMARKS.md History). Stats API queries running
 /// meanwhile have one thread too; a batch takes a few milliseconds under live traffic.
+/// The count is raised back from a thread of normal priority (`Inner::set_duck_threads`),
+/// so the worker DuckDB then launches is not niced as the writer is.
 struct OneDuckThread<'c> {
+    inner: &'c Inner,
     conn: &'c Connection,
     restore: Option<u32>,
 }
 
 impl<'c> OneDuckThread<'c> {
-    fn hold(conn: &'c Connection, configured: u32) -> StoreResult<Self> {
-        let restore = (configured > 1).then_some(configured);
+    fn hold(inner: &'c Inner, conn: &'c Connection) -> StoreResult<Self> {
+        let restore = (inner.threads > 1).then_some(inner.threads);
         if restore.is_some() {
             conn.execute_batch("SET threads = 1").map_err(db_err)?;
         }
-        Ok(OneDuckThread { conn, restore })
+        Ok(OneDuckThread {
+            inner,
+            conn,
+            restore,
+        })
     }
 }
 
 impl Drop for OneDuckThread<'_> {
     fn drop(&mut self) {
         if let Some(threads) = self.restore
-            && let Err(e) = self.conn.execute_batch(&format!("SET threads = {threads}"))
+            && let Err(e) = self.inner.set_duck_threads(self.conn, threads)
         {
             tracing::error!(error = %e, threads, "could not restore DuckDB's thread count");
         }
