@@ -154,10 +154,13 @@ impl Ingestor {
         // The de-dup set and the open visits are independent and each mostly one
         // thread's work (DuckDB's scan feeding the set's placement on a blocking thread;
         // the visits' table and the live state here): made side by side on the 2 cores.
-        tokio::try_join!(
-            load_client_ids(sink.as_ref(), &pipeline, started),
-            restore_visits(sink.as_ref(), &pipeline, live.as_ref(), max_timeout_secs),
-        )?;
+        // The ids on a task of their own: the visits' loop here runs without yielding,
+        // and the ids' second pass starts when their future is polled.
+        let ids = tokio::spawn(load_client_ids(sink.clone(), pipeline.clone(), started));
+        restore_visits(sink.as_ref(), &pipeline, live.as_ref(), max_timeout_secs).await?;
+        ids.await.map_err(|e| {
+            footfall_store::StoreError::Backend(format!("loading the client ids failed: {e}"))
+        })??;
         // Nothing later needs the blocks these scans left in DuckDB's buffer pool.
         sink.release_idle_memory().await;
         let (wal_dir, p) = (cfg.wal_dir.clone(), pipeline.clone());
@@ -360,14 +363,11 @@ impl Ingestor {
     }
 }
 
-/// Start-up pass over the unapplied records: their client ids go into the de-dup set
-/// (acceptance decides duplicates, so it must know them before serving) and the visits
-/// of already-processed events are re-opened. The applier then stores them.
 /// Reads every client-given event id of the store into the pipeline's de-dup set (two
 /// passes over the ids: counted, then placed, so no list of them all is held).
 async fn load_client_ids(
-    sink: &dyn EventSink,
-    pipeline: &Pipeline,
+    sink: Arc<dyn EventSink>,
+    pipeline: Arc<Pipeline>,
     started: Instant,
 ) -> Result<(), IngestError> {
     let loader = Arc::new(parking_lot::Mutex::new(dedup::IdLoader::default()));
@@ -439,6 +439,9 @@ async fn restore_visits(
     Ok(())
 }
 
+/// Start-up pass over the unapplied records: their client ids go into the de-dup set
+/// (acceptance decides duplicates, so it must know them before serving) and the visits
+/// of already-processed events are re-opened. The applier then stores them.
 fn recover(
     dir: &std::path::Path,
     checkpoint: u64,

@@ -1231,6 +1231,24 @@ pub(crate) mod tests {
         assert_eq!(stored_events(&store), 200_000);
     }
 
+    /// Dropping the store closes DuckDB's instance, which folds its WAL into the file: no
+    /// thread of the store (the writer's, the thread-count setter's) keeps a connection
+    /// open past it, or a clean stop would leave the WAL to replay at the next start.
+    #[tokio::test]
+    async fn dropping_the_store_checkpoints_duckdbs_wal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = file_store(dir.path());
+        let events = page_views(2_000, 4, 1_000_000, 50, &["Google"]);
+        store.append(Arc::new(events), 1).await.expect("append");
+        let wal_size =
+            || std::fs::metadata(dir.path().join("footfall.duckdb.wal")).map_or(0, |m| m.len());
+        assert!(wal_size() > 0, "the batch is in DuckDB's WAL");
+        drop(store);
+        assert_eq!(wal_size(), 0, "DuckDB's WAL folded into the file on close");
+        let reopened = file_store(dir.path());
+        assert_eq!(stored_events(&reopened), 2_000);
+    }
+
     /// A batch's staged visits are deleted in the batch's own transaction
     /// (`clear_staging`), so nothing of them stays allocated: deleted by the next batch,
     /// they stayed in DuckDB's memory and temporary file for good.
