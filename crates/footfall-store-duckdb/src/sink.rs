@@ -1192,6 +1192,11 @@ pub(crate) mod tests {
         DuckStore::open(&dir.join("footfall.duckdb"), &crate::DuckConfig::default()).expect("open")
     }
 
+    /// Bytes in DuckDB's own WAL of `file_store(dir)` (0 when there is none).
+    fn duckdb_wal_size(dir: &std::path::Path) -> u64 {
+        std::fs::metadata(dir.join("footfall.duckdb.wal")).map_or(0, |m| m.len())
+    }
+
     /// A quiet writer checkpoints what the load left uncheckpointed and gives back the
     /// buffer pool it filled (`release_idle_memory`), with the configured limit in force
     /// afterwards and the data all there.
@@ -1205,8 +1210,7 @@ pub(crate) mod tests {
             store.inner.limit_state.lock().checkpoint_due,
             "a backlog batch"
         );
-        let wal_size =
-            || std::fs::metadata(dir.path().join("footfall.duckdb.wal")).map_or(0, |m| m.len());
+        let wal_size = || duckdb_wal_size(dir.path());
         let loaded_wal = wal_size();
         assert!(
             loaded_wal >= 1 << 20,
@@ -1240,8 +1244,7 @@ pub(crate) mod tests {
         let store = file_store(dir.path());
         let events = page_views(2_000, 4, 1_000_000, 50, &["Google"]);
         store.append(Arc::new(events), 1).await.expect("append");
-        let wal_size =
-            || std::fs::metadata(dir.path().join("footfall.duckdb.wal")).map_or(0, |m| m.len());
+        let wal_size = || duckdb_wal_size(dir.path());
         assert!(wal_size() > 0, "the batch is in DuckDB's WAL");
         drop(store);
         assert_eq!(wal_size(), 0, "DuckDB's WAL folded into the file on close");
