@@ -617,6 +617,34 @@ fn date_range(from_ms: i64, to_ms: i64) -> Value {
 
 /// Polls the `events` metric until it reaches `expected` (all sent events stored and
 /// visible); the time since `start`. None if the Stats API does not say so in 10 min.
+/// Loads `sim`'s events through the bulk API and, when none was refused, waits until the
+/// Stats API counts them all: the load's summary and the time from its start until then
+/// (None when refused events or the Stats API could not tell).
+async fn load_until_queryable(
+    client: &reqwest::Client,
+    target: &Target,
+    sim: &SimulateArgs,
+) -> anyhow::Result<(simulate::Summary, Option<Duration>)> {
+    let loaded = simulate::send(target, sim).await?;
+    if loaded.rejected > 0 {
+        return Ok((loaded, None));
+    }
+    let range = date_range(loaded.first_ts_ms, loaded.last_ts_ms);
+    let load_start = Instant::now()
+        .checked_sub(loaded.elapsed)
+        .unwrap_or_else(Instant::now);
+    let queryable = wait_queryable(
+        client,
+        target,
+        &sim.site,
+        &range,
+        loaded.non_engagement,
+        load_start,
+    )
+    .await;
+    Ok((loaded, queryable))
+}
+
 async fn wait_queryable(
     client: &reqwest::Client,
     target: &Target,
@@ -832,27 +860,10 @@ async fn queries(
             ..SendArgs::default()
         },
     };
-    let loaded = simulate::send(target, &sim).await?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()?;
-    let range = date_range(loaded.first_ts_ms, loaded.last_ts_ms);
-    let load_start = Instant::now()
-        .checked_sub(loaded.elapsed)
-        .unwrap_or_else(Instant::now);
-    let queryable = if loaded.rejected == 0 {
-        wait_queryable(
-            &client,
-            target,
-            QUERY_SITE,
-            &range,
-            loaded.non_engagement,
-            load_start,
-        )
-        .await
-    } else {
-        None
-    };
+    let (loaded, queryable) = load_until_queryable(&client, target, &sim).await?;
     // A second site, loaded after the first as a server's sites interleave: the query
     // plans must not depend on a store holding one site (DuckDB's optimizer decides on
     // column statistics that the other site's rows change; twenty-third session).
@@ -864,21 +875,10 @@ async fn queries(
             send: SendArgs::default(),
             ..sim.clone()
         };
-        let sent = simulate::send(target, &other_sim).await?;
-        let range = date_range(sent.first_ts_ms, sent.last_ts_ms);
-        let start = Instant::now();
-        if sent.rejected == 0 {
-            wait_queryable(
-                &client,
-                target,
-                OTHER_QUERY_SITE,
-                &range,
-                sent.non_engagement,
-                start,
-            )
-            .await;
-        }
-        sent.accepted
+        load_until_queryable(&client, target, &other_sim)
+            .await?
+            .0
+            .accepted
     } else {
         0
     };
