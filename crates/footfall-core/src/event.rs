@@ -12,6 +12,15 @@ pub const PAGEVIEW: &str = "pageview";
 /// custom event; extends visit duration but never un-bounces.
 pub const ENGAGEMENT: &str = "engagement";
 
+/// An event time (microseconds since the epoch) at the precision it is kept: whole
+/// milliseconds, truncated towards the past (an event never moves into the next day).
+/// Clients send milliseconds (`Date.now()`, RFC 3339 with milliseconds) and the store
+/// keeps them in millisecond columns, where the digits below cost ~2 bytes an event
+/// (store migration 8); every metric reads whole seconds.
+pub fn stored_time_us(us: i64) -> i64 {
+    us - us.rem_euclid(1000)
+}
+
 /// Attributes of a visit, taken from the session's first event (the `visit:*`
 /// dimensions). Stored once per visit, in the visit's row of the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,5 +131,20 @@ impl DropReason {
             DropReason::NoSession => "no_session",
             DropReason::Blocked => "blocked",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_time_us;
+
+    #[test]
+    fn times_are_kept_to_the_millisecond_towards_the_past() {
+        assert_eq!(stored_time_us(1_700_000_000_123_456), 1_700_000_000_123_000);
+        assert_eq!(stored_time_us(1_700_000_000_123_000), 1_700_000_000_123_000);
+        assert_eq!(stored_time_us(999), 0);
+        // Before the epoch, towards the past too (never into the next millisecond).
+        assert_eq!(stored_time_us(-1), -1000);
+        assert_eq!(stored_time_us(-1000), -1000);
     }
 }

@@ -206,7 +206,7 @@ impl Pipeline {
         if let Some(reason) = parse_ua(&self.ua, user_agent, &ctx.hints, hit.webdriver).bot {
             return HitOutcome::Dropped(drop_reason(reason));
         }
-        let ts_us = hit.timestamp_us.unwrap_or(ctx.now_us);
+        let ts_us = event::stored_time_us(hit.timestamp_us.unwrap_or(ctx.now_us));
         let ip = hit.ip.as_deref().unwrap_or(&ctx.ip);
         let visitor_id = self.visitor_of(
             site,
@@ -265,7 +265,7 @@ impl Pipeline {
         {
             return Ok(HitOutcome::Dropped(DropReason::SpamReferrer));
         }
-        let ts_us = hit.timestamp_us.unwrap_or(ctx.now_us);
+        let ts_us = event::stored_time_us(hit.timestamp_us.unwrap_or(ctx.now_us));
         let ip = hit.ip.as_deref().unwrap_or(&ctx.ip);
         let ip_addr = ip.trim().parse::<std::net::IpAddr>().ok();
         // A CDN header speaks about the request's peer, not about an event's own `ip`.

@@ -27,8 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let start = end - 30 * 86_400_000_000;
     let rows = format!(
-        "FROM sessions e WHERE e.site_id = 1 AND e.session_start >= make_timestamp({start}) \
-         AND e.session_start < make_timestamp({end}) AND e.last_ts < make_timestamp({end}) \
+        "FROM sessions e WHERE e.site_id = 1 AND e.session_start >= CAST(make_timestamp({start}) AS TIMESTAMP_MS) \
+         AND e.session_start < CAST(make_timestamp({end}) AS TIMESTAMP_MS) AND e.last_ts < CAST(make_timestamp({end}) AS TIMESTAMP_MS) \
          AND date_trunc('day', e.session_start) = date_trunc('day', e.last_ts)"
     );
     let day = "epoch_us(e.session_start) // 86400000000";

@@ -23,13 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let start = end - 30 * 86_400_000_000;
     let visits = format!(
-        "FROM sessions s WHERE s.site_id = 1 AND s.session_start >= make_timestamp({start}) \
-         AND s.session_start < make_timestamp({end})"
+        "FROM sessions s WHERE s.site_id = 1 AND s.session_start >= CAST(make_timestamp({start}) AS TIMESTAMP_MS) \
+         AND s.session_start < CAST(make_timestamp({end}) AS TIMESTAMP_MS)"
     );
     let pages = format!(
         "FROM events e JOIN sessions s USING (site_id, session_id) WHERE e.site_id = 1 \
-         AND e.ts >= make_timestamp({start}) AND e.ts < make_timestamp({end}) \
-         AND s.session_start >= make_timestamp({start} - 86400000000) AND e.name = 'pageview'"
+         AND e.ts >= CAST(make_timestamp({start}) AS TIMESTAMP_MS) AND e.ts < CAST(make_timestamp({end}) AS TIMESTAMP_MS) \
+         AND s.session_start >= CAST(make_timestamp({start} - 86400000000) AS TIMESTAMP_MS) AND e.name = 'pageview'"
     );
     let shapes = [
         ("ungrouped", String::new(), visits.clone()),

@@ -61,9 +61,12 @@ fn summary_from_row(r: &Row<'_>) -> duckdb::Result<SessionSummary> {
 
 /// The `WHERE` condition on `sessions` for `f`, with its parameters.
 fn conditions(site_id: u32, f: &ListFilter) -> (String, Vec<DbValue>) {
-    let mut sql = String::from(
-        "site_id = ? AND session_start >= make_timestamp(?) AND session_start < make_timestamp(?)",
-    );
+    let mut sql = String::from(concat!(
+        "site_id = ? AND session_start >= ",
+        ts_param!(),
+        " AND session_start < ",
+        ts_param!()
+    ));
     let mut args = vec![
         DbValue::UInt(site_id),
         DbValue::BigInt(f.start_us),
@@ -280,8 +283,12 @@ pub(crate) fn export_count(
     end_us: i64,
 ) -> StoreResult<u64> {
     conn.query_row(
-        "SELECT CAST(count(*) AS UBIGINT) FROM events WHERE site_id = ? \
-         AND ts >= make_timestamp(?) AND ts < make_timestamp(?)",
+        concat!(
+            "SELECT CAST(count(*) AS UBIGINT) FROM events WHERE site_id = ? AND ts >= ",
+            ts_param!(),
+            " AND ts < ",
+            ts_param!()
+        ),
         params![site_id, start_us, end_us],
         |r| r.get(0),
     )
@@ -299,25 +306,40 @@ pub(crate) fn first_event_us(conn: &Connection, site_id: u32) -> StoreResult<Opt
 
 /// The export's columns: the event, its props as two parallel lists, its visit (only the
 /// visits that can have events in the slice are read: zone maps skip the rest).
-const EXPORT_SQL: &str = "SELECT epoch_us(e.ts), e.name, e.hostname, e.pathname, e.title, \
+const EXPORT_SQL: &str = concat!(
+    "SELECT epoch_us(e.ts), e.name, e.hostname, e.pathname, e.title, \
      v.visitor_id, e.session_id, e.engagement_ms, e.scroll_depth, e.revenue_amount, \
      e.revenue_currency, p.keys, p.vals, v.entry_page, v.source, v.referrer, v.channel, \
      v.utm_source, v.utm_medium, v.utm_campaign, v.utm_content, v.utm_term, v.device, \
      v.browser, v.browser_version, v.os, v.os_version, v.country, v.region, v.city_name, \
      v.org, v.label \
      FROM events e JOIN sessions v ON v.session_id = e.session_id AND v.site_id = ? \
-         AND v.session_start < make_timestamp(?) AND v.last_ts >= make_timestamp(?) \
-     LEFT JOIN (SELECT event_id, list(key ORDER BY key) AS keys, \
+         AND v.session_start < ",
+    ts_param!(),
+    " AND v.last_ts >= ",
+    ts_param!(),
+    " LEFT JOIN (SELECT event_id, list(key ORDER BY key) AS keys, \
          list(value ORDER BY key) AS vals FROM event_props WHERE site_id = ? \
          AND event_id IN (SELECT event_id FROM events WHERE site_id = ? AND has_props \
-             AND ts >= make_timestamp(?) AND ts < make_timestamp(?)) \
-         GROUP BY event_id) p ON p.event_id = e.event_id AND e.has_props \
-     WHERE e.site_id = ? AND e.ts >= make_timestamp(?) AND e.ts < make_timestamp(?) \
-     ORDER BY e.ts, e.event_id";
+             AND ts >= ",
+    ts_param!(),
+    " AND ts < ",
+    ts_param!(),
+    ") GROUP BY event_id) p ON p.event_id = e.event_id AND e.has_props \
+     WHERE e.site_id = ? AND e.ts >= ",
+    ts_param!(),
+    " AND e.ts < ",
+    ts_param!(),
+    " ORDER BY e.ts, e.event_id"
+);
 
 /// The time of the site's first event in `[from, end)`, if any.
-const NEXT_EVENT_SQL: &str = "SELECT epoch_us(min(ts)) FROM events WHERE site_id = ? \
-     AND ts >= make_timestamp(?) AND ts < make_timestamp(?)";
+const NEXT_EVENT_SQL: &str = concat!(
+    "SELECT epoch_us(min(ts)) FROM events WHERE site_id = ? AND ts >= ",
+    ts_param!(),
+    " AND ts < ",
+    ts_param!()
+);
 
 fn texts(v: DbValue) -> Vec<String> {
     match v {

@@ -11,6 +11,7 @@
 
 use crate::matching::SharedSets;
 use crate::uniq::NAME as UNIQ;
+use crate::{TS_PARAM, ts_literal};
 use duckdb::types::Value as DbValue;
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::query::{
@@ -251,9 +252,8 @@ impl<'a> Builder<'a> {
     }
 
     fn bind_ts(&self, sql: &mut Sql, us: i64) {
-        sql.push("make_timestamp(")
-            .bind(DbValue::BigInt(us))
-            .push(")");
+        let (before, after) = TS_PARAM.split_once('?').unwrap_or_default();
+        sql.push(before).bind(DbValue::BigInt(us)).push(after);
     }
 
     /// ` AND {col} >= start AND {col} < end`: `col` inside the query range.
@@ -282,8 +282,8 @@ impl<'a> Builder<'a> {
         let mut case = String::from("CASE");
         for w in segs.windows(2) {
             case.push_str(&format!(
-                " WHEN {col} < make_timestamp({}) THEN {}",
-                w[1].0.timestamp_micros(),
+                " WHEN {col} < {} THEN {}",
+                ts_literal(w[1].0.timestamp_micros()),
                 w[0].1
             ));
         }
@@ -575,12 +575,12 @@ impl<'a> Builder<'a> {
         let mut sql = Sql::default();
         sql.push("SELECT DISTINCT e.name, e.revenue_currency FROM events e WHERE e.site_id = ")
             .bind(DbValue::UInt(self.site_id))
-            .push(" AND e.ts < make_timestamp(")
-            .bind(DbValue::BigInt(self.end_us))
-            .push(&format!(
-                ") AND e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') \
+            .push(" AND e.ts < ");
+        self.bind_ts(&mut sql, self.end_us);
+        sql.push(&format!(
+            " AND e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') \
                  AND e.revenue_amount IS NOT NULL AND e.revenue_currency IS NOT NULL"
-            ));
+        ));
         for l in self.q.filters.iter().filter_map(Filter::as_leaf) {
             if *l.dim == Dimension::EventGoal {
                 sql.push(" AND ");

@@ -4,21 +4,16 @@
 use crate::{DuckStore, Inner, db_err, out_of_memory};
 use async_trait::async_trait;
 use duckdb::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, StringArray, TimestampMicrosecondArray, UInt8Array,
+    ArrayRef, BooleanArray, Float64Array, StringArray, TimestampMillisecondArray, UInt8Array,
     UInt32Array, UInt64Array,
 };
 use duckdb::arrow::datatypes::{Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
-use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
-use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
+use footfall_core::event::{ENGAGEMENT, PAGEVIEW, stored_time_us};
 use footfall_core::{Event, VisitAttrs};
 use footfall_store::{EventSink, RecentSession, StoreResult};
 use std::sync::Arc;
-
-fn ts(us: i64) -> Value {
-    Value::Timestamp(TimeUnit::Microsecond, us)
-}
 
 /// Rows handed to DuckDB per Arrow record batch: bounds the column copies held at once
 /// (a few MB) while keeping the per-batch overhead negligible.
@@ -36,8 +31,12 @@ fn u32s<T>(rows: &[T], f: impl Fn(&T) -> u32) -> ArrayRef {
 fn u64s<T>(rows: &[T], f: impl Fn(&T) -> u64) -> ArrayRef {
     Arc::new(UInt64Array::from_iter_values(rows.iter().map(f)))
 }
+/// Times given in microseconds, as the millisecond column type of `events` and
+/// `sessions` (migration 8).
 fn timestamps<T>(rows: &[T], f: impl Fn(&T) -> Option<i64>) -> ArrayRef {
-    Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)))
+    Arc::new(TimestampMillisecondArray::from_iter(
+        rows.iter().map(|r| f(r).map(|us| us.div_euclid(1000))),
+    ))
 }
 
 /// The `events` columns (0004) as Arrow arrays, in the table's order.
@@ -102,10 +101,11 @@ fn append_in_record_batches<T>(
 
 /// A batch's events in (site, session, time, id) order: each visit's events in one run,
 /// in the order that decides its exit. The events are appended in it and the visits
-/// staged and merged from its runs (sorted once for all three).
+/// staged and merged from its runs (sorted once for all three). Times as stored (to the
+/// millisecond), so a tie is broken by the id here as in the store's own recomputation.
 fn visit_order(events: &[Event]) -> Vec<&Event> {
     let mut order: Vec<&Event> = events.iter().collect();
-    order.sort_by_key(|e| (e.site_id, e.session_id, e.ts_us, e.event_id));
+    order.sort_by_key(|e| (e.site_id, e.session_id, stored_time_us(e.ts_us), e.event_id));
     order
 }
 
@@ -381,7 +381,7 @@ struct BatchVisit<'a> {
 fn batch_visits<'e>(order: &[&'e Event]) -> Vec<BatchVisit<'e>> {
     let exit = |e: &'e Event| {
         (
-            e.ts_us,
+            stored_time_us(e.ts_us),
             e.event_id,
             e.pathname.as_str(),
             e.hostname.as_str(),
@@ -393,8 +393,8 @@ fn batch_visits<'e>(order: &[&'e Event]) -> Vec<BatchVisit<'e>> {
             BatchVisit {
                 site_id: first.site_id,
                 session_id: first.session_id,
-                first_us: first.ts_us,
-                last_us: last.ts_us,
+                first_us: stored_time_us(first.ts_us),
+                last_us: stored_time_us(last.ts_us),
                 pageviews: run.iter().filter(|e| e.name == PAGEVIEW).count() as u32,
                 interactive: run
                     .iter()
@@ -410,8 +410,8 @@ fn batch_visits<'e>(order: &[&'e Event]) -> Vec<BatchVisit<'e>> {
 /// Per writer connection: the numbers of the visits a batch touched (`BatchVisit`), and
 /// whether each has a `sessions` row and can be merged into it.
 pub(crate) const BATCH_VISITS_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_visits (
-    site_id UINTEGER, session_id UBIGINT, first_ts TIMESTAMP, last_ts TIMESTAMP,
-    pageviews UINTEGER, interactive UINTEGER, last_pageview_ts TIMESTAMP,
+    site_id UINTEGER, session_id UBIGINT, first_ts TIMESTAMP_MS, last_ts TIMESTAMP_MS,
+    pageviews UINTEGER, interactive UINTEGER, last_pageview_ts TIMESTAMP_MS,
     pageview_exit_page VARCHAR, pageview_exit_hostname VARCHAR,
     exit_page VARCHAR, exit_hostname VARCHAR, has_row BOOLEAN, mergeable BOOLEAN)";
 
@@ -831,13 +831,17 @@ FROM sessions s JOIN newest n ON s.site_id = n.site_id
 WHERE s.last_ts >= n.mx - to_seconds(?::BIGINT)";
 
 /// The latest visit of each visitor active since the parameter (`live_visits`).
-const LIVE_VISITS_SQL: &str = "
+const LIVE_VISITS_SQL: &str = concat!(
+    "
 SELECT site_id, visitor_id, epoch_us(session_start), epoch_us(last_ts), pageviews, exit_page,
     exit_hostname, entry_page, entry_hostname, referrer, source, channel, utm_source,
     utm_medium, utm_campaign, utm_content, utm_term, device, browser, browser_version, os,
     os_version, country, region, city, country_name, region_name, city_name, org, label
-FROM sessions WHERE last_ts >= make_timestamp(?)
-QUALIFY row_number() OVER (PARTITION BY site_id, visitor_id ORDER BY last_ts DESC) = 1";
+FROM sessions WHERE last_ts >= ",
+    ts_param!(),
+    "
+QUALIFY row_number() OVER (PARTITION BY site_id, visitor_id ORDER BY last_ts DESC) = 1"
+);
 
 #[async_trait]
 impl EventSink for DuckStore {
@@ -982,25 +986,40 @@ impl EventSink for DuckStore {
     async fn delete_before(&self, site_id: u32, before_us: i64) -> StoreResult<u64> {
         self.blocking(move |inner| {
             inner.write_tx(|conn| {
-                let cutoff = ts(before_us);
+                let cutoff = before_us;
                 // Visits that straddle the cutoff keep their later events: recompute them
                 // (the attributes come from their rollup rows, staged before deleting).
                 let straddling = stage_from_sessions(
                     conn,
-                    "site_id = ? AND session_start < ? AND last_ts >= ?",
+                    concat!(
+                        "site_id = ? AND session_start < ",
+                        ts_param!(),
+                        " AND last_ts >= ",
+                        ts_param!()
+                    ),
                     params![site_id, cutoff, cutoff],
                 )?;
                 conn.execute(
-                    "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
-                     (SELECT event_id FROM events WHERE site_id = ? AND ts < ?)",
+                    concat!(
+                        "DELETE FROM event_props WHERE site_id = ? AND event_id IN \
+                         (SELECT event_id FROM events WHERE site_id = ? AND ts < ",
+                        ts_param!(),
+                        ")"
+                    ),
                     params![site_id, site_id, cutoff],
                 )?;
                 let n = conn.execute(
-                    "DELETE FROM events WHERE site_id = ? AND ts < ?",
+                    concat!(
+                        "DELETE FROM events WHERE site_id = ? AND ts < ",
+                        ts_param!()
+                    ),
                     params![site_id, cutoff],
                 )?;
                 conn.execute(
-                    "DELETE FROM sessions WHERE site_id = ? AND session_start < ?",
+                    concat!(
+                        "DELETE FROM sessions WHERE site_id = ? AND session_start < ",
+                        ts_param!()
+                    ),
                     params![site_id, cutoff],
                 )?;
                 if let Some(min) = straddling {
@@ -1363,7 +1382,8 @@ pub(crate) mod tests {
     }
 
     /// Every column of `events` reads back as appended (Arrow record batches), NULLs
-    /// included, over a batch spanning several record batches, in visit order.
+    /// included, times to the millisecond, over a batch spanning several record batches,
+    /// in visit order.
     #[tokio::test]
     async fn appended_events_read_back_column_for_column() {
         let store = DuckStore::memory().expect("store");
@@ -1411,7 +1431,7 @@ pub(crate) mod tests {
             format!(
                 "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}",
                 e.site_id,
-                e.ts_us,
+                stored_time_us(e.ts_us),
                 e.event_id,
                 e.client_id,
                 e.session_id,
