@@ -39,34 +39,42 @@ fn timestamps<T>(rows: &[T], f: impl Fn(&T) -> Option<i64>) -> ArrayRef {
     ))
 }
 
-/// The `events` columns (0004) as Arrow arrays, in the table's order.
-fn events_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
+/// The `events` columns (0004, 0009) as Arrow arrays, in the table's order: each event
+/// with its visit's visitor number (`visitor_numbers`).
+fn events_record_batch(rows: &[(&Event, u32)]) -> duckdb::Result<RecordBatch> {
     let strings = |f: fn(&Event) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|e| f(e))))
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(e, _)| f(e)),
+        ))
     };
     let bools = |f: fn(&Event) -> bool| -> ArrayRef {
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|e| Some(f(e)))))
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|(e, _)| Some(f(e))),
+        ))
     };
     let columns: Vec<ArrayRef> = vec![
-        u32s(rows, |e| e.site_id),
-        timestamps(rows, |e| Some(e.ts_us)),
-        u64s(rows, |e| e.event_id),
+        u32s(rows, |(e, _)| e.site_id),
+        timestamps(rows, |(e, _)| Some(e.ts_us)),
+        u64s(rows, |(e, _)| e.event_id),
         bools(|e| e.client_id),
-        u64s(rows, |e| e.session_id),
+        u64s(rows, |(e, _)| e.session_id),
         strings(|e| &e.name),
         bools(|e| e.interactive),
         strings(|e| &e.hostname),
         strings(|e| &e.pathname),
         strings(|e| &e.title),
-        u32s(rows, |e| e.engagement_ms),
-        Arc::new(UInt8Array::from_iter(rows.iter().map(|e| e.scroll_depth))),
+        u32s(rows, |(e, _)| e.engagement_ms),
+        Arc::new(UInt8Array::from_iter(
+            rows.iter().map(|(e, _)| e.scroll_depth),
+        )),
         Arc::new(Float64Array::from_iter(
-            rows.iter().map(|e| e.revenue_amount),
+            rows.iter().map(|(e, _)| e.revenue_amount),
         )),
         Arc::new(StringArray::from_iter(
-            rows.iter().map(|e| e.revenue_currency.as_deref()),
+            rows.iter().map(|(e, _)| e.revenue_currency.as_deref()),
         )),
         bools(|e| !e.props.is_empty()),
+        u32s(rows, |(_, visitor_no)| *visitor_no),
     ];
     record_batch(columns)
 }
@@ -115,13 +123,27 @@ fn visit_runs<'o, 'e>(order: &'o [&'e Event]) -> impl Iterator<Item = &'o [&'e E
 }
 
 /// Appends a batch clustered by visit: (site, session, time) order keeps a visit's
-/// events together on disk, where its session id compresses to one run and its
-/// timestamps to a narrow range (`events` has no visitor or visit attributes, see 0004).
-/// Columns go in as Arrow record batches (copied into DuckDB's vectors a column at a
-/// time) rather than row by row: `append_row` converted and bound each of the 15 values
-/// through its own call.
-fn append_events(conn: &Connection, order: &[&Event]) -> duckdb::Result<()> {
-    append_in_record_batches(conn, "events", order, events_record_batch)?;
+/// events together on disk, where its session id and visitor number compress to runs and
+/// its timestamps to a narrow range (`events` has no visitor id or visit attributes, see
+/// 0004). Each event carries its visit's visitor number (`numbers`: one per run of
+/// `order`, `visitor_numbers`), so event queries that need only the visitor (a page
+/// breakdown) count visitors without joining the visits (0009). Columns go in as Arrow
+/// record batches (copied into DuckDB's vectors a column at a time) rather than row by
+/// row: `append_row` converted and bound each of the 16 values through its own call.
+fn append_events(conn: &Connection, order: &[&Event], numbers: &[u32]) -> duckdb::Result<()> {
+    let runs: Vec<&[&Event]> = visit_runs(order).collect();
+    if runs.len() != numbers.len() {
+        return Err(duckdb::Error::InvalidParameterCount(
+            numbers.len(),
+            runs.len(),
+        ));
+    }
+    let rows: Vec<(&Event, u32)> = runs
+        .iter()
+        .zip(numbers)
+        .flat_map(|(run, &n)| run.iter().map(move |e| (*e, n)))
+        .collect();
+    append_in_record_batches(conn, "events", &rows, events_record_batch)?;
     let props: Vec<Prop<'_>> = order
         .iter()
         .flat_map(|e| {
@@ -239,6 +261,28 @@ pub(crate) fn number_staged_visitors(conn: &Connection, min_id: u64) -> duckdb::
          INSERT INTO visitor_counters SELECT site_id, max(visitor_no) + 1 FROM touched_sessions
          WHERE site_id NOT IN (SELECT site_id FROM visitor_counters) GROUP BY site_id;",
     )
+}
+
+/// The staged visits' visitor numbers (after `number_staged_visitors`), in (site, session)
+/// order: one per run of the batch's `visit_order`.
+fn visitor_numbers(conn: &Connection) -> duckdb::Result<Vec<u32>> {
+    let mut stmt =
+        conn.prepare("SELECT visitor_no FROM touched_sessions ORDER BY site_id, session_id")?;
+    let numbers = stmt.query_map([], |r| r.get::<_, u32>(0))?;
+    numbers.collect()
+}
+
+/// Gives stored events without a visitor number their visit's (`sessions.visitor_no`):
+/// the data step of migration 9, which added the column, and of test fixtures that
+/// insert events with SQL. The store writer numbers its events as it appends them.
+pub(crate) fn number_stored_events(conn: &Connection) -> duckdb::Result<()> {
+    conn.execute(
+        "UPDATE events SET visitor_no = s.visitor_no FROM sessions s \
+         WHERE events.visitor_no IS NULL AND s.site_id = events.site_id \
+         AND s.session_id = events.session_id",
+        [],
+    )
+    .map(|_| ())
 }
 
 /// Data step of migration 7: numbers the visitors of the stored visits, per site in
@@ -735,10 +779,13 @@ impl Inner {
         let _one_thread = OneDuckThread::hold(self, conn)?;
         conn.execute_batch("BEGIN TRANSACTION").map_err(db_err)?;
         let order = visit_order(events);
-        let result = append_events(conn, &order)
-            .and_then(|()| stage_batch(conn, &order))
+        // The visits are staged and numbered first: each event is stored with its
+        // visitor number.
+        let result = stage_batch(conn, &order)
             .and_then(|min| match min {
                 Some(min) => number_staged_visitors(conn, min)
+                    .and_then(|()| visitor_numbers(conn))
+                    .and_then(|numbers| append_events(conn, &order, &numbers))
                     .and_then(|()| merge_batch_into_rollup(conn, &order, min)),
                 None => Ok(()),
             })
@@ -1569,6 +1616,18 @@ pub(crate) mod tests {
         }
         assert_eq!(merged, rollup_text(&store));
         assert!(merged.lines().count() > 30, "{merged}");
+        // Every event carries its visit's visitor number (0009).
+        let conn = store.inner.writer.lock();
+        let (events, unlike): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE e.visitor_no IS DISTINCT FROM s.visitor_no) \
+                 FROM events e LEFT JOIN sessions s USING (site_id, session_id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("numbers");
+        assert!(events > 100, "{events}");
+        assert_eq!(unlike, 0);
     }
 
     /// Queries sent at once take turns (`Inner::query_turns`) and answer what they answer
