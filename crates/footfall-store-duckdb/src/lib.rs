@@ -461,6 +461,11 @@ impl DuckStore {
         let job: WriterJob = Box::new(move || {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&inner)))
                 .unwrap_or_else(|_| Err(StoreError::Backend("a store batch panicked".into())));
+            // Let go of the store before answering: the caller may drop its own handle at
+            // once, and the last one must not be this thread's, released after the
+            // caller's shutdown went on (DuckDB's closing checkpoint then raced the exit;
+            // `dropping_the_store_checkpoints_duckdbs_wal` failed now and then).
+            drop(inner);
             // The caller may have gone (shutdown): nothing to tell then.
             let _ = answer.send(done);
         });

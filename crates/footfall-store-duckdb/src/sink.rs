@@ -272,14 +272,15 @@ fn visitor_numbers(conn: &Connection) -> duckdb::Result<Vec<u32>> {
     numbers.collect()
 }
 
-/// Gives stored events without a visitor number their visit's (`sessions.visitor_no`):
-/// the data step of migration 9, which added the column, and of test fixtures that
-/// insert events with SQL. The store writer numbers its events as it appends them.
+/// Gives every stored event its visit's visitor number (`sessions.visitor_no`): the data
+/// step of migration 9, which added the column, and of test fixtures that insert events
+/// with SQL. The store writer numbers its events as it appends them. Every event, not
+/// only those without one: with `events.visitor_no IS NULL` in the condition the UPDATE
+/// took 40 s instead of 2 at 10M events (Python `duckdb`, 256 MB).
 pub(crate) fn number_stored_events(conn: &Connection) -> duckdb::Result<()> {
     conn.execute(
         "UPDATE events SET visitor_no = s.visitor_no FROM sessions s \
-         WHERE events.visitor_no IS NULL AND s.site_id = events.site_id \
-         AND s.session_id = events.session_id",
+         WHERE s.site_id = events.site_id AND s.session_id = events.session_id",
         [],
     )
     .map(|_| ())
