@@ -275,8 +275,7 @@ pub(crate) const TS_PARAM: &str = ts_param!();
 
 /// [`ts_param!`] for a time written into the SQL text (computed, never user input).
 pub(crate) fn ts_literal(us: i64) -> String {
-    let floored = footfall_core::event::stored_time_us(us);
-    format!("CAST(make_timestamp({floored}) AS TIMESTAMP_MS)")
+    TS_PARAM.replacen('?', &us.to_string(), 1)
 }
 
 pub(crate) fn db_err(e: duckdb::Error) -> StoreError {

@@ -1034,7 +1034,6 @@ impl EventSink for DuckStore {
     async fn delete_before(&self, site_id: u32, before_us: i64) -> StoreResult<u64> {
         self.blocking(move |inner| {
             inner.write_tx(|conn| {
-                let cutoff = before_us;
                 // Visits that straddle the cutoff keep their later events: recompute them
                 // (the attributes come from their rollup rows, staged before deleting).
                 let straddling = stage_from_sessions(
@@ -1045,7 +1044,7 @@ impl EventSink for DuckStore {
                         " AND last_ts >= ",
                         ts_param!()
                     ),
-                    params![site_id, cutoff, cutoff],
+                    params![site_id, before_us, before_us],
                 )?;
                 conn.execute(
                     concat!(
@@ -1054,21 +1053,21 @@ impl EventSink for DuckStore {
                         ts_param!(),
                         ")"
                     ),
-                    params![site_id, site_id, cutoff],
+                    params![site_id, site_id, before_us],
                 )?;
                 let n = conn.execute(
                     concat!(
                         "DELETE FROM events WHERE site_id = ? AND ts < ",
                         ts_param!()
                     ),
-                    params![site_id, cutoff],
+                    params![site_id, before_us],
                 )?;
                 conn.execute(
                     concat!(
                         "DELETE FROM sessions WHERE site_id = ? AND session_start < ",
                         ts_param!()
                     ),
-                    params![site_id, cutoff],
+                    params![site_id, before_us],
                 )?;
                 if let Some(min) = straddling {
                     refresh_touched_sessions(conn, min)?;

@@ -615,8 +615,6 @@ fn date_range(from_ms: i64, to_ms: i64) -> Value {
     json!([day(from_ms - 86_400_000), day(to_ms + 86_400_000)])
 }
 
-/// Polls the `events` metric until it reaches `expected` (all sent events stored and
-/// visible); the time since `start`. None if the Stats API does not say so in 10 min.
 /// Loads `sim`'s events through the bulk API and, when none was refused, waits until the
 /// Stats API counts them all: the load's summary and the time from its start until then
 /// (None when refused events or the Stats API could not tell).
@@ -645,6 +643,8 @@ async fn load_until_queryable(
     Ok((loaded, queryable))
 }
 
+/// Polls the `events` metric until it reaches `expected` (all sent events stored and
+/// visible); the time since `start`. None if the Stats API does not say so in 10 min.
 async fn wait_queryable(
     client: &reqwest::Client,
     target: &Target,
