@@ -40,7 +40,7 @@ pub const PLANNER_SETTINGS: &[(&str, &str)] =
 impl Database {
     /// Opens the file at `path` (created if missing), or a database in memory when `None`,
     /// with [`PLANNER_SETTINGS`] and DuckDB `settings` (`("max_memory", "128MB")`, …), and
-    /// registers [`crate::uniq`]'s aggregate.
+    /// registers footfall's functions ([`crate::uniq`], `clock`, `visit_map`, `visit_collect`).
     pub fn open(path: Option<&Path>, settings: &[(&str, &str)]) -> Result<Self, String> {
         let c_path = match path {
             Some(p) => Some(
@@ -93,6 +93,7 @@ impl Database {
                 return Err("cannot connect to the database just opened".into());
             }
             let registered = crate::uniq::register(conn)
+                .and_then(|()| crate::clock::register(conn))
                 .and_then(|()| crate::visit_map::register(conn))
                 .and_then(|()| crate::visit_collect::register(conn));
             ffi::duckdb_disconnect(&mut conn);

@@ -18,6 +18,7 @@ macro_rules! ts_param {
 
 mod aggregate;
 mod cache;
+mod clock;
 pub mod database;
 mod insight;
 mod matching;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         9,
         include_str!("../migrations/0009_event_visitor_numbers.sql"),
     ),
+    (10, include_str!("../migrations/0010_event_kinds.sql")),
 ];
 
 /// Data steps run after a migration's file, in the same transaction.
@@ -63,6 +65,7 @@ fn migration_data_step(conn: &Connection, version: u32) -> duckdb::Result<()> {
         4 => sink::migrate_to_v4(conn),
         7 => sink::number_stored_visitors(conn),
         9 => sink::number_stored_events(conn),
+        10 => sink::classify_stored_events(conn),
         _ => Ok(()),
     }
 }
@@ -272,6 +275,23 @@ fn total_memory(tags: &[(String, u64, u64)]) -> (u64, u64) {
 
 /// [`ts_param!`] as a constant.
 pub(crate) const TS_PARAM: &str = ts_param!();
+
+/// `events.kind` of a page view (migration 10): queries keep or drop events by kind, a
+/// number DuckDB compares cheaply, rather than by name.
+pub(crate) const KIND_PAGEVIEW: u8 = 0;
+/// `events.kind` of an engagement beacon.
+pub(crate) const KIND_ENGAGEMENT: u8 = 1;
+/// `events.kind` of a custom event.
+pub(crate) const KIND_CUSTOM: u8 = 2;
+
+/// The `events.kind` of an event named `name`.
+pub(crate) fn event_kind(name: &str) -> u8 {
+    match name {
+        footfall_core::event::PAGEVIEW => KIND_PAGEVIEW,
+        footfall_core::event::ENGAGEMENT => KIND_ENGAGEMENT,
+        _ => KIND_CUSTOM,
+    }
+}
 
 /// [`ts_param!`] for a time written into the SQL text (computed, never user input).
 pub(crate) fn ts_literal(us: i64) -> String {
@@ -915,7 +935,7 @@ fn migrate_up_to(conn: &Connection, last: u32) -> StoreResult<bool> {
 
 /// The last migration that rewrites the event tables' data (9: a column filled in),
 /// leaving the old blocks free in the file.
-const LAST_REWRITE: u32 = 9;
+const LAST_REWRITE: u32 = 10;
 
 /// Rewrites the database file without its free blocks: copies every table into a new
 /// file next to it, then renames that over the old one (an interrupted copy leaves the
@@ -1430,7 +1450,7 @@ mod tests {
     /// Migration 8 turns a version-7 store's time columns to milliseconds (sub-millisecond
     /// digits truncated), keeps every row, and compacts the file.
     #[test]
-    fn migration_8_keeps_times_to_the_millisecond() {
+    fn migrations_from_7_keep_times_number_and_classify_events() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("footfall.duckdb");
         {
@@ -1438,8 +1458,8 @@ mod tests {
             migrate_up_to(&conn, 7).expect("v7");
             conn.execute_batch(
                 "INSERT INTO events SELECT 1, make_timestamp(1710028800000000 + i * 1000999), \
-                 100 + i, false, 1 + i % 2, 'pageview', true, 'example.com', '/p' || i, '', 0, \
-                 NULL, NULL, NULL, false FROM range(6) t(i);
+                 100 + i, false, 1 + i % 2, ['pageview', 'engagement', 'Signup'][i % 3 + 1], \
+                 true, 'example.com', '/p' || i, '', 0, NULL, NULL, NULL, false FROM range(6) t(i);
                  INSERT INTO sessions BY NAME SELECT 1 AS site_id, s AS session_id, \
                  10 + s AS visitor_id, make_timestamp(1710028800000000 + (s - 1) * 1000999) \
                  AS session_start, make_timestamp(1710028800000000 + (s + 3) * 1000999) \
@@ -1492,6 +1512,17 @@ mod tests {
             )
             .expect("visit");
         assert_eq!(visit, (expected[1], expected[5]));
+        // Migration 9 numbers each event with its visit's visitor, 10 sets its kind.
+        let numbered: Vec<(u32, u8)> = conn
+            .prepare("SELECT visitor_no, kind FROM events ORDER BY event_id")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()
+            })
+            .expect("numbers and kinds");
+        let kinds = [KIND_PAGEVIEW, KIND_ENGAGEMENT, KIND_CUSTOM];
+        let want: Vec<(u32, u8)> = (0..6).map(|i| (i % 2, kinds[i as usize % 3])).collect();
+        assert_eq!(numbered, want);
         let mut leftover = path.as_os_str().to_owned();
         leftover.push(".compact");
         assert!(!std::path::Path::new(&leftover).exists());

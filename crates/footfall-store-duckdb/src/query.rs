@@ -11,9 +11,9 @@
 
 use crate::matching::SharedSets;
 use crate::uniq::NAME as UNIQ;
+use crate::{KIND_CUSTOM, KIND_ENGAGEMENT, KIND_PAGEVIEW};
 use crate::{TS_PARAM, ts_literal};
 use duckdb::types::Value as DbValue;
-use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
 use footfall_core::query::{
     Dimension, EmptyValue, Filter, FilterOp, GoalKind, Leaf, Metric, OrderTarget, Query,
     QueryOutput, ResultRow, SiteContext, TimeGranularity, VisitAttr, bucket_label_format,
@@ -264,20 +264,17 @@ impl<'a> Builder<'a> {
         self.bind_ts(sql, self.end_us);
     }
 
-    /// `col` shifted to site-local time. Offsets and transition instants are computed
-    /// integers (not user input), so they are written into the text.
-    fn local_time(&self, col: &str) -> String {
+    /// The site's UTC offset in seconds at time `col`, as SQL (a number, or a `CASE` over
+    /// the range's offset changes). Offsets and transition instants are computed integers
+    /// (not user input), so they are written into the text.
+    fn local_offset(&self, col: &str) -> String {
         let segs = offset_segments(
             self.q.timezone,
             self.q.range.start_utc,
             self.q.range.end_utc,
         );
         if let [(_, off)] = segs.as_slice() {
-            return if *off == 0 {
-                col.to_string()
-            } else {
-                format!("({col} + to_seconds({off}))")
-            };
+            return off.to_string();
         }
         let mut case = String::from("CASE");
         for w in segs.windows(2) {
@@ -289,7 +286,15 @@ impl<'a> Builder<'a> {
         }
         let last = segs.last().map(|s| s.1).unwrap_or(0);
         case.push_str(&format!(" ELSE {last} END"));
-        format!("({col} + to_seconds({case}))")
+        case
+    }
+
+    /// `col` shifted to site-local time.
+    fn local_time(&self, col: &str) -> String {
+        match self.local_offset(col).as_str() {
+            "0" => col.to_string(),
+            off => format!("({col} + to_seconds({off}))"),
+        }
     }
 
     fn time_bucket(&self, g: TimeGranularity, col: &str) -> String {
@@ -302,10 +307,10 @@ impl<'a> Builder<'a> {
         };
         // Grouped as timestamps (days as dates); formatted as labels only in `final` (per
         // group, not per row: formatting 3M rows cost half of a 30-day timeseries at 10M
-        // events). A cast to DATE costs a third of `date_trunc('day', ...)` (10M events,
-        // 30 days: grouping ~900k visits by day 3.6 against 8.8 ms, Python duckdb).
+        // events). Days are `ff_day` (`clock.rs`): a cast to DATE cost a third of
+        // `date_trunc('day', ...)`, and `ff_day` a fraction of the cast.
         if g == TimeGranularity::Day {
-            return format!("CAST({} AS DATE)", self.local_time(col));
+            return format!("{}({col}, {})", crate::clock::DAY, self.local_offset(col));
         }
         let bucket = format!("date_trunc('{unit}', {})", self.local_time(col));
         if g != TimeGranularity::Week {
@@ -521,7 +526,7 @@ impl<'a> Builder<'a> {
         let page = |pattern: &str| {
             let mut s = Sql::default();
             s.push(&format!(
-                "(e.name = '{PAGEVIEW}' AND regexp_full_match(e.pathname, "
+                "(e.kind = {KIND_PAGEVIEW} AND regexp_full_match(e.pathname, "
             ))
             .bind_str(&wildcard_to_regex(pattern))
             .push("))");
@@ -537,7 +542,7 @@ impl<'a> Builder<'a> {
                 }
                 let mut s = Sql::default();
                 s.push(&format!(
-                    "(e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') AND contains({}, {}",
+                    "(e.kind = {KIND_CUSTOM} AND contains({}, {}",
                     if cs { "e.name" } else { "lower(e.name)" },
                     if cs { "" } else { "lower(" }
                 ))
@@ -554,7 +559,7 @@ impl<'a> Builder<'a> {
                     let name = other.map(|g| g.pattern.as_str()).unwrap_or(v);
                     let mut s = Sql::default();
                     s.push(&format!(
-                        "(e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') AND {} = {}",
+                        "(e.kind = {KIND_CUSTOM} AND {} = {}",
                         if cs { "e.name" } else { "lower(e.name)" },
                         if cs { "" } else { "lower(" }
                     ))
@@ -578,7 +583,7 @@ impl<'a> Builder<'a> {
             .push(" AND e.ts < ");
         self.bind_ts(&mut sql, self.end_us);
         sql.push(&format!(
-            " AND e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') \
+            " AND e.kind = {KIND_CUSTOM} \
                  AND e.revenue_amount IS NOT NULL AND e.revenue_currency IS NOT NULL"
         ));
         for l in self.q.filters.iter().filter_map(Filter::as_leaf) {
@@ -647,11 +652,11 @@ impl<'a> Builder<'a> {
     /// every configured page goal its pathname matches.
     fn goal_list(&self, sql: &mut Sql) {
         sql.push(&format!(
-            "[CASE WHEN e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') THEN e.name END"
+            "[CASE WHEN e.kind = {KIND_CUSTOM} THEN e.name END"
         ));
         for g in self.site.goals.iter().filter(|g| g.kind == GoalKind::Page) {
             sql.push(&format!(
-                ", CASE WHEN e.name = '{PAGEVIEW}' AND regexp_full_match(e.pathname, "
+                ", CASE WHEN e.kind = {KIND_PAGEVIEW} AND regexp_full_match(e.pathname, "
             ))
             .bind_str(&wildcard_to_regex(&g.pattern))
             .push(") THEN ")
@@ -680,8 +685,8 @@ impl<'a> Builder<'a> {
         }
         sql.push(&format!(
             "exits AS (SELECT session_id, \
-             COALESCE(arg_max(pathname, (ts, event_id)) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(pathname, (ts, event_id))) AS exit_page, \
-             COALESCE(arg_max(hostname, (ts, event_id)) FILTER (WHERE name = '{PAGEVIEW}'), arg_max(hostname, (ts, event_id))) AS exit_hostname \
+             COALESCE(arg_max(pathname, (ts, event_id)) FILTER (WHERE kind = {KIND_PAGEVIEW}), arg_max(pathname, (ts, event_id))) AS exit_page, \
+             COALESCE(arg_max(hostname, (ts, event_id)) FILTER (WHERE kind = {KIND_PAGEVIEW}), arg_max(hostname, (ts, event_id))) AS exit_hostname \
              FROM events WHERE site_id = "
         ));
         self.bind_site(sql);
@@ -721,13 +726,11 @@ impl<'a> Builder<'a> {
             filters
         };
         sql.push(&format!(
-            "{name} AS (SELECT e.session_id, e.ts, e.name, \
+            "{name} AS (SELECT e.session_id, e.ts, e.name, e.kind, \
              e.interactive, e.pathname, e.hostname, e.engagement_ms, e.scroll_depth, {}",
             if self.needs_revenue() {
                 // Revenue of custom events only (the goals revenue belongs to).
-                format!(
-                    "CASE WHEN e.name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') THEN e.revenue_amount END AS rev, "
-                )
+                format!("CASE WHEN e.kind = {KIND_CUSTOM} THEN e.revenue_amount END AS rev, ")
             } else {
                 String::new()
             },
@@ -759,8 +762,9 @@ impl<'a> Builder<'a> {
         if gap {
             // Seconds to the session's next page view (legacy time on page).
             sql.push(&format!(
-                ", CASE WHEN e.name = '{PAGEVIEW}' THEN (epoch_us(lead(e.ts) OVER \
-                 (PARTITION BY e.session_id, e.name = '{PAGEVIEW}' ORDER BY e.ts)) - epoch_us(e.ts)) / 1e6 END AS gap"
+                ", CASE WHEN e.kind = {KIND_PAGEVIEW} THEN ({ms}(lead(e.ts) OVER \
+                 (PARTITION BY e.session_id, e.kind = {KIND_PAGEVIEW} ORDER BY e.ts)) - {ms}(e.ts)) / 1e3 END AS gap",
+                ms = crate::clock::MS
             ));
         }
         sql.push(" FROM events e");
@@ -971,7 +975,7 @@ impl<'a> Builder<'a> {
         sql.push(" AND session_id IN (SELECT session_id FROM sessions WHERE site_id = ");
         self.bind_site(sql);
         self.visits_open_at_start(sql, "");
-        sql.push(&format!(") AND name <> '{ENGAGEMENT}') AND "));
+        sql.push(&format!(") AND kind <> {KIND_ENGAGEMENT}) AND "));
         self.filters_cond(&self.q.filters, sql);
         sql.push(")");
         self.over_sessions.set(false);
@@ -1044,7 +1048,7 @@ impl<'a> Builder<'a> {
     /// have one of `spans` (their other hits come from their `sessions` row).
     fn visit_hits_branch(&self, sql: &mut Sql, spans: &[VisitSpan]) {
         sql.push(&format!(
-            " UNION ALL SELECT v.visitor_no, CAST(e.name = '{PAGEVIEW}' AS INTEGER) AS pv"
+            " UNION ALL SELECT v.visitor_no, CAST(e.kind = {KIND_PAGEVIEW} AS INTEGER) AS pv"
         ));
         for (i, d) in self.dims().iter().enumerate() {
             sql.push(&format!(", {} AS d{i}", self.dim_expr(d, Window::Events)));
@@ -1085,7 +1089,7 @@ impl<'a> Builder<'a> {
         sql.push(" WHERE e.site_id = ");
         self.bind_site(sql);
         self.in_range(sql, "e.ts");
-        sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
+        sql.push(&format!(" AND e.kind <> {KIND_ENGAGEMENT} AND "));
         self.filters_cond(&self.q.filters, sql);
     }
 
@@ -1147,7 +1151,7 @@ impl<'a> Builder<'a> {
             sql.push(" WHERE e.site_id = ");
             self.bind_site(sql);
             self.in_range(sql, "e.ts");
-            sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
+            sql.push(&format!(" AND e.kind <> {KIND_ENGAGEMENT} AND "));
             self.filters_cond(&on_events, sql);
         }
         sql.push(") m");
@@ -1218,7 +1222,7 @@ impl<'a> Builder<'a> {
         sql.push(") AS in_range, CAST(count(*) FILTER (WHERE e.ts < ");
         end(sql);
         sql.push(&format!(
-            " AND e.name = '{PAGEVIEW}') AS UINTEGER) AS pv, CAST(count(*) FILTER (WHERE e.ts < "
+            " AND e.kind = {KIND_PAGEVIEW}) AS UINTEGER) AS pv, CAST(count(*) FILTER (WHERE e.ts < "
         ));
         end(sql);
         sql.push(") AS UINTEGER) AS n FROM events e");
@@ -1357,7 +1361,7 @@ impl<'a> Builder<'a> {
         self.bind_ts(sql, self.end_us);
         sql.push(", e.ts < ");
         self.bind_ts(sql, self.end_us);
-        sql.push(&format!(" AND e.name = '{PAGEVIEW}') FROM events e"));
+        sql.push(&format!(" AND e.kind = {KIND_PAGEVIEW}) FROM events e"));
         self.hits_from_start(sql, &on_events);
     }
 
@@ -1424,7 +1428,7 @@ impl<'a> Builder<'a> {
         self.bind_site(sql);
         sql.push(" AND e.ts >= ");
         self.bind_ts(sql, self.start_us);
-        sql.push(&format!(" AND e.name <> '{ENGAGEMENT}' AND "));
+        sql.push(&format!(" AND e.kind <> {KIND_ENGAGEMENT} AND "));
         self.filters_cond(filters, sql);
     }
 
@@ -1551,10 +1555,11 @@ impl<'a> Builder<'a> {
         rows_where(sql);
         self.entry_cond(sql);
         sql.push(&format!(
-            ") AS s_bounce_base, avg((epoch_us({last}) - epoch_us({first})) / 1e6)"
+            ") AS s_bounce_base, avg({ms}({last}) - {ms}({first}))",
+            ms = crate::clock::MS
         ));
         only_rows(sql);
-        sql.push(" AS s_dur");
+        sql.push(" / 1e3 AS s_dur");
     }
 
     /// Condition on `sess` for bounce rate: with `event:page` filters, visits that
@@ -1693,7 +1698,7 @@ impl<'a> Builder<'a> {
                 ));
             } else {
                 s.push(&format!(
-                    "tot AS (SELECT {UNIQ}(visitor_no) AS n FROM r_ev WHERE m AND name <> '{ENGAGEMENT}')"
+                    "tot AS (SELECT {UNIQ}(visitor_no) AS n FROM r_ev WHERE m AND kind <> {KIND_ENGAGEMENT})"
                 ));
             }
             ctes.push(s);
@@ -1724,8 +1729,8 @@ impl<'a> Builder<'a> {
                         format!("FULL OUTER JOIN ev_c USING ({dc})")
                     };
                     s.push(&format!(
-                        ", ev_c AS (SELECT {dsel}count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, \
-                         count(*) AS events{rev} FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb}), \
+                        ", ev_c AS (SELECT {dsel}count(*) FILTER (WHERE kind = {KIND_PAGEVIEW}) AS pageviews, \
+                         count(*) AS events{rev} FROM {src} WHERE m AND kind <> {KIND_ENGAGEMENT}{excl}{gb}), \
                          ev AS (SELECT * FROM ev_v {join})"
                     ));
                 } else {
@@ -1737,22 +1742,22 @@ impl<'a> Builder<'a> {
                 let mut s = Sql::default();
                 s.push(&format!(
                     "ev AS (SELECT {dsel}{UNIQ}(visitor_no) AS visitors, \
-                     count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pageviews, count(*) AS events{rev} \
-                     FROM {src} WHERE m AND name <> '{ENGAGEMENT}'{excl}{gb})"
+                     count(*) FILTER (WHERE kind = {KIND_PAGEVIEW}) AS pageviews, count(*) AS events{rev} \
+                     FROM {src} WHERE m AND kind <> {KIND_ENGAGEMENT}{excl}{gb})"
                 ));
                 ctes.push(s);
                 parts.push("ev");
             }
             if self.needs_engagement() {
                 let gap = if self.legacy_gaps {
-                    format!("avg(gap) FILTER (WHERE name = '{PAGEVIEW}')")
+                    format!("avg(gap) FILTER (WHERE kind = {KIND_PAGEVIEW})")
                 } else {
                     "CAST(NULL AS DOUBLE)".to_string()
                 };
                 let mut s = Sql::default();
                 s.push(&format!(
-                    "eng AS (SELECT {dsel}sum(engagement_ms) FILTER (WHERE name = '{ENGAGEMENT}') AS eng_ms, \
-                     count(DISTINCT session_id) FILTER (WHERE name = '{ENGAGEMENT}' AND engagement_ms > 0) AS eng_sessions, \
+                    "eng AS (SELECT {dsel}sum(engagement_ms) FILTER (WHERE kind = {KIND_ENGAGEMENT}) AS eng_ms, \
+                     count(DISTINCT session_id) FILTER (WHERE kind = {KIND_ENGAGEMENT} AND engagement_ms > 0) AS eng_sessions, \
                      {gap} AS gap_avg \
                      FROM {src} WHERE m{excl}{gb})"
                 ));
@@ -1763,7 +1768,7 @@ impl<'a> Builder<'a> {
                 let mut s = Sql::default();
                 s.push(&format!(
                     "sd AS (SELECT {dsel}avg(max_sd) AS sd FROM (SELECT {dsel}session_id, max(scroll_depth) AS max_sd \
-                     FROM {src} WHERE m AND name = '{ENGAGEMENT}' AND scroll_depth IS NOT NULL AND scroll_depth <= 100{excl} \
+                     FROM {src} WHERE m AND kind = {KIND_ENGAGEMENT} AND scroll_depth IS NOT NULL AND scroll_depth <= 100{excl} \
                      GROUP BY {dsel}session_id){gb})"
                 ));
                 ctes.push(s);
@@ -1775,7 +1780,7 @@ impl<'a> Builder<'a> {
             let mut s = Sql::default();
             self.rows_cte(&mut s, "r_tot", Window::Events, &stripped, false, true);
             s.push(&format!(
-                ", tot_c AS (SELECT {UNIQ}(visitor_no) AS n FROM r_tot WHERE m AND name <> '{ENGAGEMENT}')"
+                ", tot_c AS (SELECT {UNIQ}(visitor_no) AS n FROM r_tot WHERE m AND kind <> {KIND_ENGAGEMENT})"
             ));
             if self.has_metric(|m| m == Metric::GroupConversionRate) {
                 // The denominator per group of the other (non-goal) keys.
@@ -1787,7 +1792,7 @@ impl<'a> Builder<'a> {
                 };
                 s.push(&format!(
                     ", tot_g AS (SELECT {ksel}{UNIQ}(visitor_no) AS group_n FROM r_tot \
-                     WHERE m AND name <> '{ENGAGEMENT}'{}{kgb})",
+                     WHERE m AND kind <> {KIND_ENGAGEMENT}{}{kgb})",
                     self.exclude_empty()
                 ));
             }
@@ -1824,8 +1829,8 @@ impl<'a> Builder<'a> {
                 // of a page are those of the visits that entered on it).
                 s.push(&format!(
                     ", sess AS (SELECT session_id, min(ts) AS first_ts, max(ts) AS last_ts, \
-                     count(*) FILTER (WHERE name = '{PAGEVIEW}') AS pv, \
-                     count(*) FILTER (WHERE name NOT IN ('{PAGEVIEW}', '{ENGAGEMENT}') AND interactive) AS inter, \
+                     count(*) FILTER (WHERE kind = {KIND_PAGEVIEW}) AS pv, \
+                     count(*) FILTER (WHERE kind = {KIND_CUSTOM} AND interactive) AS inter, \
                      any_value(entry_page) AS entry_page"
                 ));
                 for (i, d) in self.dims().iter().enumerate() {
@@ -1843,7 +1848,7 @@ impl<'a> Builder<'a> {
                 // engagement beacon), and skipping the HAVING saves ~13 % at 10M events.
                 if !self.q.filters.is_empty() {
                     s.push(&format!(
-                        " HAVING count(*) FILTER (WHERE m AND name <> '{ENGAGEMENT}') > 0"
+                        " HAVING count(*) FILTER (WHERE m AND kind <> {KIND_ENGAGEMENT}) > 0"
                     ));
                 }
                 s.push(")");
@@ -1858,7 +1863,7 @@ impl<'a> Builder<'a> {
                 // ended is not a row), as for event metrics.
                 s.push(&format!(
                     ", vk AS (SELECT {dsel}count(DISTINCT session_id) AS visits FROM {src} \
-                     WHERE m AND name <> '{ENGAGEMENT}'{excl}"
+                     WHERE m AND kind <> {KIND_ENGAGEMENT}{excl}"
                 ));
                 self.in_range(&mut s, "ts");
                 s.push(&format!("{gb})"));
@@ -2390,6 +2395,7 @@ mod tests {
         crate::sink::number_staged_visitors(conn, 0).expect("visitor numbers");
         crate::sink::refresh_touched_sessions(conn, 0).expect("session rollup");
         crate::sink::number_stored_events(conn).expect("event visitor numbers");
+        crate::sink::classify_stored_events(conn).expect("event kinds");
     }
 
     fn insert(conn: &duckdb::Connection, site: u32, s: &Sess, evs: &[Ev]) {

@@ -39,7 +39,7 @@ fn timestamps<T>(rows: &[T], f: impl Fn(&T) -> Option<i64>) -> ArrayRef {
     ))
 }
 
-/// The `events` columns (0004, 0009) as Arrow arrays, in the table's order: each event
+/// The `events` columns (0004, 0009, 0010) as Arrow arrays, in the table's order: each event
 /// with its visit's visitor number (`visitor_numbers`).
 fn events_record_batch(rows: &[(&Event, u32)]) -> duckdb::Result<RecordBatch> {
     let strings = |f: fn(&Event) -> &str| -> ArrayRef {
@@ -75,6 +75,9 @@ fn events_record_batch(rows: &[(&Event, u32)]) -> duckdb::Result<RecordBatch> {
         )),
         bools(|e| !e.props.is_empty()),
         u32s(rows, |(_, visitor_no)| *visitor_no),
+        Arc::new(UInt8Array::from_iter_values(
+            rows.iter().map(|(e, _)| crate::event_kind(&e.name)),
+        )),
     ];
     record_batch(columns)
 }
@@ -281,6 +284,22 @@ pub(crate) fn number_stored_events(conn: &Connection) -> duckdb::Result<()> {
     conn.execute(
         "UPDATE events SET visitor_no = s.visitor_no FROM sessions s \
          WHERE s.site_id = events.site_id AND s.session_id = events.session_id",
+        [],
+    )
+    .map(|_| ())
+}
+
+/// Sets every stored event's kind from its name (`crate::event_kind`): the data step of
+/// migration 10, which added the column, and of test fixtures that insert events with
+/// SQL. The store writer appends each event with its kind.
+pub(crate) fn classify_stored_events(conn: &Connection) -> duckdb::Result<()> {
+    use crate::{KIND_CUSTOM, KIND_ENGAGEMENT, KIND_PAGEVIEW};
+    use footfall_core::event::{ENGAGEMENT, PAGEVIEW};
+    conn.execute(
+        &format!(
+            "UPDATE events SET kind = CASE name WHEN '{PAGEVIEW}' THEN {KIND_PAGEVIEW} \
+             WHEN '{ENGAGEMENT}' THEN {KIND_ENGAGEMENT} ELSE {KIND_CUSTOM} END"
+        ),
         [],
     )
     .map(|_| ())

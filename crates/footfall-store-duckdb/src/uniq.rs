@@ -16,73 +16,39 @@ use duckdb::ffi;
 /// The SQL name of the aggregate.
 pub const NAME: &str = "ff_uniq";
 
-/// Distinct dense numbers (a site's visitor numbers), exact at any size: a sorted list
-/// of the numbers while few of the range are counted, a bitmap over `0..=max` once the
-/// list would take half the bitmap's memory (setting a bit is cheaper than keeping the
-/// list: `examples/uniq_probe`, the page breakdown 120-123 -> 110-111 ms against
-/// switching at the bitmap's size). New numbers are appended to a short
-/// unsorted buffer, sorted and merged into the list when it fills: appends stay in the
-/// caches where a hash set of the numbers missed them on most inserts with ~200 groups
-/// of thousands of visitors (a page breakdown at 10M events spent ~40 % of its time in
-/// the hash set's inserts and growth). A bitmap sets one bit per row, in a block of
-/// memory the size of the site's visitor count / 8.
+/// Distinct dense numbers (a site's visitor numbers), exact at any size: a list of the
+/// numbers counted while it is shorter than the bitmap over `0..=max` is large, that
+/// bitmap after. The list takes numbers as they come, repeats too (an append stays in the
+/// caches where a hash set of the numbers missed them on most inserts), and is sorted
+/// and de-duplicated only when the count is asked. Either form takes at most 4 bytes per
+/// number counted. Kept sorted and distinct as it grew (a 4,096-number buffer merged into
+/// it, dense at half the bitmap), the list cost ~15 % of a 30-day `visit:source` breakdown
+/// at 10M events in sorts and merges (BENCHMARKS, twenty-sixth session). A bitmap sets
+/// one bit per row, in a block of memory the size of the site's visitor count / 8.
 #[derive(Clone, Debug, Default)]
 pub struct NumberSet {
-    /// Distinct numbers, ascending, while sparse.
-    sorted: Vec<u32>,
-    /// Numbers counted since `sorted` was last merged (any order, repeats), while sparse.
-    pending: Vec<u32>,
+    /// Numbers counted while sparse, in any order, with repeats (sorted and distinct
+    /// after `count`).
+    list: Vec<u32>,
     /// The largest number counted while sparse.
     max: u32,
     /// Bit `n % 64` of word `n / 64` is set when `n` was counted; empty while sparse.
     bits: Vec<u64>,
-    /// How many bits are set.
-    dense: u64,
 }
-
-/// Numbers buffered before a merge into the sorted list (16 KB: sorted in the caches).
-const PENDING: usize = 4096;
 
 impl NumberSet {
     /// Counts `n`.
     #[inline]
     pub fn insert(&mut self, n: u32) {
         if self.bits.is_empty() {
-            self.pending.push(n);
+            self.list.push(n);
             self.max = self.max.max(n);
-            if self.pending.len() >= PENDING {
-                self.merge_pending();
+            // As many bytes in the list as in the bitmap.
+            if self.list.len() >= 128 + (self.max as usize >> 5) {
+                self.make_dense();
             }
         } else {
             self.set_bit(n);
-        }
-    }
-
-    /// Sorts the buffered numbers into `sorted`, then turns dense when the list would
-    /// take half the bitmap's memory (4 bytes a number against max / 8 bytes).
-    fn merge_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        sort_numbers(&mut self.pending, self.max);
-        self.pending.dedup();
-        if self.sorted.is_empty() {
-            std::mem::swap(&mut self.sorted, &mut self.pending);
-        } else {
-            let mut merged = Vec::with_capacity(self.sorted.len() + self.pending.len());
-            let (mut i, mut j) = (0, 0);
-            while let (Some(&a), Some(&b)) = (self.sorted.get(i), self.pending.get(j)) {
-                merged.push(a.min(b));
-                i += usize::from(a <= b);
-                j += usize::from(b <= a);
-            }
-            merged.extend_from_slice(self.sorted.get(i..).unwrap_or_default());
-            merged.extend_from_slice(self.pending.get(j..).unwrap_or_default());
-            self.sorted = merged;
-        }
-        self.pending.clear();
-        if self.sorted.len() > 64 + self.max as usize / 64 {
-            self.make_dense();
         }
     }
 
@@ -92,18 +58,12 @@ impl NumberSet {
         if word >= self.bits.len() {
             self.bits.resize(word + 1, 0);
         }
-        let mask = 1u64 << (n & 63);
-        self.dense += u64::from(self.bits[word] & mask == 0);
-        self.bits[word] |= mask;
+        self.bits[word] |= 1u64 << (n & 63);
     }
 
     fn make_dense(&mut self) {
         self.bits = vec![0; (self.max >> 6) as usize + 1];
-        let (sorted, pending) = (
-            std::mem::take(&mut self.sorted),
-            std::mem::take(&mut self.pending),
-        );
-        for n in sorted.into_iter().chain(pending) {
+        for n in std::mem::take(&mut self.list) {
             self.set_bit(n);
         }
     }
@@ -111,7 +71,7 @@ impl NumberSet {
     /// Adds everything `other` counted.
     pub fn merge(&mut self, other: &NumberSet) {
         if other.bits.is_empty() {
-            for &n in other.sorted.iter().chain(&other.pending) {
+            for &n in &other.list {
                 self.insert(n);
             }
             return;
@@ -125,35 +85,33 @@ impl NumberSet {
         for (word, &theirs) in self.bits.iter_mut().zip(&other.bits) {
             *word |= theirs;
         }
-        self.dense = self.bits.iter().map(|w| u64::from(w.count_ones())).sum();
     }
 
     /// The count (exact).
     pub fn count(&mut self) -> u64 {
         if self.bits.is_empty() {
-            self.merge_pending();
-        }
-        if self.bits.is_empty() {
-            self.sorted.len() as u64
+            sort_numbers(&mut self.list, self.max);
+            self.list.dedup();
+            self.list.len() as u64
         } else {
-            self.dense
+            self.bits.iter().map(|w| u64::from(w.count_ones())).sum()
         }
     }
 
-    /// Numbers held (the count, give or take repeats not yet merged): which of two sets
-    /// to merge into the other.
+    /// Numbers held (the count, give or take repeats, or the bitmap's size): which of two
+    /// sets to merge into the other.
     fn held(&self) -> u64 {
         if self.bits.is_empty() {
-            (self.sorted.len() + self.pending.len()) as u64
+            self.list.len() as u64
         } else {
-            self.dense
+            64 * self.bits.len() as u64
         }
     }
 }
 
 /// Sorts `numbers` (all at most `max`): a least-significant-digit radix sort in 11-bit
-/// digits, as many as `max` has (two for up to 4M visitors), for a full buffer; the
-/// comparison sort for a short one. A full buffer's sort was ~11 % of the 10M page
+/// digits, as many as `max` has (two for up to 4M visitors), for a long list; the
+/// comparison sort for a short one. A 4,096-number sort was ~11 % of the 10M page
 /// breakdown under `perf` with the comparison sort.
 fn sort_numbers(numbers: &mut Vec<u32>, max: u32) {
     const DIGIT: u32 = 11;
@@ -345,6 +303,9 @@ mod tests {
         }
         assert!(sparse.bits.is_empty());
         assert_eq!(sparse.count(), 3);
+        sparse.insert(77);
+        sparse.insert(6);
+        assert_eq!(sparse.count(), 4, "counted again after more numbers");
         let dense_a = a.count();
         a.merge(&b);
         assert_eq!(a.count(), truth.len() as u64);
