@@ -1,8 +1,9 @@
-//! `ff_collect_visits(UBIGINT handle, UBIGINT session_id, BOOLEAN in_range, BOOLEAN
-//! pageview_in_range) -> BIGINT`: collects the session ids (and whether the row is in
-//! range, and a page view in range) of the rows it aggregates under `handle`, for Rust to
-//! take with [`take`] after the statement: how a dashboard load's matching visits are
-//! found (`query::matching_visits`, `visit_map.rs`).
+//! `ff_collect_visits(UBIGINT handle, UBIGINT session_id, UINTEGER visitor_no, BOOLEAN
+//! in_range, BOOLEAN pageview_in_range) -> BIGINT`: collects the session ids (and the
+//! visitor number, whether the row is in range, and a page view in range) of the rows it
+//! aggregates under `handle`, for Rust to take with [`take`] after the statement: how a
+//! dashboard load's matching visits are found (`query::matching_visit_map`,
+//! `visit_map.rs`).
 //!
 //! Why: the visits of the range's matching events were found with `GROUP BY session_id`
 //! into a table: DuckDB's hash aggregate of ~533k events into ~350k visits and the
@@ -20,9 +21,9 @@ use parking_lot::Mutex;
 /// The SQL name of the aggregate.
 pub const NAME: &str = "ff_collect_visits";
 
-/// One collected row: session id, whether it is in range, whether it is a page view in
-/// range.
-pub type Row = (u64, bool, bool);
+/// One collected row: session id, visitor number, whether it is in range, whether it is
+/// a page view in range.
+pub type Row = (u64, u32, bool, bool);
 
 /// An aggregate state: the handle and the rows of one thread (or of merged threads).
 #[derive(Default)]
@@ -46,16 +47,18 @@ unsafe extern "C" fn update(
     input: ffi::duckdb_data_chunk,
     states: *mut ffi::duckdb_aggregate_state,
 ) {
-    // SAFETY: UBIGINT, UBIGINT, BOOLEAN and BOOLEAN columns flattened by DuckDB's C API
-    // (NOT NULL: a bound handle, `events.session_id` and comparisons of `events.ts` and
-    // `events.name`), one state per row, initialised by `state_init`.
+    // SAFETY: UBIGINT, UBIGINT, UINTEGER, BOOLEAN and BOOLEAN columns flattened by
+    // DuckDB's C API (NOT NULL: a bound handle, `events.session_id`, `events.visitor_no`
+    // and comparisons of `events.ts` and `events.kind`), one state per row, initialised
+    // by `state_init`.
     unsafe {
         let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
         let column = |i| ffi::duckdb_vector_get_data(ffi::duckdb_data_chunk_get_vector(input, i));
         let handles = column(0) as *const u64;
         let ids = column(1) as *const u64;
-        let in_range = column(2) as *const bool;
-        let pageview = column(3) as *const bool;
+        let numbers = column(2) as *const u32;
+        let in_range = column(3) as *const bool;
+        let pageview = column(4) as *const bool;
         for row in 0..rows {
             let slot = *states.add(row) as *mut State;
             if (*slot).is_null() {
@@ -64,9 +67,12 @@ unsafe extern "C" fn update(
                     rows: Vec::new(),
                 }));
             }
-            (**slot)
-                .rows
-                .push((*ids.add(row), *in_range.add(row), *pageview.add(row)));
+            (**slot).rows.push((
+                *ids.add(row),
+                *numbers.add(row),
+                *in_range.add(row),
+                *pageview.add(row),
+            ));
         }
     }
 }
@@ -128,6 +134,7 @@ pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
             &[
                 ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
                 ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT,
+                ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER,
                 ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
                 ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
             ],

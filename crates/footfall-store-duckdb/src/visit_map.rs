@@ -190,7 +190,7 @@ impl VisitMap {
     /// `ff_matching_pageviews` answer.
     pub fn with_hits(mut self, rows: &[crate::visit_collect::Row]) -> VisitMap {
         let mut hint = 0;
-        for &(id, in_range, pageview) in rows {
+        for &(id, _, in_range, pageview) in rows {
             if in_range && self.contains(id, &mut hint) {
                 self.hits += 1;
                 self.pageviews += u64::from(pageview);
@@ -501,11 +501,11 @@ mod tests {
     fn counts_the_hits_in_range_of_its_visits() {
         let map = VisitMap::from_visits(&[(10, 1, true), (11, 2, false)]);
         let hits = [
-            (10, true, true),
-            (10, true, false),
-            (10, false, true),
-            (11, false, true),
-            (12, true, true),
+            (10, 1, true, true),
+            (10, 1, true, false),
+            (10, 1, false, true),
+            (11, 2, false, true),
+            (12, 3, true, true),
         ];
         let map = map.with_hits(&hits);
         assert_eq!((map.hits, map.pageviews), (2, 1));
