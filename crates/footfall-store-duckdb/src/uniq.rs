@@ -162,19 +162,19 @@ unsafe extern "C" fn update(
     input: ffi::duckdb_data_chunk,
     states: *mut ffi::duckdb_aggregate_state,
 ) {
-    // SAFETY: one UINTEGER column, flattened by DuckDB's C API, and one state per row.
+    // SAFETY: one UINTEGER column, flattened by DuckDB's C API, and one state per row
+    // (a null validity mask: every row valid; else bit `row % 64` of word `row / 64`).
     unsafe {
         let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
         let vector = ffi::duckdb_data_chunk_get_vector(input, 0);
         let ids = ffi::duckdb_vector_get_data(vector) as *const u32;
-        let validity = ffi::duckdb_vector_get_validity(vector);
+        let validity = ffi::duckdb_vector_get_validity(vector) as *const u64;
+        let valid =
+            |row: usize| validity.is_null() || *validity.add(row / 64) >> (row % 64) & 1 == 1;
         for row in 0..rows {
-            if !validity.is_null()
-                && !ffi::duckdb_validity_row_is_valid(validity, row as ffi::idx_t)
-            {
-                continue;
+            if valid(row) {
+                crate::aggregate::value_of::<NumberSet>(*states.add(row)).insert(*ids.add(row));
             }
-            crate::aggregate::value_of::<NumberSet>(*states.add(row)).insert(*ids.add(row));
         }
     }
 }
