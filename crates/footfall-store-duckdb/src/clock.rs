@@ -13,8 +13,6 @@
 //! `TIMESTAMP_MS` is already the millisecond count, so these are a copy and a division.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
-
 use duckdb::ffi;
 
 /// The SQL name of the millisecond count.
@@ -45,6 +43,24 @@ unsafe fn copy_nulls(input: ffi::duckdb_vector, output: ffi::duckdb_vector, rows
     }
 }
 
+/// Column `i` of a flattened chunk of `rows` rows as values of `T` (its physical type),
+/// with its vector for `copy_nulls`.
+///
+/// # Safety
+/// Column `i` exists, is flat, and holds `T`s.
+unsafe fn column<'a, T>(
+    input: ffi::duckdb_data_chunk,
+    i: ffi::idx_t,
+    rows: usize,
+) -> (&'a [T], ffi::duckdb_vector) {
+    // SAFETY: the caller's.
+    unsafe {
+        let vector = ffi::duckdb_data_chunk_get_vector(input, i);
+        let data = ffi::duckdb_vector_get_data(vector) as *const T;
+        (std::slice::from_raw_parts(data, rows), vector)
+    }
+}
+
 unsafe extern "C" fn ms(
     _info: ffi::duckdb_function_info,
     input: ffi::duckdb_data_chunk,
@@ -54,13 +70,11 @@ unsafe extern "C" fn ms(
     // a BIGINT output of the chunk's size.
     unsafe {
         let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
-        let times = ffi::duckdb_data_chunk_get_vector(input, 0);
-        let from =
-            std::slice::from_raw_parts(ffi::duckdb_vector_get_data(times) as *const i64, rows);
+        let (times, vector) = column::<i64>(input, 0, rows);
         let to =
             std::slice::from_raw_parts_mut(ffi::duckdb_vector_get_data(output) as *mut i64, rows);
-        to.copy_from_slice(from);
-        copy_nulls(times, output, rows);
+        to.copy_from_slice(times);
+        copy_nulls(vector, output, rows);
     }
 }
 
@@ -73,19 +87,16 @@ unsafe extern "C" fn day(
     // DATE output (days since the epoch, an i32 per row) of the chunk's size.
     unsafe {
         let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
-        let times = ffi::duckdb_data_chunk_get_vector(input, 0);
-        let offsets = ffi::duckdb_data_chunk_get_vector(input, 1);
-        let ts = std::slice::from_raw_parts(ffi::duckdb_vector_get_data(times) as *const i64, rows);
-        let off =
-            std::slice::from_raw_parts(ffi::duckdb_vector_get_data(offsets) as *const i32, rows);
+        let (times, time_vector) = column::<i64>(input, 0, rows);
+        let (offsets, offset_vector) = column::<i32>(input, 1, rows);
         let to =
             std::slice::from_raw_parts_mut(ffi::duckdb_vector_get_data(output) as *mut i32, rows);
-        for ((to, &ms), &off) in to.iter_mut().zip(ts).zip(off) {
+        for ((to, &ms), &off) in to.iter_mut().zip(times).zip(offsets) {
             let local = ms.saturating_add(i64::from(off) * 1000);
             *to = i32::try_from(local.div_euclid(MS_PER_DAY)).unwrap_or(i32::MAX);
         }
-        copy_nulls(times, output, rows);
-        copy_nulls(offsets, output, rows);
+        copy_nulls(time_vector, output, rows);
+        copy_nulls(offset_vector, output, rows);
     }
 }
 
@@ -105,26 +116,9 @@ pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
         (DAY, &[TIMESTAMP_MS, INTEGER], DATE, Some(day)),
     ];
     for (name, parameters, returns, body) in functions {
-        let c_name = CString::new(name).map_err(|e| e.to_string())?;
-        // SAFETY: `conn` is open (the caller's promise); every object made is destroyed.
-        unsafe {
-            let mut function = ffi::duckdb_create_scalar_function();
-            ffi::duckdb_scalar_function_set_name(function, c_name.as_ptr());
-            for &parameter in parameters {
-                let mut t = ffi::duckdb_create_logical_type(parameter);
-                ffi::duckdb_scalar_function_add_parameter(function, t);
-                ffi::duckdb_destroy_logical_type(&mut t);
-            }
-            let mut return_type = ffi::duckdb_create_logical_type(returns);
-            ffi::duckdb_scalar_function_set_return_type(function, return_type);
-            ffi::duckdb_destroy_logical_type(&mut return_type);
-            ffi::duckdb_scalar_function_set_function(function, body);
-            let state = ffi::duckdb_register_scalar_function(conn, function);
-            ffi::duckdb_destroy_scalar_function(&mut function);
-            if state != ffi::duckdb_state_DuckDBSuccess {
-                return Err(format!("cannot register the {name} function"));
-            }
-        }
+        // SAFETY: `conn` is open (the caller's promise); the bodies read and write the
+        // types declared with them.
+        unsafe { crate::database::register_scalar(conn, name, parameters, returns, body)? };
     }
     Ok(())
 }

@@ -117,3 +117,40 @@ impl Drop for Database {
         unsafe { ffi::duckdb_close(&mut self.raw) }
     }
 }
+
+/// Registers the scalar function `name(parameters) -> returns` with `body` in the database
+/// `conn` belongs to (DuckDB's system catalog: every connection to the database sees it).
+///
+/// # Safety
+/// `conn` must be an open connection; `body` must read its chunk as `parameters` say and
+/// write a `returns` vector of the chunk's size.
+pub(crate) unsafe fn register_scalar(
+    conn: ffi::duckdb_connection,
+    name: &str,
+    parameters: &[ffi::DUCKDB_TYPE],
+    returns: ffi::DUCKDB_TYPE,
+    body: ffi::duckdb_scalar_function_t,
+) -> Result<(), String> {
+    let c_name = CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: `conn` is open (the caller's promise); every object made is destroyed.
+    unsafe {
+        let mut function = ffi::duckdb_create_scalar_function();
+        ffi::duckdb_scalar_function_set_name(function, c_name.as_ptr());
+        for &parameter in parameters {
+            let mut t = ffi::duckdb_create_logical_type(parameter);
+            ffi::duckdb_scalar_function_add_parameter(function, t);
+            ffi::duckdb_destroy_logical_type(&mut t);
+        }
+        let mut return_type = ffi::duckdb_create_logical_type(returns);
+        ffi::duckdb_scalar_function_set_return_type(function, return_type);
+        ffi::duckdb_destroy_logical_type(&mut return_type);
+        ffi::duckdb_scalar_function_set_function(function, body);
+        let state = ffi::duckdb_register_scalar_function(conn, function);
+        ffi::duckdb_destroy_scalar_function(&mut function);
+        if state == ffi::duckdb_state_DuckDBSuccess {
+            Ok(())
+        } else {
+            Err(format!("cannot register the {name} function"))
+        }
+    }
+}

@@ -28,7 +28,6 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::sync::{Arc, LazyLock};
 
 use duckdb::ffi;
@@ -467,28 +466,13 @@ pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
             Some(matching_pageviews),
         ),
     ];
+    const ID: ffi::DUCKDB_TYPE = ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT;
     for (name, parameters, returns, body) in functions {
-        let c_name = CString::new(name).map_err(|e| e.to_string())?;
-        // SAFETY: `conn` is open (the caller's promise); every object made is destroyed.
+        // SAFETY: `conn` is open (the caller's promise); the bodies read and write the
+        // types declared with them.
         unsafe {
-            let mut function = ffi::duckdb_create_scalar_function();
-            ffi::duckdb_scalar_function_set_name(function, c_name.as_ptr());
-            for _ in 0..parameters {
-                let mut id_type =
-                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT);
-                ffi::duckdb_scalar_function_add_parameter(function, id_type);
-                ffi::duckdb_destroy_logical_type(&mut id_type);
-            }
-            let mut return_type = ffi::duckdb_create_logical_type(returns);
-            ffi::duckdb_scalar_function_set_return_type(function, return_type);
-            ffi::duckdb_destroy_logical_type(&mut return_type);
-            ffi::duckdb_scalar_function_set_function(function, body);
-            let state = ffi::duckdb_register_scalar_function(conn, function);
-            ffi::duckdb_destroy_scalar_function(&mut function);
-            if state != ffi::duckdb_state_DuckDBSuccess {
-                return Err(format!("cannot register the {name} function"));
-            }
-        }
+            crate::database::register_scalar(conn, name, &[ID; 2][..parameters], returns, body)?
+        };
     }
     Ok(())
 }
