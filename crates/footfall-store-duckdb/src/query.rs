@@ -1349,10 +1349,9 @@ impl<'a> Builder<'a> {
     }
 
     /// `SELECT ff_collect_visits(handle, session_id, visitor_no, in range, page view in
-    /// range)` over
-    /// the hits from the range start that pass the event filters: the visits of the
-    /// load's shared set (`visit_collect.rs`), as `matching_set_select` finds them for
-    /// `msess`.
+    /// range)` over the hits from the range start that pass the event filters: the visits
+    /// of the load's shared set (`visit_collect.rs`), as `matching_set_select` finds them
+    /// for `msess`.
     fn matching_collect_select(&self, sql: &mut Sql) {
         let (_, on_events) = self.split_visit_filters();
         self.over_sessions.set(false);
