@@ -55,6 +55,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0009_event_visitor_numbers.sql"),
     ),
     (10, include_str!("../migrations/0010_event_kinds.sql")),
+    (11, include_str!("../migrations/0011_not_set_values.sql")),
 ];
 
 /// Data steps run after a migration's file, in the same transaction.
@@ -1450,7 +1451,7 @@ mod tests {
     /// Migration 8 turns a version-7 store's time columns to milliseconds (sub-millisecond
     /// digits truncated), keeps every row, and compacts the file.
     #[test]
-    fn migrations_from_7_keep_times_number_and_classify_events() {
+    fn migrations_from_7_keep_times_number_classify_events_and_empty_not_set() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("footfall.duckdb");
         {
@@ -1467,8 +1468,9 @@ mod tests {
                  'example.com' AS entry_hostname, '/p' || (s + 3) AS exit_page, \
                  'example.com' AS exit_hostname, '' AS referrer, '' AS source, '' AS channel, \
                  '' AS utm_source, '' AS utm_medium, '' AS utm_campaign, '' AS utm_content, \
-                 '' AS utm_term, '' AS device, '' AS browser, '' AS browser_version, '' AS os, \
-                 '' AS os_version, '' AS country, '' AS region, 0 AS city, '' AS country_name, \
+                 '' AS utm_term, '' AS device, \
+                 CASE WHEN s = 1 THEN '(not set)' ELSE 'Firefox' END AS browser, \
+                 '' AS browser_version, '' AS os, '' AS os_version, '' AS country, '' AS region, 0 AS city, '' AS country_name, \
                  '' AS region_name, '' AS city_name, '' AS org, '' AS label, \
                  CAST(s - 1 AS UINTEGER) AS visitor_no FROM range(1, 3) t(s);",
             )
@@ -1523,6 +1525,12 @@ mod tests {
         let kinds = [KIND_PAGEVIEW, KIND_ENGAGEMENT, KIND_CUSTOM];
         let want: Vec<(u32, u8)> = (0..6).map(|i| (i % 2, kinds[i as usize % 3])).collect();
         assert_eq!(numbered, want);
+        // Migration 11 stores a derived "(not set)" empty.
+        let browsers: Vec<String> = conn
+            .prepare("SELECT browser FROM sessions ORDER BY session_id")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>())
+            .expect("browsers");
+        assert_eq!(browsers, vec!["", "Firefox"]);
         let mut leftover = path.as_os_str().to_owned();
         leftover.push(".compact");
         assert!(!std::path::Path::new(&leftover).exists());

@@ -338,6 +338,14 @@ impl<'a> Builder<'a> {
                 let g = footfall_core::query::resolve_granularity(*g, &self.q.range);
                 format!("strftime(d{i}, '{}') AS d{i}", bucket_label_format(g))
             }
+            // Grouped as stored (`dim_expr`), the empty value labelled here, per group:
+            // per row before grouping it cost ~3 of ~15 ms (a 30-day browser breakdown
+            // at 10M events), and DuckDB groups the stored, dictionary-encoded strings
+            // faster than computed ones.
+            Dimension::Visit(a) if a.unknown_stored_empty() => match d.empty_label(self.q.api) {
+                Some(label) => format!("CASE WHEN d{i} = '' THEN '{label}' ELSE d{i} END AS d{i}"),
+                None => format!("d{i}"),
+            },
             _ => format!("d{i}"),
         }
     }
@@ -418,6 +426,8 @@ impl<'a> Builder<'a> {
                 },
             ),
             Dimension::Visit(VisitAttr::City) => format!("{}.city", self.visit_alias()),
+            // Labelled after grouping (`dim_output`).
+            Dimension::Visit(a) if a.unknown_stored_empty() => self.filter_expr(d),
             d if let Some(label) = d.empty_label(self.q.api) => {
                 let c = self.filter_expr(d);
                 format!("CASE WHEN {c} = '' THEN '{label}' ELSE {c} END")

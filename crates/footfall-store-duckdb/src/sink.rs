@@ -11,6 +11,7 @@ use duckdb::arrow::datatypes::{Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW, stored_time_us};
+use footfall_core::query::NOT_SET;
 use footfall_core::{Event, VisitAttrs};
 use footfall_store::{EventSink, RecentSession, StoreResult};
 use std::sync::Arc;
@@ -327,6 +328,16 @@ fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
             rows.iter().map(|e| e.visit.as_deref().map(f)),
         ))
     };
+    // Unknown values footfall derives are stored empty, never as the label "(not set)"
+    // (`VisitAttr::unknown_stored_empty`; migration 11).
+    let derived = |f: fn(&VisitAttrs) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(|e| {
+            e.visit.as_deref().map(|v| match f(v) {
+                NOT_SET => "",
+                value => value,
+            })
+        })))
+    };
     let columns: Vec<ArrayRef> = vec![
         u32s(rows, |e| e.site_id),
         u64s(rows, |e| e.session_id),
@@ -341,11 +352,11 @@ fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
         attr(|v| &v.utm_campaign),
         attr(|v| &v.utm_content),
         attr(|v| &v.utm_term),
-        attr(|v| &v.device),
-        attr(|v| &v.browser),
-        attr(|v| &v.browser_version),
-        attr(|v| &v.os),
-        attr(|v| &v.os_version),
+        derived(|v| &v.device),
+        derived(|v| &v.browser),
+        derived(|v| &v.browser_version),
+        derived(|v| &v.os),
+        derived(|v| &v.os_version),
         attr(|v| &v.country),
         attr(|v| &v.region),
         Arc::new(UInt32Array::from_iter(
@@ -355,7 +366,7 @@ fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
         attr(|v| &v.region_name),
         attr(|v| &v.city_name),
         attr(|v| &v.org),
-        attr(|v| &v.label),
+        derived(|v| &v.label),
         // Numbered after staging (`number_staged_visitors`).
         Arc::new(UInt32Array::from(vec![None::<u32>; rows.len()])),
     ];
@@ -1798,6 +1809,79 @@ pub(crate) mod tests {
         assert_eq!(
             visitors.results[0].metrics,
             vec![serde_json::json!(4), serde_json::json!(6)]
+        );
+    }
+
+    /// A browser sent as the text "(not set)" is stored empty (migration 11): the
+    /// breakdown, which labels the empty value after grouping, shows one "(not set)" row
+    /// with both visitors, and the `is "(not set)"` filter finds them both.
+    #[tokio::test]
+    async fn a_derived_value_named_not_set_is_stored_empty() {
+        let store = DuckStore::memory().expect("store");
+        let with_browser = |mut e: Event, browser: &str, os: &str| {
+            e.visit = Some(Arc::new(VisitAttrs {
+                browser: browser.into(),
+                os: os.into(),
+                ..(*e.visit.expect("attributes")).clone()
+            }));
+            e
+        };
+        store
+            .append(
+                Arc::new(vec![
+                    with_browser(ev(1, 10, DAY, "pageview", "/", ""), NOT_SET, "Linux"),
+                    with_browser(ev(2, 20, DAY + MIN, "pageview", "/", ""), "", "Linux"),
+                    with_browser(ev(3, 30, DAY + 2 * MIN, "pageview", "/", ""), "Firefox", ""),
+                ]),
+                1,
+            )
+            .await
+            .expect("append");
+        let conn = store.inner.writer.lock();
+        let stored: Vec<String> = conn
+            .prepare("SELECT browser FROM sessions ORDER BY session_id")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        drop(conn);
+        assert_eq!(stored, vec!["", "", "Firefox"]);
+        let rows = |body: serde_json::Value| {
+            let store = &store;
+            async move {
+                let out = store.run(1, site(), query(body)).await.expect("query");
+                out.results
+                    .iter()
+                    .map(|r| (r.dimensions.clone(), r.metrics.clone()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let range = serde_json::json!(["2024-03-09", "2024-03-11"]);
+        assert_eq!(
+            rows(
+                serde_json::json!({"site_id": "example.com", "date_range": range,
+                "metrics": ["visitors"], "dimensions": ["visit:browser", "visit:os"]})
+            )
+            .await,
+            vec![
+                (
+                    vec![serde_json::json!("(not set)"), serde_json::json!("Linux")],
+                    vec![serde_json::json!(2)]
+                ),
+                (
+                    vec![serde_json::json!("Firefox"), serde_json::json!("(not set)")],
+                    vec![serde_json::json!(1)]
+                ),
+            ]
+        );
+        assert_eq!(
+            rows(
+                serde_json::json!({"site_id": "example.com", "date_range": range,
+                "metrics": ["visitors"], "filters": [["is", "visit:browser", ["(not set)"]]]})
+            )
+            .await,
+            vec![(vec![], vec![serde_json::json!(2)])]
         );
     }
 

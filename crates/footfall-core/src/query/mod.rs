@@ -263,6 +263,20 @@ impl VisitAttr {
         })
     }
 
+    /// Whether the store keeps this attribute's unknown value only as the empty text,
+    /// never as the text "(not set)" (the store writer maps it to empty): a breakdown can
+    /// then group the stored values and show the empty one as "(not set)" afterwards,
+    /// instead of relabelling every row before grouping. Values footfall derives itself
+    /// (device, browser, OS and versions) and the site's own labels; not UTM values,
+    /// referrers or sources, which hold what visitors sent.
+    pub fn unknown_stored_empty(self) -> bool {
+        use VisitAttr::*;
+        matches!(
+            self,
+            Device | Browser | BrowserVersion | Os | OsVersion | Label
+        )
+    }
+
     /// How a breakdown by this attribute shows visits where it is empty. The v2 API as
     /// Plausible's v2 (`Plausible.Stats.SQL.Expression.select_dimension`: UTM values,
     /// device, browser, OS and their versions as "(not set)", referrer and source as
