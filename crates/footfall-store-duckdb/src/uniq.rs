@@ -19,16 +19,15 @@ pub const NAME: &str = "ff_uniq";
 /// Distinct dense numbers (a site's visitor numbers), exact at any size: a list of the
 /// numbers counted while it is shorter than the bitmap over `0..=max` is large, that
 /// bitmap after. The list takes numbers as they come, repeats too (an append stays in the
-/// caches where a hash set of the numbers missed them on most inserts), and is sorted
-/// and de-duplicated only when the count is asked. Either form takes at most 4 bytes per
+/// caches where a hash set of the numbers missed them on most inserts), and its distinct
+/// numbers are counted only when the count is asked (`count_distinct`). Either form takes at most 4 bytes per
 /// number counted. Kept sorted and distinct as it grew (a 4,096-number buffer merged into
 /// it, dense at half the bitmap), the list cost ~15 % of a 30-day `visit:source` breakdown
 /// at 10M events in sorts and merges (BENCHMARKS, twenty-sixth session). A bitmap sets
 /// one bit per row, in a block of memory the size of the site's visitor count / 8.
 #[derive(Clone, Debug, Default)]
 pub struct NumberSet {
-    /// Numbers counted while sparse, in any order, with repeats (sorted and distinct
-    /// after `count`).
+    /// Numbers counted while sparse, in any order, with repeats.
     list: Vec<u32>,
     /// The largest number counted while sparse.
     max: u32,
@@ -90,9 +89,7 @@ impl NumberSet {
     /// The count (exact).
     pub fn count(&mut self) -> u64 {
         if self.bits.is_empty() {
-            sort_numbers(&mut self.list, self.max);
-            self.list.dedup();
-            self.list.len() as u64
+            count_distinct(&self.list, self.max)
         } else {
             self.bits.iter().map(|w| u64::from(w.count_ones())).sum()
         }
@@ -109,46 +106,49 @@ impl NumberSet {
     }
 }
 
-/// Sorts `numbers` (all at most `max`): a least-significant-digit radix sort in 11-bit
-/// digits, as many as `max` has (two for up to 4M visitors), for a long list; the
-/// comparison sort for a short one. A 4,096-number sort was ~11 % of the 10M page
-/// breakdown under `perf` with the comparison sort.
-fn sort_numbers(numbers: &mut Vec<u32>, max: u32) {
-    const DIGIT: u32 = 11;
-    if numbers.len() < 512 {
-        numbers.sort_unstable();
-        return;
+/// Largest number whose list is counted in the scratch bitmap (64 MiB of it); a list
+/// with a larger one is sorted instead (visitor numbers are dense: a site would need
+/// 512M visitors).
+const SCRATCH_MAX: u32 = 1 << 29;
+
+/// The distinct numbers of `numbers` (all at most `max`, in any order, with repeats).
+/// A long list sets its numbers' bits in a bitmap kept per thread (counting the bits it
+/// sets), then clears them: two passes over the list touching a block of max / 8 bytes
+/// that stays in the caches, where a radix sort (two passes of 11-bit digits) scattered
+/// the list across 2,048 buckets twice: ~6 % of a 30-day page breakdown's samples at
+/// 10M events under `perf`, ~200 lists of up to ~31k numbers (BENCHMARKS, twenty-seventh
+/// session).
+fn count_distinct(numbers: &[u32], max: u32) -> u64 {
+    if numbers.len() < 64 || max > SCRATCH_MAX {
+        let mut sorted = numbers.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        return sorted.len() as u64;
     }
     thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+        /// All zero between calls.
+        static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    SCRATCH.with_borrow_mut(|scratch| {
-        scratch.clear();
-        scratch.resize(numbers.len(), 0);
-        let bits = u32::BITS - max.leading_zeros();
-        let mut shift = 0;
-        while shift < bits {
-            let mut starts = [0u32; 1 << DIGIT];
-            for &n in numbers.iter() {
-                starts[((n >> shift) & ((1 << DIGIT) - 1)) as usize] += 1;
-            }
-            let mut at = 0;
-            for start in starts.iter_mut() {
-                let count = *start;
-                *start = at;
-                at += count;
-            }
-            for &n in numbers.iter() {
-                let digit = ((n >> shift) & ((1 << DIGIT) - 1)) as usize;
-                if let Some(slot) = scratch.get_mut(starts[digit] as usize) {
-                    *slot = n;
-                }
-                starts[digit] += 1;
-            }
-            std::mem::swap(numbers, scratch);
-            shift += DIGIT;
+    SCRATCH.with_borrow_mut(|bits| {
+        let words = (max >> 6) as usize + 1;
+        if bits.len() < words {
+            bits.resize(words, 0);
         }
-    });
+        let mut distinct = 0u64;
+        for &n in numbers {
+            let (word, bit) = ((n >> 6) as usize, 1u64 << (n & 63));
+            if let Some(w) = bits.get_mut(word) {
+                distinct += u64::from(*w & bit == 0);
+                *w |= bit;
+            }
+        }
+        for &n in numbers {
+            if let Some(w) = bits.get_mut((n >> 6) as usize) {
+                *w = 0;
+            }
+        }
+        distinct
+    })
 }
 
 // ---- The DuckDB aggregate -------------------------------------------------------------
@@ -240,15 +240,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_sort_as_the_comparison_sort_does() {
+    fn lists_count_as_a_hash_set_does() {
         let mut x = 7u64;
         for (len, max) in [
             (5_000usize, u32::MAX),
+            (40_000, 1_500_000),
             (4_096, 1_500_000),
             (600, 2047),
             (100, 9),
+            (10, 1_000_000),
         ] {
-            let mut numbers: Vec<u32> = (0..len)
+            let numbers: Vec<u32> = (0..len)
                 .map(|_| {
                     x = x
                         .wrapping_mul(6364136223846793005)
@@ -256,20 +258,18 @@ mod tests {
                     ((x >> 32) as u32) % max.saturating_add(1).max(1)
                 })
                 .collect();
-            let numbers = if max == u32::MAX {
-                numbers
-                    .iter_mut()
-                    .for_each(|n| *n = n.wrapping_mul(2_654_435_761));
-                numbers
-            } else {
-                numbers
-            };
-            let mut want = numbers.clone();
-            want.sort_unstable();
             let top = numbers.iter().copied().max().unwrap_or(0);
-            let mut got = numbers;
-            sort_numbers(&mut got, top);
-            assert_eq!(got, want, "{len} numbers up to {max}");
+            let want = numbers
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64;
+            assert_eq!(
+                count_distinct(&numbers, top),
+                want,
+                "{len} numbers up to {max}"
+            );
+            // The scratch bitmap is left clear: the same list counts the same again.
+            assert_eq!(count_distinct(&numbers, top), want, "{len} numbers, again");
         }
     }
 
