@@ -11,6 +11,7 @@
 
 use crate::cache::{Scope, WriteLog};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A set unused for this long is dropped: the queries of one dashboard load follow each
@@ -52,9 +53,23 @@ pub(crate) struct SharedSets<'a> {
     pub writes: &'a parking_lot::Mutex<WriteLog>,
 }
 
+/// The visits open at a range's start (site, start, end) with a hit in it: what each
+/// visit breakdown of an unfiltered load would otherwise find with three scans and two
+/// joins (`query::open_at_start_ids`). Kept by the sets' rules.
+struct OpenAtStart {
+    range: (u32, i64, i64),
+    ids: Arc<[u64]>,
+    generation: u64,
+    last_used: Instant,
+}
+
+/// Ranges whose open visits are kept at most.
+const MAX_OPEN_AT_START: usize = 4;
+
 /// The sets kept; used within a query turn.
 pub(crate) struct MatchingSets {
     entries: Vec<Entry>,
+    open_at_start: Vec<OpenAtStart>,
     /// Tells this store's sets apart from other stores' in `visit_map`'s registry.
     instance: u64,
 }
@@ -64,6 +79,7 @@ impl Default for MatchingSets {
         static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         MatchingSets {
             entries: Vec::new(),
+            open_at_start: Vec::new(),
             instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -98,6 +114,52 @@ impl MatchingSets {
         self.entries
             .iter()
             .any(|e| e.key == key && e.readable(writes, now))
+    }
+
+    /// The visits open at the start of `range` (site, start, end) with a hit in it, if
+    /// a query of this load found them and no write has changed them since.
+    pub(crate) fn open_at_start(
+        &mut self,
+        range: (u32, i64, i64),
+        writes: &WriteLog,
+        now: Instant,
+    ) -> Option<Arc<[u64]>> {
+        self.open_at_start.retain(|e| {
+            now.duration_since(e.last_used) <= IDLE
+                && writes.unchanged_since(e.generation, e.range.0, e.range.2)
+        });
+        let entry = self.open_at_start.iter_mut().find(|e| e.range == range)?;
+        entry.last_used = now;
+        Some(entry.ids.clone())
+    }
+
+    /// Records the visits open at the start of `range`, found as of `generation` (read
+    /// before they were found), pushing out the least recently used beyond
+    /// `MAX_OPEN_AT_START`.
+    pub(crate) fn open_at_start_found(
+        &mut self,
+        range: (u32, i64, i64),
+        ids: Arc<[u64]>,
+        generation: u64,
+        now: Instant,
+    ) {
+        self.open_at_start.retain(|e| e.range != range);
+        if self.open_at_start.len() >= MAX_OPEN_AT_START
+            && let Some(i) = self
+                .open_at_start
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(i, _)| i)
+        {
+            self.open_at_start.remove(i);
+        }
+        self.open_at_start.push(OpenAtStart {
+            range,
+            ids,
+            generation,
+            last_used: now,
+        });
     }
 
     /// Records that `key`'s set was made from the store as of `generation` (read before
@@ -186,6 +248,41 @@ mod tests {
         assert!(sets.lookup("k", &writes, t0));
         writes.appended([(1, SCOPE.end_us - 10)]);
         assert!(!sets.lookup("k", &writes, t0));
+    }
+
+    #[test]
+    fn open_visits_are_kept_for_one_load_until_a_write_in_range() {
+        let mut sets = MatchingSets::default();
+        let mut writes = WriteLog::default();
+        let range = (1, 0, SCOPE.end_us);
+        let t0 = Instant::now();
+        assert!(sets.open_at_start(range, &writes, t0).is_none());
+        sets.open_at_start_found(range, Arc::from(vec![3u64, 9]), writes.generation(), t0);
+        let t1 = t0 + Duration::from_millis(900);
+        assert_eq!(
+            sets.open_at_start(range, &writes, t1).as_deref(),
+            Some(&[3u64, 9][..])
+        );
+        assert!(
+            sets.open_at_start((2, 0, SCOPE.end_us), &writes, t1)
+                .is_none()
+        );
+        writes.appended([(1, SCOPE.end_us + 10)]);
+        assert!(
+            sets.open_at_start(range, &writes, t1).is_some(),
+            "after the range"
+        );
+        writes.appended([(1, SCOPE.end_us - 10)]);
+        assert!(
+            sets.open_at_start(range, &writes, t1).is_none(),
+            "in the range"
+        );
+        sets.open_at_start_found(range, Arc::from(vec![]), writes.generation(), t1);
+        let later = t1 + IDLE + Duration::from_millis(1);
+        assert!(
+            sets.open_at_start(range, &writes, later).is_none(),
+            "a later load"
+        );
     }
 
     #[test]
