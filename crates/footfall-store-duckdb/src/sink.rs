@@ -1837,15 +1837,16 @@ pub(crate) mod tests {
             )
             .await
             .expect("append");
-        let conn = store.inner.writer.lock();
-        let stored: Vec<String> = conn
+        let stored: Vec<String> = store
+            .inner
+            .writer
+            .lock()
             .prepare("SELECT browser FROM sessions ORDER BY session_id")
             .expect("prepare")
             .query_map([], |r| r.get(0))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
-        drop(conn);
         assert_eq!(stored, vec!["", "", "Firefox"]);
         let rows = |body: serde_json::Value| {
             let store = &store;
