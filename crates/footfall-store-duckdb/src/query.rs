@@ -350,7 +350,7 @@ impl<'a> Builder<'a> {
                 format!("strftime(d{i}, '{}') AS d{i}", bucket_label_format(g))
             }
             // Grouped as stored (`dim_expr`), the empty value labelled here, per group:
-            // per row before grouping it cost ~3 of ~15 ms (a 30-day browser breakdown
+            // per row before grouping it cost ~3-4 of ~21 ms (a 30-day browser breakdown
             // at 10M events), and DuckDB groups the stored, dictionary-encoded strings
             // faster than computed ones.
             Dimension::Visit(a) if a.unknown_stored_empty() => match d.empty_label(self.q.api) {
