@@ -4,7 +4,9 @@
 //! - `ff_ms(TIMESTAMP_MS) -> BIGINT`: milliseconds since the Unix epoch (durations and
 //!   time on page are differences of these);
 //! - `ff_day(TIMESTAMP_MS, INTEGER offset) -> DATE`: the calendar day of the time shifted
-//!   by `offset` seconds (a site's UTC offset at that time).
+//!   by `offset` seconds (a site's UTC offset at that time);
+//! - `ff_same_day(TIMESTAMP_MS, INTEGER, TIMESTAMP_MS, INTEGER) -> BOOLEAN`: whether two
+//!   times, each with its offset, fall on the same local day.
 //!
 //! Why: DuckDB's own conversions check each value (`epoch_us`, a cast to `TIMESTAMP` or
 //! `DATE`) and cost 6-10 ns a row: the 30-day aggregate at 10M events spent ~25 of its ~55
@@ -19,6 +21,9 @@ use duckdb::ffi;
 pub const MS: &str = "ff_ms";
 /// The SQL name of the local calendar day.
 pub const DAY: &str = "ff_day";
+/// The SQL name of "two times fall on one local day" (`ff_day(a, off_a) = ff_day(b,
+/// off_b)` in one call: the daily timeseries asks it of every visit of the range twice).
+pub const SAME_DAY: &str = "ff_same_day";
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -100,20 +105,60 @@ unsafe extern "C" fn day(
     }
 }
 
-/// Registers `ff_ms` and `ff_day` in the database `conn` belongs to.
+unsafe extern "C" fn same_day(
+    _info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    output: ffi::duckdb_vector,
+) {
+    // SAFETY: TIMESTAMP_MS, INTEGER, TIMESTAMP_MS, INTEGER columns, flattened by DuckDB's
+    // C API, and a BOOLEAN output (a byte per row) of the chunk's size.
+    unsafe {
+        let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
+        let (firsts, first_vector) = column::<i64>(input, 0, rows);
+        let (first_offsets, first_offset_vector) = column::<i32>(input, 1, rows);
+        let (lasts, last_vector) = column::<i64>(input, 2, rows);
+        let (last_offsets, last_offset_vector) = column::<i32>(input, 3, rows);
+        let to =
+            std::slice::from_raw_parts_mut(ffi::duckdb_vector_get_data(output) as *mut bool, rows);
+        let local_day = |ms: i64, off: i32| {
+            ms.saturating_add(i64::from(off) * 1000)
+                .div_euclid(MS_PER_DAY)
+        };
+        for (row, to) in to.iter_mut().enumerate() {
+            *to = local_day(firsts[row], first_offsets[row])
+                == local_day(lasts[row], last_offsets[row]);
+        }
+        for vector in [
+            first_vector,
+            first_offset_vector,
+            last_vector,
+            last_offset_vector,
+        ] {
+            copy_nulls(vector, output, rows);
+        }
+    }
+}
+
+/// Registers `ff_ms`, `ff_day` and `ff_same_day` in the database `conn` belongs to.
 ///
 /// # Safety
 /// `conn` must be an open connection.
 pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
     use ffi::{
-        DUCKDB_TYPE_DUCKDB_TYPE_BIGINT as BIGINT, DUCKDB_TYPE_DUCKDB_TYPE_DATE as DATE,
-        DUCKDB_TYPE_DUCKDB_TYPE_INTEGER as INTEGER,
+        DUCKDB_TYPE_DUCKDB_TYPE_BIGINT as BIGINT, DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN as BOOLEAN,
+        DUCKDB_TYPE_DUCKDB_TYPE_DATE as DATE, DUCKDB_TYPE_DUCKDB_TYPE_INTEGER as INTEGER,
         DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_MS as TIMESTAMP_MS,
     };
     type Body = ffi::duckdb_scalar_function_t;
-    let functions: [(&str, &[ffi::DUCKDB_TYPE], ffi::DUCKDB_TYPE, Body); 2] = [
+    let functions: [(&str, &[ffi::DUCKDB_TYPE], ffi::DUCKDB_TYPE, Body); 3] = [
         (MS, &[TIMESTAMP_MS], BIGINT, Some(ms)),
         (DAY, &[TIMESTAMP_MS, INTEGER], DATE, Some(day)),
+        (
+            SAME_DAY,
+            &[TIMESTAMP_MS, INTEGER, TIMESTAMP_MS, INTEGER],
+            BOOLEAN,
+            Some(same_day),
+        ),
     ];
     for (name, parameters, returns, body) in functions {
         // SAFETY: `conn` is open (the caller's promise); the bodies read and write the
@@ -142,8 +187,9 @@ mod tests {
                  SELECT count(*) FILTER (WHERE ff_ms(ts) <> epoch_ms(ts) \
                  OR ff_day(ts, off) <> CAST(ts + to_seconds(off) AS DATE) \
                  OR ff_day(ts, CASE WHEN ts < TIMESTAMP_MS '1970-06-01' THEN off ELSE 3600 END) \
-                 <> CAST(ts + to_seconds(CASE WHEN ts < TIMESTAMP_MS '1970-06-01' THEN off ELSE 3600 END) AS DATE)) \
-                 FROM t",
+                 <> CAST(ts + to_seconds(CASE WHEN ts < TIMESTAMP_MS '1970-06-01' THEN off ELSE 3600 END) AS DATE) \
+                 OR ff_same_day(ts, off, ts2, 3600) <> (ff_day(ts, off) = ff_day(ts2, 3600))) \
+                 FROM (SELECT *, CAST(ts + to_minutes(CAST(epoch_ms(ts) % 1000 AS BIGINT)) AS TIMESTAMP_MS) AS ts2 FROM t)",
                 [],
                 |r| r.get(0),
             )
@@ -158,6 +204,16 @@ mod tests {
             )
             .expect("nulls");
         assert_eq!(nulls, (None, None));
+        let same: (Option<bool>, bool, bool) = conn
+            .query_row(
+                "SELECT ff_same_day(NULL::TIMESTAMP_MS, 0, TIMESTAMP_MS '2024-01-01', 0), \
+                 ff_same_day(TIMESTAMP_MS '2024-03-09 23:50:00', 0, TIMESTAMP_MS '2024-03-10 00:10:00', 0), \
+                 ff_same_day(TIMESTAMP_MS '2024-03-09 23:50:00', -3600, TIMESTAMP_MS '2024-03-10 00:10:00', -3600)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("same days");
+        assert_eq!(same, (None, false, true));
         let day: String = conn
             .query_row(
                 "SELECT CAST(ff_day(TIMESTAMP_MS '2024-03-10 03:30:00', -18000) AS VARCHAR)",

@@ -1052,10 +1052,25 @@ impl<'a> Builder<'a> {
             let mut out = Vec::new();
             for d in self.dims() {
                 if let Dimension::Time(g) = d {
+                    let (first, last) =
+                        (format!("{alias}.session_start"), format!("{alias}.last_ts"));
+                    let g = footfall_core::query::resolve_granularity(*g, &self.q.range);
+                    if g == TimeGranularity::Day {
+                        // One call instead of two `ff_day`s and a comparison, asked of
+                        // every visit of the range (`clock.rs`).
+                        let not = if eq == "=" { "" } else { "NOT " };
+                        out.push(format!(
+                            "{not}{}({first}, {}, {last}, {})",
+                            crate::clock::SAME_DAY,
+                            self.local_offset(&first),
+                            self.local_offset(&last)
+                        ));
+                        continue;
+                    }
                     out.push(format!(
                         "{} {eq} {}",
-                        self.time_bucket(*g, &format!("{alias}.session_start")),
-                        self.time_bucket(*g, &format!("{alias}.last_ts"))
+                        self.time_bucket(g, &first),
+                        self.time_bucket(g, &last)
                     ));
                 }
             }
