@@ -8,6 +8,9 @@
 //! others read it. A set lives while queries keep using it (at most `IDLE` apart: one
 //! dashboard load, not the next one, which finds its own) and while no committed write
 //! could have changed it (the result cache's rule, `cache::WriteLog`).
+//!
+//! Without filters, the load's visit breakdowns share the visits open at the range's
+//! start that have a hit in it (`OpenAtStart`), by the same rules.
 
 use crate::cache::{Scope, WriteLog};
 use std::hash::{DefaultHasher, Hash, Hasher};
