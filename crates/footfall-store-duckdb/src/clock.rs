@@ -27,6 +27,13 @@ pub const SAME_DAY: &str = "ff_same_day";
 
 const MS_PER_DAY: i64 = 86_400_000;
 
+/// Days since the epoch of the time `ms` shifted by `offset_s` seconds: `ff_day`'s day and
+/// `ff_same_day`'s comparison.
+fn local_day(ms: i64, offset_s: i32) -> i64 {
+    ms.saturating_add(i64::from(offset_s) * 1000)
+        .div_euclid(MS_PER_DAY)
+}
+
 /// Marks invalid in `output` the rows invalid in `input` (NULL in, NULL out).
 ///
 /// # Safety
@@ -97,8 +104,7 @@ unsafe extern "C" fn day(
         let to =
             std::slice::from_raw_parts_mut(ffi::duckdb_vector_get_data(output) as *mut i32, rows);
         for ((to, &ms), &off) in to.iter_mut().zip(times).zip(offsets) {
-            let local = ms.saturating_add(i64::from(off) * 1000);
-            *to = i32::try_from(local.div_euclid(MS_PER_DAY)).unwrap_or(i32::MAX);
+            *to = i32::try_from(local_day(ms, off)).unwrap_or(i32::MAX);
         }
         copy_nulls(time_vector, output, rows);
         copy_nulls(offset_vector, output, rows);
@@ -120,10 +126,6 @@ unsafe extern "C" fn same_day(
         let (last_offsets, last_offset_vector) = column::<i32>(input, 3, rows);
         let to =
             std::slice::from_raw_parts_mut(ffi::duckdb_vector_get_data(output) as *mut bool, rows);
-        let local_day = |ms: i64, off: i32| {
-            ms.saturating_add(i64::from(off) * 1000)
-                .div_euclid(MS_PER_DAY)
-        };
         for (row, to) in to.iter_mut().enumerate() {
             *to = local_day(firsts[row], first_offsets[row])
                 == local_day(lasts[row], last_offsets[row]);

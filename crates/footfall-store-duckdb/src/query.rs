@@ -2203,11 +2203,9 @@ fn open_at_start_ids(
     if let Some(ids) = kept {
         return Ok(ids);
     }
+    // The hits' own subquery already keeps to the visits open at the start.
     let mut sql = Sql::default();
-    sql.push("SELECT session_id FROM sessions WHERE site_id = ");
-    b.bind_site(&mut sql);
-    b.visits_open_at_start(&mut sql, "");
-    sql.push(" AND session_id IN (");
+    sql.push("SELECT DISTINCT session_id FROM (");
     b.open_at_start_with_hits(&mut sql);
     sql.push(") ORDER BY session_id");
     let ids: Vec<u64> = conn

@@ -11,7 +11,7 @@ use duckdb::arrow::datatypes::{Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
 use footfall_core::event::{ENGAGEMENT, PAGEVIEW, stored_time_us};
-use footfall_core::query::NOT_SET;
+use footfall_core::query::{NOT_SET, VisitAttr};
 use footfall_core::{Event, VisitAttrs};
 use footfall_store::{EventSink, RecentSession, StoreResult};
 use std::sync::Arc;
@@ -323,50 +323,47 @@ pub(crate) fn number_stored_visitors(conn: &Connection) -> duckdb::Result<()> {
 /// the visit's attributes from the event carrying them, NULL for a visit whose opening
 /// event is not in the batch (see `fill_missing_attributes`).
 fn staged_visits_record_batch(rows: &[&Event]) -> duckdb::Result<RecordBatch> {
-    let attr = |f: fn(&VisitAttrs) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter(
-            rows.iter().map(|e| e.visit.as_deref().map(f)),
-        ))
-    };
-    // Unknown values footfall derives are stored empty, never as the label "(not set)"
-    // (`VisitAttr::unknown_stored_empty`; migration 11).
-    let derived = |f: fn(&VisitAttrs) -> &str| -> ArrayRef {
+    // Unknown values of the attributes `VisitAttr::unknown_stored_empty` names are stored
+    // empty, never as the label "(not set)" (migration 11).
+    let attr = |a: VisitAttr, f: fn(&VisitAttrs) -> &str| -> ArrayRef {
+        let empty_not_set = a.unknown_stored_empty();
         Arc::new(StringArray::from_iter(rows.iter().map(|e| {
             e.visit.as_deref().map(|v| match f(v) {
-                NOT_SET => "",
+                NOT_SET if empty_not_set => "",
                 value => value,
             })
         })))
     };
+    use VisitAttr as A;
     let columns: Vec<ArrayRef> = vec![
         u32s(rows, |e| e.site_id),
         u64s(rows, |e| e.session_id),
         u64s(rows, |e| e.visitor_id),
-        attr(|v| &v.entry_page),
-        attr(|v| &v.entry_hostname),
-        attr(|v| &v.referrer),
-        attr(|v| &v.source),
-        attr(|v| &v.channel),
-        attr(|v| &v.utm_source),
-        attr(|v| &v.utm_medium),
-        attr(|v| &v.utm_campaign),
-        attr(|v| &v.utm_content),
-        attr(|v| &v.utm_term),
-        derived(|v| &v.device),
-        derived(|v| &v.browser),
-        derived(|v| &v.browser_version),
-        derived(|v| &v.os),
-        derived(|v| &v.os_version),
-        attr(|v| &v.country),
-        attr(|v| &v.region),
+        attr(A::EntryPage, |v| &v.entry_page),
+        attr(A::EntryPageHostname, |v| &v.entry_hostname),
+        attr(A::Referrer, |v| &v.referrer),
+        attr(A::Source, |v| &v.source),
+        attr(A::Channel, |v| &v.channel),
+        attr(A::UtmSource, |v| &v.utm_source),
+        attr(A::UtmMedium, |v| &v.utm_medium),
+        attr(A::UtmCampaign, |v| &v.utm_campaign),
+        attr(A::UtmContent, |v| &v.utm_content),
+        attr(A::UtmTerm, |v| &v.utm_term),
+        attr(A::Device, |v| &v.device),
+        attr(A::Browser, |v| &v.browser),
+        attr(A::BrowserVersion, |v| &v.browser_version),
+        attr(A::Os, |v| &v.os),
+        attr(A::OsVersion, |v| &v.os_version),
+        attr(A::Country, |v| &v.country),
+        attr(A::Region, |v| &v.region),
         Arc::new(UInt32Array::from_iter(
             rows.iter().map(|e| e.visit.as_deref().map(|v| v.city)),
         )),
-        attr(|v| &v.country_name),
-        attr(|v| &v.region_name),
-        attr(|v| &v.city_name),
-        attr(|v| &v.org),
-        derived(|v| &v.label),
+        attr(A::CountryName, |v| &v.country_name),
+        attr(A::RegionName, |v| &v.region_name),
+        attr(A::CityName, |v| &v.city_name),
+        attr(A::Org, |v| &v.org),
+        attr(A::Label, |v| &v.label),
         // Numbered after staging (`number_staged_visitors`).
         Arc::new(UInt32Array::from(vec![None::<u32>; rows.len()])),
     ];

@@ -20,11 +20,12 @@ pub const NAME: &str = "ff_uniq";
 /// numbers counted while it is shorter than the bitmap over `0..=max` is large, that
 /// bitmap after. The list takes numbers as they come, repeats too (an append stays in the
 /// caches where a hash set of the numbers missed them on most inserts), and its distinct
-/// numbers are counted only when the count is asked (`count_distinct`). Either form takes at most 4 bytes per
-/// number counted. Kept sorted and distinct as it grew (a 4,096-number buffer merged into
-/// it, dense at half the bitmap), the list cost ~15 % of a 30-day `visit:source` breakdown
-/// at 10M events in sorts and merges (BENCHMARKS, twenty-sixth session). A bitmap sets
-/// one bit per row, in a block of memory the size of the site's visitor count / 8.
+/// numbers are counted only when the count is asked (`count_distinct`). Either form takes
+/// at most 4 bytes per number counted. Kept sorted and distinct as it grew (a 4,096-number
+/// buffer merged into it, dense at half the bitmap), the list cost ~15 % of a 30-day
+/// `visit:source` breakdown at 10M events in sorts and merges (BENCHMARKS, twenty-sixth
+/// session). A bitmap sets one bit per row, in a block of memory the size of the site's
+/// visitor count / 8.
 #[derive(Clone, Debug, Default)]
 pub struct NumberSet {
     /// Numbers counted while sparse, in any order, with repeats.
