@@ -232,7 +232,7 @@ mod tests {
         sets.made("k".into(), SCOPE, writes.generation(), t0);
         crate::visit_map::publish(
             handle,
-            crate::visit_map::VisitMap::from_visits(&[(7, 0, true)]),
+            crate::visit_map::VisitMap::from_visits([(7, 0, true)]),
         );
         assert!(crate::visit_map::published(handle));
         let later = t0 + IDLE + Duration::from_millis(1);

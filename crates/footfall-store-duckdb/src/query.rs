@@ -1321,8 +1321,9 @@ impl<'a> Builder<'a> {
 
     /// `mv`, `ev` and `vis` of `one_pass_matching` (after `msess`). With a shared set,
     /// its visit map picks the visits from their scan of `sessions` instead of a join
-    /// (`visit_map.rs`), and the map counted the page views and hits of its visits when it
-    /// was made (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate
+    /// (`visit_map.rs`), the map counted the page views and hits of its visits when it
+    /// was made, and it counts their visitors (`ff_matching_visitors`, from the numbers it
+    /// holds, rather than `ff_uniq` over the scan) (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate
     /// with `page=/` 167-188 -> 142-154 ms, with `source=Google` too 191-197 -> 121-134,
     /// when they came from the set's table; figures of the counts in BENCHMARKS).
     fn one_pass_matching_ctes(&self, sql: &mut Sql) {
@@ -1338,18 +1339,16 @@ impl<'a> Builder<'a> {
             inter: "e.interactive",
         };
         if self.uses_visit_map() {
-            use crate::visit_map::{HITS, MATCHING, MATCHING_FROM_START, PAGEVIEWS};
-            sql.push(&format!(
-                "mv AS (SELECT {UNIQ}(e.visitor_no) FILTER (WHERE "
-            ));
-            self.map_call(sql, MATCHING, Some("e"));
-            sql.push(") AS visitors, ");
+            use crate::visit_map::{HITS, MATCHING_FROM_START, PAGEVIEWS, VISITORS};
+            sql.push("mv AS (SELECT ");
             self.visit_aggregates(sql, &visit, Some(&starts_in_range));
             sql.push(" FROM sessions e WHERE ");
             self.visits_passing(sql, &on_visit);
             sql.push(" AND ");
             self.map_call(sql, MATCHING_FROM_START, Some("e"));
-            sql.push("), ev AS (SELECT visitors, ");
+            sql.push("), ev AS (SELECT ");
+            self.map_call(sql, VISITORS, None);
+            sql.push(" AS visitors, ");
             self.map_call(sql, PAGEVIEWS, None);
             sql.push(" AS pageviews, ");
             self.map_call(sql, HITS, None);
@@ -2290,18 +2289,13 @@ fn matching_visit_map(
         // Every visit with a matching hit, numbered by its events (0009). The visits
         // starting after the range that this adds have no hit in range, so they change
         // nothing: each reader of "from the start" keeps visits starting in range.
-        let visits: Vec<crate::visit_map::Visit> = hits
+        let visits = hits
             .iter()
-            .map(|&(id, number, in_range, _)| (id, number, in_range))
-            .collect();
-        return Ok(crate::visit_map::VisitMap::from_visits(&visits).with_hits(&hits));
+            .map(|&(id, number, in_range, _)| (id, number, in_range));
+        return Ok(crate::visit_map::VisitMap::from_visits(visits).with_hits(hits.iter()));
     }
-    let first: Vec<crate::visit_map::Visit> = hits
-        .iter()
-        .map(|&(id, _, in_range, _)| (id, 0, in_range))
-        .collect();
-    crate::visit_map::publish(handle, crate::visit_map::VisitMap::from_visits(&first));
-    drop(first);
+    let first = hits.iter().map(|&(id, _, in_range, _)| (id, 0, in_range));
+    crate::visit_map::publish(handle, crate::visit_map::VisitMap::from_visits(first));
     let mut numbers = Sql::default();
     b.visit_map_select(&mut numbers);
     let mut visits = Vec::new();
@@ -2321,7 +2315,7 @@ fn matching_visit_map(
         }
         visits.extend((0..ids.len()).map(|i| (ids.value(i), numbers.value(i), in_range.value(i))));
     }
-    Ok(crate::visit_map::VisitMap::from_visits(&visits).with_hits(&hits))
+    Ok(crate::visit_map::VisitMap::from_visits(visits).with_hits(hits.iter()))
 }
 
 /// The rows of the main statement and its trailing flags.

@@ -9,7 +9,10 @@
 //!   visit is one of them at all (a matching hit at or after the range start: visits
 //!   starting in range count with a match after its end);
 //! - `ff_matching_hits(UBIGINT map)`, `ff_matching_pageviews(UBIGINT map) -> BIGINT`: the
-//!   matching hits in range of its visits and the page views among them.
+//!   matching hits in range of its visits and the page views among them;
+//! - `ff_matching_visitors(UBIGINT map) -> BIGINT`: the distinct visitor numbers of its
+//!   visits with a matching hit in range (the filtered aggregate's visitors, counted once
+//!   from the map instead of by `ff_uniq` over a scan of the range's visits).
 //!
 //! Why: with an event filter (`page=/`), each `visit:*` breakdown of a load picked its
 //! visits by joining the load's ~350k matching session ids to `sessions`, the timeseries
@@ -42,6 +45,8 @@ pub const MATCHING_FROM_START: &str = "ff_matching_from_start";
 /// The SQL names of the map's matching hits in range and page views among them.
 pub const HITS: &str = "ff_matching_hits";
 pub const PAGEVIEWS: &str = "ff_matching_pageviews";
+/// The SQL name of the map's visitors with a matching hit in range.
+pub const VISITORS: &str = "ff_matching_visitors";
 
 /// Ids per chunk: a chunk is a bitmap of 2^16 ids (8 KB) and its members' numbers.
 const CHUNK_BITS: u32 = 16;
@@ -102,6 +107,8 @@ pub struct VisitMap {
     /// (`with_hits`).
     hits: u64,
     pageviews: u64,
+    /// `visitors()`, counted on first use (only the aggregate asks).
+    visitors: std::sync::OnceLock<u64>,
 }
 
 /// Members a chunk needs on average for the map to use chunks: a chunk costs ~20 KB, a
@@ -117,19 +124,22 @@ impl VisitMap {
     /// The map of `visits` (any order; a visit given more than once is in range when any
     /// of its entries is, with any entry's number: `ff_collect_visits` gives one entry
     /// per matching hit, number 0).
-    pub fn from_visits(visits: &[Visit]) -> VisitMap {
+    pub fn from_visits(visits: impl IntoIterator<Item = Visit, IntoIter: Clone>) -> VisitMap {
+        let visits = visits.into_iter();
         // The chunks, found in one pass: the ids come in long runs of one chunk.
         let mut highs: Vec<u64> = Vec::new();
-        for &(id, _, _) in visits {
+        let mut count = 0;
+        for (id, _, _) in visits.clone() {
+            count += 1;
             if highs.last() != Some(&(id >> CHUNK_BITS)) {
                 highs.push(id >> CHUNK_BITS);
             }
         }
         highs.sort_unstable();
         highs.dedup();
-        if highs.len() > 16 && highs.len() * MEMBERS_PER_CHUNK > visits.len() {
+        if highs.len() > 16 && highs.len() * MEMBERS_PER_CHUNK > count {
             let mut scattered: HashMap<u64, (u32, bool)> = HashMap::new();
-            for &(id, number, in_range) in visits {
+            for (id, number, in_range) in visits {
                 let visit = scattered.entry(id).or_insert((number, false));
                 visit.1 |= in_range;
             }
@@ -155,7 +165,7 @@ impl VisitMap {
             ..VisitMap::default()
         };
         let mut hint = 0;
-        for &(id, _, in_range) in visits {
+        for (id, _, in_range) in visits.clone() {
             if let Some(chunk) = map.chunk_mut(id, &mut hint) {
                 let low = low(id);
                 chunk.members[low / 64] |= 1 << (low % 64);
@@ -173,7 +183,7 @@ impl VisitMap {
             }
             chunk.numbers = vec![0; members as usize];
         }
-        for &(id, number, _) in visits {
+        for (id, number, _) in visits {
             if let Some(chunk) = map.chunk_mut(id, &mut hint) {
                 let index = chunk.index(low(id));
                 if let Some(slot) = chunk.numbers.get_mut(index) {
@@ -184,10 +194,42 @@ impl VisitMap {
         map
     }
 
+    /// The distinct visitor numbers of the visits with a matching hit in range.
+    pub fn visitors(&self) -> u64 {
+        *self.visitors.get_or_init(|| {
+            let mut numbers = crate::uniq::NumberSet::default();
+            for &(number, in_range) in self.scattered.values() {
+                if in_range {
+                    numbers.insert(number);
+                }
+            }
+            for (_, chunk) in &self.chunks {
+                for (word, (&members, &in_range)) in
+                    chunk.members.iter().zip(&chunk.in_range).enumerate()
+                {
+                    // Members in range, each at its rank among the word's members.
+                    let mut bits = in_range & members;
+                    while bits != 0 {
+                        let bit = bits.trailing_zeros();
+                        bits &= bits - 1;
+                        let below = (members & ((1u64 << bit) - 1)).count_ones();
+                        if let Some(&n) = chunk.numbers.get((chunk.rank[word] + below) as usize) {
+                            numbers.insert(n);
+                        }
+                    }
+                }
+            }
+            numbers.count()
+        })
+    }
+
     /// Counts the hits in range among `rows` (`ff_collect_visits`'s) whose visit is in
     /// the map, and the page views among them: what `ff_matching_hits` and
     /// `ff_matching_pageviews` answer.
-    pub fn with_hits(mut self, rows: &[crate::visit_collect::Row]) -> VisitMap {
+    pub fn with_hits<'a>(
+        mut self,
+        rows: impl IntoIterator<Item = &'a crate::visit_collect::Row>,
+    ) -> VisitMap {
         let mut hint = 0;
         for &(id, _, in_range, pageview) in rows {
             if in_range && self.contains(id, &mut hint) {
@@ -419,6 +461,15 @@ unsafe extern "C" fn matching_hits(
     unsafe { each_total(info, input, output, |map| map.hits) }
 }
 
+unsafe extern "C" fn matching_visitors(
+    info: ffi::duckdb_function_info,
+    input: ffi::duckdb_data_chunk,
+    output: ffi::duckdb_vector,
+) {
+    // SAFETY: DuckDB's arguments to `ff_matching_visitors`.
+    unsafe { each_total(info, input, output, VisitMap::visitors) }
+}
+
 unsafe extern "C" fn matching_pageviews(
     info: ffi::duckdb_function_info,
     input: ffi::duckdb_data_chunk,
@@ -434,7 +485,7 @@ unsafe extern "C" fn matching_pageviews(
 /// `conn` must be an open connection.
 pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
     // (name, parameters: the handle, then a session id or nothing; result; body)
-    let functions: [(&str, usize, ffi::DUCKDB_TYPE, ffi::duckdb_scalar_function_t); 5] = [
+    let functions: [(&str, usize, ffi::DUCKDB_TYPE, ffi::duckdb_scalar_function_t); 6] = [
         (
             MATCHING,
             2,
@@ -465,6 +516,12 @@ pub unsafe fn register(conn: ffi::duckdb_connection) -> Result<(), String> {
             ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
             Some(matching_pageviews),
         ),
+        (
+            VISITORS,
+            1,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
+            Some(matching_visitors),
+        ),
     ];
     const ID: ffi::DUCKDB_TYPE = ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT;
     for (name, parameters, returns, body) in functions {
@@ -483,7 +540,7 @@ mod tests {
 
     #[test]
     fn counts_the_hits_in_range_of_its_visits() {
-        let map = VisitMap::from_visits(&[(10, 1, true), (11, 2, false)]);
+        let map = VisitMap::from_visits([(10, 1, true), (11, 2, false)]);
         let hits = [
             (10, 1, true, true),
             (10, 1, true, false),
@@ -506,7 +563,7 @@ mod tests {
                 (x, i, i % 3 != 0)
             })
             .collect();
-        let map = VisitMap::from_visits(&visits);
+        let map = VisitMap::from_visits(visits.iter().copied());
         assert!(map.chunks.is_empty(), "{} chunks", map.chunks.len());
         let mut hint = 0;
         for &(id, number, in_range) in &visits {
@@ -518,6 +575,9 @@ mod tests {
             );
         }
         assert!(!map.contains(1, &mut hint));
+        let in_range: std::collections::HashSet<u32> =
+            visits.iter().filter(|v| v.2).map(|v| v.1).collect();
+        assert_eq!(map.visitors(), in_range.len() as u64);
     }
 
     #[test]
@@ -535,7 +595,7 @@ mod tests {
             .collect();
         let mut twice = visits.clone();
         twice.extend_from_slice(&visits[..1000]);
-        let map = VisitMap::from_visits(&twice);
+        let map = VisitMap::from_visits(twice);
         assert!(
             map.scattered.is_empty() && !map.chunks.is_empty(),
             "in chunks"
@@ -547,6 +607,10 @@ mod tests {
             let want = in_range.then_some(number);
             assert_eq!(map.number_in_range(id, &mut hint), want, "{id}");
         }
+        // Visitors: the distinct numbers of the visits in range (several visits share one).
+        let in_range: std::collections::HashSet<u32> =
+            visits.iter().filter(|v| v.2).map(|v| v.1).collect();
+        assert_eq!(map.visitors(), in_range.len() as u64);
         for id in [0u64, 4, 6, 1_796_556_608_526_458, (1 << 40) + 1, u64::MAX] {
             assert!(!map.contains(id, &mut hint), "{id}");
             assert!(!map.in_range(id, &mut hint), "{id}");
