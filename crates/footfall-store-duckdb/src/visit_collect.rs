@@ -229,7 +229,14 @@ mod tests {
 
     #[test]
     fn rows_keep_their_order_across_blocks_and_reuse_dropped_blocks() {
-        let row = |i: usize| (i as u64, (i % 7) as u32, i % 2 == 0, i % 3 == 0);
+        let row = |i: usize| {
+            (
+                i as u64,
+                (i % 7) as u32,
+                i.is_multiple_of(2),
+                i.is_multiple_of(3),
+            )
+        };
         let mut first: Rows = (0..BLOCK_ROWS + 10).map(row).collect();
         let mut second: Rows = (BLOCK_ROWS + 10..3 * BLOCK_ROWS).map(row).collect();
         first.append(&mut second);

@@ -8,7 +8,7 @@
 //! allocators' C APIs, none of which takes or keeps a Rust reference.
 #![allow(unsafe_code)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// glibc's `mallinfo2` (glibc >= 2.33).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -39,7 +39,55 @@ unsafe extern "C" {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 unsafe extern "C" {
     fn mallopt(param: i32, value: i32) -> i32;
-    fn malloc_trim(pad: usize) -> i32;
+    fn dlsym(
+        handle: *mut std::ffi::c_void,
+        symbol: *const std::ffi::c_char,
+    ) -> *mut std::ffi::c_void;
+}
+
+/// glibc's `RTLD_NEXT` (dlfcn.h): the next definition of a symbol after this object's.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const RTLD_NEXT: *mut std::ffi::c_void = -1isize as *mut std::ffi::c_void;
+
+/// Stands in for glibc's `malloc_trim` in the whole binary, DuckDB's C++ included (the
+/// linker binds its calls to this definition before glibc's), and does nothing: the
+/// trimmer below decides alone when glibc's free memory goes back to the system
+/// ([`glibc_malloc_trim`] calls glibc's).
+///
+/// Why: each DuckDB worker thread idle for 0.5 s trims glibc
+/// (`TaskScheduler::ExecuteForever` -> `Allocator::ThreadFlush`), which hands back the
+/// pages of every free chunk, so each dashboard load after a pause faulted the memory of
+/// its hash tables in again: ~3.5k page faults per unfiltered load at 10M events, 64 %
+/// of them in `GroupedAggregateHashTable::Resize`'s memset (`perf record -e
+/// page-faults`), where back-to-back loads had ~1.3k.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc_trim(_pad: usize) -> i32 {
+    0
+}
+
+/// glibc's own `malloc_trim(0)`, found past the stand-in above; false when it is not
+/// found (nothing is trimmed then).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn glibc_malloc_trim() -> bool {
+    type Trim = unsafe extern "C" fn(usize) -> i32;
+    static TRIM: std::sync::OnceLock<Option<Trim>> = std::sync::OnceLock::new();
+    let trim = TRIM.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name only looks the symbol
+        // up; a non-null result is glibc's `int malloc_trim(size_t)`.
+        let found = unsafe { dlsym(RTLD_NEXT, c"malloc_trim".as_ptr()) };
+        if found.is_null() {
+            tracing::warn!("glibc's malloc_trim not found: freed memory stays resident");
+            return None;
+        }
+        // SAFETY: as above, the function's address with its C signature.
+        Some(unsafe { std::mem::transmute::<*mut std::ffi::c_void, Trim>(found) })
+    });
+    let Some(trim) = trim else { return false };
+    // SAFETY: glibc's malloc_trim takes a byte count and touches only the allocator's
+    // own free chunks, under its arena locks.
+    unsafe { trim(0) };
+    true
 }
 
 /// glibc's `M_ARENA_MAX` (malloc.h).
@@ -79,8 +127,12 @@ const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 /// How often the trimmer looks at glibc's free memory.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
-/// Free memory in glibc's arenas above which the trimmer returns it to the system.
+/// Free memory in glibc's arenas above which the trimmer returns it to the system...
 const TRIM_ABOVE: usize = 16 << 20;
+/// ...once it has stayed free this long: a dashboard's next load reuses the memory of
+/// the last one's hash tables, and returned pages are faulted in again (zeroed) when
+/// reused. (jemalloc's default decay of unused pages is 10 s too.)
+const TRIM_QUIET: Duration = Duration::from_secs(10);
 /// How often the trimmer reads the resident set when a memory target is set: a
 /// dashboard's queries free and reallocate ~100 MiB each within a few hundred ms.
 const TARGET_CHECK_EVERY: Duration = Duration::from_millis(20);
@@ -159,7 +211,9 @@ pub fn apply(settings: AllocatorSettings) {
 /// goes quiet right after a burst (start-up's id load) kept ~175 MiB freed but
 /// resident; `mi_collect` runs them.
 ///
-/// Once a second both are returned when glibc holds more than `TRIM_ABOVE` newly free.
+/// Once a second mimalloc's are returned, and glibc's when it has held more than
+/// `TRIM_ABOVE` newly free for `TRIM_QUIET` (nothing else trims glibc: DuckDB's calls
+/// reach the stand-in `malloc_trim`).
 /// With a memory `target`, the resident set is also read every `TARGET_CHECK_EVERY`, and
 /// glibc's free memory returned as soon as the set is above the target and has grown
 /// since the last trim: back-to-back dashboard queries each free ~100 MiB of DuckDB hash
@@ -199,7 +253,7 @@ fn trim_loop(target: u64) {
             last_routine = std::time::Instant::now();
             // SAFETY: mi_collect takes a flag and works on the allocator's own structures.
             unsafe { mi_collect(true) };
-            glibc.trim_if_freed(TRIM_ABOVE);
+            glibc.trim_if_freed(TRIM_ABOVE, TRIM_QUIET);
         }
     }
 }
@@ -210,29 +264,34 @@ fn trim_loop(target: u64) {
 #[derive(Default)]
 struct GlibcTrim {
     free_after: usize,
+    /// When the free memory above the mark was first seen, since the last trim.
+    freed_at: Option<Instant>,
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 impl GlibcTrim {
-    /// Trims when more than `above` bytes were freed since the last trim (allocations in
-    /// between lower the mark: they may have reused trimmed pages).
-    fn trim_if_freed(&mut self, above: usize) {
+    /// Trims when more than `above` bytes freed since the last trim have stayed free for
+    /// `quiet` (allocations in between lower the mark: they may have reused trimmed
+    /// pages).
+    fn trim_if_freed(&mut self, above: usize, quiet: Duration) {
         // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
         let free = unsafe { mallinfo2() }.fordblks;
         if free > self.free_after.saturating_add(above) {
-            self.trim();
+            let since = *self.freed_at.get_or_insert_with(Instant::now);
+            if since.elapsed() >= quiet {
+                self.trim();
+            }
         } else {
             self.free_after = self.free_after.min(free);
+            self.freed_at = None;
         }
     }
 
     fn trim(&mut self) {
-        // SAFETY: malloc_trim takes a byte count and touches only the allocator's
-        // own free chunks, under its arena locks; mallinfo2 returns a struct by value.
-        self.free_after = unsafe {
-            malloc_trim(0);
-            mallinfo2().fordblks
-        };
+        glibc_malloc_trim();
+        self.freed_at = None;
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
+        self.free_after = unsafe { mallinfo2() }.fordblks;
     }
 }
 
@@ -325,7 +384,7 @@ mod tests {
     }
 
     /// What the memory target relies on: memory freed into glibc's arenas stays
-    /// resident until `GlibcTrim` hands it back.
+    /// resident until `GlibcTrim` hands it back, whoever else calls `malloc_trim`.
     #[test]
     fn freed_glibc_memory_is_returned_to_the_system() {
         const BLOCK: usize = 64 << 10; // below glibc's mmap threshold: arena memory
@@ -345,7 +404,23 @@ mod tests {
             unsafe { free(b) };
         }
         let held = resident_bytes().expect("resident set");
-        GlibcTrim::default().trim_if_freed(TARGET_TRIM_ABOVE);
+        // `malloc_trim` as C code finds it by name (DuckDB's calls) is the stand-in: it
+        // keeps the freed memory.
+        // SAFETY: a lookup of a NUL-terminated name in the process's global scope.
+        let by_name = unsafe { dlsym(std::ptr::null_mut(), c"malloc_trim".as_ptr()) };
+        assert_eq!(
+            by_name as usize,
+            malloc_trim as extern "C" fn(usize) -> i32 as usize
+        );
+        // SAFETY: the stand-in's address, with its signature.
+        let trim: extern "C" fn(usize) -> i32 = unsafe { std::mem::transmute(by_name) };
+        trim(0);
+        let kept = resident_bytes().expect("resident set");
+        assert!(
+            held.saturating_sub(kept) < 32 << 20,
+            "resident set {held} -> {kept} bytes: DuckDB's malloc_trim returned the freed 64 MiB"
+        );
+        GlibcTrim::default().trim_if_freed(TARGET_TRIM_ABOVE, Duration::ZERO);
         let after = resident_bytes().expect("resident set");
         // SAFETY: the one block still allocated.
         unsafe { free(blocks[BLOCKS - 1]) };
