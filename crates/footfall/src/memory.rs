@@ -245,6 +245,11 @@ fn trim_loop(target: u64) {
             if rss > target && rss > rss_floor.saturating_add(TARGET_TRIM_ABOVE as u64) {
                 glibc.trim();
                 rss_floor = resident_bytes().unwrap_or(rss);
+                tracing::debug!(
+                    before_mib = rss >> 20,
+                    after_mib = rss_floor >> 20,
+                    "above the memory target: glibc's free memory returned"
+                );
             } else {
                 rss_floor = rss_floor.min(rss);
             }
@@ -279,6 +284,10 @@ impl GlibcTrim {
         if free > self.free_after.saturating_add(above) {
             let since = *self.freed_at.get_or_insert_with(Instant::now);
             if since.elapsed() >= quiet {
+                tracing::debug!(
+                    free_mib = free >> 20,
+                    "glibc's free memory returned after staying free"
+                );
                 self.trim();
             }
         } else {
