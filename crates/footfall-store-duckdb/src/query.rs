@@ -769,7 +769,15 @@ impl<'a> Builder<'a> {
         if window == Window::Visits {
             sql.push("v.entry_page, v.entry_hostname, ");
         }
-        self.filters_cond(filters, sql);
+        // Events-window rows without gaps keep only rows passing `filters` (the `WHERE`
+        // below), so `m` holds for all of them: not evaluated a second time per row (the
+        // `page=/` timeseries and page breakdown at 10M events ~1-2 ms each of ~30-40,
+        // `examples/sql_time`).
+        if window == Window::Events && !gap {
+            sql.push("true");
+        } else {
+            self.filters_cond(filters, sql);
+        }
         sql.push(" AS m");
         for (i, d) in self.dims().iter().enumerate() {
             sql.push(", ");
