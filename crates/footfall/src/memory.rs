@@ -57,19 +57,20 @@ const RTLD_NEXT: *mut std::ffi::c_void = -1isize as *mut std::ffi::c_void;
 /// Why: each DuckDB worker thread idle for 0.5 s trims glibc
 /// (`TaskScheduler::ExecuteForever` -> `Allocator::ThreadFlush`), which hands back the
 /// pages of every free chunk, so each dashboard load after a pause faulted the memory of
-/// its hash tables in again: ~3.5k page faults per unfiltered load at 10M events, 64 %
-/// of them in `GroupedAggregateHashTable::Resize`'s memset (`perf record -e
-/// page-faults`), where back-to-back loads had ~1.3k.
+/// its hash tables in again: ~6k page faults per unfiltered load at 10M events 1.5 s
+/// after the last (with the trimmer's once-a-second trims), 64 % of them in
+/// `GroupedAggregateHashTable::Resize`'s memset (`perf record -e page-faults`), where
+/// back-to-back loads had ~1.3k.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc_trim(_pad: usize) -> i32 {
     0
 }
 
-/// glibc's own `malloc_trim(0)`, found past the stand-in above; false when it is not
-/// found (nothing is trimmed then).
+/// glibc's own `malloc_trim(0)`, found past the stand-in above (nothing is trimmed if it
+/// is not found, which is logged once).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn glibc_malloc_trim() -> bool {
+fn glibc_malloc_trim() {
     type Trim = unsafe extern "C" fn(usize) -> i32;
     static TRIM: std::sync::OnceLock<Option<Trim>> = std::sync::OnceLock::new();
     let trim = TRIM.get_or_init(|| {
@@ -83,11 +84,11 @@ fn glibc_malloc_trim() -> bool {
         // SAFETY: as above, the function's address with its C signature.
         Some(unsafe { std::mem::transmute::<*mut std::ffi::c_void, Trim>(found) })
     });
-    let Some(trim) = trim else { return false };
-    // SAFETY: glibc's malloc_trim takes a byte count and touches only the allocator's
-    // own free chunks, under its arena locks.
-    unsafe { trim(0) };
-    true
+    if let Some(trim) = trim {
+        // SAFETY: glibc's malloc_trim takes a byte count and touches only the allocator's
+        // own free chunks, under its arena locks.
+        unsafe { trim(0) };
+    }
 }
 
 /// glibc's `M_ARENA_MAX` (malloc.h).
