@@ -165,11 +165,16 @@ function proxy(req, res, url) {
 
 // ---------- footfall's APIs ----------
 
+/** The UTC date `days` from today (the test sites' timezone is UTC). */
+const utcDate = (days) => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
+
 async function query(q) {
   const r = await fetch(`${FF}/api/v2/query`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${KEYS[q.site_id]}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ date_range: 'day', ...q }),
+    // Yesterday and today rather than "day": a run that crosses midnight UTC sent its
+    // first hits yesterday and asks today (a CI run at 23:59 found no page views).
+    body: JSON.stringify({ date_range: [utcDate(-1), utcDate(0)], ...q }),
   });
   const body = await r.json();
   assert.equal(r.status, 200, `query ${JSON.stringify(q)}: ${JSON.stringify(body)}`);
