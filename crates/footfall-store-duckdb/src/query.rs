@@ -1329,11 +1329,12 @@ impl<'a> Builder<'a> {
 
     /// `mv`, `ev` and `vis` of `one_pass_matching` (after `msess`). With a shared set,
     /// its visit map picks the visits from their scan of `sessions` instead of a join
-    /// (`visit_map.rs`), the map counted the page views and hits of its visits when it
-    /// was made, and it counts their visitors (`ff_matching_visitors`, from the numbers it
-    /// holds, rather than `ff_uniq` over the scan) (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate
+    /// (`visit_map.rs`), and the map counted the page views and hits of its visits when it
+    /// was made (10M events, 30 days, `scripts/dashboard-sets` alternating: the aggregate
     /// with `page=/` 167-188 -> 142-154 ms, with `source=Google` too 191-197 -> 121-134,
-    /// when they came from the set's table; figures of the counts in BENCHMARKS).
+    /// when they came from the set's table; figures of the counts in BENCHMARKS). It
+    /// counts their visitors too (`ff_matching_visitors`, from the numbers it holds,
+    /// rather than `ff_uniq` over the scan).
     fn one_pass_matching_ctes(&self, sql: &mut Sql) {
         let (on_visit, _) = self.split_visit_filters();
         let starts_in_range = |sql: &mut Sql| {

@@ -207,13 +207,11 @@ impl VisitMap {
                 for (word, (&members, &in_range)) in
                     chunk.members.iter().zip(&chunk.in_range).enumerate()
                 {
-                    // Members in range, each at its rank among the word's members.
                     let mut bits = in_range & members;
                     while bits != 0 {
-                        let bit = bits.trailing_zeros();
+                        let low = word * 64 + bits.trailing_zeros() as usize;
                         bits &= bits - 1;
-                        let below = (members & ((1u64 << bit) - 1)).count_ones();
-                        if let Some(&n) = chunk.numbers.get((chunk.rank[word] + below) as usize) {
+                        if let Some(&n) = chunk.numbers.get(chunk.index(low)) {
                             numbers.insert(n);
                         }
                     }
